@@ -1,0 +1,91 @@
+//! Engines turn ops into kernel work and report completions. The driver
+//! above them owns everything else (DESIGN.md: one driver, thin engines).
+
+use crate::op::{Cqe, Op};
+use std::io;
+
+#[cfg(target_os = "linux")]
+pub mod uring;
+
+/// Options an engine is created with.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Submission queue entries.
+    pub entries: u32,
+    /// Completion queue entries (at least `entries`).
+    pub cq_entries: u32,
+    /// Kernel-side submission polling thread.
+    pub sqpoll: bool,
+    /// Slots of the registered file table (0: none).
+    pub fixed_files: u32,
+    /// Slots of the registered buffer table (0: none).
+    pub fixed_buffers: u16,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            entries: 256,
+            cq_entries: 1024,
+            sqpoll: false,
+            fixed_files: 1024,
+            fixed_buffers: 1024,
+        }
+    }
+}
+
+/// Optional kernel features an engine may or may not have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feature {
+    Ftruncate,
+    /// Linked ops (`IOSQE_IO_LINK`): the next op starts only if this one
+    /// completed fully.
+    Link,
+}
+
+/// The interface between the driver and a backend.
+///
+/// Threading: `push`, `flush` and the register calls are made by the
+/// driver's thread only (the JS thread). `reap` and `wait` may run on any
+/// thread (the completion thread, and the JS thread reaping inline).
+pub trait Engine: Send + Sync + 'static {
+    /// `"io_uring"`, `"mio"`, `"sim"`.
+    fn name(&self) -> &'static str;
+
+    /// Queues `op` under `user_data`; `link` chains the next pushed op to it.
+    /// Returns `false` if the queue is full (flush, then push again).
+    ///
+    /// # Safety
+    /// Every pointer in `op` must stay valid, and unaliased by Rust
+    /// references, until this op's completion has been reaped.
+    unsafe fn push(&self, user_data: u64, op: &Op, link: bool) -> bool;
+
+    /// Hands queued ops to the kernel. Returns how many were taken.
+    fn flush(&self) -> io::Result<usize>;
+
+    /// Moves every ready completion into `out` without blocking.
+    fn reap(&self, out: &mut Vec<Cqe>);
+
+    /// Blocks until at least one completion is ready (or a wake-up op
+    /// completes), then reaps like [`Engine::reap`]. May return with `out`
+    /// empty if another thread reaped first.
+    fn wait(&self, out: &mut Vec<Cqe>) -> io::Result<()>;
+
+    /// Registers `len` bytes at `ptr` as fixed buffer `slot`.
+    ///
+    /// # Safety
+    /// The memory must stay allocated until `unregister_buffer(slot)`.
+    unsafe fn register_buffer(&self, slot: u16, ptr: *mut u8, len: usize) -> io::Result<()>;
+    fn unregister_buffer(&self, slot: u16);
+
+    /// Installs `fd` in fixed file `slot`.
+    fn register_file(&self, slot: u32, fd: i32) -> io::Result<()>;
+    fn unregister_file(&self, slot: u32);
+
+    /// Slots of the registered file table (0: fixed files unsupported).
+    fn fixed_file_slots(&self) -> u32;
+    /// Slots of the registered buffer table (0: fixed buffers unsupported).
+    fn fixed_buffer_slots(&self) -> u16;
+
+    fn supports(&self, feature: Feature) -> bool;
+}

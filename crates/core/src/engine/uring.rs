@@ -1,0 +1,355 @@
+//! The io_uring engine: ops become SQEs, CQEs become completions.
+//!
+//! The submission queue is touched only by the driver's thread; the
+//! completion queue is shared by the completion thread and the driver's
+//! thread (which reaps inline right after a flush, where buffered reads that
+//! hit the page cache have usually completed already), under a lock.
+
+use super::{Engine, EngineConfig, Feature};
+use crate::op::{Cqe, Op, SyncKind, Target};
+use io_uring::{opcode, squeue, types, IoUring, Probe};
+use std::io;
+use std::sync::Mutex;
+
+/// `IORING_ENTER_GETEVENTS` from `<linux/io_uring.h>`.
+const IORING_ENTER_GETEVENTS: u32 = 1;
+
+/// An io_uring instance.
+pub struct UringEngine {
+    ring: IoUring,
+    sq_lock: Mutex<()>,
+    cq_lock: Mutex<()>,
+    fixed_files: u32,
+    fixed_buffers: u16,
+    has_ftruncate: bool,
+}
+
+/// Opcodes the engine issues; a kernel missing any of them is not used.
+const REQUIRED: &[(u8, &str)] = &[
+    (opcode::Nop::CODE, "NOP"),
+    (opcode::OpenAt::CODE, "OPENAT"),
+    (opcode::Close::CODE, "CLOSE"),
+    (opcode::Read::CODE, "READ"),
+    (opcode::Write::CODE, "WRITE"),
+    (opcode::Readv::CODE, "READV"),
+    (opcode::Writev::CODE, "WRITEV"),
+    (opcode::ReadFixed::CODE, "READ_FIXED"),
+    (opcode::WriteFixed::CODE, "WRITE_FIXED"),
+    (opcode::Fsync::CODE, "FSYNC"),
+    (opcode::Statx::CODE, "STATX"),
+    (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
+];
+
+/// Why io_uring could not be set up: the syscall's errno and a sentence.
+#[derive(Debug)]
+pub struct SetupError {
+    pub errno: i32,
+    pub reason: String,
+}
+
+impl UringEngine {
+    /// Sets up a ring, probes the opcodes it needs, and prepares sparse
+    /// registered file and buffer tables.
+    pub fn new(cfg: &EngineConfig) -> Result<UringEngine, SetupError> {
+        let mut b = IoUring::builder();
+        b.setup_cqsize(cfg.cq_entries.max(cfg.entries))
+            .setup_clamp();
+        if cfg.sqpoll {
+            b.setup_sqpoll(2000);
+        }
+        let ring = b.build(cfg.entries.max(1)).map_err(|e| {
+            let errno = e.raw_os_error().unwrap_or(libc::EINVAL);
+            SetupError {
+                errno,
+                reason: format!("io_uring_setup: {}", describe_setup_errno(errno)),
+            }
+        })?;
+        let mut probe = Probe::new();
+        ring.submitter()
+            .register_probe(&mut probe)
+            .map_err(|e| SetupError {
+                errno: e.raw_os_error().unwrap_or(libc::EINVAL),
+                reason: format!("IORING_REGISTER_PROBE: {e}"),
+            })?;
+        for (code, name) in REQUIRED {
+            if !probe.is_supported(*code) {
+                return Err(SetupError {
+                    errno: libc::EINVAL,
+                    reason: format!(
+                        "io_uring opcode IORING_OP_{name} is not supported by this kernel"
+                    ),
+                });
+            }
+        }
+        let has_ftruncate = probe.is_supported(opcode::Ftruncate::CODE);
+        let fixed_files = if cfg.fixed_files > 0
+            && ring
+                .submitter()
+                .register_files_sparse(cfg.fixed_files)
+                .is_ok()
+        {
+            cfg.fixed_files
+        } else {
+            0
+        };
+        let fixed_buffers = if cfg.fixed_buffers > 0
+            && ring
+                .submitter()
+                .register_buffers_sparse(u32::from(cfg.fixed_buffers))
+                .is_ok()
+        {
+            cfg.fixed_buffers
+        } else {
+            0
+        };
+        Ok(UringEngine {
+            ring,
+            sq_lock: Mutex::new(()),
+            cq_lock: Mutex::new(()),
+            fixed_files,
+            fixed_buffers,
+            has_ftruncate,
+        })
+    }
+
+    fn drain(&self, out: &mut Vec<Cqe>) {
+        let Ok(_g) = self.cq_lock.lock() else { return };
+        // SAFETY: the CQ is only ever accessed under cq_lock, so this is the
+        // only live CompletionQueue view.
+        let cq = unsafe { self.ring.completion_shared() };
+        out.extend(cq.map(|c| Cqe {
+            user_data: c.user_data(),
+            result: c.result(),
+            flags: c.flags(),
+        }));
+    }
+}
+
+fn describe_setup_errno(errno: i32) -> String {
+    match errno {
+        libc::ENOSYS => "ENOSYS (the kernel has no io_uring)".into(),
+        libc::EPERM => "EPERM (blocked by seccomp or kernel.io_uring_disabled)".into(),
+        libc::EACCES => "EACCES (blocked by a security policy)".into(),
+        libc::ENOMEM => "ENOMEM (memlock limit too low for the rings)".into(),
+        libc::EINVAL => "EINVAL (a setup flag is not supported by this kernel)".into(),
+        e => format!("{}", io::Error::from_raw_os_error(e)),
+    }
+}
+
+fn target(t: Target) -> (types::Fd, Option<types::Fixed>) {
+    match t {
+        Target::Fd(fd) => (types::Fd(fd), None),
+        Target::Fixed(slot) => (types::Fd(-1), Some(types::Fixed(slot))),
+    }
+}
+
+/// Builds an SQE from either a plain fd or a fixed slot.
+macro_rules! with_target {
+    ($t:expr, |$f:ident| $build:expr) => {
+        match target($t) {
+            (_, Some($f)) => $build,
+            ($f, None) => $build,
+        }
+    };
+}
+
+fn sqe_for(op: &Op) -> squeue::Entry {
+    match *op {
+        Op::Nop => opcode::Nop::new().build(),
+        Op::Open { path, flags, mode } => opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path)
+            .flags(flags)
+            .mode(mode)
+            .build(),
+        Op::Close { fd } => opcode::Close::new(types::Fd(fd)).build(),
+        Op::Read {
+            target: t,
+            ptr,
+            len,
+            offset,
+            fixed,
+        } => match fixed {
+            Some(idx) => with_target!(t, |f| opcode::ReadFixed::new(f, ptr, len, idx)
+                .offset(offset)
+                .build()),
+            None => with_target!(t, |f| opcode::Read::new(f, ptr, len).offset(offset).build()),
+        },
+        Op::Write {
+            target: t,
+            ptr,
+            len,
+            offset,
+            fixed,
+        } => match fixed {
+            Some(idx) => with_target!(t, |f| opcode::WriteFixed::new(f, ptr, len, idx)
+                .offset(offset)
+                .build()),
+            None => with_target!(t, |f| opcode::Write::new(f, ptr, len)
+                .offset(offset)
+                .build()),
+        },
+        Op::Readv {
+            target: t,
+            iov,
+            count,
+            offset,
+        } => with_target!(t, |f| opcode::Readv::new(f, iov, count)
+            .offset(offset)
+            .build()),
+        Op::Writev {
+            target: t,
+            iov,
+            count,
+            offset,
+        } => with_target!(t, |f| opcode::Writev::new(f, iov, count)
+            .offset(offset)
+            .build()),
+        Op::Fsync { target: t, kind } => {
+            let flags = match kind {
+                SyncKind::Full => types::FsyncFlags::empty(),
+                SyncKind::Data => types::FsyncFlags::DATASYNC,
+            };
+            with_target!(t, |f| opcode::Fsync::new(f).flags(flags).build())
+        }
+        Op::Statx { fd, out } => opcode::Statx::new(types::Fd(fd), c"".as_ptr(), out.cast())
+            .flags(libc::AT_EMPTY_PATH)
+            .mask(libc::STATX_BASIC_STATS | libc::STATX_BTIME)
+            .build(),
+        Op::Ftruncate { target: t, len } => {
+            with_target!(t, |f| opcode::Ftruncate::new(f, len).build())
+        }
+        Op::Cancel { user_data } => opcode::AsyncCancel::new(user_data).build(),
+        Op::CancelFile { target: t } => {
+            let b = match t {
+                Target::Fd(fd) => types::CancelBuilder::fd(types::Fd(fd)),
+                Target::Fixed(s) => types::CancelBuilder::fd(types::Fixed(s)),
+            };
+            opcode::AsyncCancel2::new(b.all()).build()
+        }
+        Op::CancelAll => opcode::AsyncCancel2::new(types::CancelBuilder::any()).build(),
+    }
+}
+
+impl Engine for UringEngine {
+    fn name(&self) -> &'static str {
+        "io_uring"
+    }
+
+    unsafe fn push(&self, user_data: u64, op: &Op, link: bool) -> bool {
+        let mut sqe = sqe_for(op).user_data(user_data);
+        if link {
+            sqe = sqe.flags(squeue::Flags::IO_LINK);
+        }
+        let Ok(_g) = self.sq_lock.lock() else {
+            return false;
+        };
+        // SAFETY: the SQ is only accessed under sq_lock, so this is the only
+        // live SubmissionQueue view; the caller guarantees the pointers in
+        // `op` outlive the op.
+        let mut sq = unsafe { self.ring.submission_shared() };
+        // SAFETY: as above.
+        unsafe { sq.push(&sqe).is_ok() }
+    }
+
+    fn flush(&self) -> io::Result<usize> {
+        let _g = self
+            .sq_lock
+            .lock()
+            .map_err(|_| io::Error::other("sq lock poisoned"))?;
+        loop {
+            match self.ring.submitter().submit() {
+                Ok(n) => return Ok(n),
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn reap(&self, out: &mut Vec<Cqe>) {
+        self.drain(out);
+    }
+
+    fn wait(&self, out: &mut Vec<Cqe>) -> io::Result<()> {
+        self.drain(out);
+        if !out.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: enter with to_submit = 0 only waits for completions; it
+        // touches neither queue's memory from user space.
+        let r = unsafe {
+            self.ring
+                .submitter()
+                .enter::<libc::sigset_t>(0, 1, IORING_ENTER_GETEVENTS, None)
+        };
+        match r {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINTR) | Some(libc::EAGAIN) | Some(libc::EBUSY)
+                ) => {}
+            Err(e) => return Err(e),
+        }
+        self.drain(out);
+        Ok(())
+    }
+
+    unsafe fn register_buffer(&self, slot: u16, ptr: *mut u8, len: usize) -> io::Result<()> {
+        let iov = libc::iovec {
+            iov_base: ptr.cast(),
+            iov_len: len,
+        };
+        // SAFETY: the caller keeps the memory allocated until unregistered.
+        unsafe {
+            self.ring
+                .submitter()
+                .register_buffers_update(u32::from(slot), &[iov], None)
+        }
+    }
+
+    fn unregister_buffer(&self, slot: u16) {
+        let iov = libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        };
+        // SAFETY: an empty iovec clears the slot; no memory is referenced.
+        let _ = unsafe {
+            self.ring
+                .submitter()
+                .register_buffers_update(u32::from(slot), &[iov], None)
+        };
+    }
+
+    fn register_file(&self, slot: u32, fd: i32) -> io::Result<()> {
+        self.ring
+            .submitter()
+            .register_files_update(slot, &[fd])
+            .map(|_| ())
+    }
+
+    fn unregister_file(&self, slot: u32) {
+        let _ = self.ring.submitter().register_files_update(slot, &[-1]);
+    }
+
+    fn fixed_file_slots(&self) -> u32 {
+        self.fixed_files
+    }
+
+    fn fixed_buffer_slots(&self) -> u16 {
+        self.fixed_buffers
+    }
+
+    fn supports(&self, feature: Feature) -> bool {
+        match feature {
+            Feature::Ftruncate => self.has_ftruncate,
+            Feature::Link => true,
+        }
+    }
+}
+
+// The io-uring crate's IoUring holds raw pointers to the mapped rings; the
+// locks above serialise every access to each queue.
+// SAFETY: the ring's memory is process-wide mmap'd memory, valid on any thread.
+unsafe impl Send for UringEngine {}
+// SAFETY: all shared access goes through sq_lock / cq_lock or through
+// syscalls the kernel serialises.
+unsafe impl Sync for UringEngine {}

@@ -1,0 +1,11 @@
+//! ringline's Node binding (napi-rs): JS values in, core ops out, and one
+//! threadsafe-function call per completion batch back. No I/O logic lives
+//! here; that is `ringline-core`'s.
+
+#![deny(clippy::all)]
+
+mod completion;
+mod js;
+mod ring;
+
+pub use ring::NativeRing;

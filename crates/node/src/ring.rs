@@ -1,0 +1,791 @@
+//! `NativeRing`: the binding's one class. Each method turns JS values into
+//! one driver call and returns `0` or `-errno`; results come back through
+//! `onBatch(n)`, which reads `n` (token, result) pairs from the shared
+//! `results` Float64Array. Extra values (stat records) and the user buffers
+//! that bounced reads copy into live in the JS array `bufs`, by token.
+
+use crate::completion::{self, Tsfn};
+use crate::js;
+use napi::bindgen_prelude::{FromNapiValue, Unknown};
+use napi::{sys, Env, JsValue, Result};
+use napi_derive::napi;
+use ringline_core::buffer::{AlignedBuf, Registration};
+use ringline_core::driver::{Done, Driver, DriverConfig, Payload, UserBuf};
+use ringline_core::engine::uring::UringEngine;
+use ringline_core::engine::{Engine, EngineConfig};
+use ringline_core::op::Cqe;
+use ringline_core::{FileId, SyncKind, CURRENT_POSITION};
+use std::ffi::{c_void, CString};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::thread::JoinHandle;
+
+/// JS-thread-only state: references and the threadsafe function.
+struct JsState {
+    on_batch: sys::napi_ref,
+    results: sys::napi_ref,
+    bufs: sys::napi_ref,
+    tsfn: Option<Tsfn>,
+    thread: Option<JoinHandle<()>>,
+    refed: bool,
+    closing: bool,
+    finalized: bool,
+    hook: *const Shared,
+    env: sys::napi_env,
+}
+
+// SAFETY: JsState is only touched on the JS thread that created it; the
+// Mutex around it exists to satisfy Rust's Sync rules for Shared.
+unsafe impl Send for JsState {}
+
+/// What the Ring object, the completion thread, the threadsafe function and
+/// the env cleanup hook share.
+pub struct Shared {
+    pub driver: Mutex<Driver>,
+    pub engine: Arc<dyn Engine>,
+    /// Set when the completion thread must exit.
+    pub stop: AtomicBool,
+    /// Completions posted to the threadsafe function but not yet processed.
+    pub queued: AtomicUsize,
+    /// Completions the thread reaped after being told to stop.
+    pub stolen: Mutex<Vec<Cqe>>,
+    js: Mutex<JsState>,
+    sqpoll: bool,
+    entries: u32,
+    max_in_flight: u32,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    /// Completes a batch in the driver and delivers it (JS thread).
+    pub fn process(&self, env: Option<sys::napi_env>, cqes: &[Cqe]) {
+        let mut dones = Vec::with_capacity(cqes.len());
+        {
+            let mut d = lock(&self.driver);
+            for c in cqes {
+                d.complete(*c, &mut dones);
+            }
+            let _ = d.flush();
+        }
+        match env {
+            Some(env) => self.deliver(env, dones),
+            None => self.discard(dones),
+        }
+    }
+
+    fn discard(&self, dones: Vec<Done>) {
+        let mut d = lock(&self.driver);
+        for done in dones {
+            if let Payload::Bounce { buf, .. } = done.payload {
+                d.recycle(buf);
+            }
+        }
+    }
+
+    /// Hands settled ops to JavaScript: copies bounced reads into the user's
+    /// buffers, writes (token, result) pairs, calls `onBatch(n)`.
+    fn deliver(&self, env: sys::napi_env, dones: Vec<Done>) {
+        let (on_batch, results, bufs, finalized) = {
+            let s = lock(&self.js);
+            (s.on_batch, s.results, s.bufs, s.finalized)
+        };
+        if finalized {
+            return self.discard(dones);
+        }
+        let (Some(on_batch), Some(results), Some(bufs)) = (
+            js::deref(env, on_batch),
+            js::deref(env, results),
+            js::deref(env, bufs),
+        ) else {
+            return self.discard(dones);
+        };
+        let Some((rptr, rlen)) = js::view_bytes(env, results) else {
+            return self.discard(dones);
+        };
+        let cap = rlen / 16;
+        let out = rptr.cast::<f64>();
+        let mut n = 0usize;
+        let mut spent: Vec<AlignedBuf> = Vec::new();
+        for done in dones {
+            match done.payload {
+                Payload::Bounce { buf, user_offset } => {
+                    if let Some(target) = js::element(env, bufs, done.token) {
+                        copy_out(env, target, user_offset, buf.as_slice());
+                    }
+                    spent.push(buf);
+                }
+                Payload::Stat(s) => {
+                    if let Some(arr) = js::f64_array(env, &stat_fields(&s)) {
+                        js::set_element(env, bufs, done.token, arr);
+                    }
+                }
+                Payload::Opened(_) | Payload::None => {}
+            }
+            // SAFETY: n < cap pairs fit in the results array (rlen bytes);
+            // the array is library-internal and never detached.
+            unsafe {
+                *out.add(2 * n) = f64::from(done.token);
+                *out.add(2 * n + 1) = done.result as f64;
+            }
+            n += 1;
+            if n == cap {
+                js::call(env, on_batch, &[js::number(env, n as f64)]);
+                n = 0;
+            }
+        }
+        if n > 0 {
+            js::call(env, on_batch, &[js::number(env, n as f64)]);
+        }
+        if !spent.is_empty() {
+            let mut d = lock(&self.driver);
+            for b in spent {
+                d.recycle(b);
+            }
+        }
+        self.settle_lifecycle(env);
+    }
+
+    /// Refs the threadsafe function while ops are pending (so the process
+    /// stays alive), unrefs it when none are, and finishes a requested close
+    /// once everything has drained.
+    fn settle_lifecycle(&self, env: sys::napi_env) {
+        let pending = lock(&self.driver).pending();
+        let mut s = lock(&self.js);
+        if s.finalized {
+            return;
+        }
+        let busy = pending > 0;
+        if busy != s.refed {
+            if let Some(t) = s.tsfn {
+                // SAFETY: JS thread; tsfn is live until finalized.
+                unsafe {
+                    if busy {
+                        sys::napi_ref_threadsafe_function(env, t.0);
+                    } else {
+                        sys::napi_unref_threadsafe_function(env, t.0);
+                    }
+                }
+            }
+            s.refed = busy;
+        }
+        if s.closing && !busy {
+            drop(s);
+            self.finalize(env, true);
+        }
+    }
+
+    /// Stops the completion thread, closes remaining files, releases the
+    /// threadsafe function and JS references. `notify` calls `onBatch(-1)`.
+    fn finalize(&self, env: sys::napi_env, notify: bool) {
+        let (thread, tsfn, refs, hook) = {
+            let mut s = lock(&self.js);
+            if s.finalized {
+                return;
+            }
+            s.finalized = true;
+            (
+                s.thread.take(),
+                s.tsfn.take(),
+                (s.on_batch, s.results, s.bufs),
+                std::mem::replace(&mut s.hook, std::ptr::null()),
+            )
+        };
+        self.stop_thread(thread);
+        lock(&self.driver).finish();
+        if let Some(t) = tsfn {
+            // SAFETY: JS thread; the completion thread is joined, so nothing
+            // calls the function any more.
+            unsafe {
+                sys::napi_release_threadsafe_function(
+                    t.0,
+                    sys::ThreadsafeFunctionReleaseMode::release,
+                )
+            };
+        }
+        if !hook.is_null() {
+            // SAFETY: the hook was registered with exactly this fn and arg.
+            unsafe {
+                sys::napi_remove_env_cleanup_hook(env, Some(env_cleanup), hook as *mut c_void)
+            };
+            // SAFETY: the hook's Arc, handed out at registration.
+            drop(unsafe { Arc::from_raw(hook) });
+        }
+        if notify {
+            if let Some(f) = js::deref(env, refs.0) {
+                js::call(env, f, &[js::number(env, -1.0)]);
+            }
+        }
+        for r in [refs.0, refs.1, refs.2] {
+            js::unreference(env, r);
+        }
+    }
+
+    fn stop_thread(&self, thread: Option<JoinHandle<()>>) {
+        self.stop.store(true, Ordering::Release);
+        lock(&self.driver).wake();
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+
+    /// The env is going away (worker terminated, process exiting) with ops
+    /// possibly in flight: cancel them, and wait until the kernel has handed
+    /// back every one, so none writes into freed memory. Nothing reaches JS.
+    fn teardown(&self, env: sys::napi_env) {
+        if lock(&self.js).finalized {
+            return;
+        }
+        let mut dropped = Vec::new();
+        lock(&self.driver).shutdown(&mut dropped);
+        self.discard(dropped);
+        let thread = lock(&self.js).thread.take();
+        self.stop_thread(thread);
+        let stolen = std::mem::take(&mut *lock(&self.stolen));
+        self.process(None, &stolen);
+        let mut batch = Vec::new();
+        // Ops whose completions sit in the threadsafe function's queue are
+        // done in the kernel already; wait only for the others.
+        while lock(&self.driver).pending() > self.queued.load(Ordering::Acquire) {
+            batch.clear();
+            if self.engine.wait(&mut batch).is_err() {
+                break;
+            }
+            self.process(None, &batch);
+        }
+        self.finalize(env, false);
+    }
+}
+
+/// Copies a bounced read into the user's view (or, for `readv`, across an
+/// array of views in order). A view detached or shrunk meanwhile gets what
+/// still fits, which may be nothing: the op settles either way.
+fn copy_out(env: sys::napi_env, target: sys::napi_value, user_offset: usize, data: &[u8]) {
+    let mut is_array = false;
+    // SAFETY: live handle of the current scope.
+    unsafe { sys::napi_is_array(env, target, &mut is_array) };
+    let write = |v: sys::napi_value, off: usize, src: &[u8]| -> usize {
+        match js::view_bytes(env, v) {
+            Some((p, len)) if off < len && !p.is_null() => {
+                let n = src.len().min(len - off);
+                // SAFETY: p is valid for len bytes now (checked this call);
+                // [off, off + n) lies inside; src is library memory.
+                unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), p.add(off), n) };
+                n
+            }
+            _ => 0,
+        }
+    };
+    if is_array {
+        let mut at = 0;
+        for i in 0..js::array_len(env, target) {
+            if at >= data.len() {
+                break;
+            }
+            let Some(v) = js::element(env, target, i) else {
+                break;
+            };
+            let want = js::view_bytes(env, v).map(|(_, l)| l).unwrap_or(0);
+            write(v, 0, &data[at..]);
+            at += want;
+        }
+    } else {
+        write(target, user_offset, data);
+    }
+}
+
+fn stat_fields(s: &libc::statx) -> [f64; 18] {
+    let dev = libc::makedev(s.stx_dev_major, s.stx_dev_minor) as f64;
+    let rdev = libc::makedev(s.stx_rdev_major, s.stx_rdev_minor) as f64;
+    [
+        dev,
+        s.stx_ino as f64,
+        f64::from(s.stx_mode),
+        f64::from(s.stx_nlink),
+        f64::from(s.stx_uid),
+        f64::from(s.stx_gid),
+        rdev,
+        s.stx_size as f64,
+        f64::from(s.stx_blksize),
+        s.stx_blocks as f64,
+        s.stx_atime.tv_sec as f64,
+        f64::from(s.stx_atime.tv_nsec),
+        s.stx_mtime.tv_sec as f64,
+        f64::from(s.stx_mtime.tv_nsec),
+        s.stx_ctime.tv_sec as f64,
+        f64::from(s.stx_ctime.tv_nsec),
+        s.stx_btime.tv_sec as f64,
+        f64::from(s.stx_btime.tv_nsec),
+    ]
+}
+
+unsafe extern "C" fn env_cleanup(arg: *mut c_void) {
+    // SAFETY: arg is the Arc<Shared> registered with the hook; it is
+    // reclaimed here or in finalize (which first removes the hook), once.
+    let shared = unsafe { Arc::from_raw(arg as *const Shared) };
+    let env = {
+        let mut s = lock(&shared.js);
+        s.hook = std::ptr::null();
+        s.env
+    };
+    shared.teardown(env);
+}
+
+/// Options of a native ring (validated in TypeScript).
+#[napi(object)]
+pub struct NativeRingOptions {
+    pub entries: u32,
+    pub sqpoll: bool,
+    pub max_in_flight: u32,
+    pub register_buffers: bool,
+    pub register_files: bool,
+}
+
+/// Counters of `ring.stats()`.
+#[napi(object)]
+pub struct NativeStats {
+    pub backend: String,
+    pub submitted: f64,
+    pub completed: f64,
+    pub in_flight: u32,
+    pub queued: u32,
+    pub open_files: u32,
+    pub registered_files: u32,
+    pub registered_buffers: u32,
+    pub unregistered_buffers: u32,
+    pub buffer_registration_failures: u32,
+    pub buffer_registration_error: Option<String>,
+    pub bounced: f64,
+    pub fixed_buffer_ops: f64,
+    pub sqpoll: bool,
+    pub entries: u32,
+    pub max_in_flight: u32,
+}
+
+/// One io_uring instance, its driver and its completion thread.
+#[napi]
+pub struct NativeRing {
+    shared: Arc<Shared>,
+}
+
+fn view(env: &Env, v: &Unknown, off: f64, len: f64) -> std::result::Result<UserBuf, i32> {
+    let (p, n) = js::view_bytes(env.raw(), v.raw()).ok_or(libc::EINVAL)?;
+    if !(off >= 0.0 && len >= 0.0 && off + len <= n as f64) {
+        return Err(libc::EINVAL);
+    }
+    Ok(UserBuf {
+        // SAFETY: off <= n, so the result stays within (or one past) the view.
+        ptr: if p.is_null() {
+            p
+        } else {
+            unsafe { p.add(off as usize) }
+        },
+        len: len as usize,
+    })
+}
+
+fn position(pos: f64) -> u64 {
+    if pos < 0.0 {
+        CURRENT_POSITION
+    } else {
+        pos as u64
+    }
+}
+
+fn file(id: f64) -> std::result::Result<FileId, i32> {
+    if !(id >= 0.0 && id.fract() == 0.0 && id < 9007199254740992.0) {
+        return Err(libc::EBADF);
+    }
+    FileId::unpack(id as u64).ok_or(libc::EBADF)
+}
+
+fn status(r: std::result::Result<(), i32>) -> i32 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => -e,
+    }
+}
+
+#[napi]
+impl NativeRing {
+    /// `onBatch(n)` receives results; `results` is a Float64Array of
+    /// (token, result) pairs; `bufs` is the JS array indexed by token.
+    #[napi(constructor)]
+    pub fn new(
+        env: Env,
+        options: NativeRingOptions,
+        on_batch: Unknown,
+        results: Unknown,
+        bufs: Unknown,
+    ) -> Result<Self> {
+        let raw = env.raw();
+        let entries = options.entries.clamp(1, 32768);
+        let max_in_flight = options.max_in_flight.max(2);
+        let cfg = EngineConfig {
+            entries,
+            cq_entries: (entries * 2).max(max_in_flight.next_power_of_two()),
+            sqpoll: options.sqpoll,
+            fixed_files: if options.register_files { 1024 } else { 0 },
+            fixed_buffers: if options.register_buffers { 1024 } else { 0 },
+        };
+        let engine: Arc<dyn Engine> = Arc::new(UringEngine::new(&cfg).map_err(|e| {
+            napi::Error::new(
+                napi::Status::GenericFailure,
+                format!("{} (errno {})", e.reason, e.errno),
+            )
+        })?);
+        let driver = Driver::new(
+            engine.clone(),
+            DriverConfig {
+                max_in_flight: max_in_flight as usize,
+            },
+        );
+        let refs = (
+            js::reference(raw, on_batch.raw()),
+            js::reference(raw, results.raw()),
+            js::reference(raw, bufs.raw()),
+        );
+        let (Some(on_batch), Some(results), Some(bufs)) = refs else {
+            return Err(napi::Error::from_reason("cannot reference ring callbacks"));
+        };
+        let shared = Arc::new(Shared {
+            driver: Mutex::new(driver),
+            engine,
+            stop: AtomicBool::new(false),
+            queued: AtomicUsize::new(0),
+            stolen: Mutex::new(Vec::new()),
+            js: Mutex::new(JsState {
+                on_batch,
+                results,
+                bufs,
+                tsfn: None,
+                thread: None,
+                refed: false,
+                closing: false,
+                finalized: false,
+                hook: std::ptr::null(),
+                env: raw,
+            }),
+            sqpoll: options.sqpoll,
+            entries,
+            max_in_flight,
+        });
+        let tsfn = completion::create_tsfn(raw, &shared)?;
+        let thread = completion::spawn(shared.clone(), tsfn).map_err(|e| {
+            napi::Error::from_reason(format!("cannot start completion thread: {e}"))
+        })?;
+        let hook = Arc::into_raw(shared.clone());
+        // SAFETY: JS thread; the hook and its arg stay valid until removed
+        // in finalize or run at env teardown.
+        unsafe { sys::napi_add_env_cleanup_hook(raw, Some(env_cleanup), hook as *mut c_void) };
+        {
+            let mut s = lock(&shared.js);
+            s.tsfn = Some(tsfn);
+            s.thread = Some(thread);
+            s.hook = hook;
+        }
+        Ok(NativeRing { shared })
+    }
+
+    #[napi(getter)]
+    pub fn backend(&self) -> String {
+        self.shared.engine.name().to_string()
+    }
+
+    fn submitted(&self, env: &Env, r: std::result::Result<(), i32>) -> i32 {
+        if r.is_ok() {
+            let s = lock(&self.shared.js);
+            if !s.refed {
+                drop(s);
+                self.shared.settle_lifecycle(env.raw());
+            }
+        }
+        status(r)
+    }
+
+    #[napi]
+    pub fn open(&self, env: Env, token: u32, path: String, flags: i32, mode: u32) -> i32 {
+        let Ok(path) = CString::new(path) else {
+            return -libc::EINVAL;
+        };
+        let r = lock(&self.shared.driver).open(token, path, flags, mode);
+        self.submitted(&env, r)
+    }
+
+    #[napi]
+    pub fn read(
+        &self,
+        env: Env,
+        token: u32,
+        fid: f64,
+        buf: Unknown,
+        off: f64,
+        len: f64,
+        pos: f64,
+    ) -> i32 {
+        let r = (|| {
+            let ub = view(&env, &buf, off, len)?;
+            lock(&self.shared.driver).read(token, file(fid)?, ub, off as usize, position(pos))
+        })();
+        self.submitted(&env, r)
+    }
+
+    #[napi]
+    pub fn write(
+        &self,
+        env: Env,
+        token: u32,
+        fid: f64,
+        buf: Unknown,
+        off: f64,
+        len: f64,
+        pos: f64,
+    ) -> i32 {
+        let r = (|| {
+            let ub = view(&env, &buf, off, len)?;
+            lock(&self.shared.driver).write(token, file(fid)?, ub, position(pos))
+        })();
+        self.submitted(&env, r)
+    }
+
+    /// `bufs` is a JS array of views, each used whole.
+    #[napi]
+    pub fn vectored(
+        &self,
+        env: Env,
+        token: u32,
+        fid: f64,
+        bufs: Unknown,
+        pos: f64,
+        write: bool,
+    ) -> i32 {
+        let r = (|| {
+            let raw = env.raw();
+            let n = js::array_len(raw, bufs.raw());
+            let mut v = Vec::with_capacity(n as usize);
+            for i in 0..n {
+                let el = js::element(raw, bufs.raw(), i).ok_or(libc::EINVAL)?;
+                let (p, len) = js::view_bytes(raw, el).ok_or(libc::EINVAL)?;
+                v.push(UserBuf { ptr: p, len });
+            }
+            lock(&self.shared.driver).vectored(token, file(fid)?, &v, position(pos), write)
+        })();
+        self.submitted(&env, r)
+    }
+
+    /// `sync`: 0 none, 1 fdatasync, 2 fsync.
+    #[napi]
+    pub fn append(
+        &self,
+        env: Env,
+        token: u32,
+        fid: f64,
+        buf: Unknown,
+        off: f64,
+        len: f64,
+        sync: u32,
+    ) -> i32 {
+        let r = (|| {
+            let ub = view(&env, &buf, off, len)?;
+            let kind = match sync {
+                0 => None,
+                1 => Some(SyncKind::Data),
+                _ => Some(SyncKind::Full),
+            };
+            lock(&self.shared.driver).append(token, file(fid)?, ub, kind)
+        })();
+        self.submitted(&env, r)
+    }
+
+    #[napi]
+    pub fn sync(&self, env: Env, token: u32, fid: f64, datasync: bool) -> i32 {
+        let kind = if datasync {
+            SyncKind::Data
+        } else {
+            SyncKind::Full
+        };
+        let r = file(fid).and_then(|f| lock(&self.shared.driver).sync(token, f, kind));
+        self.submitted(&env, r)
+    }
+
+    #[napi]
+    pub fn stat(&self, env: Env, token: u32, fid: f64) -> i32 {
+        let r = file(fid).and_then(|f| lock(&self.shared.driver).stat(token, f));
+        self.submitted(&env, r)
+    }
+
+    #[napi]
+    pub fn truncate(&self, env: Env, token: u32, fid: f64, len: f64) -> i32 {
+        let mut out = Vec::new();
+        let r = file(fid)
+            .and_then(|f| lock(&self.shared.driver).truncate(token, f, len as u64, &mut out));
+        if !out.is_empty() {
+            self.shared.deliver(env.raw(), out);
+        }
+        self.submitted(&env, r)
+    }
+
+    /// Closes a file; its pending ops settle with ECANCELED right away
+    /// (through `onBatch`), the close itself when the fd is closed.
+    #[napi]
+    pub fn close_file(&self, env: Env, token: u32, fid: f64) -> i32 {
+        let mut out = Vec::new();
+        let r = file(fid).and_then(|f| lock(&self.shared.driver).close_file(token, f, &mut out));
+        if !out.is_empty() {
+            self.shared.deliver(env.raw(), out);
+        }
+        self.submitted(&env, r)
+    }
+
+    /// Settles `token` with ECANCELED if it is pending; returns whether it was.
+    #[napi]
+    pub fn cancel(&self, env: Env, token: u32) -> bool {
+        let mut out = Vec::new();
+        let hit = lock(&self.shared.driver).cancel(token, &mut out);
+        if !out.is_empty() {
+            self.shared.deliver(env.raw(), out);
+        }
+        hit
+    }
+
+    /// Submits everything queued in one syscall, then settles whatever the
+    /// kernel completed inline (page-cache hits) without a thread hop.
+    #[napi]
+    pub fn flush(&self, env: Env) -> i32 {
+        let r = lock(&self.shared.driver).flush();
+        let mut batch = Vec::new();
+        self.shared.engine.reap(&mut batch);
+        if !batch.is_empty() {
+            self.shared.process(Some(env.raw()), &batch);
+        }
+        match r {
+            Ok(()) => 0,
+            Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
+        }
+    }
+
+    /// `[fd, dioMemAlign, dioOffsetAlign, appendMode]`, or `null` for a
+    /// closed or stale handle.
+    #[napi]
+    pub fn file_info(&self, fid: f64) -> Option<Vec<f64>> {
+        let f = file(fid).ok()?;
+        let (fd, dio, append) = lock(&self.shared.driver).file_info(f).ok()?;
+        let (m, o) = dio
+            .map(|a| (f64::from(a.mem), f64::from(a.offset)))
+            .unwrap_or((0.0, 0.0));
+        Some(vec![f64::from(fd), m, o, if append { 1.0 } else { 0.0 }])
+    }
+
+    /// `size` zeroed bytes, 4096-aligned, owned by the library and
+    /// registered with the kernel where possible: ops on it are zero-copy.
+    #[napi(ts_return_type = "Buffer")]
+    pub fn alloc_aligned(&self, env: Env, size: f64) -> Result<Unknown<'_>> {
+        let size = size as usize;
+        let (buf, _reg): (Arc<AlignedBuf>, Registration) = lock(&self.shared.driver)
+            .alloc_aligned(size)
+            .map_err(|e| napi::Error::from_reason(format!("allocAligned({size}): {e}")))?;
+        let ptr = buf.as_ptr();
+        let hint = Box::into_raw(Box::new(AlignedHint {
+            buf,
+            ring: Arc::downgrade(&self.shared),
+        }));
+        let mut out = std::ptr::null_mut();
+        // SAFETY: ptr is valid for `size` bytes as long as the hint (which
+        // holds the Arc) lives; the finalizer frees the hint exactly once.
+        let st = unsafe {
+            sys::napi_create_external_buffer(
+                env.raw(),
+                size,
+                ptr.cast(),
+                Some(free_aligned),
+                hint.cast(),
+                &mut out,
+            )
+        };
+        if st != sys::Status::napi_ok {
+            // SAFETY: the buffer was not created, so the hint is still ours.
+            let h = unsafe { Box::from_raw(hint) };
+            if let Some(r) = h.ring.upgrade() {
+                lock(&r.driver).release_aligned(ptr as usize);
+            }
+            return Err(napi::Error::from_reason(
+                "napi_create_external_buffer failed",
+            ));
+        }
+        let _ = env.adjust_external_memory(size as i64);
+        // SAFETY: out is a live value of this env.
+        unsafe { Unknown::from_napi_value(env.raw(), out) }
+    }
+
+    #[napi]
+    pub fn stats(&self) -> NativeStats {
+        let s = lock(&self.shared.driver).stats();
+        NativeStats {
+            backend: self.shared.engine.name().to_string(),
+            submitted: s.submitted as f64,
+            completed: s.completed as f64,
+            in_flight: s.in_flight as u32,
+            queued: s.queued as u32,
+            open_files: s.open_files as u32,
+            registered_files: s.registered_files as u32,
+            registered_buffers: s.registered_buffers as u32,
+            unregistered_buffers: s.unregistered_buffers as u32,
+            buffer_registration_failures: s.buffer_registration_failures as u32,
+            buffer_registration_error: s.buffer_registration_errno.map(errno_name),
+            bounced: s.bounced as f64,
+            fixed_buffer_ops: s.fixed_buffer_ops as f64,
+            sqpoll: self.shared.sqpoll,
+            entries: self.shared.entries,
+            max_in_flight: self.shared.max_in_flight,
+        }
+    }
+
+    /// Closes the ring: pending ops settle with ECANCELED now; `onBatch(-1)`
+    /// follows once the kernel has handed back every op.
+    #[napi]
+    pub fn close(&self, env: Env) {
+        let mut out = Vec::new();
+        {
+            let mut s = lock(&self.shared.js);
+            if s.closing || s.finalized {
+                return;
+            }
+            s.closing = true;
+        }
+        lock(&self.shared.driver).shutdown(&mut out);
+        self.shared.deliver(env.raw(), out);
+        // deliver() finalizes when nothing is pending; else the last
+        // completion does.
+        self.shared.settle_lifecycle(env.raw());
+    }
+}
+
+struct AlignedHint {
+    buf: Arc<AlignedBuf>,
+    ring: Weak<Shared>,
+}
+
+unsafe extern "C" fn free_aligned(env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+    // SAFETY: hint is the Box created in alloc_aligned, freed only here.
+    let h = unsafe { Box::from_raw(hint as *mut AlignedHint) };
+    if let Some(r) = h.ring.upgrade() {
+        lock(&r.driver).release_aligned(h.buf.as_ptr() as usize);
+    }
+    let mut adjusted = 0;
+    // SAFETY: finalizers run on the JS thread with a live env.
+    unsafe { sys::napi_adjust_external_memory(env, -(h.buf.len() as i64), &mut adjusted) };
+}
+
+fn errno_name(e: i32) -> String {
+    match e {
+        libc::ENOMEM => "ENOMEM".into(),
+        libc::EPERM => "EPERM".into(),
+        libc::EFAULT => "EFAULT".into(),
+        libc::EINVAL => "EINVAL".into(),
+        libc::EOVERFLOW => "EOVERFLOW".into(),
+        libc::EBUSY => "EBUSY".into(),
+        e => format!("errno {e}"),
+    }
+}

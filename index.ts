@@ -1,0 +1,18 @@
+// ringline: io_uring file (and soon network) I/O for Node.js.
+// See README.md for the quick start; DESIGN.md for how it is built.
+
+export { Ring, type RingOptions, type OpenOptions, type RingStats } from './lib/ring'
+export { defaultRing, open, allocAligned } from './lib/default'
+export {
+  FileHandle,
+  type ReadOptions,
+  type WriteOptions,
+  type ReadRequest,
+  type AppendOptions,
+  type SignalOptions,
+  type DirectAlignment,
+} from './lib/file'
+export type { ReadResult, WriteResult, ReadvResult, WritevResult } from './lib/core'
+export { Stats } from './lib/stats'
+export { AbortError, type SystemError } from './lib/errors'
+export type { BufferLike, Position } from './lib/validators'

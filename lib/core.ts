@@ -1,0 +1,287 @@
+// The JS half of a Ring: tokens, pending ops, batched flushing and
+// settlement. One RingCore per Ring; FileHandles submit through it.
+//
+// Submitting: each op takes a token, calls the native ring (which queues it
+// without a syscall) and schedules one microtask flush, so every op of one
+// synchronous run of JS goes to the kernel in one io_uring_enter.
+// Completing: native code writes (token, result) pairs into `results` and
+// calls onBatch(n) once per batch; the promises of the batch settle there.
+
+import { NativeRing, type NativeRingOptions, type NativeStats } from './native'
+import { AbortError, systemError, type SystemError } from './errors'
+import { Stats } from './stats'
+
+// How a result becomes a value.
+const K_VOID = 0
+const K_NUMBER = 1
+const K_READ = 2
+const K_WRITE = 3
+const K_READV = 4
+const K_WRITEV = 5
+const K_STAT = 6
+const K_OPEN = 7
+const K_MANY = 8
+
+export interface ReadResult<T extends ArrayBufferView = Buffer> {
+  bytesRead: number
+  buffer: T
+}
+export interface WriteResult<T extends ArrayBufferView | string = Buffer> {
+  bytesWritten: number
+  buffer: T
+}
+export interface ReadvResult<T extends ArrayBufferView[] = ArrayBufferView[]> {
+  bytesRead: number
+  buffers: T
+}
+export interface WritevResult<T extends ArrayBufferView[] = ArrayBufferView[]> {
+  bytesWritten: number
+  buffers: T
+}
+
+/** Collects the results of a readMany batch into one promise. */
+class Group {
+  remaining: number
+  counts: number[]
+  error: Error | null = null
+  constructor(
+    n: number,
+    readonly resolve: (v: number[]) => void,
+    readonly reject: (e: Error) => void,
+  ) {
+    this.remaining = n
+    this.counts = new Array<number>(n).fill(0)
+  }
+}
+
+class Op {
+  resolve: (v: never) => void = noop
+  reject: (e: Error) => void = noop
+  aborted = false
+  signal: AbortSignal | undefined = undefined
+  onAbort: (() => void) | undefined = undefined
+  constructor(
+    readonly kind: number,
+    readonly syscall: string,
+    readonly ctx: unknown,
+    readonly path: string | undefined,
+    readonly index = 0,
+  ) {}
+}
+
+function noop(): void {}
+
+export type OpenFactory = (id: number, info: number[]) => unknown
+
+export class RingCore {
+  readonly native: NativeRing
+  readonly backend: string
+  private readonly results = new Float64Array(2 * 1024)
+  private readonly bufs: unknown[] = []
+  private readonly ops: (Op | undefined)[] = []
+  private readonly free: number[] = []
+  private next = 0
+  private scheduled = false
+  closed = false
+  private closing: Promise<void> | null = null
+  private closeResolve: () => void = noop
+
+  constructor(options: NativeRingOptions) {
+    this.native = new NativeRing(options, (n) => this.onBatch(n), this.results, this.bufs)
+    this.backend = this.native.backend
+  }
+
+  private token(): number {
+    const t = this.free.pop()
+    return t === undefined ? this.next++ : t
+  }
+
+  private readonly flush = (): void => {
+    this.scheduled = false
+    if (this.closed && this.closing === null) return
+    this.native.flush()
+  }
+
+  private schedule(): void {
+    if (!this.scheduled) {
+      this.scheduled = true
+      queueMicrotask(this.flush)
+    }
+  }
+
+  /**
+   * Registers an op under a fresh token, calls `submit(token)` (the native
+   * call), and returns the op's promise.
+   */
+  begin<T>(
+    kind: number,
+    syscall: string,
+    ctx: unknown,
+    path: string | undefined,
+    signal: AbortSignal | undefined,
+    submit: (token: number) => number,
+  ): Promise<T> {
+    if (signal?.aborted) return Promise.reject(new AbortError(undefined, { cause: signal.reason }))
+    const token = this.token()
+    const op = new Op(kind, syscall, ctx, path)
+    const p = new Promise<T>((resolve, reject) => {
+      op.resolve = resolve as (v: never) => void
+      op.reject = reject
+    })
+    this.ops[token] = op
+    this.bufs[token] = ctx
+    const status = submit(token)
+    if (status < 0) {
+      if (this.ops[token] === op) this.release(token)
+      op.reject(systemError(status, syscall, path))
+      return p
+    }
+    if (signal !== undefined && this.ops[token] === op) this.watch(token, op, signal)
+    this.schedule()
+    return p
+  }
+
+  private watch(token: number, op: Op, signal: AbortSignal): void {
+    op.signal = signal
+    op.onAbort = () => {
+      if (this.ops[token] !== op) return
+      op.aborted = true
+      this.native.cancel(token)
+    }
+    signal.addEventListener('abort', op.onAbort, { once: true })
+  }
+
+  /** Submits one read per request as a single batch; one promise for all. */
+  many(syscall: string, n: number, signal: AbortSignal | undefined, submit: (token: number, i: number) => number): Promise<number[]> {
+    if (signal?.aborted) return Promise.reject(new AbortError(undefined, { cause: signal.reason }))
+    let group!: Group
+    const p = new Promise<number[]>((resolve, reject) => {
+      group = new Group(n, resolve, reject)
+    })
+    if (n === 0) {
+      group.resolve([])
+      return p
+    }
+    const tokens: number[] = []
+    for (let i = 0; i < n; i++) {
+      const token = this.token()
+      const op = new Op(K_MANY, syscall, group, undefined, i)
+      this.ops[token] = op
+      const status = submit(token, i)
+      if (status < 0) {
+        if (this.ops[token] === op) this.release(token)
+        group.error ??= systemError(status, syscall)
+        group.remaining -= n - i
+        break
+      }
+      tokens.push(token)
+    }
+    if (group.remaining === 0) {
+      this.finishGroup(group)
+      return p
+    }
+    if (signal !== undefined) {
+      const onAbort = (): void => {
+        group.error ??= new AbortError(undefined, { cause: signal.reason })
+        for (const t of tokens) if (this.ops[t]?.ctx === group) this.native.cancel(t)
+      }
+      signal.addEventListener('abort', onAbort, { once: true })
+      const done = (): void => signal.removeEventListener('abort', onAbort)
+      p.then(done, done)
+    }
+    this.schedule()
+    return p
+  }
+
+  private release(token: number): void {
+    this.ops[token] = undefined
+    this.bufs[token] = undefined
+    this.free.push(token)
+  }
+
+  private onBatch(n: number): void {
+    if (n < 0) {
+      this.closeResolve()
+      return
+    }
+    const r = this.results
+    for (let i = 0; i < n; i++) {
+      const token = r[2 * i]
+      const result = r[2 * i + 1]
+      const op = this.ops[token]
+      const extra = this.bufs[token]
+      this.ops[token] = undefined
+      this.bufs[token] = undefined
+      this.free.push(token)
+      if (op !== undefined) this.settle(op, result, extra)
+    }
+  }
+
+  private settle(op: Op, result: number, extra: unknown): void {
+    if (op.onAbort !== undefined) op.signal!.removeEventListener('abort', op.onAbort)
+    if (op.kind === K_MANY) {
+      const g = op.ctx as Group
+      if (result < 0) g.error ??= systemError(result, op.syscall)
+      else g.counts[op.index] = result
+      if (--g.remaining === 0) this.finishGroup(g)
+      return
+    }
+    if (result < 0) {
+      if (op.aborted) op.reject(new AbortError(undefined, { cause: op.signal?.reason }))
+      else op.reject(systemError(result, op.syscall, op.path))
+      return
+    }
+    const resolve = op.resolve as (v: unknown) => void
+    switch (op.kind) {
+      case K_READ:
+        resolve({ bytesRead: result, buffer: op.ctx })
+        break
+      case K_WRITE:
+        resolve({ bytesWritten: result, buffer: op.ctx })
+        break
+      case K_READV:
+        resolve({ bytesRead: result, buffers: op.ctx })
+        break
+      case K_WRITEV:
+        resolve({ bytesWritten: result, buffers: op.ctx })
+        break
+      case K_STAT:
+        resolve(new Stats(extra as Float64Array))
+        break
+      case K_OPEN: {
+        const info = this.native.fileInfo(result)
+        if (info === null) op.reject(systemError(-9, op.syscall, op.path))
+        else resolve((op.ctx as OpenFactory)(result, info))
+        break
+      }
+      case K_NUMBER:
+        resolve(result)
+        break
+      default:
+        resolve(undefined)
+    }
+  }
+
+  private finishGroup(g: Group): void {
+    if (g.error !== null) g.reject(g.error)
+    else g.resolve(g.counts)
+  }
+
+  stats(): NativeStats {
+    return this.native.stats()
+  }
+
+  /** Closes the ring; pending ops reject with ECANCELED at once. */
+  close(): Promise<void> {
+    if (this.closing !== null) return this.closing
+    this.closed = true
+    this.closing = new Promise<void>((resolve) => {
+      this.closeResolve = resolve
+    })
+    this.native.close()
+    return this.closing
+  }
+}
+
+export const Kinds = { K_VOID, K_NUMBER, K_READ, K_WRITE, K_READV, K_WRITEV, K_STAT, K_OPEN } as const
+export type { SystemError }

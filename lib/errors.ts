@@ -1,0 +1,91 @@
+// Node-style errors: argument errors with Node's codes and messages, and
+// system errors shaped like those of node:fs (code, negative errno, syscall,
+// path, and the message libuv would give).
+
+import { inspect, getSystemErrorMap } from 'node:util'
+
+/** Error codes ringline raises for bad arguments, as Node does. */
+export type ArgErrorCode = 'ERR_INVALID_ARG_TYPE' | 'ERR_OUT_OF_RANGE' | 'ERR_INVALID_ARG_VALUE'
+
+/** A Node-style system error (`ENOENT`, `EBADF`, ...). */
+export interface SystemError extends Error {
+  code: string
+  errno: number
+  syscall: string
+  path?: string
+}
+
+function withCode<E extends Error>(err: E, code: string): E & { code: string } {
+  const e = err as E & { code: string }
+  e.code = code
+  // Node prints "TypeError [ERR_X]: ..." from the stack; match it.
+  e.stack = e.stack?.replace(/^(\w+)/, `$1 [${code}]`)
+  return e
+}
+
+/** How Node describes a received value at the end of an argument error. */
+export function describeReceived(value: unknown): string {
+  if (value == null) return ` Received ${value}`
+  if (typeof value === 'function') return ` Received function ${value.name}`
+  if (typeof value === 'object') {
+    const ctor = (value as object).constructor
+    if (ctor?.name) return ` Received an instance of ${ctor.name}`
+    return ` Received ${inspect(value, { depth: -1 })}`
+  }
+  let shown = inspect(value, { colors: false })
+  if (shown.length > 28) shown = `${shown.slice(0, 25)}...`
+  return ` Received type ${typeof value} (${shown})`
+}
+
+/** `TypeError [ERR_INVALID_ARG_TYPE]`. `expected` reads like Node's: "of type number". */
+export function invalidArgType(name: string, expected: string, value: unknown): TypeError & { code: string } {
+  const what = name.includes('.') ? 'property' : 'argument'
+  return withCode(new TypeError(`The "${name}" ${what} must be ${expected}.${describeReceived(value)}`), 'ERR_INVALID_ARG_TYPE')
+}
+
+/** `RangeError [ERR_OUT_OF_RANGE]`. */
+export function outOfRange(name: string, range: string, value: unknown): RangeError & { code: string } {
+  const shown = typeof value === 'number' || typeof value === 'bigint' ? String(value) : inspect(value)
+  return withCode(new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${shown}`), 'ERR_OUT_OF_RANGE')
+}
+
+/** `TypeError [ERR_INVALID_ARG_VALUE]`. */
+export function invalidArgValue(name: string, value: unknown, reason = 'is invalid'): TypeError & { code: string } {
+  const kind = name.includes('.') ? 'property' : 'argument'
+  return withCode(new TypeError(`The ${kind} '${name}' ${reason}. Received ${inspect(value)}`), 'ERR_INVALID_ARG_VALUE')
+}
+
+const systemErrors = getSystemErrorMap()
+
+/**
+ * A system error for a negative errno from the kernel, shaped like Node's:
+ * `ENOENT: no such file or directory, open '/x'`.
+ */
+export function systemError(errno: number, syscall: string, path?: string, detail?: string): SystemError {
+  const neg = errno > 0 ? -errno : errno
+  const [code, description] = systemErrors.get(neg) ?? [`Unknown system error ${neg}`, 'unknown error']
+  let message = `${code}: ${detail ?? description}, ${syscall}`
+  if (path !== undefined) message += ` '${path}'`
+  const err = new Error(message) as SystemError
+  err.errno = neg
+  err.code = code
+  err.syscall = syscall
+  if (path !== undefined) err.path = path
+  return err
+}
+
+/** Node's `AbortError` (`code: 'ABORT_ERR'`, `name: 'AbortError'`). */
+export class AbortError extends Error {
+  readonly code = 'ABORT_ERR'
+  constructor(message = 'The operation was aborted', options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'AbortError'
+  }
+}
+
+/** Raised by operations on a Ring that has been closed. */
+export function ringClosed(syscall: string): Error & { code: string } {
+  const e = new Error(`Ring is closed, ${syscall}`) as Error & { code: string }
+  e.code = 'ERR_RING_CLOSED'
+  return e
+}

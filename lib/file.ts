@@ -1,0 +1,382 @@
+// FileHandle: what `open()` resolves to. Its methods follow
+// node:fs/promises FileHandle (signatures, results, errors), plus
+// readMany (one batch, one promise) and append (write + linked sync).
+
+import { Kinds, type RingCore, type ReadResult, type WriteResult, type ReadvResult, type WritevResult } from './core'
+import { systemError, invalidArgType, invalidArgValue, type SystemError } from './errors'
+import {
+  validateBuffer,
+  validateInteger,
+  validateObject,
+  validatePosition,
+  validateRange,
+  validateSignal,
+  MAX_IO,
+  type BufferLike,
+  type Position,
+} from './validators'
+import type { Stats } from './stats'
+
+const { K_VOID, K_READ, K_WRITE, K_READV, K_WRITEV, K_STAT } = Kinds
+
+export interface ReadOptions<T extends BufferLike = Buffer> {
+  buffer?: T
+  offset?: number
+  length?: number
+  position?: Position
+  signal?: AbortSignal
+}
+
+export interface WriteOptions {
+  offset?: number
+  length?: number
+  position?: Position
+  signal?: AbortSignal
+}
+
+export interface ReadRequest {
+  buffer: BufferLike
+  position: Position
+  offset?: number
+  length?: number
+}
+
+export interface AppendOptions {
+  /** `'data'`: fdatasync after the write; `'full'` (or `true`): fsync; default none. */
+  sync?: 'data' | 'full' | 'none' | boolean
+  signal?: AbortSignal
+}
+
+export interface SignalOptions {
+  signal?: AbortSignal
+}
+
+/** `O_DIRECT` alignment of a file opened with `{ direct: true }`. */
+export interface DirectAlignment {
+  /** Memory address alignment the kernel needs (ringline bounces what misses it). */
+  memory: number
+  /** Alignment of positions and lengths. */
+  offset: number
+}
+
+const DEFAULT_READ_SIZE = 16384
+
+/** An open file of a Ring. */
+export class FileHandle {
+  #core: RingCore
+  #id: number
+  #fd: number
+  #path: string
+  #direct: DirectAlignment | null
+  #closing: Promise<void> | null = null
+
+  /** @internal Created by `open()`. */
+  constructor(core: RingCore, id: number, info: number[], path: string) {
+    this.#core = core
+    this.#id = id
+    this.#fd = info[0]
+    this.#direct = info[2] > 0 ? { memory: info[1], offset: info[2] } : null
+    this.#path = path
+  }
+
+  /** The file descriptor, like node:fs/promises FileHandle.fd (-1 once closed). */
+  get fd(): number {
+    return this.#closing === null && !this.#core.closed ? this.#fd : -1
+  }
+
+  /** The path the file was opened with. */
+  get path(): string {
+    return this.#path
+  }
+
+  /** Alignment `O_DIRECT` needs, or null for a buffered file. */
+  get direct(): DirectAlignment | null {
+    return this.#direct
+  }
+
+  #closed(syscall: string): SystemError | null {
+    return this.#closing !== null || this.#core.closed ? systemError(-9, syscall) : null
+  }
+
+  /** Rejects positions and lengths that `O_DIRECT` cannot take, naming the alignment. */
+  #alignment(syscall: string, position: number, length: number): SystemError | null {
+    const a = this.#direct
+    if (a === null) return null
+    if ((position >= 0 && position % a.offset !== 0) || length % a.offset !== 0) {
+      return systemError(
+        -22,
+        syscall,
+        undefined,
+        `O_DIRECT needs position and length aligned to ${a.offset} bytes (got position ${position < 0 ? 'current' : position}, length ${length})`,
+      )
+    }
+    return null
+  }
+
+  /**
+   * Reads into `buffer` like node:fs/promises: `read(buffer, offset?, length?, position?)`,
+   * `read(buffer, options?)` or `read(options?)`.
+   */
+  read<T extends BufferLike = Buffer>(buffer: T, offset?: number | null, length?: number | null, position?: Position): Promise<ReadResult<T>>
+  read<T extends BufferLike = Buffer>(buffer: T, options?: ReadOptions<T>): Promise<ReadResult<T>>
+  read<T extends BufferLike = Buffer>(options?: ReadOptions<T>): Promise<ReadResult<T>>
+  read<T extends BufferLike>(a?: unknown, b?: unknown, c?: unknown, d?: unknown): Promise<ReadResult<T>> {
+    try {
+      let buffer: BufferLike
+      let offset: unknown
+      let length: unknown
+      let position: unknown
+      let signal: AbortSignal | undefined
+      if (ArrayBuffer.isView(a)) {
+        buffer = validateBuffer(a)
+        if (b !== null && typeof b === 'object') {
+          const o = b as ReadOptions
+          ;({ offset, length, position } = o)
+          signal = validateSignal(o.signal)
+        } else {
+          offset = b
+          length = c
+          position = d
+        }
+      } else {
+        const o = a === undefined || a === null ? {} : validateObject(a, 'options')
+        buffer = o.buffer === undefined ? Buffer.alloc(DEFAULT_READ_SIZE) : validateBuffer(o.buffer, 'options.buffer')
+        offset = o.offset
+        length = o.length
+        position = o.position
+        signal = validateSignal(o.signal)
+      }
+      const [off, len] = validateRange(buffer, offset, length)
+      const pos = validatePosition(position)
+      const closed = this.#closed('read') ?? this.#alignment('read', pos, len)
+      if (closed) return Promise.reject(closed)
+      if (len === 0) return Promise.resolve({ bytesRead: 0, buffer: buffer as T })
+      const id = this.#id
+      const native = this.#core.native
+      return this.#core.begin(K_READ, 'read', buffer, undefined, signal, (t) => native.read(t, id, buffer, off, len, pos))
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /**
+   * Writes like node:fs/promises: `write(buffer, offset?, length?, position?)`,
+   * `write(buffer, options?)`, or `write(string, position?, encoding?)`.
+   */
+  write<T extends BufferLike>(buffer: T, offset?: number | null, length?: number | null, position?: Position): Promise<WriteResult<T>>
+  write<T extends BufferLike>(buffer: T, options?: WriteOptions): Promise<WriteResult<T>>
+  write(data: string, position?: Position, encoding?: BufferEncoding): Promise<WriteResult<string>>
+  write(a: unknown, b?: unknown, c?: unknown, d?: unknown): Promise<WriteResult<BufferLike | string>> {
+    try {
+      let buffer: BufferLike
+      let ctx: BufferLike | string
+      let offset: unknown
+      let length: unknown
+      let position: unknown
+      let signal: AbortSignal | undefined
+      if (typeof a === 'string') {
+        const enc = c === undefined || c === null ? 'utf8' : c
+        if (typeof enc !== 'string' || !Buffer.isEncoding(enc)) throw invalidArgValue('encoding', c, 'is invalid encoding')
+        buffer = Buffer.from(a, enc)
+        ctx = a
+        position = b
+      } else {
+        buffer = validateBuffer(a)
+        ctx = buffer
+        if (b !== null && typeof b === 'object') {
+          const o = b as WriteOptions
+          ;({ offset, length, position } = o)
+          signal = validateSignal(o.signal)
+        } else {
+          offset = b
+          length = c
+          position = d
+        }
+      }
+      const [off, len] = validateRange(buffer, offset, length)
+      const pos = validatePosition(position)
+      const err = this.#closed('write') ?? this.#alignment('write', pos, len)
+      if (err) return Promise.reject(err)
+      if (len === 0) return Promise.resolve({ bytesWritten: 0, buffer: ctx })
+      const id = this.#id
+      const native = this.#core.native
+      return this.#core.begin(K_WRITE, 'write', ctx, undefined, signal, (t) => native.write(t, id, buffer, off, len, pos))
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  #vector(buffers: unknown): BufferLike[] {
+    if (!Array.isArray(buffers)) throw invalidArgType('buffers', 'an instance of Array', buffers)
+    if (buffers.length === 0) throw invalidArgValue('buffers', buffers, 'must not be empty')
+    if (buffers.length > 1024) throw invalidArgValue('buffers', `Array(${buffers.length})`, 'must hold at most 1024 buffers')
+    let total = 0
+    buffers.forEach((b, i) => {
+      total += validateBuffer(b, `buffers[${i}]`).byteLength
+    })
+    if (total > MAX_IO) throw invalidArgValue('buffers', `Array(${buffers.length})`, `must hold at most ${MAX_IO} bytes in all`)
+    return buffers as BufferLike[]
+  }
+
+  /** Scatter read into `buffers`, in order, from `position` (or the current position). */
+  readv<T extends BufferLike[]>(buffers: T, position?: Position): Promise<ReadvResult<T>> {
+    try {
+      const bufs = this.#vector(buffers)
+      const pos = validatePosition(position)
+      const total = bufs.reduce((s, b) => s + b.byteLength, 0)
+      const err = this.#closed('read') ?? this.#alignment('read', pos, total)
+      if (err) return Promise.reject(err)
+      const id = this.#id
+      const native = this.#core.native
+      return this.#core.begin(K_READV, 'read', buffers, undefined, undefined, (t) => native.vectored(t, id, bufs, pos, false))
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /** Gather write of `buffers`, in order, at `position` (or the current position). */
+  writev<T extends BufferLike[]>(buffers: T, position?: Position): Promise<WritevResult<T>> {
+    try {
+      const bufs = this.#vector(buffers)
+      const pos = validatePosition(position)
+      const total = bufs.reduce((s, b) => s + b.byteLength, 0)
+      const err = this.#closed('write') ?? this.#alignment('write', pos, total)
+      if (err) return Promise.reject(err)
+      const id = this.#id
+      const native = this.#core.native
+      return this.#core.begin(K_WRITEV, 'write', buffers, undefined, undefined, (t) => native.vectored(t, id, bufs, pos, true))
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /**
+   * Many reads submitted as one batch (one syscall) under one promise, which
+   * resolves with the byte count of each, in order, or rejects with the
+   * first error once every read has settled.
+   */
+  readMany(requests: readonly ReadRequest[], options?: SignalOptions): Promise<number[]> {
+    try {
+      if (!Array.isArray(requests)) throw invalidArgType('requests', 'an instance of Array', requests)
+      const signal = options === undefined ? undefined : validateSignal(validateObject(options, 'options').signal)
+      const n = requests.length
+      const bufs: BufferLike[] = new Array(n)
+      const offs = new Array<number>(n)
+      const lens = new Array<number>(n)
+      const poss = new Array<number>(n)
+      for (let i = 0; i < n; i++) {
+        const r = validateObject(requests[i], `requests[${i}]`) as Partial<ReadRequest>
+        const b = validateBuffer(r.buffer, `requests[${i}].buffer`)
+        const [off, len] = validateRange(b, r.offset, r.length)
+        if (r.position === undefined) throw invalidArgType(`requests[${i}].position`, 'of type number or bigint', r.position)
+        const pos = validatePosition(r.position, `requests[${i}].position`)
+        const err = this.#alignment('read', pos, len)
+        if (err) return Promise.reject(err)
+        bufs[i] = b
+        offs[i] = off
+        lens[i] = len
+        poss[i] = pos
+      }
+      const err = this.#closed('read')
+      if (err) return Promise.reject(err)
+      const id = this.#id
+      const native = this.#core.native
+      return this.#core.many('read', n, signal, (t, i) => native.read(t, id, bufs[i], offs[i], lens[i], poss[i]))
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /**
+   * Appends `data` at the end of the file. With `{ sync: 'data' }` (or
+   * `'full'`) the write and an fdatasync (fsync) go to the kernel linked in
+   * one submission; the promise resolves once the data is durable.
+   */
+  append<T extends BufferLike | string>(data: T, options?: AppendOptions): Promise<WriteResult<T>> {
+    try {
+      let buffer: BufferLike
+      if (typeof data === 'string') buffer = Buffer.from(data, 'utf8')
+      else buffer = validateBuffer(data, 'data')
+      let sync = 0
+      let signal: AbortSignal | undefined
+      if (options !== undefined) {
+        const o = validateObject(options, 'options')
+        signal = validateSignal(o.signal)
+        const s = o.sync
+        if (s === 'data') sync = 1
+        else if (s === 'full' || s === true) sync = 2
+        else if (s !== undefined && s !== 'none' && s !== false) throw invalidArgValue('options.sync', s, "must be 'data', 'full', 'none' or a boolean")
+      }
+      const len = buffer.byteLength
+      if (len > MAX_IO) throw invalidArgValue('data', `<${len} bytes>`, `must be at most ${MAX_IO} bytes`)
+      const err = this.#closed('write') ?? this.#alignment('write', -1, len)
+      if (err) return Promise.reject(err)
+      const id = this.#id
+      const native = this.#core.native
+      return this.#core.begin(K_WRITE, sync ? (sync === 1 ? 'fdatasync' : 'fsync') : 'write', data, undefined, signal, (t) =>
+        native.append(t, id, buffer, 0, len, sync),
+      )
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /** fdatasync(2). */
+  datasync(): Promise<void> {
+    const err = this.#closed('fdatasync')
+    if (err) return Promise.reject(err)
+    const id = this.#id
+    const native = this.#core.native
+    return this.#core.begin(K_VOID, 'fdatasync', undefined, undefined, undefined, (t) => native.sync(t, id, true))
+  }
+
+  /** fsync(2). */
+  sync(): Promise<void> {
+    const err = this.#closed('fsync')
+    if (err) return Promise.reject(err)
+    const id = this.#id
+    const native = this.#core.native
+    return this.#core.begin(K_VOID, 'fsync', undefined, undefined, undefined, (t) => native.sync(t, id, false))
+  }
+
+  /** statx(2) of the open file, as fs.Stats. */
+  stat(): Promise<Stats> {
+    const err = this.#closed('fstat')
+    if (err) return Promise.reject(err)
+    const id = this.#id
+    const native = this.#core.native
+    return this.#core.begin(K_STAT, 'fstat', undefined, undefined, undefined, (t) => native.stat(t, id))
+  }
+
+  /** Truncates (or extends with zeros) to `len` bytes; negative means 0, as in node:fs. */
+  truncate(len: number = 0): Promise<void> {
+    try {
+      validateInteger(len, 'len')
+      const err = this.#closed('ftruncate')
+      if (err) return Promise.reject(err)
+      const id = this.#id
+      const native = this.#core.native
+      const n = Math.max(0, len)
+      return this.#core.begin(K_VOID, 'ftruncate', undefined, undefined, undefined, (t) => native.truncate(t, id, n))
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /**
+   * Closes the file. Its ops still pending reject with ECANCELED; a closed
+   * handle rejects every later call with EBADF. Closing twice returns the
+   * same promise.
+   */
+  close(): Promise<void> {
+    if (this.#closing !== null) return this.#closing
+    if (this.#core.closed) {
+      this.#closing = Promise.resolve()
+      return this.#closing
+    }
+    const id = this.#id
+    const native = this.#core.native
+    this.#closing = this.#core.begin(K_VOID, 'close', undefined, undefined, undefined, (t) => native.closeFile(t, id))
+    return this.#closing
+  }
+}
