@@ -7,7 +7,7 @@
 // Completing: native code writes (token, result) pairs into `results` and
 // calls onBatch(n) once per batch; the promises of the batch settle there.
 
-import { NativeRing, type NativeRingOptions, type NativeStats } from './native'
+import { NativeRing, type FastPath, type NativeRingOptions, type NativeStats } from './native'
 import { AbortError, systemError, type SystemError } from './errors'
 import { Stats } from './stats'
 
@@ -75,6 +75,7 @@ export type OpenFactory = (id: number, info: number[]) => unknown
 
 export class RingCore {
   readonly native: NativeRing
+  readonly fast: FastPath
   readonly backend: string
   private readonly results = new Float64Array(2 * 1024)
   private readonly bufs: unknown[] = []
@@ -89,6 +90,7 @@ export class RingCore {
   constructor(options: NativeRingOptions) {
     this.native = new NativeRing(options, (n) => this.onBatch(n), this.results, this.bufs)
     this.backend = this.native.backend
+    this.fast = this.native.fastPath()
   }
 
   private token(): number {
@@ -98,8 +100,7 @@ export class RingCore {
 
   private readonly flush = (): void => {
     this.scheduled = false
-    if (this.closed && this.closing === null) return
-    this.native.flush()
+    this.fast.flush()
   }
 
   private schedule(): void {
@@ -124,21 +125,50 @@ export class RingCore {
     if (signal?.aborted) return Promise.reject(new AbortError(undefined, { cause: signal.reason }))
     const token = this.token()
     const op = new Op(kind, syscall, ctx, path)
+    const p = this.pending<T>(token, op)
+    return this.commit(token, op, submit(token), signal, p)
+  }
+
+  /** Registers `op` under `token`; returns its promise. */
+  private pending<T>(token: number, op: Op): Promise<T> {
     const p = new Promise<T>((resolve, reject) => {
       op.resolve = resolve as (v: never) => void
       op.reject = reject
     })
     this.ops[token] = op
-    this.bufs[token] = ctx
-    const status = submit(token)
+    this.bufs[token] = op.ctx
+    return p
+  }
+
+  /** After the native call: reject on a refused submission, else watch the signal and schedule the flush. */
+  private commit<T>(token: number, op: Op, status: number, signal: AbortSignal | undefined, p: Promise<T>): Promise<T> {
     if (status < 0) {
       if (this.ops[token] === op) this.release(token)
-      op.reject(systemError(status, syscall, path))
+      op.reject(systemError(status, op.syscall, op.path))
       return p
     }
     if (signal !== undefined && this.ops[token] === op) this.watch(token, op, signal)
     this.schedule()
     return p
+  }
+
+  /** The hot path of FileHandle.read: no closure, one native call. */
+  read<T>(file: number, buffer: ArrayBufferView, off: number, len: number, pos: number, signal: AbortSignal | undefined): Promise<T> {
+    if (signal?.aborted) return Promise.reject(new AbortError(undefined, { cause: signal.reason }))
+    const token = this.token()
+    const op = new Op(K_READ, 'read', buffer, undefined)
+    const p = this.pending<T>(token, op)
+    return this.commit(token, op, this.fast.read(token, file, buffer, off, len, pos), signal, p)
+  }
+
+  /** The hot path of FileHandle.write. */
+  write<T>(file: number, buffer: ArrayBufferView, ctx: unknown, off: number, len: number, pos: number, signal: AbortSignal | undefined): Promise<T> {
+    if (signal?.aborted) return Promise.reject(new AbortError(undefined, { cause: signal.reason }))
+    const token = this.token()
+    const op = new Op(K_WRITE, 'write', ctx, undefined)
+    const p = this.pending<T>(token, op)
+    this.bufs[token] = buffer
+    return this.commit(token, op, this.fast.write(token, file, buffer, off, len, pos), signal, p)
   }
 
   private watch(token: number, op: Op, signal: AbortSignal): void {
@@ -151,8 +181,11 @@ export class RingCore {
     signal.addEventListener('abort', op.onAbort, { once: true })
   }
 
-  /** Submits one read per request as a single batch; one promise for all. */
-  many(syscall: string, n: number, signal: AbortSignal | undefined, submit: (token: number, i: number) => number): Promise<number[]> {
+  /**
+   * Submits one read per request in one native call (and one syscall);
+   * one promise for all.
+   */
+  many(file: number, bufs: ArrayBufferView[], params: Float64Array, n: number, signal: AbortSignal | undefined): Promise<number[]> {
     if (signal?.aborted) return Promise.reject(new AbortError(undefined, { cause: signal.reason }))
     let group!: Group
     const p = new Promise<number[]>((resolve, reject) => {
@@ -162,23 +195,25 @@ export class RingCore {
       group.resolve([])
       return p
     }
-    const tokens: number[] = []
+    const tokens: number[] = new Array(n)
     for (let i = 0; i < n; i++) {
       const token = this.token()
-      const op = new Op(K_MANY, syscall, group, undefined, i)
-      this.ops[token] = op
-      const status = submit(token, i)
-      if (status < 0) {
-        if (this.ops[token] === op) this.release(token)
-        group.error ??= systemError(status, syscall)
-        group.remaining -= n - i
-        break
-      }
-      tokens.push(token)
+      tokens[i] = token
+      this.ops[token] = new Op(K_MANY, 'read', group, undefined, i)
+      this.bufs[token] = bufs[i]
+      params[4 * i] = token
     }
-    if (group.remaining === 0) {
-      this.finishGroup(group)
-      return p
+    const r = this.fast.readMany(file, bufs, params, n)
+    if (r < 0) {
+      // The first `queued` are pending; the rest were never submitted.
+      const queued = Math.floor(-r / 4096)
+      group.error = systemError(-(-r % 4096), 'read')
+      for (let i = queued; i < n; i++) this.release(tokens[i])
+      group.remaining = queued
+      if (queued === 0) {
+        this.finishGroup(group)
+        return p
+      }
     }
     if (signal !== undefined) {
       const onAbort = (): void => {

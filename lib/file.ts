@@ -17,7 +17,7 @@ import {
 } from './validators'
 import type { Stats } from './stats'
 
-const { K_VOID, K_READ, K_WRITE, K_READV, K_WRITEV, K_STAT } = Kinds
+const { K_VOID, K_WRITE, K_READV, K_WRITEV, K_STAT } = Kinds
 
 export interface ReadOptions<T extends BufferLike = Buffer> {
   buffer?: T
@@ -151,9 +151,7 @@ export class FileHandle {
       const closed = this.#closed('read') ?? this.#alignment('read', pos, len)
       if (closed) return Promise.reject(closed)
       if (len === 0) return Promise.resolve({ bytesRead: 0, buffer: buffer as T })
-      const id = this.#id
-      const native = this.#core.native
-      return this.#core.begin(K_READ, 'read', buffer, undefined, signal, (t) => native.read(t, id, buffer, off, len, pos))
+      return this.#core.read(this.#id, buffer, off, len, pos, signal)
     } catch (e) {
       return Promise.reject(e)
     }
@@ -198,9 +196,7 @@ export class FileHandle {
       const err = this.#closed('write') ?? this.#alignment('write', pos, len)
       if (err) return Promise.reject(err)
       if (len === 0) return Promise.resolve({ bytesWritten: 0, buffer: ctx })
-      const id = this.#id
-      const native = this.#core.native
-      return this.#core.begin(K_WRITE, 'write', ctx, undefined, signal, (t) => native.write(t, id, buffer, off, len, pos))
+      return this.#core.write(this.#id, buffer, ctx, off, len, pos, signal)
     } catch (e) {
       return Promise.reject(e)
     }
@@ -261,9 +257,7 @@ export class FileHandle {
       const signal = options === undefined ? undefined : validateSignal(validateObject(options, 'options').signal)
       const n = requests.length
       const bufs: BufferLike[] = new Array(n)
-      const offs = new Array<number>(n)
-      const lens = new Array<number>(n)
-      const poss = new Array<number>(n)
+      const params = new Float64Array(4 * n)
       for (let i = 0; i < n; i++) {
         const r = validateObject(requests[i], `requests[${i}]`) as Partial<ReadRequest>
         const b = validateBuffer(r.buffer, `requests[${i}].buffer`)
@@ -273,15 +267,13 @@ export class FileHandle {
         const err = this.#alignment('read', pos, len)
         if (err) return Promise.reject(err)
         bufs[i] = b
-        offs[i] = off
-        lens[i] = len
-        poss[i] = pos
+        params[4 * i + 1] = off
+        params[4 * i + 2] = len
+        params[4 * i + 3] = pos
       }
       const err = this.#closed('read')
       if (err) return Promise.reject(err)
-      const id = this.#id
-      const native = this.#core.native
-      return this.#core.many('read', n, signal, (t, i) => native.read(t, id, bufs[i], offs[i], lens[i], poss[i]))
+      return this.#core.many(this.#id, bufs, params, n, signal)
     } catch (e) {
       return Promise.reject(e)
     }

@@ -28,12 +28,22 @@ export interface NativeStats {
   maxInFlight: number
 }
 
+/** The per-op hot path: plain functions bound to one ring. */
+export interface FastPath {
+  read(token: number, file: number, buf: ArrayBufferView, off: number, len: number, pos: number): number
+  write(token: number, file: number, buf: ArrayBufferView, off: number, len: number, pos: number): number
+  /**
+   * `params` holds (token, offset, length, position) per view. Returns n when
+   * all were queued, else -(queued * 4096 + errno).
+   */
+  readMany(file: number, views: ArrayBufferView[], params: Float64Array, n: number): number
+  flush(): number
+}
+
 /** Every method returns 0 or a negative errno; results arrive via onBatch. */
 export interface NativeRing {
   readonly backend: string
   open(token: number, path: string, flags: number, mode: number): number
-  read(token: number, file: number, buf: ArrayBufferView, off: number, len: number, pos: number): number
-  write(token: number, file: number, buf: ArrayBufferView, off: number, len: number, pos: number): number
   vectored(token: number, file: number, bufs: ArrayBufferView[], pos: number, write: boolean): number
   append(token: number, file: number, buf: ArrayBufferView, off: number, len: number, sync: number): number
   sync(token: number, file: number, datasync: boolean): number
@@ -41,7 +51,7 @@ export interface NativeRing {
   truncate(token: number, file: number, len: number): number
   closeFile(token: number, file: number): number
   cancel(token: number): boolean
-  flush(): number
+  fastPath(): FastPath
   fileInfo(file: number): number[] | null
   allocAligned(size: number): Buffer
   stats(): NativeStats

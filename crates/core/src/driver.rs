@@ -337,7 +337,44 @@ impl Driver {
 
     /// Puts a group of entries (a link chain, or one op) into the kernel, or
     /// into the backlog when the slab has no room. Never fails.
-    fn enqueue(&mut self, group: Vec<Entry>) {
+    fn enqueue_one(&mut self, e: Entry) {
+        if let Some(f) = e.file {
+            if let Ok(fe) = self.files.entry_mut(f) {
+                fe.in_flight += 1;
+            }
+        }
+        if e.token != NO_TOKEN {
+            self.stats.submitted += 1;
+        }
+        if !self.backlog.is_empty() {
+            self.backlog.push_back(vec![e]);
+            return;
+        }
+        match self.slab.insert(e) {
+            Ok(k) => self.push_slot(k, false),
+            Err(e) => self.backlog.push_back(vec![e]),
+        }
+    }
+
+    fn push_slot(&mut self, k: u32, link: bool) {
+        let op = self.slab.get(k).expect("live slot").op;
+        // SAFETY: every pointer in `op` points into memory owned by the
+        // slab entry (or its chain), which lives until this op's
+        // completion is reaped in `complete`.
+        while !unsafe { self.engine.push(u64::from(k), &op, link) } {
+            // Queue full: hand what is queued to the kernel first.
+            if self.engine.flush().is_err() {
+                std::thread::yield_now();
+            }
+            self.unflushed = 0;
+        }
+        self.unflushed += 1;
+    }
+
+    fn enqueue(&mut self, mut group: Vec<Entry>) {
+        if group.len() == 1 {
+            return self.enqueue_one(group.pop().expect("one entry"));
+        }
         for e in &group {
             if let Some(f) = e.file {
                 if let Ok(fe) = self.files.entry_mut(f) {
@@ -355,29 +392,22 @@ impl Driver {
 
     fn admit(&mut self, group: Vec<Entry>) {
         let n = group.len();
-        let mut keys = Vec::with_capacity(n);
-        for e in group {
+        let mut keys = [0u32; 2];
+        assert!(n <= keys.len(), "groups are one op or a two-op chain");
+        for (i, e) in group.into_iter().enumerate() {
             match self.slab.insert(e) {
-                Ok(k) => keys.push(k),
+                Ok(k) => keys[i] = k,
                 Err(_) => unreachable!("admit is called only with room for the whole group"),
             }
         }
-        for (i, k) in keys.iter().enumerate() {
-            let entry = self.slab.get(*k).expect("just inserted");
-            let (op, link) = (entry.op, entry.link && i + 1 < n);
-            // SAFETY: every pointer in `op` points into memory owned by the
-            // slab entry (or its chain), which lives until this op's
-            // completion is reaped in `complete`.
-            while !unsafe { self.engine.push(u64::from(*k), &op, link) } {
-                // Queue full: hand what is queued to the kernel first. A link
-                // chain is pushed whole, so it cannot be split by this flush
-                // unless it is longer than the queue (never: chains are 2).
-                if self.engine.flush().is_err() {
-                    std::thread::yield_now();
-                }
-                self.unflushed = 0;
-            }
-            self.unflushed += 1;
+        if n == 2 && self.engine.sq_space() < 2 {
+            // A link chain must not be split across two submissions.
+            let _ = self.engine.flush();
+            self.unflushed = 0;
+        }
+        for (i, k) in keys[..n].iter().enumerate() {
+            let link = self.slab.get(*k).expect("just inserted").link && i + 1 < n;
+            self.push_slot(*k, link);
         }
     }
 
@@ -955,15 +985,17 @@ impl Driver {
         self.buffers.clear();
     }
 
-    /// Queues a NOP completing with [`WAKE`], so a thread blocked in
-    /// [`Engine::wait`] returns. Bypasses the slab.
-    pub fn wake(&mut self) {
-        // SAFETY: a NOP carries no pointers.
-        while !unsafe { self.engine.push(WAKE, &Op::Nop, false) } {
-            let _ = self.engine.flush();
-        }
-        let _ = self.engine.flush();
+    /// Flushes, and reaps into `out` what completed meanwhile (see
+    /// [`Engine::flush_and_reap`]). Pass the completions to `complete`.
+    pub fn flush_and_reap(&mut self, out: &mut Vec<Cqe>) -> io::Result<()> {
+        self.engine.flush_and_reap(out)?;
         self.unflushed = 0;
+        Ok(())
+    }
+
+    /// Makes a thread blocked in [`Engine::wait`] return.
+    pub fn wake(&self) {
+        self.engine.wake();
     }
 
     // ----- completion ------------------------------------------------------

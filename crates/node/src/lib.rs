@@ -5,6 +5,7 @@
 #![deny(clippy::all)]
 
 mod completion;
+mod fast;
 mod js;
 mod ring;
 

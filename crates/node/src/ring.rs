@@ -27,7 +27,6 @@ struct JsState {
     bufs: sys::napi_ref,
     tsfn: Option<Tsfn>,
     thread: Option<JoinHandle<()>>,
-    refed: bool,
     closing: bool,
     finalized: bool,
     hook: *const Shared,
@@ -49,13 +48,15 @@ pub struct Shared {
     pub queued: AtomicUsize,
     /// Completions the thread reaped after being told to stop.
     pub stolen: Mutex<Vec<Cqe>>,
+    /// The threadsafe function is ref'd (ops are pending).
+    refed: AtomicBool,
     js: Mutex<JsState>,
     sqpoll: bool,
     entries: u32,
     max_in_flight: u32,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -153,12 +154,12 @@ impl Shared {
     /// once everything has drained.
     fn settle_lifecycle(&self, env: sys::napi_env) {
         let pending = lock(&self.driver).pending();
-        let mut s = lock(&self.js);
+        let s = lock(&self.js);
         if s.finalized {
             return;
         }
         let busy = pending > 0;
-        if busy != s.refed {
+        if busy != self.refed.load(Ordering::Relaxed) {
             if let Some(t) = s.tsfn {
                 // SAFETY: JS thread; tsfn is live until finalized.
                 unsafe {
@@ -169,11 +170,33 @@ impl Shared {
                     }
                 }
             }
-            s.refed = busy;
+            self.refed.store(busy, Ordering::Relaxed);
         }
         if s.closing && !busy {
             drop(s);
             self.finalize(env, true);
+        }
+    }
+
+    /// After a submission: ref the threadsafe function on the first pending op.
+    pub fn submitted(&self, env: sys::napi_env, r: std::result::Result<(), i32>) -> i32 {
+        if r.is_ok() && !self.refed.load(Ordering::Relaxed) {
+            self.settle_lifecycle(env);
+        }
+        status(r)
+    }
+
+    /// Submits everything queued in one syscall, then settles whatever the
+    /// kernel completed inline (page-cache hits) without a thread hop.
+    pub fn flush(&self, env: sys::napi_env) -> i32 {
+        let mut batch = Vec::new();
+        let r = lock(&self.driver).flush_and_reap(&mut batch);
+        if !batch.is_empty() {
+            self.process(Some(env), &batch);
+        }
+        match r {
+            Ok(()) => 0,
+            Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
         }
     }
 
@@ -370,8 +393,13 @@ pub struct NativeRing {
     shared: Arc<Shared>,
 }
 
-fn view(env: &Env, v: &Unknown, off: f64, len: f64) -> std::result::Result<UserBuf, i32> {
-    let (p, n) = js::view_bytes(env.raw(), v.raw()).ok_or(libc::EINVAL)?;
+pub fn view(
+    env: sys::napi_env,
+    v: sys::napi_value,
+    off: f64,
+    len: f64,
+) -> std::result::Result<UserBuf, i32> {
+    let (p, n) = js::view_bytes(env, v).ok_or(libc::EINVAL)?;
     if !(off >= 0.0 && len >= 0.0 && off + len <= n as f64) {
         return Err(libc::EINVAL);
     }
@@ -386,7 +414,7 @@ fn view(env: &Env, v: &Unknown, off: f64, len: f64) -> std::result::Result<UserB
     })
 }
 
-fn position(pos: f64) -> u64 {
+pub fn position(pos: f64) -> u64 {
     if pos < 0.0 {
         CURRENT_POSITION
     } else {
@@ -394,7 +422,7 @@ fn position(pos: f64) -> u64 {
     }
 }
 
-fn file(id: f64) -> std::result::Result<FileId, i32> {
+pub fn file(id: f64) -> std::result::Result<FileId, i32> {
     if !(id >= 0.0 && id.fract() == 0.0 && id < 9007199254740992.0) {
         return Err(libc::EBADF);
     }
@@ -456,13 +484,13 @@ impl NativeRing {
             stop: AtomicBool::new(false),
             queued: AtomicUsize::new(0),
             stolen: Mutex::new(Vec::new()),
+            refed: AtomicBool::new(false),
             js: Mutex::new(JsState {
                 on_batch,
                 results,
                 bufs,
                 tsfn: None,
                 thread: None,
-                refed: false,
                 closing: false,
                 finalized: false,
                 hook: std::ptr::null(),
@@ -495,14 +523,16 @@ impl NativeRing {
     }
 
     fn submitted(&self, env: &Env, r: std::result::Result<(), i32>) -> i32 {
-        if r.is_ok() {
-            let s = lock(&self.shared.js);
-            if !s.refed {
-                drop(s);
-                self.shared.settle_lifecycle(env.raw());
-            }
-        }
-        status(r)
+        self.shared.submitted(env.raw(), r)
+    }
+
+    /// The per-op hot path as plain functions bound to this ring:
+    /// `{ read, write, readMany, flush }` (see fast.rs).
+    #[napi(ts_return_type = "unknown")]
+    pub fn fast_path(&self, env: Env) -> Result<Unknown<'_>> {
+        let obj = crate::fast::functions(env.raw(), &self.shared)?;
+        // SAFETY: obj is a live value of this env.
+        unsafe { Unknown::from_napi_value(env.raw(), obj) }
     }
 
     #[napi]
@@ -511,42 +541,6 @@ impl NativeRing {
             return -libc::EINVAL;
         };
         let r = lock(&self.shared.driver).open(token, path, flags, mode);
-        self.submitted(&env, r)
-    }
-
-    #[napi]
-    pub fn read(
-        &self,
-        env: Env,
-        token: u32,
-        fid: f64,
-        buf: Unknown,
-        off: f64,
-        len: f64,
-        pos: f64,
-    ) -> i32 {
-        let r = (|| {
-            let ub = view(&env, &buf, off, len)?;
-            lock(&self.shared.driver).read(token, file(fid)?, ub, off as usize, position(pos))
-        })();
-        self.submitted(&env, r)
-    }
-
-    #[napi]
-    pub fn write(
-        &self,
-        env: Env,
-        token: u32,
-        fid: f64,
-        buf: Unknown,
-        off: f64,
-        len: f64,
-        pos: f64,
-    ) -> i32 {
-        let r = (|| {
-            let ub = view(&env, &buf, off, len)?;
-            lock(&self.shared.driver).write(token, file(fid)?, ub, position(pos))
-        })();
         self.submitted(&env, r)
     }
 
@@ -588,7 +582,7 @@ impl NativeRing {
         sync: u32,
     ) -> i32 {
         let r = (|| {
-            let ub = view(&env, &buf, off, len)?;
+            let ub = view(env.raw(), buf.raw(), off, len)?;
             let kind = match sync {
                 0 => None,
                 1 => Some(SyncKind::Data),
@@ -648,22 +642,6 @@ impl NativeRing {
             self.shared.deliver(env.raw(), out);
         }
         hit
-    }
-
-    /// Submits everything queued in one syscall, then settles whatever the
-    /// kernel completed inline (page-cache hits) without a thread hop.
-    #[napi]
-    pub fn flush(&self, env: Env) -> i32 {
-        let r = lock(&self.shared.driver).flush();
-        let mut batch = Vec::new();
-        self.shared.engine.reap(&mut batch);
-        if !batch.is_empty() {
-            self.shared.process(Some(env.raw()), &batch);
-        }
-        match r {
-            Ok(()) => 0,
-            Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
-        }
     }
 
     /// `[fd, dioMemAlign, dioOffsetAlign, appendMode]`, or `null` for a

@@ -60,8 +60,20 @@ pub trait Engine: Send + Sync + 'static {
     /// references, until this op's completion has been reaped.
     unsafe fn push(&self, user_data: u64, op: &Op, link: bool) -> bool;
 
+    /// Free entries in the submission queue.
+    fn sq_space(&self) -> usize;
+
     /// Hands queued ops to the kernel. Returns how many were taken.
     fn flush(&self) -> io::Result<usize>;
+
+    /// Flushes like [`Engine::flush`], then reaps like [`Engine::reap`],
+    /// without waking a thread blocked in [`Engine::wait`] for completions
+    /// that happen during the flush itself (the caller takes those).
+    fn flush_and_reap(&self, out: &mut Vec<Cqe>) -> io::Result<usize> {
+        let r = self.flush();
+        self.reap(out);
+        r
+    }
 
     /// Moves every ready completion into `out` without blocking.
     fn reap(&self, out: &mut Vec<Cqe>);
@@ -70,6 +82,10 @@ pub trait Engine: Send + Sync + 'static {
     /// completes), then reaps like [`Engine::reap`]. May return with `out`
     /// empty if another thread reaped first.
     fn wait(&self, out: &mut Vec<Cqe>) -> io::Result<()>;
+
+    /// Makes a thread blocked in [`Engine::wait`] return (possibly with no
+    /// completions). Callable from any thread.
+    fn wake(&self);
 
     /// Registers `len` bytes at `ptr` as fixed buffer `slot`.
     ///

@@ -9,14 +9,20 @@ use super::{Engine, EngineConfig, Feature};
 use crate::op::{Cqe, Op, SyncKind, Target};
 use io_uring::{opcode, squeue, types, IoUring, Probe};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::sync::Mutex;
-
-/// `IORING_ENTER_GETEVENTS` from `<linux/io_uring.h>`.
-const IORING_ENTER_GETEVENTS: u32 = 1;
 
 /// An io_uring instance.
 pub struct UringEngine {
     ring: IoUring,
+    /// Signalled by the kernel for every completion posted while it is
+    /// enabled, and by `wake`. The completion thread sleeps on it.
+    /// `flush_and_reap` mutes it around the submitting thread's own submit,
+    /// whose inline completions that thread reaps itself: no wake-up of the
+    /// completion thread per batch. (`IORING_REGISTER_EVENTFD_ASYNC` was
+    /// tried first and lost wake-ups: it signals only io-wq completions, not
+    /// task_work ones such as O_DIRECT or async buffered reads.)
+    eventfd: std::os::fd::OwnedFd,
     sq_lock: Mutex<()>,
     cq_lock: Mutex<()>,
     fixed_files: u32,
@@ -82,6 +88,23 @@ impl UringEngine {
             }
         }
         let has_ftruncate = probe.is_supported(opcode::Ftruncate::CODE);
+        // SAFETY: plain syscall; the result is checked before use.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if efd < 0 {
+            let e = io::Error::last_os_error();
+            return Err(SetupError {
+                errno: e.raw_os_error().unwrap_or(libc::EINVAL),
+                reason: format!("eventfd: {e}"),
+            });
+        }
+        // SAFETY: efd is a fresh descriptor owned by nobody else.
+        let eventfd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(efd) };
+        ring.submitter()
+            .register_eventfd(efd)
+            .map_err(|e| SetupError {
+                errno: e.raw_os_error().unwrap_or(libc::EINVAL),
+                reason: format!("IORING_REGISTER_EVENTFD: {e}"),
+            })?;
         let fixed_files = if cfg.fixed_files > 0
             && ring
                 .submitter()
@@ -104,6 +127,7 @@ impl UringEngine {
         };
         Ok(UringEngine {
             ring,
+            eventfd,
             sq_lock: Mutex::new(()),
             cq_lock: Mutex::new(()),
             fixed_files,
@@ -250,6 +274,15 @@ impl Engine for UringEngine {
         unsafe { sq.push(&sqe).is_ok() }
     }
 
+    fn sq_space(&self) -> usize {
+        let Ok(_g) = self.sq_lock.lock() else {
+            return 0;
+        };
+        // SAFETY: SQ accessed under sq_lock only.
+        let sq = unsafe { self.ring.submission_shared() };
+        sq.capacity() - sq.len()
+    }
+
     fn flush(&self) -> io::Result<usize> {
         let _g = self
             .sq_lock
@@ -264,6 +297,39 @@ impl Engine for UringEngine {
         }
     }
 
+    fn flush_and_reap(&self, out: &mut Vec<Cqe>) -> io::Result<usize> {
+        let _g = self
+            .sq_lock
+            .lock()
+            .map_err(|_| io::Error::other("sq lock poisoned"))?;
+        {
+            let _c = self
+                .cq_lock
+                .lock()
+                .map_err(|_| io::Error::other("cq lock poisoned"))?;
+            // SAFETY: CQ view under cq_lock; only the flags word is touched.
+            unsafe { self.ring.completion_shared() }.disable_eventfd();
+        }
+        let r = loop {
+            match self.ring.submitter().submit() {
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                r => break r,
+            }
+        };
+        {
+            let _c = self
+                .cq_lock
+                .lock()
+                .map_err(|_| io::Error::other("cq lock poisoned"))?;
+            // SAFETY: as above.
+            unsafe { self.ring.completion_shared() }.enable_eventfd();
+        }
+        // Everything posted while muted is in the CQ now; what is posted
+        // from here on signals the completion thread.
+        self.drain(out);
+        r
+    }
+
     fn reap(&self, out: &mut Vec<Cqe>) {
         self.drain(out);
     }
@@ -273,24 +339,23 @@ impl Engine for UringEngine {
         if !out.is_empty() {
             return Ok(());
         }
-        // SAFETY: enter with to_submit = 0 only waits for completions; it
-        // touches neither queue's memory from user space.
-        let r = unsafe {
-            self.ring
-                .submitter()
-                .enter::<libc::sigset_t>(0, 1, IORING_ENTER_GETEVENTS, None)
-        };
-        match r {
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EINTR) | Some(libc::EAGAIN) | Some(libc::EBUSY)
-                ) => {}
-            Err(e) => return Err(e),
+        let mut count = 0u64;
+        // SAFETY: reads 8 bytes into a local u64 from an eventfd we own.
+        let r = unsafe { libc::read(self.eventfd.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINTR) {
+                return Err(e);
+            }
         }
         self.drain(out);
         Ok(())
+    }
+
+    fn wake(&self) {
+        let one = 1u64;
+        // SAFETY: writes 8 bytes from a local u64 to an eventfd we own.
+        unsafe { libc::write(self.eventfd.as_raw_fd(), (&one as *const u64).cast(), 8) };
     }
 
     unsafe fn register_buffer(&self, slot: u16, ptr: *mut u8, len: usize) -> io::Result<()> {
