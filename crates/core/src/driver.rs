@@ -27,6 +27,9 @@ const NO_TOKEN: u32 = u32::MAX;
 /// Alignment of bounce and `allocAligned` memory: covers every `O_DIRECT`
 /// device with 4 KiB or smaller logical blocks.
 pub const BUFFER_ALIGN: usize = 4096;
+/// Slab slots beyond `max_in_flight` kept for internal ops (cancels,
+/// closes), so a full slab can always be cancelled and drained.
+const RESERVE: usize = 64;
 /// Largest single read or write the kernel performs (Linux `MAX_RW_COUNT`).
 pub const MAX_IO: usize = 0x7fff_f000;
 
@@ -173,6 +176,7 @@ pub struct Driver {
     stats: Stats,
     unflushed: usize,
     closed: bool,
+    max_in_flight: usize,
 }
 
 fn file_errno(e: FileError) -> i32 {
@@ -187,7 +191,7 @@ impl Driver {
         let fixed_buffers = engine.fixed_buffer_slots();
         Driver {
             engine,
-            slab: Slab::with_capacity(cfg.max_in_flight.max(2)),
+            slab: Slab::with_capacity(cfg.max_in_flight.max(2) + RESERVE),
             backlog: VecDeque::new(),
             chains: Slab::with_capacity(usize::MAX),
             files: FileTable::new(),
@@ -196,6 +200,7 @@ impl Driver {
             stats: Stats::default(),
             unflushed: 0,
             closed: false,
+            max_in_flight: cfg.max_in_flight.max(2),
         }
     }
 
@@ -346,7 +351,7 @@ impl Driver {
         if e.token != NO_TOKEN {
             self.stats.submitted += 1;
         }
-        if !self.backlog.is_empty() {
+        if !self.room_for(std::slice::from_ref(&e)) {
             self.backlog.push_back(vec![e]);
             return;
         }
@@ -383,7 +388,7 @@ impl Driver {
             }
         }
         self.stats.submitted += group.iter().filter(|e| e.token != NO_TOKEN).count() as u64;
-        if self.backlog.is_empty() && self.slab.capacity() - self.slab.len() >= group.len() {
+        if self.room_for(&group) {
             self.admit(group);
         } else {
             self.backlog.push_back(group);
@@ -411,9 +416,34 @@ impl Driver {
         }
     }
 
+    /// Whether `group` may enter the kernel now: user ops up to
+    /// `max_in_flight` and behind any backlog; internal ops (cancel, close)
+    /// also into the reserve, ahead of the backlog they may be cancelling.
+    fn room_for(&self, group: &[Entry]) -> bool {
+        let internal = group
+            .iter()
+            .all(|e| matches!(e.kind, Kind::Internal | Kind::Close));
+        let free = self.slab.capacity() - self.slab.len();
+        if internal {
+            free >= group.len()
+        } else {
+            self.backlog.is_empty()
+                && self.slab.len() + group.len() <= self.max_in_flight
+                && free >= group.len()
+        }
+    }
+
     fn admit_backlog(&mut self) {
         while let Some(g) = self.backlog.front() {
-            if self.slab.capacity() - self.slab.len() < g.len() {
+            let internal = g
+                .iter()
+                .all(|e| matches!(e.kind, Kind::Internal | Kind::Close));
+            let limit = if internal {
+                self.slab.capacity()
+            } else {
+                self.max_in_flight
+            };
+            if self.slab.len() + g.len() > limit {
                 break;
             }
             let g = self.backlog.pop_front().expect("front exists");
@@ -893,7 +923,7 @@ impl Driver {
     /// the descriptor is closed. The handle is refused from here on.
     pub fn close_file(&mut self, token: u32, id: FileId, out: &mut Vec<Done>) -> Result<(), i32> {
         self.refuse_if_closed()?;
-        let (e, target) = self.file(id)?;
+        let (e, _) = self.file(id)?;
         e.closing = true;
         let (fd, fixed, busy) = (e.fd, e.fixed, e.in_flight > 0);
         if busy {
@@ -916,7 +946,11 @@ impl Driver {
                 self.orphan(*k, out);
             }
             if !keys.is_empty() {
-                let op = Op::CancelFile { target };
+                // By the plain fd: it names the same open file as the fixed
+                // slot the ops used, and the slot is released just below.
+                let op = Op::CancelFile {
+                    target: Target::Fd(fd),
+                };
                 self.enqueue(vec![Self::entry(
                     NO_TOKEN,
                     None,
