@@ -306,7 +306,7 @@ export class FileHandle {
       const id = this.#id
       const native = this.#core.native
       return this.#core.begin(K_WRITE, sync ? (sync === 1 ? 'fdatasync' : 'fsync') : 'write', data, undefined, signal, (t) =>
-        native.append(t, id, buffer, 0, len, sync),
+        native.append(t, id, buffer, sync),
       )
     } catch (e) {
       return Promise.reject(e)

@@ -45,7 +45,7 @@ export interface NativeRing {
   readonly backend: string
   open(token: number, path: string, flags: number, mode: number): number
   vectored(token: number, file: number, bufs: ArrayBufferView[], pos: number, write: boolean): number
-  append(token: number, file: number, buf: ArrayBufferView, off: number, len: number, sync: number): number
+  append(token: number, file: number, buf: ArrayBufferView, sync: number): number
   sync(token: number, file: number, datasync: boolean): number
   stat(token: number, file: number): number
   truncate(token: number, file: number, len: number): number

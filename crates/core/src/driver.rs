@@ -271,7 +271,7 @@ impl Driver {
         copy_in: bool,
     ) -> io::Result<(Mem, *mut u8, Option<u16>)> {
         if let Some(pin) = self.buffers.lookup(buf.ptr, buf.len) {
-            if (buf.ptr as usize) % need == 0 {
+            if (buf.ptr as usize).is_multiple_of(need) {
                 let fixed = pin.fixed;
                 if fixed.is_some() {
                     self.stats.fixed_buffer_ops += 1;
@@ -317,7 +317,9 @@ impl Driver {
         match e.direct {
             Some(a) => {
                 let o = u64::from(a.offset.max(1));
-                if (offset != CURRENT_POSITION && offset % o != 0) || (len as u64) % o != 0 {
+                if (offset != CURRENT_POSITION && !offset.is_multiple_of(o))
+                    || !(len as u64).is_multiple_of(o)
+                {
                     return Err(libc::EINVAL);
                 }
                 Ok(a.mem.max(1) as usize)
@@ -568,9 +570,9 @@ impl Driver {
         let pins: Option<Vec<Pinned>> = bufs
             .iter()
             .map(|b| {
-                self.buffers
-                    .lookup(b.ptr, b.len)
-                    .filter(|_| (b.ptr as usize) % need == 0 && (need == 1 || b.len % need == 0))
+                self.buffers.lookup(b.ptr, b.len).filter(|_| {
+                    (b.ptr as usize).is_multiple_of(need) && (need == 1 || b.len % need == 0)
+                })
             })
             .collect();
         let (op, mem, kind) = match pins {

@@ -569,20 +569,12 @@ impl NativeRing {
         self.submitted(&env, r)
     }
 
-    /// `sync`: 0 none, 1 fdatasync, 2 fsync.
+    /// Appends the whole view. `sync`: 0 none, 1 fdatasync, 2 fsync.
     #[napi]
-    pub fn append(
-        &self,
-        env: Env,
-        token: u32,
-        fid: f64,
-        buf: Unknown,
-        off: f64,
-        len: f64,
-        sync: u32,
-    ) -> i32 {
+    pub fn append(&self, env: Env, token: u32, fid: f64, buf: Unknown, sync: u32) -> i32 {
         let r = (|| {
-            let ub = view(env.raw(), buf.raw(), off, len)?;
+            let len = js::view_bytes(env.raw(), buf.raw()).ok_or(libc::EINVAL)?.1;
+            let ub = view(env.raw(), buf.raw(), 0.0, len as f64)?;
             let kind = match sync {
                 0 => None,
                 1 => Some(SyncKind::Data),
