@@ -16,6 +16,7 @@ import {
   type Position,
 } from './validators'
 import type { Stats } from './stats'
+import type { Ring } from './ring'
 
 const { K_VOID, K_WRITE, K_READV, K_WRITEV, K_STAT } = Kinds
 
@@ -63,6 +64,8 @@ const DEFAULT_READ_SIZE = 16384
 
 /** An open file of a Ring. */
 export class FileHandle {
+  /** The Ring this file was opened on (held, so the Ring stays open while the handle is reachable). */
+  readonly ring: Ring
   #core: RingCore
   #id: number
   #fd: number
@@ -71,7 +74,8 @@ export class FileHandle {
   #closing: Promise<void> | null = null
 
   /** @internal Created by `open()`. */
-  constructor(core: RingCore, id: number, info: number[], path: string) {
+  constructor(ring: Ring, core: RingCore, id: number, info: number[], path: string) {
+    this.ring = ring
     this.#core = core
     this.#id = id
     this.#fd = info[0]

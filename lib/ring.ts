@@ -32,6 +32,14 @@ export type RingStats = NativeStats
 
 const O_DIRECT = (constants as Record<string, number>).O_DIRECT ?? 0
 
+// A Ring dropped without close() still has a completion thread and a ring
+// fd; close them when the Ring (and every FileHandle, which holds its Ring)
+// is unreachable. Pending ops keep their Ring reachable through their
+// promises' reactions, so this never cancels an op someone awaits.
+const unclosed = new FinalizationRegistry<RingCore>((core) => {
+  if (!core.closed) void core.close()
+})
+
 function option(o: Record<string, unknown>, key: string, min: number, max: number, def: number): number {
   return o[key] === undefined ? def : validateInteger(o[key], `options.${key}`, min, max)
 }
@@ -52,6 +60,7 @@ export class Ring {
       registerBuffers: flagOption(o, 'registerBuffers', true),
       registerFiles: flagOption(o, 'registerFiles', true),
     })
+    unclosed.register(this, this.#core, this)
   }
 
   /** The engine in use: `'io_uring'`. */
@@ -90,7 +99,7 @@ export class Ring {
         return this.#core.begin(Kinds.K_OPEN, 'open', null, p, undefined, () => -2)
       }
       const core = this.#core
-      const factory = (id: number, info: number[]): FileHandle => new FileHandle(core, id, info, p)
+      const factory = (id: number, info: number[]): FileHandle => new FileHandle(this, core, id, info, p)
       return core.begin(Kinds.K_OPEN, 'open', factory, p, signal, (t) => core.native.open(t, p, f, m))
     } catch (e) {
       return Promise.reject(e)
@@ -120,6 +129,7 @@ export class Ring {
    * the promise resolves once the kernel has handed back every one of them.
    */
   close(): Promise<void> {
+    unclosed.unregister(this)
     return this.#core.close()
   }
 }
