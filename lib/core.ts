@@ -71,6 +71,15 @@ class Op {
 
 function noop(): void {}
 
+/**
+ * Flushes run as microtasks, so the ops of one synchronous run of JS go to
+ * the kernel together. Page-cache hits complete inside the flush, so a loop
+ * like `while (...) await fh.read(...)` would otherwise chain microtasks
+ * forever and starve timers and I/O. After this many microtask flushes
+ * without an event-loop turn, the next flush waits for setImmediate.
+ */
+const FLUSHES_PER_TURN = 64
+
 export type OpenFactory = (id: number, info: number[]) => unknown
 
 export class RingCore {
@@ -83,6 +92,9 @@ export class RingCore {
   private readonly free: number[] = []
   private next = 0
   private scheduled = false
+  /** Microtask flushes since the event loop last turned. */
+  private burst = 0
+  private turnWatch = false
   closed = false
   private closing: Promise<void> | null = null
   private closeResolve: () => void = noop
@@ -103,10 +115,22 @@ export class RingCore {
     this.fast.flush()
   }
 
+  private readonly turned = (): void => {
+    this.turnWatch = false
+    this.burst = 0
+  }
+
   private schedule(): void {
-    if (!this.scheduled) {
-      this.scheduled = true
+    if (this.scheduled) return
+    this.scheduled = true
+    if (this.burst++ < FLUSHES_PER_TURN) {
       queueMicrotask(this.flush)
+      if (!this.turnWatch) {
+        this.turnWatch = true
+        setImmediate(this.turned)
+      }
+    } else {
+      setImmediate(this.flush)
     }
   }
 

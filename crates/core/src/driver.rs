@@ -145,6 +145,9 @@ struct Entry {
     mem: Mem,
     link: bool,
     orphaned: bool,
+    /// A plain (unsynced) append: settling it ends one of the file's
+    /// appends in flight.
+    append: bool,
 }
 
 /// A write linked to an fsync/fdatasync, settling one token.
@@ -339,6 +342,13 @@ impl Driver {
             mem,
             link: false,
             orphaned: false,
+            append: false,
+        }
+    }
+
+    fn append_settled(&mut self, f: FileId) {
+        if let Ok(fe) = self.files.entry_mut(f) {
+            fe.appends_in_flight = fe.appends_in_flight.saturating_sub(1);
         }
     }
 
@@ -691,6 +701,7 @@ impl Driver {
         self.refuse_if_closed()?;
         let native = self.engine.supports(Feature::Ftruncate);
         let (e, target) = self.file(id)?;
+        e.append_pos = None;
         if !native {
             // The kernel lacks IORING_OP_FTRUNCATE (< 6.9): a metadata
             // update, short on every filesystem we know.
@@ -736,13 +747,18 @@ impl Driver {
         let offset = if e.append_mode {
             CURRENT_POSITION
         } else {
+            // The end of the file as it is now (other writers, positional
+            // writes and truncates included), or past our own appends still
+            // in flight, which the size does not show yet.
+            let size = file_size(e.fd)?;
             let pos = match e.append_pos {
-                Some(p) => p,
-                None => file_size(e.fd)?,
+                Some(p) if e.appends_in_flight > 0 => p.max(size),
+                _ => size,
             };
             e.append_pos = Some(pos + len as u64);
             pos
         };
+        e.appends_in_flight += 1;
         let need = Self::check_direct(e, if e.append_mode { 0 } else { offset }, len)?;
         let (mem, ptr, fixed) = self
             .data_for(UserBuf { ptr: buf.ptr, len }, need, true)
@@ -755,7 +771,9 @@ impl Driver {
                 offset,
                 fixed,
             };
-            self.enqueue(vec![Self::entry(token, Some(id), Kind::Plain, op, mem)]);
+            let mut entry = Self::entry(token, Some(id), Kind::Plain, op, mem);
+            entry.append = true;
+            self.enqueue_one(entry);
             return Ok(());
         };
         let chain = Chain {
@@ -816,6 +834,15 @@ impl Driver {
     /// Settles `token` with `ECANCELED` if it is still pending, and asks the
     /// kernel to cancel it. Returns whether it was pending.
     pub fn cancel(&mut self, token: u32, out: &mut Vec<Done>) -> bool {
+        let before = out.len();
+        let hit = self.cancel_inner(token, out);
+        self.stats.completed += (out.len() - before) as u64;
+        hit
+    }
+
+    /// See [`Driver::cancel`]. Settles `token` with `ECANCELED` if it is still pending, and asks the
+    /// kernel to cancel it. Returns whether it was pending.
+    fn cancel_inner(&mut self, token: u32, out: &mut Vec<Done>) -> bool {
         if token == NO_TOKEN {
             return false;
         }
@@ -874,16 +901,21 @@ impl Driver {
             return;
         }
         e.orphaned = true;
-        let (token, kind) = (e.token, e.kind);
+        let (token, kind, append, file) = (e.token, e.kind, e.append, e.file);
         if let Kind::Chain(c) = kind {
             if let Some(ch) = self.chains.get_mut(c) {
                 if !ch.orphaned {
                     ch.orphaned = true;
                     out.push(Done::err(ch.token, libc::ECANCELED));
+                    let f = ch.file;
+                    self.append_settled(f);
                 }
             }
         } else if token != NO_TOKEN {
             out.push(Done::err(token, libc::ECANCELED));
+            if let (true, Some(f)) = (append, file) {
+                self.append_settled(f);
+            }
         }
     }
 
@@ -897,17 +929,27 @@ impl Driver {
             match e.kind {
                 Kind::Chain(c) => {
                     if let Some(ch) = self.chains.get_mut(c) {
-                        if !ch.orphaned {
+                        let first = !ch.orphaned;
+                        if first {
                             ch.orphaned = true;
                             out.push(Done::err(ch.token, libc::ECANCELED));
                         }
+                        let f = ch.file;
                         ch.pending = ch.pending.saturating_sub(1);
                         if ch.pending == 0 {
                             self.chains.remove(c);
                         }
+                        if first {
+                            self.append_settled(f);
+                        }
                     }
                 }
-                _ if e.token != NO_TOKEN => out.push(Done::err(e.token, libc::ECANCELED)),
+                _ if e.token != NO_TOKEN => {
+                    out.push(Done::err(e.token, libc::ECANCELED));
+                    if let (true, Some(f)) = (e.append, e.file) {
+                        self.append_settled(f);
+                    }
+                }
                 _ => {}
             }
             self.reclaim(e.mem);
@@ -920,10 +962,18 @@ impl Driver {
         }
     }
 
+    /// Closes a file: see [`Driver::close_file_inner`].
+    pub fn close_file(&mut self, token: u32, id: FileId, out: &mut Vec<Done>) -> Result<(), i32> {
+        let before = out.len();
+        let r = self.close_file_inner(token, id, out);
+        self.stats.completed += (out.len() - before) as u64;
+        r
+    }
+
     /// Closes a file: its pending ops settle with `ECANCELED` now, the
     /// kernel is asked to cancel those in flight, and `token` settles when
     /// the descriptor is closed. The handle is refused from here on.
-    pub fn close_file(&mut self, token: u32, id: FileId, out: &mut Vec<Done>) -> Result<(), i32> {
+    fn close_file_inner(&mut self, token: u32, id: FileId, out: &mut Vec<Done>) -> Result<(), i32> {
         self.refuse_if_closed()?;
         let (e, _) = self.file(id)?;
         e.closing = true;
@@ -966,6 +1016,7 @@ impl Driver {
             // In-flight ops hold their own reference to the file; the slot
             // can go now.
             self.engine.unregister_file(slot);
+            self.stats.registered_files = self.stats.registered_files.saturating_sub(1);
             if let Ok(fe) = self.files.entry_mut(id) {
                 fe.fixed = None;
             }
@@ -981,11 +1032,18 @@ impl Driver {
         Ok(())
     }
 
+    /// Closes the driver: see [`Driver::shutdown_inner`].
+    pub fn shutdown(&mut self, out: &mut Vec<Done>) {
+        let before = out.len();
+        self.shutdown_inner(out);
+        self.stats.completed += (out.len() - before) as u64;
+    }
+
     /// Closes the driver: every pending op settles with `ECANCELED` now and
     /// the kernel is asked to cancel them all. Keep reaping and passing
     /// completions to [`Driver::complete`] until [`Driver::pending`] is 0,
     /// then call [`Driver::finish`].
-    pub fn shutdown(&mut self, out: &mut Vec<Done>) {
+    fn shutdown_inner(&mut self, out: &mut Vec<Done>) {
         if self.closed {
             return;
         }
@@ -1038,6 +1096,13 @@ impl Driver {
 
     /// Settles the op behind `cqe` into `out`, then admits waiting ops.
     pub fn complete(&mut self, cqe: Cqe, out: &mut Vec<Done>) {
+        let before = out.len();
+        self.complete_one(cqe, out);
+        self.stats.completed += (out.len() - before) as u64;
+        self.admit_backlog();
+    }
+
+    fn complete_one(&mut self, cqe: Cqe, out: &mut Vec<Done>) {
         if cqe.user_data == WAKE {
             return;
         }
@@ -1094,6 +1159,15 @@ impl Driver {
                 });
             }
             Kind::Plain => {
+                if let (true, Some(f)) = (e.append, e.file) {
+                    self.append_settled(f);
+                    if res < 0 {
+                        // The cursor may now run past the file: relearn it.
+                        if let Ok(fe) = self.files.entry_mut(f) {
+                            fe.append_pos = None;
+                        }
+                    }
+                }
                 self.reclaim(e.mem);
                 out.push(Done {
                     token: e.token,
@@ -1113,8 +1187,6 @@ impl Driver {
                 });
             }
         }
-        self.stats.completed += 1;
-        self.admit_backlog();
     }
 
     fn opened(&mut self, token: u32, res: i32, direct: bool, append: bool) -> Done {
@@ -1190,6 +1262,7 @@ impl Driver {
         match outcome {
             Some(result) => {
                 let ch = self.chains.remove(c).expect("live chain");
+                self.append_settled(ch.file);
                 if result < 0 {
                     // The append cursor no longer matches the file: relearn it.
                     if let Ok(fe) = self.files.entry_mut(ch.file) {
@@ -1214,6 +1287,7 @@ impl Driver {
                     }
                     Err(errno) => {
                         let ch = self.chains.remove(c).expect("live chain");
+                        self.append_settled(ch.file);
                         out.push(Done::err(ch.token, errno));
                         self.reclaim(ch.data);
                     }

@@ -54,8 +54,11 @@ pub struct FileEntry {
     pub direct: Option<DioAlign>,
     /// Opened with `O_APPEND`: appends go to the kernel's end of file.
     pub append_mode: bool,
-    /// Next append position for files without `O_APPEND` (learned lazily).
+    /// Next append position for files without `O_APPEND`, while appends
+    /// of this handle are in flight (otherwise it is the file's size).
     pub append_pos: Option<u64>,
+    /// Appends of this handle not yet settled.
+    pub appends_in_flight: u32,
     /// Ops of this file in the kernel or the backlog.
     pub in_flight: u32,
     /// A close has been requested; no further ops are accepted.
@@ -70,6 +73,7 @@ impl FileEntry {
             direct: None,
             append_mode: false,
             append_pos: None,
+            appends_in_flight: 0,
             in_flight: 0,
             closing: false,
         }

@@ -7,6 +7,7 @@
 mod completion;
 mod fast;
 mod js;
+mod loop_poll;
 mod ring;
 
 pub use ring::NativeRing;

@@ -27,6 +27,7 @@ struct JsState {
     bufs: sys::napi_ref,
     tsfn: Option<Tsfn>,
     thread: Option<JoinHandle<()>>,
+    poll: Option<crate::loop_poll::LoopPoll>,
     closing: bool,
     finalized: bool,
     hook: *const Shared,
@@ -160,6 +161,9 @@ impl Shared {
         }
         let busy = pending > 0;
         if busy != self.refed.load(Ordering::Relaxed) {
+            if let Some(p) = &s.poll {
+                p.set_ref(busy);
+            }
             if let Some(t) = s.tsfn {
                 // SAFETY: JS thread; tsfn is live until finalized.
                 unsafe {
@@ -176,6 +180,27 @@ impl Shared {
             drop(s);
             self.finalize(env, true);
         }
+    }
+
+    /// The ring's eventfd is readable (loop delivery mode): settle what is ready.
+    pub fn on_loop_readable(&self) {
+        let (env, scope) = {
+            let s = lock(&self.js);
+            match (&s.poll, s.finalized) {
+                (Some(p), false) => (s.env, (p.resource, p.context)),
+                _ => return,
+            }
+        };
+        if let Some(fd) = self.engine.notify_fd() {
+            crate::loop_poll::drain_eventfd(fd);
+        }
+        crate::loop_poll::in_callback_scope(env, scope.0, scope.1, || {
+            let mut batch = Vec::new();
+            self.engine.reap(&mut batch);
+            if !batch.is_empty() {
+                self.process(Some(env), &batch);
+            }
+        });
     }
 
     /// After a submission: ref the threadsafe function on the first pending op.
@@ -203,7 +228,7 @@ impl Shared {
     /// Stops the completion thread, closes remaining files, releases the
     /// threadsafe function and JS references. `notify` calls `onBatch(-1)`.
     fn finalize(&self, env: sys::napi_env, notify: bool) {
-        let (thread, tsfn, refs, hook) = {
+        let (thread, tsfn, refs, hook, poll) = {
             let mut s = lock(&self.js);
             if s.finalized {
                 return;
@@ -214,8 +239,12 @@ impl Shared {
                 s.tsfn.take(),
                 (s.on_batch, s.results, s.bufs),
                 std::mem::replace(&mut s.hook, std::ptr::null()),
+                s.poll.take(),
             )
         };
+        if let Some(p) = poll {
+            p.stop(env);
+        }
         self.stop_thread(thread);
         lock(&self.driver).finish();
         if let Some(t) = tsfn {
@@ -491,6 +520,7 @@ impl NativeRing {
                 bufs,
                 tsfn: None,
                 thread: None,
+                poll: None,
                 closing: false,
                 finalized: false,
                 hook: std::ptr::null(),
@@ -500,19 +530,28 @@ impl NativeRing {
             entries,
             max_in_flight,
         });
-        let tsfn = completion::create_tsfn(raw, &shared)?;
-        let thread = completion::spawn(shared.clone(), tsfn).map_err(|e| {
-            napi::Error::from_reason(format!("cannot start completion thread: {e}"))
-        })?;
+        let loop_mode = std::env::var("RINGLINE_COMPLETION").is_ok_and(|v| v == "loop");
         let hook = Arc::into_raw(shared.clone());
         // SAFETY: JS thread; the hook and its arg stay valid until removed
         // in finalize or run at env teardown.
         unsafe { sys::napi_add_env_cleanup_hook(raw, Some(env_cleanup), hook as *mut c_void) };
-        {
+        lock(&shared.js).hook = hook;
+        if loop_mode {
+            let fd = shared
+                .engine
+                .notify_fd()
+                .ok_or_else(|| napi::Error::from_reason("engine has no notify fd"))?;
+            let poll = crate::loop_poll::LoopPoll::start(raw, Arc::as_ptr(&shared), fd)
+                .ok_or_else(|| napi::Error::from_reason("uv_poll_init failed"))?;
+            lock(&shared.js).poll = Some(poll);
+        } else {
+            let tsfn = completion::create_tsfn(raw, &shared)?;
+            let thread = completion::spawn(shared.clone(), tsfn).map_err(|e| {
+                napi::Error::from_reason(format!("cannot start completion thread: {e}"))
+            })?;
             let mut s = lock(&shared.js);
             s.tsfn = Some(tsfn);
             s.thread = Some(thread);
-            s.hook = hook;
         }
         Ok(NativeRing { shared })
     }
@@ -632,6 +671,11 @@ impl NativeRing {
         let hit = lock(&self.shared.driver).cancel(token, &mut out);
         if !out.is_empty() {
             self.shared.deliver(env.raw(), out);
+        }
+        if hit {
+            // The cancel must reach the kernel now: a cancelled read left
+            // there would take data meant for later reads.
+            self.shared.flush(env.raw());
         }
         hit
     }

@@ -104,4 +104,10 @@ pub trait Engine: Send + Sync + 'static {
     fn fixed_buffer_slots(&self) -> u16;
 
     fn supports(&self, feature: Feature) -> bool;
+
+    /// A descriptor that becomes readable when completions may be ready
+    /// (an eventfd), for callers that poll instead of calling `wait`.
+    fn notify_fd(&self) -> Option<i32> {
+        None
+    }
 }

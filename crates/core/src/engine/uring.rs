@@ -403,6 +403,10 @@ impl Engine for UringEngine {
         self.fixed_buffers
     }
 
+    fn notify_fd(&self) -> Option<i32> {
+        Some(self.eventfd.as_raw_fd())
+    }
+
     fn supports(&self, feature: Feature) -> bool {
         match feature {
             Feature::Ftruncate => self.has_ftruncate,

@@ -1,0 +1,278 @@
+// DESIGN.md invariant 5: bad input gets Node's error classes and codes
+// before anything is submitted; promise-returning functions reject (never
+// throw synchronously), synchronous functions throw.
+
+import test from 'ava'
+import * as fs from 'node:fs'
+import { open, allocAligned, defaultRing, Ring, type FileHandle, type ReadRequest, type AppendOptions, type RingOptions } from '../index'
+import { makeTmpDir, props, removeTmpDir, uniquePath } from './helpers'
+
+const dir = makeTmpDir('bad-input')
+test.after.always(() => removeTmpDir(dir))
+
+type ErrorClass = typeof Error | typeof TypeError | typeof RangeError
+
+interface Case {
+  name: string
+  /** 'async': must return a promise that rejects; 'sync': must throw. */
+  mode: 'async' | 'sync'
+  call: () => unknown
+  cls: ErrorClass
+  code: string
+  /** For system errors. */
+  syscall?: string
+  errno?: number
+}
+
+/** A view whose ArrayBuffer has been transferred away. */
+function detached(): Buffer {
+  const ab = new ArrayBuffer(16)
+  const b = Buffer.from(ab)
+  structuredClone(ab, { transfer: [ab] })
+  return b
+}
+
+/** Calls a function with arguments its types do not allow, as JavaScript callers can. */
+const makeRing = (options?: RingOptions): Ring => new Ring(options)
+
+function loose(fn: (...args: never[]) => unknown, thisArg: unknown, ...args: unknown[]): unknown {
+  return Reflect.apply(fn, thisArg, args)
+}
+
+test('bad input is rejected with Node-style errors and nothing is submitted', async (t) => {
+  const file = uniquePath(dir)
+  fs.writeFileSync(file, 'bad input test file')
+  const ring = new Ring()
+  const fh: FileHandle = await ring.open(file, 'r+')
+  const closedFh = await ring.open(file, 'r')
+  await closedFh.close()
+  const deadRing = new Ring()
+  const deadFh = await deadRing.open(file, 'r')
+  await deadRing.close()
+  const buf = Buffer.alloc(10)
+  const good: ReadRequest = { buffer: Buffer.alloc(4), position: 0 }
+
+  const A = 'async' as const
+  const S = 'sync' as const
+  const TYPE = 'ERR_INVALID_ARG_TYPE'
+  const RANGE = 'ERR_OUT_OF_RANGE'
+  const VALUE = 'ERR_INVALID_ARG_VALUE'
+
+  const cases: Case[] = [
+    // ---- open
+    { name: 'open(number path)', mode: A, call: () => loose(ring.open, ring, 123), cls: TypeError, code: TYPE },
+    { name: 'open(undefined path)', mode: A, call: () => loose(ring.open, ring), cls: TypeError, code: TYPE },
+    { name: 'open(http: URL)', mode: A, call: () => ring.open(new URL('http://example.com/x')), cls: TypeError, code: TYPE },
+    { name: 'open(path with NUL)', mode: A, call: () => ring.open(`${file}\u0000x`), cls: TypeError, code: VALUE },
+    { name: 'open(Buffer path with NUL)', mode: A, call: () => ring.open(Buffer.from(`${file}\u0000`)), cls: TypeError, code: VALUE },
+    { name: "open('') rejects ENOENT without submitting", mode: A, call: () => ring.open(''), cls: Error, code: 'ENOENT', syscall: 'open', errno: -2 },
+    { name: "open(flags 'zz')", mode: A, call: () => ring.open(file, 'zz'), cls: TypeError, code: VALUE },
+    { name: 'open(flags {})', mode: A, call: () => loose(ring.open, ring, file, {}), cls: TypeError, code: VALUE },
+    { name: 'open(flags 1.5)', mode: A, call: () => ring.open(file, 1.5), cls: RangeError, code: RANGE },
+    { name: 'open(flags 2**40)', mode: A, call: () => ring.open(file, 2 ** 40), cls: RangeError, code: RANGE },
+    { name: "open(mode '999')", mode: A, call: () => ring.open(file, 'r', '999'), cls: TypeError, code: VALUE },
+    { name: 'open(mode -1)', mode: A, call: () => ring.open(file, 'r', -1), cls: RangeError, code: RANGE },
+    { name: 'open(mode 1.5)', mode: A, call: () => ring.open(file, 'r', 1.5), cls: RangeError, code: RANGE },
+    { name: 'open(mode true)', mode: A, call: () => loose(ring.open, ring, file, 'r', true), cls: TypeError, code: TYPE },
+    { name: 'open(options 5)', mode: A, call: () => loose(ring.open, ring, file, 'r', undefined, 5), cls: TypeError, code: TYPE },
+    { name: "open(options.direct 'yes')", mode: A, call: () => loose(ring.open, ring, file, 'r', undefined, { direct: 'yes' }), cls: TypeError, code: TYPE },
+    { name: 'open(options.signal {})', mode: A, call: () => loose(ring.open, ring, file, 'r', undefined, { signal: {} }), cls: TypeError, code: TYPE },
+    { name: 'default open(path with NUL)', mode: A, call: () => open('/tmp/\u0000'), cls: TypeError, code: VALUE },
+    { name: 'default open(null path)', mode: A, call: () => loose(open, undefined, null), cls: TypeError, code: TYPE },
+    { name: 'open on a closed ring', mode: A, call: () => deadRing.open(file), cls: Error, code: 'ERR_RING_CLOSED' },
+
+    // ---- Ring constructor
+    { name: 'new Ring(5)', mode: S, call: () => loose(makeRing, undefined, 5), cls: TypeError, code: TYPE },
+    { name: 'new Ring(null)', mode: S, call: () => loose(makeRing, undefined, null), cls: TypeError, code: TYPE },
+    { name: 'new Ring({entries: 0})', mode: S, call: () => new Ring({ entries: 0 }), cls: RangeError, code: RANGE },
+    { name: 'new Ring({entries: 40000})', mode: S, call: () => new Ring({ entries: 40000 }), cls: RangeError, code: RANGE },
+    { name: 'new Ring({entries: 1.5})', mode: S, call: () => new Ring({ entries: 1.5 }), cls: RangeError, code: RANGE },
+    { name: "new Ring({entries: '8'})", mode: S, call: () => loose(makeRing, undefined, { entries: '8' }), cls: TypeError, code: TYPE },
+    { name: 'new Ring({entries: NaN})', mode: S, call: () => new Ring({ entries: NaN }), cls: RangeError, code: RANGE },
+    { name: 'new Ring({maxInFlight: 1})', mode: S, call: () => new Ring({ maxInFlight: 1 }), cls: RangeError, code: RANGE },
+    { name: 'new Ring({maxInFlight: -4})', mode: S, call: () => new Ring({ maxInFlight: -4 }), cls: RangeError, code: RANGE },
+    { name: 'new Ring({sqpoll: 1})', mode: S, call: () => loose(makeRing, undefined, { sqpoll: 1 }), cls: TypeError, code: TYPE },
+    { name: "new Ring({registerBuffers: 'no'})", mode: S, call: () => loose(makeRing, undefined, { registerBuffers: 'no' }), cls: TypeError, code: TYPE },
+    { name: 'new Ring({registerFiles: null})', mode: S, call: () => loose(makeRing, undefined, { registerFiles: null }), cls: TypeError, code: TYPE },
+
+    // ---- allocAligned
+    { name: 'allocAligned(-1)', mode: S, call: () => ring.allocAligned(-1), cls: RangeError, code: RANGE },
+    { name: 'allocAligned(1.5)', mode: S, call: () => ring.allocAligned(1.5), cls: RangeError, code: RANGE },
+    { name: "allocAligned('4096')", mode: S, call: () => loose(ring.allocAligned, ring, '4096'), cls: TypeError, code: TYPE },
+    { name: 'allocAligned(2**31)', mode: S, call: () => ring.allocAligned(2 ** 31), cls: RangeError, code: RANGE },
+    { name: 'allocAligned(Infinity)', mode: S, call: () => ring.allocAligned(Infinity), cls: RangeError, code: RANGE },
+    { name: 'default allocAligned()', mode: S, call: () => loose(allocAligned, undefined), cls: TypeError, code: TYPE },
+    { name: 'allocAligned on a closed ring', mode: S, call: () => deadRing.allocAligned(4096), cls: Error, code: 'ERR_RING_CLOSED' },
+
+    // ---- read
+    { name: "read('nope')", mode: A, call: () => loose(fh.read, fh, 'nope'), cls: TypeError, code: TYPE },
+    { name: 'read(42)', mode: A, call: () => loose(fh.read, fh, 42), cls: TypeError, code: TYPE },
+    { name: 'read(buf, offset -1)', mode: A, call: () => fh.read(buf, -1), cls: RangeError, code: RANGE },
+    { name: 'read(buf, offset 1.5)', mode: A, call: () => fh.read(buf, 1.5), cls: RangeError, code: RANGE },
+    { name: "read(buf, offset '0')", mode: A, call: () => loose(fh.read, fh, buf, '0'), cls: TypeError, code: TYPE },
+    { name: 'read(buf, offset past the end)', mode: A, call: () => fh.read(buf, 11), cls: RangeError, code: RANGE },
+    { name: 'read(buf, length past the buffer)', mode: A, call: () => fh.read(buf, 0, 11), cls: RangeError, code: RANGE },
+    { name: 'read(buf, offset+length past the buffer)', mode: A, call: () => fh.read(buf, 5, 6, 0), cls: RangeError, code: RANGE },
+    { name: 'read(buf, length -1)', mode: A, call: () => fh.read(buf, 0, -1), cls: RangeError, code: RANGE },
+    { name: 'read(buf, length 2.5)', mode: A, call: () => fh.read(buf, 0, 2.5), cls: RangeError, code: RANGE },
+    { name: 'read(buf, position -2)', mode: A, call: () => fh.read(buf, 0, 1, -2), cls: RangeError, code: RANGE },
+    { name: 'read(buf, position 1.5)', mode: A, call: () => fh.read(buf, 0, 1, 1.5), cls: RangeError, code: RANGE },
+    { name: "read(buf, position '0')", mode: A, call: () => loose(fh.read, fh, buf, 0, 1, '0'), cls: TypeError, code: TYPE },
+    { name: 'read(buf, position 2n**63n)', mode: A, call: () => fh.read(buf, 0, 1, 2n ** 63n), cls: RangeError, code: RANGE },
+    { name: 'read(buf, position -2n)', mode: A, call: () => fh.read(buf, 0, 1, -2n), cls: RangeError, code: RANGE },
+    { name: 'read(buf, position 2**53)', mode: A, call: () => fh.read(buf, 0, 1, 2 ** 53), cls: RangeError, code: RANGE },
+    { name: 'read(buf, {offset: -1})', mode: A, call: () => fh.read(buf, { offset: -1 }), cls: RangeError, code: RANGE },
+    { name: 'read(buf, {length: 100})', mode: A, call: () => fh.read(buf, { length: 100 }), cls: RangeError, code: RANGE },
+    { name: "read(buf, {signal: 'x'})", mode: A, call: () => loose(fh.read, fh, buf, { signal: 'x' }), cls: TypeError, code: TYPE },
+    { name: "read({buffer: 'x'})", mode: A, call: () => loose(fh.read, fh, { buffer: 'x' }), cls: TypeError, code: TYPE },
+    { name: 'read({buffer, position: -3})', mode: A, call: () => fh.read({ buffer: buf, position: -3 }), cls: RangeError, code: RANGE },
+    { name: 'read(detached buffer)', mode: A, call: () => fh.read(detached()), cls: TypeError, code: VALUE },
+    { name: 'read({buffer: detached})', mode: A, call: () => fh.read({ buffer: detached() }), cls: TypeError, code: VALUE },
+    { name: 'read on a closed handle', mode: A, call: () => closedFh.read(buf, 0, 1, 0), cls: Error, code: 'EBADF', syscall: 'read', errno: -9 },
+    { name: 'read on a handle of a closed ring', mode: A, call: () => deadFh.read(buf, 0, 1, 0), cls: Error, code: 'EBADF', syscall: 'read', errno: -9 },
+
+    // ---- write
+    { name: 'write(123)', mode: A, call: () => loose(fh.write, fh, 123), cls: TypeError, code: TYPE },
+    { name: 'write(null)', mode: A, call: () => loose(fh.write, fh, null), cls: TypeError, code: TYPE },
+    { name: 'write({})', mode: A, call: () => loose(fh.write, fh, {}), cls: TypeError, code: TYPE },
+    { name: 'write(buf, length past the buffer)', mode: A, call: () => fh.write(buf, 0, 20), cls: RangeError, code: RANGE },
+    { name: 'write(buf, offset past the end)', mode: A, call: () => fh.write(buf, 11, 0), cls: RangeError, code: RANGE },
+    { name: 'write(buf, {position: -5})', mode: A, call: () => fh.write(buf, { position: -5 }), cls: RangeError, code: RANGE },
+    { name: 'write(buf, {offset: 0.5})', mode: A, call: () => fh.write(buf, { offset: 0.5 }), cls: RangeError, code: RANGE },
+    { name: "write(string, 0, 'bogus')", mode: A, call: () => loose(fh.write, fh, 'x', 0, 'bogus'), cls: TypeError, code: VALUE },
+    { name: 'write(string, position 1.5)', mode: A, call: () => fh.write('x', 1.5), cls: RangeError, code: RANGE },
+    { name: "write(string, position '3')", mode: A, call: () => loose(fh.write, fh, 'x', '3'), cls: TypeError, code: TYPE },
+    { name: 'write(detached buffer)', mode: A, call: () => fh.write(detached()), cls: TypeError, code: VALUE },
+    { name: 'write on a closed handle', mode: A, call: () => closedFh.write(buf, 0, 1, 0), cls: Error, code: 'EBADF', syscall: 'write', errno: -9 },
+    { name: 'write(string) on a closed handle', mode: A, call: () => closedFh.write('abc'), cls: Error, code: 'EBADF', syscall: 'write', errno: -9 },
+
+    // ---- readv / writev
+    { name: "readv('x')", mode: A, call: () => loose(fh.readv, fh, 'x'), cls: TypeError, code: TYPE },
+    { name: 'readv(buffer, not an array)', mode: A, call: () => loose(fh.readv, fh, buf), cls: TypeError, code: TYPE },
+    { name: 'readv(array-like object)', mode: A, call: () => loose(fh.readv, fh, { 0: buf, length: 1 }), cls: TypeError, code: TYPE },
+    { name: 'readv([])', mode: A, call: () => fh.readv([]), cls: TypeError, code: VALUE },
+    { name: "readv([buf, 'x'])", mode: A, call: () => loose(fh.readv, fh, [buf, 'x']), cls: TypeError, code: TYPE },
+    { name: 'readv([buf], position -2)', mode: A, call: () => fh.readv([buf], -2), cls: RangeError, code: RANGE },
+    { name: 'readv([detached])', mode: A, call: () => fh.readv([detached()]), cls: TypeError, code: VALUE },
+    { name: 'readv(1025 buffers)', mode: A, call: () => fh.readv(Array.from({ length: 1025 }, () => Buffer.alloc(1))), cls: TypeError, code: VALUE },
+    { name: 'writev(undefined)', mode: A, call: () => loose(fh.writev, fh), cls: TypeError, code: TYPE },
+    { name: 'writev([buf], position -3)', mode: A, call: () => fh.writev([buf], -3), cls: RangeError, code: RANGE },
+    { name: 'writev([buf], position 0.5)', mode: A, call: () => fh.writev([buf], 0.5), cls: RangeError, code: RANGE },
+    { name: 'writev([null])', mode: A, call: () => loose(fh.writev, fh, [null]), cls: TypeError, code: TYPE },
+    { name: 'writev([detached])', mode: A, call: () => fh.writev([buf, detached()]), cls: TypeError, code: VALUE },
+    { name: 'readv on a closed handle', mode: A, call: () => closedFh.readv([buf]), cls: Error, code: 'EBADF', syscall: 'read', errno: -9 },
+    { name: 'writev on a closed handle', mode: A, call: () => closedFh.writev([buf]), cls: Error, code: 'EBADF', syscall: 'write', errno: -9 },
+
+    // ---- readMany
+    { name: "readMany('x')", mode: A, call: () => loose(fh.readMany, fh, 'x'), cls: TypeError, code: TYPE },
+    { name: 'readMany(undefined)', mode: A, call: () => loose(fh.readMany, fh), cls: TypeError, code: TYPE },
+    { name: 'readMany([null])', mode: A, call: () => loose(fh.readMany, fh, [null]), cls: TypeError, code: TYPE },
+    { name: 'readMany([{buffer}] without position)', mode: A, call: () => loose(fh.readMany, fh, [{ buffer: buf }]), cls: TypeError, code: TYPE },
+    { name: "readMany([{buffer: 'x'}])", mode: A, call: () => loose(fh.readMany, fh, [{ buffer: 'x', position: 0 }]), cls: TypeError, code: TYPE },
+    { name: 'readMany length past the buffer', mode: A, call: () => fh.readMany([{ buffer: buf, position: 0, length: 100 }]), cls: RangeError, code: RANGE },
+    { name: 'readMany offset past the end', mode: A, call: () => fh.readMany([{ buffer: buf, position: 0, offset: 11 }]), cls: RangeError, code: RANGE },
+    { name: 'readMany [good, position -2]: nothing of the batch submitted', mode: A, call: () => fh.readMany([good, { buffer: buf, position: -2 }]), cls: RangeError, code: RANGE },
+    { name: 'readMany [good, detached]', mode: A, call: () => fh.readMany([good, { buffer: detached(), position: 0 }]), cls: TypeError, code: VALUE },
+    { name: 'readMany(reqs, {signal: 1})', mode: A, call: () => loose(fh.readMany, fh, [good], { signal: 1 }), cls: TypeError, code: TYPE },
+    { name: "readMany(reqs, 'opts')", mode: A, call: () => loose(fh.readMany, fh, [good], 'opts'), cls: TypeError, code: TYPE },
+    { name: 'readMany on a closed handle', mode: A, call: () => closedFh.readMany([good]), cls: Error, code: 'EBADF', syscall: 'read', errno: -9 },
+
+    // ---- append
+    { name: 'append(123)', mode: A, call: () => loose(fh.append, fh, 123), cls: TypeError, code: TYPE },
+    { name: 'append(undefined)', mode: A, call: () => loose(fh.append, fh), cls: TypeError, code: TYPE },
+    { name: "append('x', {sync: 'yes'})", mode: A, call: () => fh.append('x', { sync: 'yes' } as unknown as AppendOptions), cls: TypeError, code: VALUE },
+    { name: "append('x', {sync: 1})", mode: A, call: () => fh.append('x', { sync: 1 } as unknown as AppendOptions), cls: TypeError, code: VALUE },
+    { name: "append('x', 'data')", mode: A, call: () => loose(fh.append, fh, 'x', 'data'), cls: TypeError, code: TYPE },
+    { name: "append('x', {signal: 'no'})", mode: A, call: () => loose(fh.append, fh, 'x', { signal: 'no' }), cls: TypeError, code: TYPE },
+    { name: 'append(detached)', mode: A, call: () => fh.append(detached()), cls: TypeError, code: VALUE },
+    { name: 'append on a closed handle', mode: A, call: () => closedFh.append('x'), cls: Error, code: 'EBADF', syscall: 'write', errno: -9 },
+
+    // ---- truncate, sync, stat
+    { name: "truncate('1')", mode: A, call: () => loose(fh.truncate, fh, '1'), cls: TypeError, code: TYPE },
+    { name: 'truncate(1.5)', mode: A, call: () => fh.truncate(1.5), cls: RangeError, code: RANGE },
+    { name: 'truncate(NaN)', mode: A, call: () => fh.truncate(NaN), cls: RangeError, code: RANGE },
+    { name: 'truncate(null)', mode: A, call: () => loose(fh.truncate, fh, null), cls: TypeError, code: TYPE },
+    { name: 'truncate on a closed handle', mode: A, call: () => closedFh.truncate(1), cls: Error, code: 'EBADF', syscall: 'ftruncate', errno: -9 },
+    { name: 'datasync on a closed handle', mode: A, call: () => closedFh.datasync(), cls: Error, code: 'EBADF', syscall: 'fdatasync', errno: -9 },
+    { name: 'sync on a closed handle', mode: A, call: () => closedFh.sync(), cls: Error, code: 'EBADF', syscall: 'fsync', errno: -9 },
+    { name: 'stat on a closed handle', mode: A, call: () => closedFh.stat(), cls: Error, code: 'EBADF', syscall: 'fstat', errno: -9 },
+    { name: 'stat on a handle of a closed ring', mode: A, call: () => deadFh.stat(), cls: Error, code: 'EBADF', syscall: 'fstat', errno: -9 },
+  ]
+
+  t.true(cases.length >= 30)
+  const names = new Set(cases.map((c) => c.name))
+  t.is(names.size, cases.length, 'case names are unique')
+
+  const before = ring.stats()
+  const defaultBefore = defaultRing().stats().submitted
+  // Every deviation of every case, so that one run shows them all.
+  const problems: string[] = []
+  for (const c of cases) {
+    const bad = (what: string): void => {
+      problems.push(`${c.name}: ${what}`)
+    }
+    let returned: unknown
+    let thrown: unknown
+    let threw = false
+    try {
+      returned = c.call()
+    } catch (e) {
+      threw = true
+      thrown = e
+    }
+    let err: unknown
+    if (c.mode === 'async') {
+      if (threw) {
+        bad(`threw synchronously (${String(thrown)}) instead of returning a rejected promise`)
+        err = thrown
+      } else if (!(returned instanceof Promise)) {
+        bad('did not return a promise')
+        continue
+      } else {
+        try {
+          const v = await returned
+          bad(`resolved with ${String(v)}`)
+          if (v !== null && typeof v === 'object' && 'close' in v && typeof v.close === 'function') await (v as FileHandle).close()
+          continue
+        } catch (e) {
+          err = e
+        }
+      }
+    } else {
+      if (!threw) {
+        bad(`did not throw (returned ${String(returned)})`)
+        if (returned instanceof Ring) await returned.close()
+        continue
+      }
+      err = thrown
+    }
+    if (!(err instanceof Error)) {
+      bad(`not an Error: ${String(err)}`)
+      continue
+    }
+    if (Object.getPrototypeOf(err) !== c.cls.prototype) bad(`class ${err.constructor.name}, expected ${c.cls.name} (${err.message})`)
+    const p = props(err)
+    if (p.code !== c.code) bad(`code ${String(p.code)}, expected ${c.code} (${err.message})`)
+    if (err.message.length === 0) bad('empty message')
+    if (c.cls !== Error && !String(err.stack).includes(`${c.cls.name} [${c.code}]`)) bad(`stack does not start like Node's "${c.cls.name} [${c.code}]"`)
+    if (c.syscall !== undefined) {
+      if (p.syscall !== c.syscall) bad(`syscall ${String(p.syscall)}, expected ${c.syscall}`)
+      if (p.errno !== c.errno) bad(`errno ${String(p.errno)}, expected ${String(c.errno)}`)
+      if (!err.message.startsWith(`${c.code}: `)) bad(`message ${err.message}`)
+    }
+    if (c.code === 'ENOENT' && p.path !== '') bad(`path ${String(p.path)}`)
+  }
+  t.deepEqual(problems, [])
+  const after = ring.stats()
+  t.is(after.submitted, before.submitted, 'nothing was submitted')
+  t.is(after.inFlight, 0)
+  t.is(after.queued, 0)
+  t.is(defaultRing().stats().submitted, defaultBefore, 'nothing was submitted on the default ring')
+  t.is(fs.readFileSync(file, 'utf8'), 'bad input test file', 'the file is untouched')
+
+  // and the handle still works after all that
+  const r = await fh.read(Buffer.alloc(3), 0, 3, 0)
+  t.is(r.buffer.toString(), 'bad')
+  await fh.close()
+  await ring.close()
+})
