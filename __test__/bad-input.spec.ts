@@ -89,6 +89,8 @@ test('bad input is rejected with Node-style errors and nothing is submitted', as
     { name: 'new Ring({entries: 1.5})', mode: S, call: () => new Ring({ entries: 1.5 }), cls: RangeError, code: RANGE },
     { name: "new Ring({entries: '8'})", mode: S, call: () => loose(makeRing, undefined, { entries: '8' }), cls: TypeError, code: TYPE },
     { name: 'new Ring({entries: NaN})', mode: S, call: () => new Ring({ entries: NaN }), cls: RangeError, code: RANGE },
+    { name: "new Ring({completion: 'poll'})", mode: S, call: () => loose(makeRing, undefined, { completion: 'poll' }), cls: TypeError, code: 'ERR_INVALID_ARG_VALUE' },
+    { name: 'new Ring({completion: 1})', mode: S, call: () => loose(makeRing, undefined, { completion: 1 }), cls: TypeError, code: 'ERR_INVALID_ARG_VALUE' },
     { name: 'new Ring({maxInFlight: 1})', mode: S, call: () => new Ring({ maxInFlight: 1 }), cls: RangeError, code: RANGE },
     { name: 'new Ring({maxInFlight: -4})', mode: S, call: () => new Ring({ maxInFlight: -4 }), cls: RangeError, code: RANGE },
     { name: 'new Ring({sqpoll: 1})', mode: S, call: () => loose(makeRing, undefined, { sqpoll: 1 }), cls: TypeError, code: TYPE },

@@ -31,6 +31,22 @@ async function readFully(fh: FileHandle, length: number, position: number): Prom
 
 // ---------------------------------------------------------------- open
 
+test('the completion mode follows the option, else RINGLINE_COMPLETION, and both modes move data', async (t) => {
+  const expected = process.env.RINGLINE_COMPLETION === 'loop' ? 'loop' : 'thread'
+  t.is(defaultRing().completion, expected)
+  const p = tmp('modes')
+  const want = randomFile(p, 20000)
+  for (const completion of ['thread', 'loop'] as const) {
+    const ring = new Ring({ completion })
+    t.is(ring.completion, completion)
+    const fh = await ring.open(p)
+    const got = await Promise.all([0, 4096, 8192].map(async (pos) => (await fh.read(Buffer.alloc(4096), 0, 4096, pos)).buffer))
+    t.true(Buffer.concat(got).equals(want.subarray(0, 12288)), completion)
+    await fh.close()
+    await ring.close()
+  }
+})
+
 test('open "r" reads an existing file and refuses writes with EBADF', async (t) => {
   const p = tmp()
   fs.writeFileSync(p, 'hello ringline')

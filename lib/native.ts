@@ -3,6 +3,7 @@
 
 export interface NativeRingOptions {
   entries: number
+  completion: 'thread' | 'loop'
   sqpoll: boolean
   maxInFlight: number
   registerBuffers: boolean

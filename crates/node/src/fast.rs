@@ -78,7 +78,7 @@ unsafe extern "C" fn read(env: sys::napi_env, info: sys::napi_callback_info) -> 
         let off = num(env, a[3]) as usize;
         lock(&shared.driver).read(t, file(num(env, a[1]))?, ub, off, position(num(env, a[5])))
     })();
-    int(env, shared.submitted(env, r))
+    int(env, shared.submitted_now_if_urgent(env, r))
 }
 
 /// `write(token, file, view, offset, length, position) -> 0 | -errno`
@@ -90,7 +90,7 @@ unsafe extern "C" fn write(env: sys::napi_env, info: sys::napi_callback_info) ->
         let ub = view(env, a[2], num(env, a[3]), num(env, a[4]))?;
         lock(&shared.driver).write(t, file(num(env, a[1]))?, ub, position(num(env, a[5])))
     })();
-    int(env, shared.submitted(env, r))
+    int(env, shared.submitted_now_if_urgent(env, r))
 }
 
 /// `readMany(file, views, params, n)`: `params` is a Float64Array of

@@ -211,6 +211,20 @@ impl Shared {
         status(r)
     }
 
+    /// Like [`Shared::submitted`], then submits at once if the driver asks
+    /// for it (ops on O_DIRECT files: see `Driver::take_urgent`).
+    pub fn submitted_now_if_urgent(
+        &self,
+        env: sys::napi_env,
+        r: std::result::Result<(), i32>,
+    ) -> i32 {
+        let st = self.submitted(env, r);
+        if st == 0 && lock(&self.driver).take_urgent() {
+            self.flush(env);
+        }
+        st
+    }
+
     /// Submits everything queued in one syscall, then settles whatever the
     /// kernel completed inline (page-cache hits) without a thread hop.
     pub fn flush(&self, env: sys::napi_env) -> i32 {
@@ -389,6 +403,9 @@ unsafe extern "C" fn env_cleanup(arg: *mut c_void) {
 #[napi(object)]
 pub struct NativeRingOptions {
     pub entries: u32,
+    /// `"thread"`: completion thread + threadsafe function (DESIGN.md);
+    /// `"loop"`: the JS thread's event loop polls the ring's eventfd.
+    pub completion: String,
     pub sqpoll: bool,
     pub max_in_flight: u32,
     pub register_buffers: bool,
@@ -530,7 +547,7 @@ impl NativeRing {
             entries,
             max_in_flight,
         });
-        let loop_mode = std::env::var("RINGLINE_COMPLETION").is_ok_and(|v| v == "loop");
+        let loop_mode = options.completion == "loop";
         let hook = Arc::into_raw(shared.clone());
         // SAFETY: JS thread; the hook and its arg stay valid until removed
         // in finalize or run at env teardown.
