@@ -33,6 +33,8 @@
 //     ringline readMany 2xhalf  two loops, each a readMany of N/2 awaited and
 //                             repeated: between N/2 and N in flight
 //     ... sqpoll              the same on a Ring({ sqpoll: true })
+//     ... loop                the same on a Ring({ completion: 'loop' }): the JS
+//                             event loop takes completions, no completion thread
 //     ringline read Buffer    (page cache) plain Buffer.alloc memory instead
 //                             of allocAligned (not registered with the kernel)
 //     fs/promises             N loops awaiting FileHandle.read
@@ -62,7 +64,7 @@ import { spawn } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { Ring, type FileHandle, type ReadRequest } from '../index'
+import { Ring, type FileHandle, type ReadRequest, type RingOptions } from '../index'
 import { ensureFile, residency, warmPageCache } from './data'
 import { findFio, fioRandRead, fioVersion, fioWal } from './fio'
 import { BLOCK, Positions, within, fmtRate, fmtRatio, fmtUs, pad, padLeft, promiseLoops, runTimed, type Measurement, type TimedOptions } from './harness'
@@ -199,6 +201,7 @@ const SUMMARY: [string, string][] = [
   ['ringline readMany', 'rl many'],
   ['ringline readMany 2xhalf', 'rl 2xhalf'],
   ['ringline read sqpoll', 'rl rd sq'],
+  ['ringline read loop', 'rl rd loop'],
   ['fs/promises', 'fs/prom'],
   ['fs callback', 'fs cb'],
   ['fs/promises+UV_USE_IO_URING', 'prom+uring'],
@@ -282,13 +285,13 @@ function ringState(ring: Ring): string {
  * left behind.
  */
 async function withRing<T>(
-  sqpoll: boolean,
+  ringOptions: RingOptions,
   file: string,
   flags: string,
   direct: boolean,
   body: (ring: Ring, fh: FileHandle, diag: () => string) => Promise<T>,
 ): Promise<T> {
-  const ring = new Ring({ sqpoll })
+  const ring = new Ring(ringOptions)
   const diag = (): string => ringState(ring)
   let fh: FileHandle | undefined
   let result: T | undefined
@@ -309,8 +312,8 @@ async function withRing<T>(
   return result as T
 }
 
-function ringlineRead(w: ReadSpec, opts: TimedOptions, sqpoll: boolean, memory: 'aligned' | 'plain'): Promise<Measurement> {
-  return withRing(sqpoll, w.file, 'r', w.direct, async (ring, fh, diag) => {
+function ringlineRead(w: ReadSpec, opts: TimedOptions, ringOptions: RingOptions, memory: 'aligned' | 'plain'): Promise<Measurement> {
+  return withRing(ringOptions, w.file, 'r', w.direct, async (ring, fh, diag) => {
     const slab = memory === 'aligned' ? ring.allocAligned(w.depth * BLOCK) : Buffer.alloc(w.depth * BLOCK)
     const bufs = slices(slab, w.depth)
     const pos = new Positions(w.fileSize)
@@ -329,8 +332,8 @@ function ringlineRead(w: ReadSpec, opts: TimedOptions, sqpoll: boolean, memory: 
 }
 
 /** `loops` loops, each a readMany of depth/loops reads, awaited and repeated. */
-function ringlineReadMany(w: ReadSpec, opts: TimedOptions, sqpoll: boolean, loops: number): Promise<Measurement> {
-  return withRing(sqpoll, w.file, 'r', w.direct, async (ring, fh, diag) => {
+function ringlineReadMany(w: ReadSpec, opts: TimedOptions, ringOptions: RingOptions, loops: number): Promise<Measurement> {
+  return withRing(ringOptions, w.file, 'r', w.direct, async (ring, fh, diag) => {
     const bufs = slices(ring.allocAligned(w.depth * BLOCK), w.depth)
     const per = w.depth / loops
     const batches: ReadRequest[][] = []
@@ -358,10 +361,10 @@ function ringlineReadMany(w: ReadSpec, opts: TimedOptions, sqpoll: boolean, loop
   })
 }
 
-function ringlineWal(file: string, opts: TimedOptions, mode: 'append' | 'write+datasync'): Promise<Measurement> {
+function ringlineWal(file: string, opts: TimedOptions, mode: 'append' | 'write+datasync', completion: 'thread' | 'loop'): Promise<Measurement> {
   fs.rmSync(file, { force: true })
   const buf = Buffer.alloc(BLOCK, 0x5a)
-  return withRing(false, file, 'a', false, async (ring, fh, diag) => {
+  return withRing({ completion }, file, 'a', false, async (ring, fh, diag) => {
     const m = await runTimed(opts, 1, (ctl) =>
       mode === 'append'
         ? promiseLoops(
@@ -467,7 +470,7 @@ async function memoryCheck(file: string, fileSize: number, total: number): Promi
     samples.push(s)
     return s
   }
-  return withRing(false, file, 'r', false, async (ring, fh) => {
+  return withRing({ completion: 'thread' }, file, 'r', false, async (ring, fh) => {
     const bufs = slices(ring.allocAligned(depth * BLOCK), depth)
     const pos = new Positions(fileSize)
     let issued = 0
@@ -544,11 +547,14 @@ async function main(): Promise<void> {
       }
       for (const sqpoll of [false, true]) {
         const sq = sqpoll ? ' sqpoll' : ''
-        add(`ringline read${sq}`, () => ringlineRead(spec, t, sqpoll, 'aligned'))
-        add(`ringline readMany${sq}`, () => ringlineReadMany(spec, t, sqpoll, 1))
-        if (depth >= 2 && depth % 2 === 0) add(`ringline readMany 2xhalf${sq}`, () => ringlineReadMany(spec, t, sqpoll, 2))
+        const ro: RingOptions = { sqpoll, completion: 'thread' }
+        add(`ringline read${sq}`, () => ringlineRead(spec, t, ro, 'aligned'))
+        add(`ringline readMany${sq}`, () => ringlineReadMany(spec, t, ro, 1))
+        if (depth >= 2 && depth % 2 === 0) add(`ringline readMany 2xhalf${sq}`, () => ringlineReadMany(spec, t, ro, 2))
       }
-      if (!direct) add('ringline read Buffer', () => ringlineRead(spec, t, false, 'plain'))
+      add('ringline read loop', () => ringlineRead(spec, t, { completion: 'loop' }, 'aligned'))
+      add('ringline readMany loop', () => ringlineReadMany(spec, t, { completion: 'loop' }, 1))
+      if (!direct) add('ringline read Buffer', () => ringlineRead(spec, t, { completion: 'thread' }, 'plain'))
       for (const engine of ['promises', 'callback'] as const) {
         const job: PeerJob = { kind: 'read', engine, file, fileSize, direct, depth }
         const label = engine === 'promises' ? 'fs/promises' : 'fs callback'
@@ -579,8 +585,9 @@ async function main(): Promise<void> {
     const add = (engine: string, run: () => Promise<Measurement>): void => {
       w.push({ group: name, engine, run })
     }
-    add('ringline append', () => ringlineWal(walFile('ringline'), t, 'append'))
-    add('ringline write+datasync', () => ringlineWal(walFile('ringline2'), t, 'write+datasync'))
+    add('ringline append', () => ringlineWal(walFile('ringline'), t, 'append', 'thread'))
+    add('ringline append loop', () => ringlineWal(walFile('ringline-loop'), t, 'append', 'loop'))
+    add('ringline write+datasync', () => ringlineWal(walFile('ringline2'), t, 'write+datasync', 'thread'))
     for (const engine of ['promises', 'callback', 'sync'] as const) {
       const label = engine === 'promises' ? 'fs/promises' : engine === 'callback' ? 'fs callback' : 'fs writeSync'
       add(label, () => runPeerJob({ kind: 'wal', engine, file: walFile(engine) }, t, alloc))
