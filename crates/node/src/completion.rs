@@ -104,7 +104,6 @@ fn run(shared: &Shared, tsfn: Tsfn) {
             shared.stolen.lock().map(|mut s| s.append(&mut batch)).ok();
             return;
         }
-        batch.retain(|c| c.user_data != ringline_core::driver::WAKE);
         if batch.is_empty() {
             continue;
         }

@@ -449,13 +449,14 @@ pub fn view(
     if !(off >= 0.0 && len >= 0.0 && off + len <= n as f64) {
         return Err(libc::EINVAL);
     }
-    Ok(UserBuf {
+    let ptr = if p.is_null() {
+        p
+    } else {
         // SAFETY: off <= n, so the result stays within (or one past) the view.
-        ptr: if p.is_null() {
-            p
-        } else {
-            unsafe { p.add(off as usize) }
-        },
+        unsafe { p.add(off as usize) }
+    };
+    Ok(UserBuf {
+        ptr,
         len: len as usize,
     })
 }

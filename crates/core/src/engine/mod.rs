@@ -78,8 +78,8 @@ pub trait Engine: Send + Sync + 'static {
     /// Moves every ready completion into `out` without blocking.
     fn reap(&self, out: &mut Vec<Cqe>);
 
-    /// Blocks until at least one completion is ready (or a wake-up op
-    /// completes), then reaps like [`Engine::reap`]. May return with `out`
+    /// Blocks until at least one completion is ready (or [`Engine::wake`]
+    /// is called), then reaps like [`Engine::reap`]. May return with `out`
     /// empty if another thread reaped first.
     fn wait(&self, out: &mut Vec<Cqe>) -> io::Result<()>;
 

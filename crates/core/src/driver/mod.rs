@@ -1,0 +1,423 @@
+//! The driver: one per Ring, living on the thread that submits (the JS
+//! thread). It owns the command slab, the backlog, the file table, the
+//! buffer registry and the bounce pool; the engine below only moves ops to
+//! the kernel and completions back.
+//!
+//! Every op gets a slab entry that owns all memory the kernel may touch for
+//! it (paths, iovecs, statx buffers, pinned or bounce data). The entry is
+//! freed only when the op's completion arrives, also for ops that were
+//! settled early (cancelled by a close or an abort: "orphaned"), so the
+//! kernel never writes into freed memory (invariant 2). Each token given by
+//! the caller is settled exactly once (invariant 1).
+
+mod cancel;
+mod complete;
+mod queue;
+mod submit;
+
+use crate::buffer::{AlignedBuf, BouncePool, BufferRegistry, Pinned, Registration};
+use crate::engine::{Engine, Feature};
+use crate::file_table::{DioAlign, FileEntry, FileError, FileId, FileTable};
+use crate::op::{Cqe, Op, SyncKind, Target, CURRENT_POSITION};
+use crate::slab::Slab;
+use std::collections::VecDeque;
+use std::ffi::CString;
+use std::io;
+use std::sync::Arc;
+
+/// Token of internal ops that settle nothing.
+const NO_TOKEN: u32 = u32::MAX;
+/// Alignment of bounce and `allocAligned` memory: covers every `O_DIRECT`
+/// device with 4 KiB or smaller logical blocks.
+pub const BUFFER_ALIGN: usize = 4096;
+/// Slab slots beyond `max_in_flight` kept for internal ops (cancels,
+/// closes), so a full slab can always be cancelled and drained.
+const RESERVE: usize = 64;
+/// Largest single read or write the kernel performs (Linux `MAX_RW_COUNT`).
+pub const MAX_IO: usize = 0x7fff_f000;
+
+/// Options of a driver.
+#[derive(Clone, Debug)]
+pub struct DriverConfig {
+    /// Ops in the kernel at once; more wait in the backlog.
+    pub max_in_flight: usize,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            max_in_flight: 1024,
+        }
+    }
+}
+
+/// Memory a caller lends for the duration of one submit call.
+#[derive(Clone, Copy, Debug)]
+pub struct UserBuf {
+    pub ptr: *mut u8,
+    pub len: usize,
+}
+
+/// What a settled op hands back besides its result.
+#[derive(Debug)]
+pub enum Payload {
+    None,
+    /// A read went through library memory: copy `buf` (its `len` is the
+    /// byte count) to the caller's buffer at `user_offset`, then give the
+    /// block back with [`Driver::recycle`].
+    Bounce {
+        buf: AlignedBuf,
+        user_offset: usize,
+    },
+    Stat(Box<libc::statx>),
+    Opened(FileId),
+}
+
+/// A settled op: its token, its result (`>= 0`, or `-errno`) and payload.
+#[derive(Debug)]
+pub struct Done {
+    pub token: u32,
+    pub result: i64,
+    pub payload: Payload,
+}
+
+impl Done {
+    fn err(token: u32, errno: i32) -> Done {
+        Done {
+            token,
+            result: -i64::from(errno),
+            payload: Payload::None,
+        }
+    }
+}
+
+/// Counters reported by `ring.stats()`.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub submitted: u64,
+    pub completed: u64,
+    pub in_flight: usize,
+    pub queued: usize,
+    pub open_files: usize,
+    pub registered_files: usize,
+    pub registered_buffers: usize,
+    pub unregistered_buffers: usize,
+    pub buffer_registration_failures: usize,
+    pub buffer_registration_errno: Option<i32>,
+    pub bounced: u64,
+    pub fixed_buffer_ops: u64,
+}
+
+/// Owned memory of an op.
+enum Mem {
+    None,
+    Path(#[allow(dead_code)] CString),
+    Pinned(#[allow(dead_code)] Pinned),
+    Bounce(AlignedBuf),
+    Vectored(
+        #[allow(dead_code)] Box<[libc::iovec]>,
+        #[allow(dead_code)] Vec<Pinned>,
+    ),
+    Statx(Box<libc::statx>),
+}
+
+/// How a completion's result is interpreted.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Open {
+        direct: bool,
+        append: bool,
+    },
+    Close,
+    /// Read into a bounce block, to be copied to `user_offset` of the caller's buffer.
+    BouncedRead {
+        user_offset: usize,
+    },
+    Plain,
+    Stat,
+    /// A member of an append chain.
+    Chain(u32),
+    Internal,
+}
+
+struct Entry {
+    token: u32,
+    file: Option<FileId>,
+    kind: Kind,
+    op: Op,
+    mem: Mem,
+    link: bool,
+    orphaned: bool,
+    /// A plain (unsynced) append: settling it ends one of the file's
+    /// appends in flight.
+    append: bool,
+}
+
+/// A write linked to an fsync/fdatasync, settling one token.
+struct Chain {
+    token: u32,
+    file: FileId,
+    data: Mem,
+    ptr: *const u8,
+    fixed: Option<u16>,
+    total: usize,
+    written: usize,
+    offset: u64,
+    sync: SyncKind,
+    pending: u8,
+    write_res: Option<i32>,
+    sync_res: Option<i32>,
+    orphaned: bool,
+}
+
+/// Per-Ring op table over one engine.
+pub struct Driver {
+    engine: Arc<dyn Engine>,
+    slab: Slab<Entry>,
+    backlog: VecDeque<Vec<Entry>>,
+    chains: Slab<Chain>,
+    files: FileTable,
+    buffers: BufferRegistry,
+    bounce: BouncePool,
+    stats: Stats,
+    unflushed: usize,
+    closed: bool,
+    max_in_flight: usize,
+    /// An op on an O_DIRECT file was queued: submit it now rather than
+    /// with the batch (see [`Driver::take_urgent`]).
+    urgent: bool,
+}
+
+fn file_errno(e: FileError) -> i32 {
+    match e {
+        FileError::BadHandle => libc::EBADF,
+        FileError::TableFull => libc::EMFILE,
+    }
+}
+
+impl Driver {
+    pub fn new(engine: Arc<dyn Engine>, cfg: DriverConfig) -> Driver {
+        let fixed_buffers = engine.fixed_buffer_slots();
+        Driver {
+            engine,
+            slab: Slab::with_capacity(cfg.max_in_flight.max(2) + RESERVE),
+            backlog: VecDeque::new(),
+            chains: Slab::with_capacity(usize::MAX),
+            files: FileTable::new(),
+            buffers: BufferRegistry::new(fixed_buffers),
+            bounce: BouncePool::new(BUFFER_ALIGN),
+            stats: Stats::default(),
+            unflushed: 0,
+            closed: false,
+            max_in_flight: cfg.max_in_flight.max(2),
+            urgent: false,
+        }
+    }
+
+    pub fn engine(&self) -> &Arc<dyn Engine> {
+        &self.engine
+    }
+
+    /// Ops in the kernel plus ops waiting in the backlog.
+    pub fn pending(&self) -> usize {
+        self.slab.len() + self.backlog.iter().map(Vec::len).sum::<usize>()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats.clone();
+        s.in_flight = self.slab.len();
+        s.queued = self.backlog.iter().map(Vec::len).sum();
+        s.open_files = self.files.len();
+        s.registered_buffers = self.buffers.registered();
+        s.unregistered_buffers = self.buffers.len() - self.buffers.registered();
+        let (failures, errno) = self.buffers.failures();
+        s.buffer_registration_failures = failures;
+        s.buffer_registration_errno = errno;
+        s
+    }
+
+    /// Allocates `len` zeroed bytes aligned to [`BUFFER_ALIGN`], recorded so
+    /// ops on it run zero-copy, and registered with the kernel if it allows.
+    pub fn alloc_aligned(&mut self, len: usize) -> io::Result<(Arc<AlignedBuf>, Registration)> {
+        let buf = Arc::new(
+            AlignedBuf::new(len, BUFFER_ALIGN)
+                .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?,
+        );
+        let engine = self.engine.clone();
+        let reg = self.buffers.add(buf.clone(), |slot, b| {
+            // SAFETY: the registry keeps `b` alive until it calls
+            // unregister_buffer(slot) in `release_aligned` (or the ring goes).
+            unsafe { engine.register_buffer(slot, b.as_ptr(), b.capacity()) }
+        });
+        Ok((buf, reg))
+    }
+
+    /// Forgets a block from [`Driver::alloc_aligned`] (its JS owner is gone).
+    /// In-flight ops still hold it; it is freed after the last of them.
+    pub fn release_aligned(&mut self, addr: usize) {
+        let engine = self.engine.clone();
+        self.buffers
+            .remove(addr, |slot| engine.unregister_buffer(slot));
+    }
+
+    /// Hands a bounce block back after its data was copied out.
+    pub fn recycle(&mut self, buf: AlignedBuf) {
+        self.bounce.give(buf);
+    }
+
+    /// Library memory in place when `buf` lies in a recorded block with the
+    /// alignment `need`; otherwise a bounce block (filled from `buf` when
+    /// `copy_in`).
+    fn data_for(
+        &mut self,
+        buf: UserBuf,
+        need: usize,
+        copy_in: bool,
+    ) -> io::Result<(Mem, *mut u8, Option<u16>)> {
+        if let Some(pin) = self.buffers.lookup(buf.ptr, buf.len) {
+            if (buf.ptr as usize).is_multiple_of(need) {
+                let fixed = pin.fixed;
+                if fixed.is_some() {
+                    self.stats.fixed_buffer_ops += 1;
+                }
+                return Ok((Mem::Pinned(pin), buf.ptr, fixed));
+            }
+        }
+        let mut b = self
+            .bounce
+            .take(buf.len)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
+        if copy_in && buf.len > 0 {
+            // SAFETY: the caller lends buf.ptr for buf.len bytes during this call;
+            // b holds at least buf.len bytes; the two never overlap.
+            unsafe { std::ptr::copy_nonoverlapping(buf.ptr, b.as_ptr(), buf.len) };
+        }
+        self.stats.bounced += 1;
+        let p = b.as_mut_slice().as_mut_ptr();
+        Ok((Mem::Bounce(b), p, None))
+    }
+
+    fn file(&mut self, id: FileId) -> Result<(&mut FileEntry, Target), i32> {
+        let e = self.files.usable(id).map_err(file_errno)?;
+        let t = match e.fixed {
+            Some(s) => Target::Fixed(s),
+            None => Target::Fd(e.fd),
+        };
+        Ok((e, t))
+    }
+
+    /// `(fd, O_DIRECT alignment, O_APPEND)` of an open file.
+    pub fn file_info(&self, id: FileId) -> Result<(i32, Option<DioAlign>, bool), i32> {
+        let e = self.files.entry(id).map_err(file_errno)?;
+        if e.closing {
+            return Err(libc::EBADF);
+        }
+        Ok((e.fd, e.direct, e.append_mode))
+    }
+
+    fn check_direct(e: &FileEntry, offset: u64, len: usize) -> Result<usize, i32> {
+        match e.direct {
+            Some(a) => {
+                let o = u64::from(a.offset.max(1));
+                if (offset != CURRENT_POSITION && !offset.is_multiple_of(o))
+                    || !(len as u64).is_multiple_of(o)
+                {
+                    return Err(libc::EINVAL);
+                }
+                Ok(a.mem.max(1) as usize)
+            }
+            None => Ok(1),
+        }
+    }
+
+    fn entry(token: u32, file: Option<FileId>, kind: Kind, op: Op, mem: Mem) -> Entry {
+        Entry {
+            token,
+            file,
+            kind,
+            op,
+            mem,
+            link: false,
+            orphaned: false,
+            append: false,
+        }
+    }
+
+    fn append_settled(&mut self, f: FileId) {
+        if let Ok(fe) = self.files.entry_mut(f) {
+            fe.appends_in_flight = fe.appends_in_flight.saturating_sub(1);
+        }
+    }
+
+    fn refuse_if_closed(&self) -> Result<(), i32> {
+        if self.closed {
+            Err(libc::ECANCELED)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn reclaim(&mut self, mem: Mem) {
+        if let Mem::Bounce(b) = mem {
+            self.bounce.give(b);
+        }
+    }
+}
+
+fn last_errno() -> i32 {
+    io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+fn errno(e: io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+fn file_size(fd: i32) -> Result<u64, i32> {
+    // SAFETY: stat is plain old data; fstat fills it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is owned by the file table; st is a valid out pointer.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return Err(last_errno());
+    }
+    Ok(st.st_size as u64)
+}
+
+/// `O_DIRECT` alignment from `statx(STATX_DIOALIGN)`, or 512/512 (the
+/// smallest logical block) where the filesystem does not say.
+fn dio_align(fd: i32) -> DioAlign {
+    // SAFETY: statx is plain old data; all-zero is valid.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd, NUL-terminated empty path with AT_EMPTY_PATH, valid out pointer.
+    let r = unsafe {
+        libc::statx(
+            fd,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_DIOALIGN,
+            &mut stx,
+        )
+    };
+    if r == 0 && stx.stx_mask & libc::STATX_DIOALIGN != 0 && stx.stx_dio_offset_align != 0 {
+        DioAlign {
+            mem: stx.stx_dio_mem_align.max(1),
+            offset: stx.stx_dio_offset_align,
+        }
+    } else {
+        DioAlign {
+            mem: 512,
+            offset: 512,
+        }
+    }
+}
+
+// The driver holds raw pointers (in Chain) into memory it owns; it is used
+// from one thread at a time behind the node binding's lock.
+// SAFETY: every raw pointer in the driver points into heap memory owned by
+// the driver itself (slab entries, chains), never into thread-local data.
+unsafe impl Send for Driver {}

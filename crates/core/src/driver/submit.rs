@@ -1,0 +1,355 @@
+//! Submitting ops: open, read, write, readv/writev, sync, stat, truncate,
+//! and append (a write linked to fsync/fdatasync, as one chain).
+
+use super::*;
+
+impl Driver {
+    /// Opens `path`. Settles with the packed [`FileId`] (`Payload::Opened`).
+    pub fn open(&mut self, token: u32, path: CString, flags: i32, mode: u32) -> Result<(), i32> {
+        self.refuse_if_closed()?;
+        let op = Op::Open {
+            path: path.as_ptr(),
+            flags: flags | libc::O_CLOEXEC,
+            mode,
+        };
+        let kind = Kind::Open {
+            direct: flags & libc::O_DIRECT != 0,
+            append: flags & libc::O_APPEND != 0,
+        };
+        self.enqueue(vec![Self::entry(token, None, kind, op, Mem::Path(path))]);
+        Ok(())
+    }
+
+    /// Reads up to `buf.len` bytes at `offset` (or the file position, with
+    /// [`CURRENT_POSITION`]). `user_offset` comes back in a bounce payload.
+    pub fn read(
+        &mut self,
+        token: u32,
+        id: FileId,
+        buf: UserBuf,
+        user_offset: usize,
+        offset: u64,
+    ) -> Result<(), i32> {
+        self.refuse_if_closed()?;
+        let len = buf.len.min(MAX_IO);
+        let (e, target) = self.file(id)?;
+        let need = Self::check_direct(e, offset, len)?;
+        self.urgent |= e.direct.is_some();
+        let (mem, ptr, fixed) = self
+            .data_for(UserBuf { ptr: buf.ptr, len }, need, false)
+            .map_err(errno)?;
+        let kind = match mem {
+            Mem::Bounce(_) => Kind::BouncedRead { user_offset },
+            _ => Kind::Plain,
+        };
+        let op = Op::Read {
+            target,
+            ptr,
+            len: len as u32,
+            offset,
+            fixed,
+        };
+        self.enqueue(vec![Self::entry(token, Some(id), kind, op, mem)]);
+        Ok(())
+    }
+
+    /// Writes `buf` at `offset` (or the file position).
+    pub fn write(&mut self, token: u32, id: FileId, buf: UserBuf, offset: u64) -> Result<(), i32> {
+        self.refuse_if_closed()?;
+        let len = buf.len.min(MAX_IO);
+        let (e, target) = self.file(id)?;
+        let need = Self::check_direct(e, offset, len)?;
+        self.urgent |= e.direct.is_some();
+        let (mem, ptr, fixed) = self
+            .data_for(UserBuf { ptr: buf.ptr, len }, need, true)
+            .map_err(errno)?;
+        let op = Op::Write {
+            target,
+            ptr,
+            len: len as u32,
+            offset,
+            fixed,
+        };
+        self.enqueue(vec![Self::entry(token, Some(id), Kind::Plain, op, mem)]);
+        Ok(())
+    }
+
+    /// Scatter read (`write == false`) or gather write over `bufs`. Library
+    /// buffers go to the kernel as they are; any user buffer makes the whole
+    /// op go through one bounce block (a read then settles with a
+    /// `Bounce` payload whose data the caller scatters in order).
+    pub fn vectored(
+        &mut self,
+        token: u32,
+        id: FileId,
+        bufs: &[UserBuf],
+        offset: u64,
+        write: bool,
+    ) -> Result<(), i32> {
+        self.refuse_if_closed()?;
+        if bufs.is_empty() || bufs.len() > libc::UIO_MAXIOV as usize {
+            return Err(libc::EINVAL);
+        }
+        let total = bufs
+            .iter()
+            .try_fold(0usize, |a, b| a.checked_add(b.len))
+            .ok_or(libc::EINVAL)?;
+        if total > MAX_IO {
+            return Err(libc::EINVAL);
+        }
+        let (e, target) = self.file(id)?;
+        let need = Self::check_direct(e, offset, total)?;
+        // Each segment of an O_DIRECT vector must itself be aligned; where one
+        // is not, a bounce block joins them into one aligned segment.
+        let pins: Option<Vec<Pinned>> = bufs
+            .iter()
+            .map(|b| {
+                self.buffers.lookup(b.ptr, b.len).filter(|_| {
+                    (b.ptr as usize).is_multiple_of(need) && (need == 1 || b.len % need == 0)
+                })
+            })
+            .collect();
+        let (op, mem, kind) = match pins {
+            Some(pins) => {
+                let iov: Box<[libc::iovec]> = bufs
+                    .iter()
+                    .map(|b| libc::iovec {
+                        iov_base: b.ptr.cast(),
+                        iov_len: b.len,
+                    })
+                    .collect();
+                let (p, count) = (iov.as_ptr(), iov.len() as u32);
+                let op = if write {
+                    Op::Writev {
+                        target,
+                        iov: p,
+                        count,
+                        offset,
+                    }
+                } else {
+                    Op::Readv {
+                        target,
+                        iov: p,
+                        count,
+                        offset,
+                    }
+                };
+                (op, Mem::Vectored(iov, pins), Kind::Plain)
+            }
+            None => {
+                let b = self.bounce.take(total).ok_or(libc::ENOMEM)?;
+                self.stats.bounced += 1;
+                if write {
+                    let mut at = 0;
+                    for u in bufs {
+                        // SAFETY: u is lent for this call; b has `total` bytes.
+                        unsafe { std::ptr::copy_nonoverlapping(u.ptr, b.as_ptr().add(at), u.len) };
+                        at += u.len;
+                    }
+                }
+                let p = b.as_ptr();
+                let op = if write {
+                    Op::Write {
+                        target,
+                        ptr: p,
+                        len: total as u32,
+                        offset,
+                        fixed: None,
+                    }
+                } else {
+                    Op::Read {
+                        target,
+                        ptr: p,
+                        len: total as u32,
+                        offset,
+                        fixed: None,
+                    }
+                };
+                let kind = if write {
+                    Kind::Plain
+                } else {
+                    Kind::BouncedRead { user_offset: 0 }
+                };
+                (op, Mem::Bounce(b), kind)
+            }
+        };
+        self.enqueue(vec![Self::entry(token, Some(id), kind, op, mem)]);
+        Ok(())
+    }
+
+    /// `fsync` or `fdatasync`.
+    pub fn sync(&mut self, token: u32, id: FileId, kind: SyncKind) -> Result<(), i32> {
+        self.refuse_if_closed()?;
+        let (_, target) = self.file(id)?;
+        let op = Op::Fsync { target, kind };
+        self.enqueue(vec![Self::entry(
+            token,
+            Some(id),
+            Kind::Plain,
+            op,
+            Mem::None,
+        )]);
+        Ok(())
+    }
+
+    /// `statx` of an open file; settles with `Payload::Stat`.
+    pub fn stat(&mut self, token: u32, id: FileId) -> Result<(), i32> {
+        self.refuse_if_closed()?;
+        let (e, _) = self.file(id)?;
+        let fd = e.fd;
+        // SAFETY: statx is plain old data; all-zero is a valid value.
+        let mut out: Box<libc::statx> = Box::new(unsafe { std::mem::zeroed() });
+        let op = Op::Statx {
+            fd,
+            out: &mut *out as *mut libc::statx,
+        };
+        self.enqueue(vec![Self::entry(
+            token,
+            Some(id),
+            Kind::Stat,
+            op,
+            Mem::Statx(out),
+        )]);
+        Ok(())
+    }
+
+    /// Truncates (or extends) the file to `len` bytes. Where the engine
+    /// lacks `ftruncate`, it is done right here and settles into `out`.
+    pub fn truncate(
+        &mut self,
+        token: u32,
+        id: FileId,
+        len: u64,
+        out: &mut Vec<Done>,
+    ) -> Result<(), i32> {
+        self.refuse_if_closed()?;
+        let native = self.engine.supports(Feature::Ftruncate);
+        let (e, target) = self.file(id)?;
+        e.append_pos = None;
+        if !native {
+            // The kernel lacks IORING_OP_FTRUNCATE (< 6.9): a metadata
+            // update, short on every filesystem we know.
+            // SAFETY: plain syscall on an fd the table owns.
+            let r = unsafe { libc::ftruncate(e.fd, len as libc::off_t) };
+            self.stats.submitted += 1;
+            self.stats.completed += 1;
+            out.push(if r == 0 {
+                Done {
+                    token,
+                    result: 0,
+                    payload: Payload::None,
+                }
+            } else {
+                Done::err(token, last_errno())
+            });
+            return Ok(());
+        }
+        let op = Op::Ftruncate { target, len };
+        self.enqueue(vec![Self::entry(
+            token,
+            Some(id),
+            Kind::Plain,
+            op,
+            Mem::None,
+        )]);
+        Ok(())
+    }
+
+    /// Appends `buf` at the end of the file; with `sync`, a linked
+    /// fsync/fdatasync follows in the same submission, and the token settles
+    /// with the byte count only once the data is durable.
+    pub fn append(
+        &mut self,
+        token: u32,
+        id: FileId,
+        buf: UserBuf,
+        sync: Option<SyncKind>,
+    ) -> Result<(), i32> {
+        self.refuse_if_closed()?;
+        let len = buf.len.min(MAX_IO);
+        let (e, target) = self.file(id)?;
+        let offset = if e.append_mode {
+            CURRENT_POSITION
+        } else {
+            // The end of the file as it is now (other writers, positional
+            // writes and truncates included), or past our own appends still
+            // in flight, which the size does not show yet.
+            let size = file_size(e.fd)?;
+            let pos = match e.append_pos {
+                Some(p) if e.appends_in_flight > 0 => p.max(size),
+                _ => size,
+            };
+            e.append_pos = Some(pos + len as u64);
+            pos
+        };
+        e.appends_in_flight += 1;
+        let need = Self::check_direct(e, if e.append_mode { 0 } else { offset }, len)?;
+        let (mem, ptr, fixed) = self
+            .data_for(UserBuf { ptr: buf.ptr, len }, need, true)
+            .map_err(errno)?;
+        let Some(kind) = sync else {
+            let op = Op::Write {
+                target,
+                ptr,
+                len: len as u32,
+                offset,
+                fixed,
+            };
+            let mut entry = Self::entry(token, Some(id), Kind::Plain, op, mem);
+            entry.append = true;
+            self.enqueue_one(entry);
+            return Ok(());
+        };
+        let chain = Chain {
+            token,
+            file: id,
+            data: mem,
+            ptr,
+            fixed,
+            total: len,
+            written: 0,
+            offset,
+            sync: kind,
+            pending: 0,
+            write_res: None,
+            sync_res: None,
+            orphaned: false,
+        };
+        let c = self.chains.insert(chain).map_err(|_| libc::ENOMEM)?;
+        self.submit_chain(c, target);
+        Ok(())
+    }
+
+    pub(super) fn submit_chain(&mut self, c: u32, target: Target) {
+        let ch = self.chains.get_mut(c).expect("live chain");
+        ch.pending = 2;
+        ch.write_res = None;
+        ch.sync_res = None;
+        let rest = ch.total - ch.written;
+        let offset = if ch.offset == CURRENT_POSITION {
+            CURRENT_POSITION
+        } else {
+            ch.offset + ch.written as u64
+        };
+        // SAFETY: ch.ptr points at ch.total bytes owned by ch.data.
+        let ptr = unsafe { ch.ptr.add(ch.written) };
+        let write = Op::Write {
+            target,
+            ptr,
+            len: rest as u32,
+            offset,
+            fixed: ch.fixed,
+        };
+        let sync = Op::Fsync {
+            target,
+            kind: ch.sync,
+        };
+        let file = Some(ch.file);
+        let mut w = Self::entry(NO_TOKEN, file, Kind::Chain(c), write, Mem::None);
+        w.link = true;
+        let s = Self::entry(NO_TOKEN, file, Kind::Chain(c), sync, Mem::None);
+        self.enqueue(vec![w, s]);
+        // The chain's token counts once as submitted.
+        self.stats.submitted += 1;
+    }
+}
