@@ -47,13 +47,7 @@ impl Driver {
             let op = Op::Cancel {
                 user_data: u64::from(*k),
             };
-            self.enqueue(vec![Self::entry(
-                NO_TOKEN,
-                None,
-                Kind::Internal,
-                op,
-                Mem::None,
-            )]);
+            self.submit_internal(op);
         }
         true
     }
@@ -176,13 +170,7 @@ impl Driver {
                 let op = Op::CancelFile {
                     target: Target::Fd(fd),
                 };
-                self.enqueue(vec![Self::entry(
-                    NO_TOKEN,
-                    None,
-                    Kind::Internal,
-                    op,
-                    Mem::None,
-                )]);
+                self.submit_internal(op);
             }
         }
         if let Some(slot) = fixed {
@@ -195,13 +183,7 @@ impl Driver {
             }
         }
         let op = Op::Close { fd };
-        self.enqueue(vec![Self::entry(
-            token,
-            Some(id),
-            Kind::Close,
-            op,
-            Mem::None,
-        )]);
+        self.submit_op(token, Some(id), Kind::Close, op, Mem::None);
         Ok(())
     }
 
@@ -229,13 +211,7 @@ impl Driver {
             self.orphan(k.to_owned(), out);
         }
         if !keys.is_empty() {
-            self.enqueue(vec![Self::entry(
-                NO_TOKEN,
-                None,
-                Kind::Internal,
-                Op::CancelAll,
-                Mem::None,
-            )]);
+            self.submit_internal(Op::CancelAll);
         }
         let _ = self.flush();
     }

@@ -7,6 +7,23 @@ use super::*;
 impl Driver {
     /// Puts a group of entries (a link chain, or one op) into the kernel, or
     /// into the backlog when the slab has no room. Never fails.
+    /// Queues one op owning `mem` for `token`.
+    pub(super) fn submit_op(
+        &mut self,
+        token: u32,
+        file: Option<FileId>,
+        kind: Kind,
+        op: Op,
+        mem: Mem,
+    ) {
+        self.enqueue_one(Self::entry(token, file, kind, op, mem));
+    }
+
+    /// Queues an internal op (a cancel) that settles no token.
+    pub(super) fn submit_internal(&mut self, op: Op) {
+        self.enqueue_one(Self::entry(NO_TOKEN, None, Kind::Internal, op, Mem::None));
+    }
+
     pub(super) fn enqueue_one(&mut self, e: Entry) {
         if let Some(f) = e.file {
             if let Ok(fe) = self.files.entry_mut(f) {

@@ -16,7 +16,7 @@ impl Driver {
             direct: flags & libc::O_DIRECT != 0,
             append: flags & libc::O_APPEND != 0,
         };
-        self.enqueue(vec![Self::entry(token, None, kind, op, Mem::Path(path))]);
+        self.submit_op(token, None, kind, op, Mem::Path(path));
         Ok(())
     }
 
@@ -49,7 +49,7 @@ impl Driver {
             offset,
             fixed,
         };
-        self.enqueue(vec![Self::entry(token, Some(id), kind, op, mem)]);
+        self.submit_op(token, Some(id), kind, op, mem);
         Ok(())
     }
 
@@ -70,7 +70,7 @@ impl Driver {
             offset,
             fixed,
         };
-        self.enqueue(vec![Self::entry(token, Some(id), Kind::Plain, op, mem)]);
+        self.submit_op(token, Some(id), Kind::Plain, op, mem);
         Ok(())
     }
 
@@ -173,7 +173,7 @@ impl Driver {
                 (op, Mem::Bounce(b), kind)
             }
         };
-        self.enqueue(vec![Self::entry(token, Some(id), kind, op, mem)]);
+        self.submit_op(token, Some(id), kind, op, mem);
         Ok(())
     }
 
@@ -182,13 +182,7 @@ impl Driver {
         self.refuse_if_closed()?;
         let (_, target) = self.file(id)?;
         let op = Op::Fsync { target, kind };
-        self.enqueue(vec![Self::entry(
-            token,
-            Some(id),
-            Kind::Plain,
-            op,
-            Mem::None,
-        )]);
+        self.submit_op(token, Some(id), Kind::Plain, op, Mem::None);
         Ok(())
     }
 
@@ -203,13 +197,7 @@ impl Driver {
             fd,
             out: &mut *out as *mut libc::statx,
         };
-        self.enqueue(vec![Self::entry(
-            token,
-            Some(id),
-            Kind::Stat,
-            op,
-            Mem::Statx(out),
-        )]);
+        self.submit_op(token, Some(id), Kind::Stat, op, Mem::Statx(out));
         Ok(())
     }
 
@@ -245,13 +233,7 @@ impl Driver {
             return Ok(());
         }
         let op = Op::Ftruncate { target, len };
-        self.enqueue(vec![Self::entry(
-            token,
-            Some(id),
-            Kind::Plain,
-            op,
-            Mem::None,
-        )]);
+        self.submit_op(token, Some(id), Kind::Plain, op, Mem::None);
         Ok(())
     }
 
