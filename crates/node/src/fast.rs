@@ -76,9 +76,11 @@ unsafe extern "C" fn read(env: sys::napi_env, info: sys::napi_callback_info) -> 
         let t = token(num(env, a[0])).ok_or(libc::EINVAL)?;
         let ub = view(env, a[2], num(env, a[3]), num(env, a[4]))?;
         let off = num(env, a[3]) as usize;
-        lock(&shared.driver).read(t, file(num(env, a[1]))?, ub, off, position(num(env, a[5])))
+        let mut d = lock(&shared.driver);
+        d.read(t, file(num(env, a[1]))?, ub, off, position(num(env, a[5])))?;
+        Ok(d.take_urgent())
     })();
-    int(env, shared.submitted_now_if_urgent(env, r))
+    int(env, shared.submitted_maybe_now(env, r))
 }
 
 /// `write(token, file, view, offset, length, position) -> 0 | -errno`
@@ -88,9 +90,11 @@ unsafe extern "C" fn write(env: sys::napi_env, info: sys::napi_callback_info) ->
     let r = (|| {
         let t = token(num(env, a[0])).ok_or(libc::EINVAL)?;
         let ub = view(env, a[2], num(env, a[3]), num(env, a[4]))?;
-        lock(&shared.driver).write(t, file(num(env, a[1]))?, ub, position(num(env, a[5])))
+        let mut d = lock(&shared.driver);
+        d.write(t, file(num(env, a[1]))?, ub, position(num(env, a[5])))?;
+        Ok(d.take_urgent())
     })();
-    int(env, shared.submitted_now_if_urgent(env, r))
+    int(env, shared.submitted_maybe_now(env, r))
 }
 
 /// `readMany(file, views, params, n)`: `params` is a Float64Array of

@@ -211,15 +211,16 @@ impl Shared {
         status(r)
     }
 
-    /// Like [`Shared::submitted`], then submits at once if the driver asks
-    /// for it (ops on O_DIRECT files: see `Driver::take_urgent`).
-    pub fn submitted_now_if_urgent(
+    /// Like [`Shared::submitted`]; `Ok(true)` also submits at once (the
+    /// driver asked for it: ops on O_DIRECT files, see `Driver::take_urgent`).
+    pub fn submitted_maybe_now(
         &self,
         env: sys::napi_env,
-        r: std::result::Result<(), i32>,
+        r: std::result::Result<bool, i32>,
     ) -> i32 {
-        let st = self.submitted(env, r);
-        if st == 0 && lock(&self.driver).take_urgent() {
+        let now = r == Ok(true);
+        let st = self.submitted(env, r.map(|_| ()));
+        if now {
             self.flush(env);
         }
         st
