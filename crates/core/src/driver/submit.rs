@@ -20,6 +20,30 @@ impl Driver {
         Ok(())
     }
 
+    /// What a read or write needs: the file's target, the memory the kernel
+    /// will use (library memory in place, or a bounce block filled from
+    /// `buf` when `copy_in`), its pointer and fixed-buffer slot, and the
+    /// length (capped at [`MAX_IO`]). Checks O_DIRECT alignment and marks
+    /// O_DIRECT ops urgent.
+    #[allow(clippy::type_complexity)]
+    fn prepare_rw(
+        &mut self,
+        id: FileId,
+        buf: UserBuf,
+        offset: u64,
+        copy_in: bool,
+    ) -> Result<(Target, Mem, *mut u8, Option<u16>, usize), i32> {
+        self.refuse_if_closed()?;
+        let len = buf.len.min(MAX_IO);
+        let (e, target) = self.file(id)?;
+        let need = Self::check_direct(e, offset, len)?;
+        self.urgent |= e.direct.is_some();
+        let (mem, ptr, fixed) = self
+            .data_for(UserBuf { ptr: buf.ptr, len }, need, copy_in)
+            .map_err(errno)?;
+        Ok((target, mem, ptr, fixed, len))
+    }
+
     /// Reads up to `buf.len` bytes at `offset` (or the file position, with
     /// [`CURRENT_POSITION`]). `user_offset` comes back in a bounce payload.
     pub fn read(
@@ -30,14 +54,7 @@ impl Driver {
         user_offset: usize,
         offset: u64,
     ) -> Result<(), i32> {
-        self.refuse_if_closed()?;
-        let len = buf.len.min(MAX_IO);
-        let (e, target) = self.file(id)?;
-        let need = Self::check_direct(e, offset, len)?;
-        self.urgent |= e.direct.is_some();
-        let (mem, ptr, fixed) = self
-            .data_for(UserBuf { ptr: buf.ptr, len }, need, false)
-            .map_err(errno)?;
+        let (target, mem, ptr, fixed, len) = self.prepare_rw(id, buf, offset, false)?;
         let kind = match mem {
             Mem::Bounce(_) => Kind::BouncedRead { user_offset },
             _ => Kind::Plain,
@@ -55,14 +72,7 @@ impl Driver {
 
     /// Writes `buf` at `offset` (or the file position).
     pub fn write(&mut self, token: u32, id: FileId, buf: UserBuf, offset: u64) -> Result<(), i32> {
-        self.refuse_if_closed()?;
-        let len = buf.len.min(MAX_IO);
-        let (e, target) = self.file(id)?;
-        let need = Self::check_direct(e, offset, len)?;
-        self.urgent |= e.direct.is_some();
-        let (mem, ptr, fixed) = self
-            .data_for(UserBuf { ptr: buf.ptr, len }, need, true)
-            .map_err(errno)?;
+        let (target, mem, ptr, fixed, len) = self.prepare_rw(id, buf, offset, true)?;
         let op = Op::Write {
             target,
             ptr,
