@@ -20,28 +20,34 @@ impl Driver {
         Ok(())
     }
 
-    /// What a read or write needs: the file's target, the memory the kernel
-    /// will use (library memory in place, or a bounce block filled from
-    /// `buf` when `copy_in`), its pointer and fixed-buffer slot, and the
-    /// length (capped at [`MAX_IO`]). Checks O_DIRECT alignment and marks
-    /// O_DIRECT ops urgent.
-    #[allow(clippy::type_complexity)]
+    /// Everything fallible a read, write or append needs, done before any
+    /// state changes: the file's target, the memory the kernel will use
+    /// (library memory in place, or a bounce block filled from `buf` when
+    /// `copy_in`), and the length (capped at [`MAX_IO`]). Checks O_DIRECT
+    /// alignment of `offset` and the length.
     fn prepare_rw(
         &mut self,
         id: FileId,
         buf: UserBuf,
         offset: u64,
         copy_in: bool,
-    ) -> Result<(Target, Mem, *mut u8, Option<u16>, usize), i32> {
+    ) -> Result<Prepared, i32> {
         self.refuse_if_closed()?;
         let len = buf.len.min(MAX_IO);
         let (e, target) = self.file(id)?;
         let need = Self::check_direct(e, offset, len)?;
-        self.urgent |= e.direct.is_some();
+        let direct = e.direct.is_some();
         let (mem, ptr, fixed) = self
             .data_for(UserBuf { ptr: buf.ptr, len }, need, copy_in)
             .map_err(errno)?;
-        Ok((target, mem, ptr, fixed, len))
+        Ok(Prepared {
+            target,
+            mem,
+            ptr,
+            fixed,
+            len,
+            direct,
+        })
     }
 
     /// Reads up to `buf.len` bytes at `offset` (or the file position, with
@@ -54,7 +60,15 @@ impl Driver {
         user_offset: usize,
         offset: u64,
     ) -> Result<(), i32> {
-        let (target, mem, ptr, fixed, len) = self.prepare_rw(id, buf, offset, false)?;
+        let Prepared {
+            target,
+            mem,
+            ptr,
+            fixed,
+            len,
+            direct,
+        } = self.prepare_rw(id, buf, offset, false)?;
+        self.urgent |= direct;
         let kind = match mem {
             Mem::Bounce(_) => Kind::BouncedRead { user_offset },
             _ => Kind::Plain,
@@ -72,7 +86,15 @@ impl Driver {
 
     /// Writes `buf` at `offset` (or the file position).
     pub fn write(&mut self, token: u32, id: FileId, buf: UserBuf, offset: u64) -> Result<(), i32> {
-        let (target, mem, ptr, fixed, len) = self.prepare_rw(id, buf, offset, true)?;
+        let Prepared {
+            target,
+            mem,
+            ptr,
+            fixed,
+            len,
+            direct,
+        } = self.prepare_rw(id, buf, offset, true)?;
+        self.urgent |= direct;
         let op = Op::Write {
             target,
             ptr,
@@ -259,26 +281,39 @@ impl Driver {
     ) -> Result<(), i32> {
         self.refuse_if_closed()?;
         let len = buf.len.min(MAX_IO);
-        let (e, target) = self.file(id)?;
-        let offset = if e.append_mode {
+        let (e, _) = self.file(id)?;
+        let append_mode = e.append_mode;
+        let offset = if append_mode {
             CURRENT_POSITION
         } else {
             // The end of the file as it is now (other writers, positional
             // writes and truncates included), or past our own appends still
             // in flight, which the size does not show yet.
             let size = file_size(e.fd)?;
-            let pos = match e.append_pos {
+            match e.append_pos {
                 Some(p) if e.appends_in_flight > 0 => p.max(size),
                 _ => size,
-            };
-            e.append_pos = Some(pos + len as u64);
-            pos
+            }
         };
+        let Prepared {
+            target,
+            mem,
+            ptr,
+            fixed,
+            len,
+            ..
+        } = self.prepare_rw(
+            id,
+            UserBuf { ptr: buf.ptr, len },
+            if append_mode { 0 } else { offset },
+            true,
+        )?;
+        // Nothing can fail from here on: only now move the append cursor.
+        let e = self.files.entry_mut(id).map_err(|_| libc::EBADF)?;
+        if !append_mode {
+            e.append_pos = Some(offset + len as u64);
+        }
         e.appends_in_flight += 1;
-        let need = Self::check_direct(e, if e.append_mode { 0 } else { offset }, len)?;
-        let (mem, ptr, fixed) = self
-            .data_for(UserBuf { ptr: buf.ptr, len }, need, true)
-            .map_err(errno)?;
         let Some(kind) = sync else {
             let op = Op::Write {
                 target,
@@ -307,7 +342,9 @@ impl Driver {
             sync_res: None,
             orphaned: false,
         };
-        let c = self.chains.insert(chain).map_err(|_| libc::ENOMEM)?;
+        let Ok(c) = self.chains.insert(chain) else {
+            unreachable!("the chain slab is unbounded")
+        };
         self.submit_chain(c, target);
         Ok(())
     }
@@ -344,4 +381,14 @@ impl Driver {
         // The chain's token counts once as submitted.
         self.stats.submitted += 1;
     }
+}
+
+/// What [`Driver::prepare_rw`] hands back.
+struct Prepared {
+    target: Target,
+    mem: Mem,
+    ptr: *mut u8,
+    fixed: Option<u16>,
+    len: usize,
+    direct: bool,
 }
