@@ -410,6 +410,30 @@ test('O_DIRECT with a misaligned user buffer works and moves the right bytes', a
   sameBytes(t, after.subarray(0, 32768), data.subarray(0, 32768), 'nothing else changed')
 })
 
+test('an O_DIRECT append to a file whose end is not aligned names the alignment, and later appends land right', async (t) => {
+  const p = tmp()
+  randomFile(p, 100)
+  const ring = new Ring()
+  t.teardown(() => ring.close())
+  const fh = await ring.open(p, 'r+', undefined, { direct: true })
+  const al = fh.direct
+  t.not(al, null)
+  if (al === null) return
+  const rec = ring.allocAligned(al.offset)
+  rec.fill(7)
+  const e = await rejection(t, fh.append(rec, { sync: 'data' }))
+  t.is(props(e).code, 'EINVAL')
+  t.is(props(e).syscall, 'fdatasync')
+  t.true(String(props(e).message).includes(`aligned to ${al.offset} bytes`), String(props(e).message))
+  fs.truncateSync(p, al.offset)
+  const r = await fh.append(rec, { sync: 'data' })
+  t.is(r.bytesWritten, al.offset)
+  const back = fs.readFileSync(p)
+  t.is(back.length, 2 * al.offset)
+  t.true(back.subarray(al.offset).every((b) => b === 7))
+  await fh.close()
+})
+
 test('O_DIRECT rejects a misaligned position or length with EINVAL naming the alignment', async (t) => {
   const p = tmp()
   randomFile(p, 64 * 1024)

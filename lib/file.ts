@@ -309,9 +309,16 @@ export class FileHandle {
       if (err) return Promise.reject(err)
       const id = this.#id
       const native = this.#core.native
-      return this.#core.begin(K_WRITE, sync ? (sync === 1 ? 'fdatasync' : 'fsync') : 'write', data, undefined, signal, (t) =>
-        native.append(t, id, buffer, sync),
-      )
+      const syscall = sync ? (sync === 1 ? 'fdatasync' : 'fsync') : 'write'
+      const p = this.#core.begin<WriteResult<T>>(K_WRITE, syscall, data, undefined, signal, (t) => native.append(t, id, buffer, sync))
+      const a = this.#direct
+      if (a === null) return p
+      // Only the driver knows the end of the file: name the alignment when
+      // O_DIRECT refuses it.
+      return p.catch((e: unknown) => {
+        if ((e as SystemError).errno !== -22) throw e
+        throw systemError(-22, syscall, undefined, `O_DIRECT appends need the end of the file and the length aligned to ${a.offset} bytes (length ${len})`)
+      })
     } catch (e) {
       return Promise.reject(e)
     }

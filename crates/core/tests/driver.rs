@@ -401,13 +401,16 @@ fn a_refused_append_leaves_the_append_cursor_alone() {
     let path = dir.path().join("log");
     std::fs::write(&path, vec![1u8; 100]).unwrap();
     let mut d = driver(8);
-    d.open(1, cpath(&path), libc::O_RDWR | libc::O_DIRECT, 0).unwrap();
+    d.open(1, cpath(&path), libc::O_RDWR | libc::O_DIRECT, 0)
+        .unwrap();
     let got = settle(&mut d, &[1], vec![]);
     if got[&1].result == -i64::from(libc::EINVAL) {
         eprintln!("O_DIRECT unsupported on this filesystem; nothing to check");
         return;
     }
-    let Payload::Opened(f) = got[&1].payload else { panic!("no handle") };
+    let Payload::Opened(f) = got[&1].payload else {
+        panic!("no handle")
+    };
     let (block, _) = d.alloc_aligned(4096).unwrap();
     let rec = UserBuf {
         ptr: block.as_ptr(),
@@ -417,7 +420,12 @@ fn a_refused_append_leaves_the_append_cursor_alone() {
     assert_eq!(d.append(2, f, rec, Some(SyncKind::Data)), Err(libc::EINVAL));
     assert_eq!(d.pending(), 0);
     // Once the file ends on a block, the append lands exactly there.
-    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(4096).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
     d.append(3, f, rec, Some(SyncKind::Data)).unwrap();
     assert_eq!(settle(&mut d, &[3], vec![])[&3].result, 4096);
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 8192);

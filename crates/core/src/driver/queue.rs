@@ -58,10 +58,8 @@ impl Driver {
         self.unflushed += 1;
     }
 
-    pub(super) fn enqueue(&mut self, mut group: Vec<Entry>) {
-        if group.len() == 1 {
-            return self.enqueue_one(group.pop().expect("one entry"));
-        }
+    /// Queues a link chain (single ops go through `enqueue_one`).
+    pub(super) fn enqueue(&mut self, group: Vec<Entry>) {
         for e in &group {
             if let Some(f) = e.file {
                 if let Ok(fe) = self.files.entry_mut(f) {
