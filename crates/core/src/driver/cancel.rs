@@ -8,10 +8,7 @@ impl Driver {
     /// Settles `token` with `ECANCELED` if it is still pending, and asks the
     /// kernel to cancel it. Returns whether it was pending.
     pub fn cancel(&mut self, token: u32, out: &mut Vec<Done>) -> bool {
-        let before = out.len();
-        let hit = self.cancel_inner(token, out);
-        self.stats.completed += (out.len() - before) as u64;
-        hit
+        self.counting(out, |d, out| d.cancel_inner(token, out))
     }
 
     /// See [`Driver::cancel`]. Settles `token` with `ECANCELED` if it is still pending, and asks the
@@ -126,10 +123,7 @@ impl Driver {
 
     /// Closes a file: see [`Driver::close_file_inner`].
     pub fn close_file(&mut self, token: u32, id: FileId, out: &mut Vec<Done>) -> Result<(), i32> {
-        let before = out.len();
-        let r = self.close_file_inner(token, id, out);
-        self.stats.completed += (out.len() - before) as u64;
-        r
+        self.counting(out, |d, out| d.close_file_inner(token, id, out))
     }
 
     /// Closes a file: its pending ops settle with `ECANCELED` now, the
@@ -189,9 +183,7 @@ impl Driver {
 
     /// Closes the driver: see [`Driver::shutdown_inner`].
     pub fn shutdown(&mut self, out: &mut Vec<Done>) {
-        let before = out.len();
-        self.shutdown_inner(out);
-        self.stats.completed += (out.len() - before) as u64;
+        self.counting(out, |d, out| d.shutdown_inner(out))
     }
 
     /// Closes the driver: every pending op settles with `ECANCELED` now and

@@ -6,9 +6,7 @@ use super::*;
 impl Driver {
     /// Settles the op behind `cqe` into `out`, then admits waiting ops.
     pub fn complete(&mut self, cqe: Cqe, out: &mut Vec<Done>) {
-        let before = out.len();
-        self.complete_one(cqe, out);
-        self.stats.completed += (out.len() - before) as u64;
+        self.counting(out, |d, out| d.complete_one(cqe, out));
         self.admit_backlog();
     }
 

@@ -361,6 +361,19 @@ impl Driver {
         }
     }
 
+    /// Runs `f`, counting every op it settles into `out` as completed (the
+    /// one place `stats().completed` moves, so it always matches settled ops).
+    fn counting<R>(
+        &mut self,
+        out: &mut Vec<Done>,
+        f: impl FnOnce(&mut Self, &mut Vec<Done>) -> R,
+    ) -> R {
+        let before = out.len();
+        let r = f(self, out);
+        self.stats.completed += (out.len() - before) as u64;
+        r
+    }
+
     fn reclaim(&mut self, mem: Mem) {
         if let Mem::Bounce(b) = mem {
             self.bounce.give(b);

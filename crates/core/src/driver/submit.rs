@@ -251,9 +251,7 @@ impl Driver {
             // update, short on every filesystem we know.
             // SAFETY: plain syscall on an fd the table owns.
             let r = unsafe { libc::ftruncate(e.fd, len as libc::off_t) };
-            self.stats.submitted += 1;
-            self.stats.completed += 1;
-            out.push(if r == 0 {
+            let done = if r == 0 {
                 Done {
                     token,
                     result: 0,
@@ -261,7 +259,9 @@ impl Driver {
                 }
             } else {
                 Done::err(token, last_errno())
-            });
+            };
+            self.stats.submitted += 1;
+            self.counting(out, |_, out| out.push(done));
             return Ok(());
         }
         let op = Op::Ftruncate { target, len };
