@@ -85,7 +85,62 @@ pub enum Op {
     },
     /// Cancel every op of the engine.
     CancelAll,
+    /// Multishot accept: one completion per accepted connection (its fd).
+    AcceptMulti {
+        target: Target,
+    },
+    /// Connect the socket `fd` to the address at `addr`.
+    Connect {
+        fd: RawFd,
+        addr: *const libc::sockaddr,
+        len: u32,
+    },
+    /// Ends the op linked before it with `-ECANCELED` unless it completes
+    /// within `ts`.
+    LinkTimeout {
+        ts: *const Timespec,
+    },
+    /// Multishot receive into buffers of the provided-buffer group `group`.
+    RecvMulti {
+        target: Target,
+        group: u16,
+    },
+    /// `send(2)` of one buffer.
+    Send {
+        target: Target,
+        ptr: *const u8,
+        len: u32,
+    },
+    /// `sendmsg(2)`; `zero_copy` uses `SENDMSG_ZC`, whose completion may be
+    /// followed by a notification (same user data) once the kernel is done
+    /// with the memory.
+    SendMsg {
+        target: Target,
+        msg: *const libc::msghdr,
+        zero_copy: bool,
+    },
+    /// `shutdown(2)`.
+    Shutdown {
+        target: Target,
+        how: i32,
+    },
 }
+
+/// The kernel's `struct __kernel_timespec` (64-bit seconds on every target).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timespec {
+    pub tv_sec: i64,
+    pub tv_nsec: i64,
+}
+
+/// Completion flags, kernel ABI (`include/uapi/linux/io_uring.h`).
+/// `IORING_CQE_F_MORE`: more completions of this op will follow.
+pub const CQE_F_MORE: u32 = 1 << 1;
+/// Completion flag: the completion names a provided buffer (`flags >> 16`).
+pub const CQE_F_BUFFER: u32 = 1 << 0;
+/// Completion flag: a zero-copy send's notification.
+pub const CQE_F_NOTIF: u32 = 1 << 3;
 
 /// Offset meaning "the file's current position" (read/write without pread).
 pub const CURRENT_POSITION: u64 = u64::MAX;

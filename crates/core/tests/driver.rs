@@ -16,7 +16,13 @@ use std::sync::Arc;
 fn driver(max_in_flight: usize) -> Driver {
     let engine: Arc<dyn Engine> =
         Arc::new(UringEngine::new(&EngineConfig::default()).expect("io_uring available"));
-    Driver::new(engine, DriverConfig { max_in_flight })
+    Driver::new(
+        engine,
+        DriverConfig {
+            max_in_flight,
+            ..DriverConfig::default()
+        },
+    )
 }
 
 fn cpath(p: &Path) -> CString {

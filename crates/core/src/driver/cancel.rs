@@ -136,6 +136,8 @@ impl Driver {
         out: &mut Vec<Done>,
     ) -> Result<(), i32> {
         self.refuse_if_closed()?;
+        self.file(id)?;
+        self.forget_socket(id, out);
         let (e, _) = self.file(id)?;
         e.closing = true;
         let (fd, fixed, busy) = (e.fd, e.fixed, e.in_flight > 0);
@@ -195,6 +197,9 @@ impl Driver {
             return;
         }
         self.closed = true;
+        for id in self.net.ids() {
+            self.forget_socket(id, out);
+        }
         while let Some(g) = self.backlog.pop_front() {
             self.drop_unsubmitted(g, out);
         }
@@ -218,5 +223,6 @@ impl Driver {
             }
         }
         self.buffers.clear();
+        self.finish_net();
     }
 }

@@ -2,6 +2,7 @@
 //! into the table, and finishing append chains (retrying short writes).
 
 use super::*;
+use crate::op::CQE_F_MORE;
 
 impl Driver {
     /// Settles the op behind `cqe` into `out`, then admits waiting ops.
@@ -11,7 +12,13 @@ impl Driver {
     }
 
     pub(super) fn complete_one(&mut self, cqe: Cqe, out: &mut Vec<Done>) {
-        let Some(e) = self.slab.remove(cqe.user_data as u32) else {
+        let key = cqe.user_data as u32;
+        if cqe.flags & CQE_F_MORE != 0 {
+            // More completions of this op follow: its entry stays.
+            self.complete_more(key, cqe, out);
+            return;
+        }
+        let Some(e) = self.slab.remove(key) else {
             return;
         };
         if let Some(f) = e.file {
@@ -19,9 +26,17 @@ impl Driver {
                 fe.in_flight = fe.in_flight.saturating_sub(1);
             }
         }
+        if e.kind.is_stream() {
+            self.streams -= 1;
+        }
         let res = cqe.result;
         match e.kind {
             Kind::Chain(c) => self.complete_chain(c, &e, res, out),
+            Kind::Accept
+            | Kind::Recv
+            | Kind::Send { .. }
+            | Kind::Connect { .. }
+            | Kind::SockShutdown => self.complete_net(e, cqe, out),
             _ if e.orphaned => {
                 if let Kind::Open { .. } = e.kind {
                     if res >= 0 {

@@ -12,13 +12,17 @@
 
 mod cancel;
 mod complete;
+mod net;
+mod net_complete;
 mod queue;
 mod submit;
+
+pub use net::{NetConfig, SockOption};
 
 use crate::buffer::{AlignedBuf, BouncePool, BufferRegistry, Pinned, Registration};
 use crate::engine::{Engine, Feature};
 use crate::file_table::{DioAlign, FileEntry, FileError, FileId, FileTable};
-use crate::op::{Cqe, Op, SyncKind, Target, CURRENT_POSITION};
+use crate::op::{Cqe, Op, SyncKind, Target, Timespec, CURRENT_POSITION};
 use crate::slab::Slab;
 use std::collections::VecDeque;
 use std::ffi::CString;
@@ -39,14 +43,17 @@ pub const MAX_IO: usize = 0x7fff_f000;
 /// Options of a driver.
 #[derive(Clone, Debug)]
 pub struct DriverConfig {
-    /// Ops in the kernel at once; more wait in the backlog.
+    /// Ops in the kernel at once; more wait in the backlog. Long-lived
+    /// multishot ops (accept, recv) do not count.
     pub max_in_flight: usize,
+    pub net: NetConfig,
 }
 
 impl Default for DriverConfig {
     fn default() -> Self {
         DriverConfig {
             max_in_flight: 1024,
+            net: NetConfig::default(),
         }
     }
 }
@@ -71,6 +78,26 @@ pub enum Payload {
     },
     Stat(Box<libc::statx>),
     Opened(FileId),
+    /// One event of a receive stream: `result` bytes arrived in provided
+    /// buffer `bid`. Read them with [`Driver::received`], then give the
+    /// buffer back with [`Driver::recycle_received`]. The token stays
+    /// pending (more events follow).
+    Received {
+        bid: u16,
+        /// The bytes: `result` of them, valid until the buffer is recycled.
+        data: *const u8,
+    },
+    /// One event of an accept stream: a connection, now the socket `result`
+    /// (a packed [`FileId`]). The token stays pending.
+    Accepted(FileId),
+}
+
+impl Payload {
+    /// Whether the token stays pending after this event (a stream's
+    /// events); every other settlement is final.
+    pub fn more(&self) -> bool {
+        matches!(self, Payload::Received { .. } | Payload::Accepted(_))
+    }
 }
 
 /// A settled op: its token, its result (`>= 0`, or `-errno`) and payload.
@@ -106,6 +133,13 @@ pub struct Stats {
     pub buffer_registration_errno: Option<i32>,
     pub bounced: u64,
     pub fixed_buffer_ops: u64,
+    pub sockets: usize,
+    pub sends: u64,
+    pub zero_copy_sends: u64,
+    pub zero_copy_copied: u64,
+    pub zero_copy_supported: bool,
+    pub recv_buffers_in_use: usize,
+    pub recv_rearms: u64,
 }
 
 /// Owned memory of an op.
@@ -119,6 +153,10 @@ enum Mem {
         #[allow(dead_code)] Vec<Pinned>,
     ),
     Statx(Box<libc::statx>),
+    /// A socket address for connect.
+    Addr(#[allow(dead_code)] Box<libc::sockaddr_storage>),
+    /// A linked timeout's duration.
+    Timeout(#[allow(dead_code)] Box<Timespec>),
 }
 
 /// How a completion's result is interpreted.
@@ -138,6 +176,29 @@ enum Kind {
     /// A member of an append chain.
     Chain(u32),
     Internal,
+    /// The multishot accept of a listening socket (a stream).
+    Accept,
+    /// The multishot receive of a socket (a stream).
+    Recv,
+    /// A connect; `timed` when a linked timeout follows it.
+    Connect {
+        timed: bool,
+    },
+    /// One submission of the send `key` (of the net send slab).
+    Send {
+        key: crate::net::send_slab::SendKey,
+        zero_copy: bool,
+    },
+    /// A `shutdown(SHUT_WR)` queued behind a socket's sends.
+    SockShutdown,
+}
+
+impl Kind {
+    /// Multishot ops that live as long as their stream, outside the
+    /// `max_in_flight` budget.
+    fn is_stream(self) -> bool {
+        matches!(self, Kind::Accept | Kind::Recv)
+    }
 }
 
 struct Entry {
@@ -186,6 +247,9 @@ pub struct Driver {
     /// An op on an O_DIRECT file was queued: submit it now rather than
     /// with the batch (see [`Driver::take_urgent`]).
     urgent: bool,
+    /// Slab entries of streams (multishot accept and recv).
+    streams: usize,
+    net: net::Net,
 }
 
 fn file_errno(e: FileError) -> i32 {
@@ -200,7 +264,7 @@ impl Driver {
         let fixed_buffers = engine.fixed_buffer_slots();
         Driver {
             engine,
-            slab: Slab::with_capacity(cfg.max_in_flight.max(2) + RESERVE),
+            slab: Slab::with_capacity(cfg.max_in_flight.max(2) + RESERVE + net::MAX_STREAMS),
             backlog: VecDeque::new(),
             chains: Slab::with_capacity(usize::MAX),
             files: FileTable::new(),
@@ -211,6 +275,8 @@ impl Driver {
             closed: false,
             max_in_flight: cfg.max_in_flight.max(2),
             urgent: false,
+            streams: 0,
+            net: net::Net::new(cfg.net),
         }
     }
 
@@ -237,6 +303,7 @@ impl Driver {
         let (failures, errno) = self.buffers.failures();
         s.buffer_registration_failures = failures;
         s.buffer_registration_errno = errno;
+        self.net.stats(&mut s, self.engine.as_ref());
         s
     }
 

@@ -108,9 +108,31 @@ impl Driver {
             free >= group.len()
         } else {
             self.backlog.is_empty()
-                && self.slab.len() + group.len() <= self.max_in_flight
+                && self.user_in_flight() + group.len() <= self.max_in_flight
                 && free >= group.len()
         }
+    }
+
+    /// Slab entries that count against `max_in_flight`.
+    pub(super) fn user_in_flight(&self) -> usize {
+        self.slab.len() - self.streams
+    }
+
+    /// Puts a stream's multishot op straight into the kernel (streams are
+    /// outside the `max_in_flight` budget and never wait in the backlog).
+    /// Returns its slab key.
+    pub(super) fn submit_stream(&mut self, e: Entry) -> Result<u32, i32> {
+        debug_assert!(e.kind.is_stream());
+        let file = e.file;
+        let k = self.slab.insert(e).map_err(|_| libc::EMFILE)?;
+        if let Some(f) = file {
+            if let Ok(fe) = self.files.entry_mut(f) {
+                fe.in_flight += 1;
+            }
+        }
+        self.streams += 1;
+        self.push_slot(k, false);
+        Ok(k)
     }
 
     pub(super) fn admit_backlog(&mut self) {
@@ -118,12 +140,12 @@ impl Driver {
             let internal = g
                 .iter()
                 .all(|e| matches!(e.kind, Kind::Internal | Kind::Close));
-            let limit = if internal {
-                self.slab.capacity()
+            let fits = if internal {
+                self.slab.len() + g.len() <= self.slab.capacity()
             } else {
-                self.max_in_flight
+                self.user_in_flight() + g.len() <= self.max_in_flight
             };
-            if self.slab.len() + g.len() > limit {
+            if !fits {
                 break;
             }
             let g = self.backlog.pop_front().expect("front exists");

@@ -41,6 +41,8 @@ pub enum Feature {
     /// Linked ops (`IOSQE_IO_LINK`): the next op starts only if this one
     /// completed fully.
     Link,
+    /// Zero-copy `sendmsg` (`IORING_OP_SENDMSG_ZC`, Linux 6.1).
+    SendZc,
 }
 
 /// The interface between the driver and a backend.
@@ -104,6 +106,22 @@ pub trait Engine: Send + Sync + 'static {
     fn fixed_buffer_slots(&self) -> u16;
 
     fn supports(&self, feature: Feature) -> bool;
+
+    /// Registers the provided-buffer ring at `ring_addr` (`entries` slots)
+    /// as buffer group `bgid`, for [`crate::op::Op::RecvMulti`].
+    ///
+    /// # Safety
+    /// The ring and its buffers must stay allocated until
+    /// `unregister_buf_ring(bgid)` or the engine is dropped.
+    unsafe fn register_buf_ring(&self, ring_addr: u64, entries: u16, bgid: u16) -> io::Result<()> {
+        let _ = (ring_addr, entries, bgid);
+        Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+    }
+
+    fn unregister_buf_ring(&self, bgid: u16) -> io::Result<()> {
+        let _ = bgid;
+        Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+    }
 
     /// A descriptor that becomes readable when completions may be ready
     /// (an eventfd), for callers that poll instead of calling `wait`.

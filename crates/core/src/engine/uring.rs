@@ -6,6 +6,7 @@
 //! hit the page cache have usually completed already), under a lock.
 
 use super::{Engine, EngineConfig, Feature};
+use crate::net::send_slab::SEND_ZC_REPORT_USAGE;
 use crate::op::{Cqe, Op, SyncKind, Target};
 use io_uring::{opcode, squeue, types, IoUring, Probe};
 use std::io;
@@ -28,6 +29,7 @@ pub struct UringEngine {
     fixed_files: u32,
     fixed_buffers: u16,
     has_ftruncate: bool,
+    has_send_zc: bool,
 }
 
 /// Opcodes the engine issues; a kernel missing any of them is not used.
@@ -44,7 +46,18 @@ const REQUIRED: &[(u8, &str)] = &[
     (opcode::Fsync::CODE, "FSYNC"),
     (opcode::Statx::CODE, "STATX"),
     (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
+    (opcode::Accept::CODE, "ACCEPT"),
+    (opcode::Connect::CODE, "CONNECT"),
+    (opcode::LinkTimeout::CODE, "LINK_TIMEOUT"),
+    (opcode::Recv::CODE, "RECV"),
+    (opcode::Send::CODE, "SEND"),
+    (opcode::SendMsg::CODE, "SENDMSG"),
+    (opcode::Shutdown::CODE, "SHUTDOWN"),
 ];
+
+/// Flags of every send: no SIGPIPE on a closed peer, and the kernel keeps
+/// going until every byte is sent (the driver still handles short sends).
+const SEND_FLAGS: i32 = libc::MSG_NOSIGNAL | libc::MSG_WAITALL;
 
 /// Why io_uring could not be set up: the syscall's errno and a sentence.
 #[derive(Debug)]
@@ -88,6 +101,7 @@ impl UringEngine {
             }
         }
         let has_ftruncate = probe.is_supported(opcode::Ftruncate::CODE);
+        let has_send_zc = probe.is_supported(opcode::SendMsgZc::CODE);
         // SAFETY: plain syscall; the result is checked before use.
         let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
         if efd < 0 {
@@ -133,6 +147,7 @@ impl UringEngine {
             fixed_files,
             fixed_buffers,
             has_ftruncate,
+            has_send_zc,
         })
     }
 
@@ -250,6 +265,41 @@ fn sqe_for(op: &Op) -> squeue::Entry {
             opcode::AsyncCancel2::new(b.all()).build()
         }
         Op::CancelAll => opcode::AsyncCancel2::new(types::CancelBuilder::any()).build(),
+        Op::AcceptMulti { target: t } => with_target!(t, |f| opcode::AcceptMulti::new(f)
+            .flags(libc::SOCK_CLOEXEC)
+            .build()),
+        Op::Connect { fd, addr, len } => opcode::Connect::new(types::Fd(fd), addr, len).build(),
+        // op::Timespec has the layout of __kernel_timespec, which
+        // types::Timespec wraps transparently.
+        Op::LinkTimeout { ts } => opcode::LinkTimeout::new(ts.cast()).build(),
+        Op::RecvMulti { target: t, group } => {
+            with_target!(t, |f| opcode::RecvMulti::new(f, group).build())
+        }
+        Op::Send {
+            target: t,
+            ptr,
+            len,
+        } => with_target!(t, |f| opcode::Send::new(f, ptr, len)
+            .flags(SEND_FLAGS)
+            .build()),
+        Op::SendMsg {
+            target: t,
+            msg,
+            zero_copy: false,
+        } => with_target!(t, |f| opcode::SendMsg::new(f, msg)
+            .flags(SEND_FLAGS as u32)
+            .build()),
+        Op::SendMsg {
+            target: t,
+            msg,
+            zero_copy: true,
+        } => with_target!(t, |f| opcode::SendMsgZc::new(f, msg)
+            .flags(SEND_FLAGS as u32)
+            .ioprio(SEND_ZC_REPORT_USAGE)
+            .build()),
+        Op::Shutdown { target: t, how } => {
+            with_target!(t, |f| opcode::Shutdown::new(f, how).build())
+        }
     }
 }
 
@@ -411,7 +461,21 @@ impl Engine for UringEngine {
         match feature {
             Feature::Ftruncate => self.has_ftruncate,
             Feature::Link => true,
+            Feature::SendZc => self.has_send_zc,
         }
+    }
+
+    unsafe fn register_buf_ring(&self, ring_addr: u64, entries: u16, bgid: u16) -> io::Result<()> {
+        // SAFETY: the caller keeps the ring allocated until unregistered.
+        unsafe {
+            self.ring
+                .submitter()
+                .register_buf_ring_with_flags(ring_addr, entries, bgid, 0)
+        }
+    }
+
+    fn unregister_buf_ring(&self, bgid: u16) -> io::Result<()> {
+        self.ring.submitter().unregister_buf_ring(bgid)
     }
 }
 

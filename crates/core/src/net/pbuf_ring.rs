@@ -266,22 +266,34 @@ impl PbufRing {
     /// `unregister` through another io_uring could remove a different ring
     /// that happens to use the same group id.
     pub unsafe fn register(&mut self, submitter: &Submitter<'_>) -> io::Result<()> {
+        let register = |addr, entries, bgid| {
+            // SAFETY: register_with keeps the ring allocated while registered.
+            unsafe { submitter.register_buf_ring_with_flags(addr, entries, bgid, 0) }
+        };
+        // SAFETY: forwarded from the caller.
+        unsafe { self.register_with(register) }
+    }
+
+    /// [`PbufRing::register`] through `register(ring_addr, entries, bgid)`,
+    /// for callers that reach the io_uring through an engine.
+    ///
+    /// # Safety
+    ///
+    /// As for [`PbufRing::register`]: `register` must register with one
+    /// io_uring, and the ring must be unregistered through that io_uring.
+    pub unsafe fn register_with(
+        &mut self,
+        register: impl FnOnce(u64, u16, u16) -> io::Result<()>,
+    ) -> io::Result<()> {
         if self.registered {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 "provided-buffer ring is already registered",
             ));
         }
-        // SAFETY: the ring mapping and buffers stay allocated while
-        // `registered` is set: drop leaks them instead of freeing them.
-        unsafe {
-            submitter.register_buf_ring_with_flags(
-                self.ring.as_ptr() as u64,
-                self.entries,
-                self.bgid,
-                0,
-            )?;
-        }
+        // The ring mapping and buffers stay allocated while `registered` is
+        // set: drop leaks them instead of freeing them.
+        register(self.ring.as_ptr() as u64, self.entries, self.bgid)?;
         self.registered = true;
         Ok(())
     }
@@ -292,10 +304,18 @@ impl PbufRing {
     /// again (a new registration starts the kernel's head at 0). Does
     /// nothing if the ring is not registered.
     pub fn unregister(&mut self, submitter: &Submitter<'_>) -> io::Result<()> {
+        self.unregister_with(|bgid| submitter.unregister_buf_ring(bgid))
+    }
+
+    /// [`PbufRing::unregister`] through `unregister(bgid)`.
+    pub fn unregister_with(
+        &mut self,
+        unregister: impl FnOnce(u16) -> io::Result<()>,
+    ) -> io::Result<()> {
         if !self.registered {
             return Ok(());
         }
-        submitter.unregister_buf_ring(self.bgid)?;
+        unregister(self.bgid)?;
         self.registered = false;
         self.fill(0);
         Ok(())

@@ -33,12 +33,10 @@ use super::copy_pool::CopySlot;
 use crate::slab::Slab;
 use std::fmt;
 
-/// `IORING_CQE_F_MORE`: more CQEs follow for this SQE (for a zero-copy
-/// send: one notification). Kernel ABI, `include/uapi/linux/io_uring.h`.
-pub const CQE_F_MORE: u32 = 1 << 1;
-/// `IORING_CQE_F_NOTIF`: this CQE is a zero-copy send's notification; its
-/// `user_data` is the send's, its `res` 0 (plus the usage bit below).
-pub const CQE_F_NOTIF: u32 = 1 << 3;
+/// `IORING_CQE_F_MORE` (for a zero-copy send: one notification follows)
+/// and `IORING_CQE_F_NOTIF` (this CQE is a notification; its `user_data` is
+/// the send's, its `res` 0 plus the usage bit below).
+pub use crate::op::{CQE_F_MORE, CQE_F_NOTIF};
 /// `IORING_NOTIF_USAGE_ZC_COPIED`: set in a notification's `res` when the
 /// kernel copied the data after all (asked for with
 /// [`SEND_ZC_REPORT_USAGE`]).

@@ -1,0 +1,838 @@
+//! Sockets: listen, connect, the accept and receive streams, sends (queued
+//! per socket, so their bytes never interleave) and half-close. What the
+//! kernel reports back is handled in `net_complete.rs`.
+//!
+//! Sockets live in the file table like files (generation-checked handles,
+//! fixed-file slots); `Net` adds what only sockets have.
+//!
+//! Streams: an accept or receive stream is one token that settles many
+//! times (`Payload::more`), fed by one multishot op. The op is re-armed when
+//! the kernel ends it (`ENOBUFS`, a full completion queue) for as long as
+//! the stream is wanted. Receiving pauses (the op is cancelled) when
+//! JavaScript stops reading, so unread data stays in the socket and then in
+//! the peer, never in our memory: that is the backpressure.
+
+use super::*;
+use crate::buffer::Pinned;
+use crate::net::copy_pool::CopyPool;
+use crate::net::pbuf_ring::PbufRing;
+use crate::net::send_slab::{Released, SendEntry, SendKey, SendSlab};
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+
+/// Slab room kept for streams beyond `max_in_flight` (two per socket at
+/// most: a listener's accept, a connection's receive).
+pub const MAX_STREAMS: usize = 1 << 20;
+/// Sends queued or in flight at once, over all sockets.
+const MAX_SENDS: usize = 1 << 20;
+/// The buffer group of the receive buffers.
+const RECV_GROUP: u16 = 0;
+
+/// Network settings of a driver.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// Bytes per provided receive buffer (one completion carries at most
+    /// this much).
+    pub recv_buffer_size: u32,
+    /// Provided receive buffers, shared by the ring's sockets (a power of
+    /// two).
+    pub recv_buffers: u16,
+    /// Sends of at least this many bytes use `SENDMSG_ZC` even when not
+    /// asked to (`usize::MAX`: only when asked).
+    pub zero_copy_threshold: usize,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            recv_buffer_size: 16 * 1024,
+            recv_buffers: 512,
+            zero_copy_threshold: usize::MAX,
+        }
+    }
+}
+
+/// A socket option set with [`Driver::set_sock_option`].
+#[derive(Clone, Copy, Debug)]
+pub enum SockOption {
+    NoDelay(bool),
+    /// Keep-alive on or off; with the idle time before the first probe, in
+    /// seconds (0: the system's).
+    KeepAlive(bool, u32),
+}
+
+/// What keeps a send's bytes alive while the kernel may read them.
+pub(super) enum SendMem {
+    /// Library memory (`allocAligned`), sent in place.
+    Pinned(#[allow(dead_code)] Pinned),
+    /// A copy of the caller's bytes.
+    Bounce(AlignedBuf),
+}
+
+/// A send or half-close waiting for the socket's previous send.
+enum Queued {
+    Send {
+        token: u32,
+        key: SendKey,
+        zero_copy: bool,
+    },
+    Shutdown {
+        token: u32,
+    },
+}
+
+/// What only sockets have.
+#[derive(Default)]
+pub(super) struct Sock {
+    pub(super) id: Option<FileId>,
+    pub(super) listener: bool,
+    /// The token of the accept or receive stream.
+    pub(super) stream: Option<u32>,
+    /// Slab key of the stream's multishot op in the kernel.
+    pub(super) armed: Option<u32>,
+    /// The stream wants events (not paused).
+    pub(super) want: bool,
+    /// A cancel of the armed op (a pause) is on its way.
+    pub(super) cancelling: bool,
+    /// The receive ended with `ENOBUFS`; re-armed once buffers are back.
+    pub(super) starved: bool,
+    sends: VecDeque<Queued>,
+    /// A send (or half-close) is in the kernel and has not completed.
+    pub(super) sending: bool,
+}
+
+/// Network state of a driver.
+pub(super) struct Net {
+    cfg: NetConfig,
+    socks: HashMap<u32, Sock>,
+    pub(super) pbuf: Option<PbufRing>,
+    pool: Option<CopyPool>,
+    pub(super) sends: SendSlab<SendMem>,
+    starved: Vec<FileId>,
+    /// `SENDMSG_ZC` was refused at run time: copy from now on.
+    zc_broken: bool,
+    stat_sends: u64,
+    stat_zc_sends: u64,
+    stat_zc_copied: u64,
+    stat_rearms: u64,
+}
+
+impl Net {
+    pub(super) fn new(cfg: NetConfig) -> Net {
+        Net {
+            cfg,
+            socks: HashMap::new(),
+            pbuf: None,
+            pool: None,
+            sends: SendSlab::with_capacity(MAX_SENDS),
+            starved: Vec::new(),
+            zc_broken: false,
+            stat_sends: 0,
+            stat_zc_sends: 0,
+            stat_zc_copied: 0,
+            stat_rearms: 0,
+        }
+    }
+
+    pub(super) fn stats(&self, s: &mut Stats, engine: &dyn Engine) {
+        s.sockets = self.socks.len();
+        s.sends = self.stat_sends;
+        s.zero_copy_sends = self.stat_zc_sends;
+        s.zero_copy_copied = self.stat_zc_copied;
+        s.zero_copy_supported = engine.supports(Feature::SendZc) && !self.zc_broken;
+        s.recv_buffers_in_use = self.pbuf.as_ref().map_or(0, PbufRing::outstanding);
+        s.recv_rearms = self.stat_rearms;
+    }
+
+    pub(super) fn starved_push(&mut self, id: FileId) {
+        self.starved.push(id);
+    }
+
+    pub(super) fn count_rearm(&mut self) {
+        self.stat_rearms += 1;
+    }
+
+    pub(super) fn refuse_zero_copy(&mut self) {
+        self.zc_broken = true;
+    }
+
+    /// Every socket's id.
+    pub(super) fn ids(&self) -> Vec<FileId> {
+        self.socks.values().filter_map(|s| s.id).collect()
+    }
+
+    pub(super) fn sock(&mut self, id: FileId) -> Option<&mut Sock> {
+        self.socks.get_mut(&id.index).filter(|s| s.id == Some(id))
+    }
+}
+
+impl Driver {
+    /// The socket `id`, open and not closing.
+    fn sock_checked(&mut self, id: FileId) -> Result<&mut Sock, i32> {
+        self.files.usable(id).map_err(file_errno)?;
+        self.net.sock(id).ok_or(libc::ENOTSOCK)
+    }
+
+    /// Puts a new socket descriptor into the file table (and a fixed-file
+    /// slot). Closes `fd` on failure.
+    pub(super) fn add_socket(&mut self, fd: i32, listener: bool) -> Result<FileId, i32> {
+        let id = match self.files.insert(FileEntry::new(fd)) {
+            Ok(id) => id,
+            Err(e) => {
+                // SAFETY: we own fd and nothing else refers to it.
+                unsafe { libc::close(fd) };
+                return Err(file_errno(e));
+            }
+        };
+        if id.index < self.engine.fixed_file_slots()
+            && self.engine.register_file(id.index, fd).is_ok()
+        {
+            if let Ok(fe) = self.files.entry_mut(id) {
+                fe.fixed = Some(id.index);
+                self.stats.registered_files += 1;
+            }
+        }
+        self.net.socks.insert(
+            id.index,
+            Sock {
+                id: Some(id),
+                listener,
+                ..Sock::default()
+            },
+        );
+        Ok(id)
+    }
+
+    /// Forgets a socket that never became the user's (a failed or abandoned
+    /// connect) and closes it.
+    pub(super) fn drop_socket(&mut self, id: FileId) {
+        if self.net.sock(id).is_some() {
+            self.net.socks.remove(&id.index);
+        }
+        if let Ok(e) = self.files.remove(id) {
+            if let Some(slot) = e.fixed {
+                self.engine.unregister_file(slot);
+                self.stats.registered_files = self.stats.registered_files.saturating_sub(1);
+            }
+            // SAFETY: the table owned this fd; no op uses it any more.
+            unsafe { libc::close(e.fd) };
+        }
+    }
+
+    /// A listening TCP socket bound to `addr`. Synchronous: none of these
+    /// calls blocks.
+    pub fn listen(
+        &mut self,
+        addr: SocketAddr,
+        backlog: i32,
+        ipv6_only: bool,
+        reuse_port: bool,
+    ) -> Result<FileId, i32> {
+        self.refuse_if_closed()?;
+        let fd = new_socket(&addr)?;
+        let setup = || -> Result<(), i32> {
+            set_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+            if reuse_port {
+                set_int(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+            }
+            if addr.is_ipv6() {
+                set_int(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, ipv6_only.into())?;
+            }
+            let (sa, len) = to_sockaddr(&addr);
+            // SAFETY: sa is a valid sockaddr of len bytes.
+            if unsafe { libc::bind(fd, (&sa as *const libc::sockaddr_storage).cast(), len) } != 0 {
+                return Err(last_errno());
+            }
+            // SAFETY: plain syscall on our fd.
+            if unsafe { libc::listen(fd, backlog) } != 0 {
+                return Err(last_errno());
+            }
+            Ok(())
+        };
+        if let Err(e) = setup() {
+            // SAFETY: we own fd.
+            unsafe { libc::close(fd) };
+            return Err(e);
+        }
+        self.add_socket(fd, true)
+    }
+
+    /// Connects a new socket to `addr`, failing with `ETIMEDOUT` after
+    /// `timeout_ms` if given. Settles with the socket's packed [`FileId`]
+    /// (`Payload::Opened`).
+    pub fn connect(
+        &mut self,
+        token: u32,
+        addr: SocketAddr,
+        timeout_ms: Option<u64>,
+    ) -> Result<(), i32> {
+        self.refuse_if_closed()?;
+        let fd = new_socket(&addr)?;
+        let id = self.add_socket(fd, false)?;
+        let (sa, len) = to_sockaddr(&addr);
+        let sa = Box::new(sa);
+        let op = Op::Connect {
+            fd,
+            addr: (&*sa as *const libc::sockaddr_storage).cast(),
+            len,
+        };
+        let kind = Kind::Connect {
+            timed: timeout_ms.is_some(),
+        };
+        let mut c = Self::entry(token, Some(id), kind, op, Mem::Addr(sa));
+        match timeout_ms {
+            None => self.enqueue_one(c),
+            Some(ms) => {
+                let ts = Box::new(Timespec {
+                    tv_sec: (ms / 1000) as i64,
+                    tv_nsec: ((ms % 1000) * 1_000_000) as i64,
+                });
+                let op = Op::LinkTimeout { ts: &*ts };
+                let t = Self::entry(NO_TOKEN, None, Kind::Internal, op, Mem::Timeout(ts));
+                c.link = true;
+                self.enqueue(vec![c, t]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the accept stream of listener `id`: `token` settles once per
+    /// connection (`Payload::Accepted`) until an error ends it.
+    pub fn accept_start(&mut self, token: u32, id: FileId) -> Result<(), i32> {
+        self.refuse_if_closed()?;
+        let s = self.sock_checked(id)?;
+        if !s.listener {
+            return Err(libc::EINVAL);
+        }
+        if s.stream.is_some() {
+            return Err(libc::EBUSY);
+        }
+        s.stream = Some(token);
+        s.want = true;
+        self.arm(id).inspect_err(|_| {
+            if let Some(s) = self.net.sock(id) {
+                s.stream = None;
+            }
+        })
+    }
+
+    /// Starts the receive stream of socket `id`: `token` settles once per
+    /// chunk (`Payload::Received`), then with 0 at end of stream or with an
+    /// error.
+    pub fn recv_start(&mut self, token: u32, id: FileId) -> Result<(), i32> {
+        self.refuse_if_closed()?;
+        let s = self.sock_checked(id)?;
+        if s.listener {
+            return Err(libc::EINVAL);
+        }
+        if s.stream.is_some() {
+            return Err(libc::EBUSY);
+        }
+        self.ensure_recv_buffers()?;
+        let s = self.net.sock(id).ok_or(libc::EBADF)?;
+        s.stream = Some(token);
+        s.want = true;
+        self.arm(id).inspect_err(|_| {
+            if let Some(s) = self.net.sock(id) {
+                s.stream = None;
+            }
+        })
+    }
+
+    /// Pauses (`paused`) or resumes the receive stream of socket `id`.
+    /// Pausing cancels the kernel's receive; data then waits in the socket.
+    pub fn recv_pause(&mut self, id: FileId, paused: bool) -> Result<(), i32> {
+        self.refuse_if_closed()?;
+        let s = self.sock_checked(id)?;
+        if s.stream.is_none() {
+            return Ok(());
+        }
+        s.want = !paused;
+        if paused {
+            if let (Some(k), false) = (s.armed, s.cancelling) {
+                s.cancelling = true;
+                self.submit_internal(Op::Cancel {
+                    user_data: u64::from(k),
+                });
+            }
+        } else if s.armed.is_none() && !s.starved {
+            return self.arm(id);
+        }
+        Ok(())
+    }
+
+    /// Submits the multishot op of socket `id`'s stream.
+    pub(super) fn arm(&mut self, id: FileId) -> Result<(), i32> {
+        let (_, target) = self.file(id)?;
+        let s = self.net.sock(id).ok_or(libc::EBADF)?;
+        let token = s.stream.ok_or(libc::EINVAL)?;
+        let (kind, op) = if s.listener {
+            (Kind::Accept, Op::AcceptMulti { target })
+        } else {
+            let group = self
+                .net
+                .pbuf
+                .as_ref()
+                .map(PbufRing::bgid)
+                .ok_or(libc::EINVAL)?;
+            (Kind::Recv, Op::RecvMulti { target, group })
+        };
+        let k = self.submit_stream(Self::entry(token, Some(id), kind, op, Mem::None))?;
+        if let Some(s) = self.net.sock(id) {
+            s.armed = Some(k);
+        }
+        Ok(())
+    }
+
+    /// The provided-buffer ring the receive streams draw from, registered
+    /// on first use.
+    fn ensure_recv_buffers(&mut self) -> Result<(), i32> {
+        if self.net.pbuf.is_some() {
+            return Ok(());
+        }
+        let mut p = PbufRing::new(
+            self.net.cfg.recv_buffers,
+            self.net.cfg.recv_buffer_size,
+            RECV_GROUP,
+        )
+        .map_err(errno)?;
+        let engine = self.engine.clone();
+        // SAFETY: the ring is unregistered through this same engine in
+        // `finish`, or leaked if the driver goes without it.
+        unsafe { p.register_with(|addr, n, group| engine.register_buf_ring(addr, n, group)) }
+            .map_err(errno)?;
+        self.net.pbuf = Some(p);
+        Ok(())
+    }
+
+    /// Where receive buffer `bid` starts, for a `Payload::Received` (the
+    /// buffer stays put until recycled; the kernel does not write it then).
+    pub(super) fn received_ptr(&self, bid: u16, len: usize) -> *const u8 {
+        self.net
+            .pbuf
+            .as_ref()
+            .and_then(|p| p.get(bid, len).ok())
+            .map_or(std::ptr::null(), <[u8]>::as_ptr)
+    }
+
+    /// Gives receive buffer `bid` back (published by [`Driver::after_batch`]).
+    pub fn recycle_received(&mut self, bid: u16) {
+        if let Some(p) = self.net.pbuf.as_mut() {
+            let _ = p.stage(bid);
+        }
+    }
+
+    /// Call after a batch of settlements was handed over: publishes the
+    /// receive buffers given back, and re-arms the receives that ran out of
+    /// them (a stream that cannot be re-armed settles into `out`). Flush
+    /// afterwards.
+    pub fn after_batch(&mut self, out: &mut Vec<Done>) {
+        let Some(p) = self.net.pbuf.as_mut() else {
+            return;
+        };
+        if p.staged() > 0 {
+            p.publish();
+        }
+        if self.net.starved.is_empty() || p.available() == 0 {
+            return;
+        }
+        for id in std::mem::take(&mut self.net.starved) {
+            let Some(s) = self.net.sock(id) else { continue };
+            s.starved = false;
+            if s.want && s.armed.is_none() && s.stream.is_some() {
+                self.net.stat_rearms += 1;
+                self.counting(out, |d, out| d.rearm_or_fail(id, out));
+            }
+        }
+    }
+
+    /// Re-arms socket `id`'s stream; if that fails, the stream ends with
+    /// the error.
+    pub(super) fn rearm_or_fail(&mut self, id: FileId, out: &mut Vec<Done>) {
+        if let Err(errno) = self.arm(id) {
+            if let Some(token) = self.net.sock(id).and_then(|s| s.stream.take()) {
+                out.push(Done::err(token, errno));
+            }
+        }
+    }
+
+    /// Sends `bufs` in order as one message. Library memory is sent in
+    /// place; anything else is copied into library memory first (a copy-pool
+    /// slot when small), so JavaScript may reuse or free its buffers at once.
+    /// `zero_copy` uses `SENDMSG_ZC` and settles only once the kernel's
+    /// notification says it is done with the memory. Settles with the byte
+    /// count.
+    pub fn send(
+        &mut self,
+        token: u32,
+        id: FileId,
+        bufs: &[UserBuf],
+        zero_copy: bool,
+    ) -> Result<(), i32> {
+        self.refuse_if_closed()?;
+        if self.sock_checked(id)?.listener {
+            return Err(libc::ENOTCONN);
+        }
+        if bufs.is_empty() || bufs.len() > libc::UIO_MAXIOV as usize {
+            return Err(libc::EINVAL);
+        }
+        let total = bufs
+            .iter()
+            .try_fold(0usize, |a, b| a.checked_add(b.len))
+            .filter(|t| *t <= MAX_IO)
+            .ok_or(libc::EINVAL)?;
+        let pins: Option<Vec<Pinned>> = bufs
+            .iter()
+            .map(|b| self.buffers.lookup(b.ptr, b.len))
+            .collect();
+        let mut slot = None;
+        let (iovecs, guards) = match pins {
+            Some(pins) => (
+                bufs.iter()
+                    .map(|b| libc::iovec {
+                        iov_base: b.ptr.cast(),
+                        iov_len: b.len,
+                    })
+                    .collect(),
+                pins.into_iter().map(SendMem::Pinned).collect(),
+            ),
+            None => {
+                let pool = match self.net.pool.as_mut() {
+                    Some(p) => Some(p),
+                    None => {
+                        self.net.pool = CopyPool::with_defaults();
+                        self.net.pool.as_mut()
+                    }
+                };
+                let s = pool
+                    .filter(|p| total <= p.slot_size())
+                    .and_then(|p| p.alloc().map(|s| (p.slot_ptr(&s), s)));
+                let (dst, guards) = match s {
+                    Some((Some(ptr), s)) => {
+                        slot = Some(s);
+                        (ptr, Vec::new())
+                    }
+                    _ => {
+                        let b = self.bounce.take(total).ok_or(libc::ENOMEM)?;
+                        (b.as_ptr(), vec![SendMem::Bounce(b)])
+                    }
+                };
+                let mut at = 0;
+                for b in bufs {
+                    // SAFETY: b is lent for this call; dst has room for
+                    // `total` bytes; library memory never overlaps it.
+                    unsafe { std::ptr::copy_nonoverlapping(b.ptr, dst.add(at), b.len) };
+                    at += b.len;
+                }
+                let iov = libc::iovec {
+                    iov_base: dst.cast(),
+                    iov_len: total,
+                };
+                (vec![iov], guards)
+            }
+        };
+        let zc_op = !self.net.zc_broken
+            && self.engine.supports(Feature::SendZc)
+            && (zero_copy || total >= self.net.cfg.zero_copy_threshold);
+        let mut entry = SendEntry::new(iovecs, guards, zero_copy && zc_op);
+        if let Some(s) = slot {
+            entry = entry.with_copy_slot(s);
+        }
+        let key = match self.net.sends.insert(entry) {
+            Ok(k) => k,
+            Err(entry) => {
+                self.release_send(entry.into_released());
+                return Err(libc::ENOBUFS);
+            }
+        };
+        self.net.stat_sends += 1;
+        if zc_op {
+            self.net.stat_zc_sends += 1;
+        }
+        self.queue_send(
+            id,
+            Queued::Send {
+                token,
+                key,
+                zero_copy: zc_op,
+            },
+        );
+        Ok(())
+    }
+
+    /// Half-closes socket `id` (`SHUT_WR`) once its queued sends are done.
+    pub fn shutdown_write(&mut self, token: u32, id: FileId) -> Result<(), i32> {
+        self.refuse_if_closed()?;
+        if self.sock_checked(id)?.listener {
+            return Err(libc::ENOTCONN);
+        }
+        self.queue_send(id, Queued::Shutdown { token });
+        Ok(())
+    }
+
+    fn queue_send(&mut self, id: FileId, q: Queued) {
+        let Some(s) = self.net.sock(id) else { return };
+        s.sends.push_back(q);
+        if !s.sending {
+            self.start_send(id);
+        }
+    }
+
+    /// Submits socket `id`'s next queued send, if any.
+    pub(super) fn start_send(&mut self, id: FileId) {
+        let Ok((_, target)) = self.file(id) else {
+            return;
+        };
+        let Some(s) = self.net.sock(id) else { return };
+        let Some(q) = s.sends.pop_front() else {
+            return;
+        };
+        s.sending = true;
+        match q {
+            Queued::Send {
+                token,
+                key,
+                zero_copy,
+            } => self.submit_send(token, id, target, key, zero_copy),
+            Queued::Shutdown { token } => {
+                let op = Op::Shutdown {
+                    target,
+                    how: libc::SHUT_WR,
+                };
+                self.submit_op(token, Some(id), Kind::SockShutdown, op, Mem::None);
+            }
+        }
+    }
+
+    /// Submits (what is left of) the send `key`.
+    pub(super) fn submit_send(
+        &mut self,
+        token: u32,
+        id: FileId,
+        target: Target,
+        key: SendKey,
+        zero_copy: bool,
+    ) {
+        let Some(e) = self.net.sends.get(key) else {
+            return;
+        };
+        let op = match e.iovecs() {
+            [v] if !zero_copy => Op::Send {
+                target,
+                ptr: v.iov_base.cast(),
+                len: v.iov_len.min(MAX_IO) as u32,
+            },
+            _ => Op::SendMsg {
+                target,
+                msg: e.msghdr(),
+                zero_copy,
+            },
+        };
+        self.submit_op(
+            token,
+            Some(id),
+            Kind::Send { key, zero_copy },
+            op,
+            Mem::None,
+        );
+    }
+
+    /// Hands a finished send's memory back.
+    pub(super) fn release_send(&mut self, r: Released<SendMem>) {
+        if r.zc_copied {
+            self.net.stat_zc_copied += 1;
+        }
+        for g in r.guards {
+            if let SendMem::Bounce(b) = g {
+                self.bounce.give(b);
+            }
+        }
+        if let (Some(slot), Some(pool)) = (r.copy_slot, self.net.pool.as_mut()) {
+            let _ = pool.free(slot);
+        }
+    }
+
+    /// The socket's send in the kernel is done: the next may go.
+    pub(super) fn send_finished(&mut self, id: FileId) {
+        if let Some(s) = self.net.sock(id) {
+            s.sending = false;
+            self.start_send(id);
+        }
+    }
+
+    /// Socket `id` is closing: settles what only the socket holds (a paused
+    /// or starved stream's token, queued sends) with `ECANCELED`. Ops in the
+    /// kernel are orphaned by the caller.
+    pub(super) fn forget_socket(&mut self, id: FileId, out: &mut Vec<Done>) {
+        if self.net.sock(id).is_none() {
+            return;
+        }
+        let Some(mut s) = self.net.socks.remove(&id.index) else {
+            return;
+        };
+        if let (Some(token), None) = (s.stream, s.armed) {
+            out.push(Done::err(token, libc::ECANCELED));
+        }
+        for q in s.sends.drain(..) {
+            match q {
+                Queued::Send { token, key, .. } => {
+                    out.push(Done::err(token, libc::ECANCELED));
+                    // Never submitted: its memory can go now.
+                    if let Some(p) = self.net.sends.on_completion(key, -libc::ECANCELED, false) {
+                        if let Some(r) = p.into_released() {
+                            self.release_send(r);
+                        }
+                    }
+                }
+                Queued::Shutdown { token } => out.push(Done::err(token, libc::ECANCELED)),
+            }
+        }
+    }
+
+    /// The local (`peer == false`) or remote address of socket `id`.
+    pub fn sock_addr(&self, id: FileId, peer: bool) -> Result<SocketAddr, i32> {
+        let e = self.files.entry(id).map_err(file_errno)?;
+        // SAFETY: all-zero is a valid sockaddr_storage.
+        let mut sa: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let p = (&mut sa as *mut libc::sockaddr_storage).cast();
+        // SAFETY: sa has room for len bytes; fd is owned by the table.
+        let r = unsafe {
+            if peer {
+                libc::getpeername(e.fd, p, &mut len)
+            } else {
+                libc::getsockname(e.fd, p, &mut len)
+            }
+        };
+        if r != 0 {
+            return Err(last_errno());
+        }
+        from_sockaddr(&sa).ok_or(libc::EAFNOSUPPORT)
+    }
+
+    /// Sets a socket option on socket `id`.
+    pub fn set_sock_option(&mut self, id: FileId, opt: SockOption) -> Result<(), i32> {
+        self.sock_checked(id)?;
+        let fd = self.files.entry(id).map_err(file_errno)?.fd;
+        match opt {
+            SockOption::NoDelay(on) => set_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, on.into()),
+            SockOption::KeepAlive(on, idle) => {
+                set_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, on.into())?;
+                if on && idle > 0 {
+                    set_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, idle as i32)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Unregisters the receive buffers (nothing may be pending).
+    pub(super) fn finish_net(&mut self) {
+        let engine = self.engine.clone();
+        if let Some(p) = self.net.pbuf.as_mut() {
+            if p.unregister_with(|g| engine.unregister_buf_ring(g))
+                .is_err()
+            {
+                // Still registered: dropping it leaks the memory (safe).
+                return;
+            }
+        }
+        self.net.pbuf = None;
+        self.net.socks.clear();
+    }
+}
+
+fn new_socket(addr: &SocketAddr) -> Result<i32, i32> {
+    let domain = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: plain syscall; the result is checked.
+    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(last_errno());
+    }
+    Ok(fd)
+}
+
+fn set_int(fd: i32, level: i32, name: i32, value: i32) -> Result<(), i32> {
+    // SAFETY: value is a live i32 of the size passed.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const i32).cast(),
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(last_errno());
+    }
+    Ok(())
+}
+
+/// `addr` as a C socket address and its length.
+pub(super) fn to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
+}
+
+fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match i32::from(ss.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let sin =
+                unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let sin6 =
+                unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
