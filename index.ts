@@ -1,8 +1,8 @@
-// ringline: io_uring file (and soon network) I/O for Node.js.
+// ringline: io_uring file and TCP I/O for Node.js.
 // See README.md for the quick start; DESIGN.md for how it is built.
 
 export { Ring, type RingOptions, type OpenOptions, type RingStats } from './lib/ring'
-export { defaultRing, open, allocAligned } from './lib/default'
+export { defaultRing, open, allocAligned, listen, connect } from './lib/default'
 export {
   FileHandle,
   type ReadOptions,
@@ -13,6 +13,15 @@ export {
   type DirectAlignment,
 } from './lib/file'
 export type { ReadResult, WriteResult, ReadvResult, WritevResult } from './lib/core'
+export {
+  Listener,
+  Socket,
+  type ListenOptions,
+  type ConnectOptions,
+  type SendOptions,
+  type AddressInfo,
+  type NetError,
+} from './lib/net'
 export { Stats } from './lib/stats'
 export { AbortError, type SystemError } from './lib/errors'
 export type { BufferLike, Position } from './lib/validators'

@@ -21,6 +21,18 @@ const K_WRITEV = 5
 const K_STAT = 6
 const K_OPEN = 7
 const K_MANY = 8
+const K_STREAM = 9
+const K_SOCKET = 10
+
+/**
+ * Receives the events of a stream (an accept or receive stream): one token
+ * that settles many times. `event` gets each intermediate event (a chunk,
+ * or an accepted socket's handle); `end` the final result (0, or -errno).
+ */
+export interface StreamSink {
+  event(result: number, chunk: Buffer | undefined): void
+  end(result: number): void
+}
 
 export interface ReadResult<T extends ArrayBufferView = Buffer> {
   bytesRead: number
@@ -88,6 +100,7 @@ export class RingCore {
   readonly backend: string
   private readonly results = new Float64Array(2 * 1024)
   private readonly bufs: unknown[] = []
+  private readonly payloads: (Buffer | undefined)[] = []
   private readonly ops: (Op | undefined)[] = []
   private readonly free: number[] = []
   private next = 0
@@ -100,7 +113,7 @@ export class RingCore {
   private closeResolve: () => void = noop
 
   constructor(options: NativeRingOptions) {
-    this.native = new NativeRing(options, (n) => this.onBatch(n), this.results, this.bufs)
+    this.native = new NativeRing(options, (n) => this.onBatch(n), this.results, this.bufs, this.payloads)
     this.backend = this.native.backend
     this.fast = this.native.fastPath()
   }
@@ -252,6 +265,27 @@ export class RingCore {
     return p
   }
 
+  /**
+   * Starts a stream: `submit(token)` is the native call; `sink` gets its
+   * events. Returns 0 or the native call's negative errno.
+   */
+  stream(sink: StreamSink, submit: (token: number) => number): number {
+    const token = this.token()
+    this.ops[token] = new Op(K_STREAM, 'stream', sink, undefined)
+    const status = submit(token)
+    if (status < 0) {
+      this.release(token)
+      return status
+    }
+    this.schedule()
+    return 0
+  }
+
+  /** Schedules a flush (after a native call that queued kernel work). */
+  kick(): void {
+    this.schedule()
+  }
+
   private release(token: number): void {
     this.ops[token] = undefined
     this.bufs[token] = undefined
@@ -265,8 +299,17 @@ export class RingCore {
     }
     const r = this.results
     for (let i = 0; i < n; i++) {
-      const token = r[2 * i]
+      let token = r[2 * i]
       const result = r[2 * i + 1]
+      if (token < 0) {
+        // A stream's event: the token stays pending.
+        token = -token - 1
+        const chunk = this.payloads[i]
+        this.payloads[i] = undefined
+        const op = this.ops[token]
+        if (op !== undefined) (op.ctx as StreamSink).event(result, chunk)
+        continue
+      }
       const op = this.ops[token]
       const extra = this.bufs[token]
       this.ops[token] = undefined
@@ -278,6 +321,10 @@ export class RingCore {
 
   private settle(op: Op, result: number, extra: unknown): void {
     if (op.onAbort !== undefined) op.signal!.removeEventListener('abort', op.onAbort)
+    if (op.kind === K_STREAM) {
+      ;(op.ctx as StreamSink).end(result)
+      return
+    }
     if (op.kind === K_MANY) {
       const g = op.ctx as Group
       if (result < 0) g.error ??= systemError(result, op.syscall)
@@ -306,6 +353,9 @@ export class RingCore {
         break
       case K_STAT:
         resolve(new Stats(extra as Float64Array))
+        break
+      case K_SOCKET:
+        resolve((op.ctx as (id: number) => unknown)(result))
         break
       case K_OPEN: {
         const info = this.native.fileInfo(result)
@@ -342,5 +392,5 @@ export class RingCore {
   }
 }
 
-export const Kinds = { K_VOID, K_NUMBER, K_READ, K_WRITE, K_READV, K_WRITEV, K_STAT, K_OPEN } as const
+export const Kinds = { K_VOID, K_NUMBER, K_READ, K_WRITE, K_READV, K_WRITEV, K_STAT, K_OPEN, K_SOCKET } as const
 export type { SystemError }

@@ -3,6 +3,7 @@
 // that use it.
 
 import type { FileHandle } from './file'
+import type { ConnectOptions, ListenOptions, Listener, Socket } from './net'
 import { Ring, type OpenOptions } from './ring'
 
 let ring: Ring | null = null
@@ -21,4 +22,14 @@ export function open(path: string | Buffer | URL, flags?: string | number, mode?
 /** `allocAligned()` on the default Ring; see `Ring.allocAligned`. */
 export function allocAligned(size: number): Buffer {
   return defaultRing().allocAligned(size)
+}
+
+/** `listen()` on the default Ring; see `Ring.listen`. */
+export function listen(options?: ListenOptions): Promise<Listener> {
+  return defaultRing().listen(options)
+}
+
+/** `connect()` on the default Ring; see `Ring.connect`. */
+export function connect(options: ConnectOptions): Promise<Socket> {
+  return defaultRing().connect(options)
 }

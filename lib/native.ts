@@ -8,6 +8,15 @@ export interface NativeRingOptions {
   maxInFlight: number
   registerBuffers: boolean
   registerFiles: boolean
+  recvBufferSize: number
+  recvBuffers: number
+  zeroCopyThreshold: number
+}
+
+export interface NativeAddress {
+  address: string
+  port: number
+  family: number
 }
 
 export interface NativeStats {
@@ -24,6 +33,13 @@ export interface NativeStats {
   bufferRegistrationError?: string | null
   bounced: number
   fixedBufferOps: number
+  sockets: number
+  sends: number
+  zeroCopySends: number
+  zeroCopyCopied: number
+  zeroCopySupported: boolean
+  recvBuffersInUse: number
+  recvRearms: number
   sqpoll: boolean
   entries: number
   maxInFlight: number
@@ -57,6 +73,16 @@ export interface NativeRing {
   allocAligned(size: number): Buffer
   stats(): NativeStats
   close(): void
+  listen(host: string, port: number, backlog: number, ipv6Only: boolean, reusePort: boolean): number
+  connect(token: number, host: string, port: number, timeoutMs: number): number
+  acceptStart(token: number, file: number): number
+  recvStart(token: number, file: number): number
+  recvPause(file: number, paused: boolean): number
+  send(token: number, file: number, data: ArrayBufferView | ArrayBufferView[], zeroCopy: boolean): number
+  shutdown(token: number, file: number): number
+  sockAddr(file: number, peer: boolean): NativeAddress | null
+  setNoDelay(file: number, on: boolean): number
+  setKeepAlive(file: number, on: boolean, idleSecs: number): number
 }
 
 export interface NativeRingConstructor {
@@ -65,6 +91,7 @@ export interface NativeRingConstructor {
     onBatch: (n: number) => void,
     results: Float64Array,
     bufs: unknown[],
+    payloads: (Buffer | undefined)[],
   ): NativeRing
 }
 

@@ -5,6 +5,7 @@ import { constants } from 'node:fs'
 import { Kinds, RingCore } from './core'
 import { invalidArgValue, ringClosed } from './errors'
 import { FileHandle } from './file'
+import { connectOn, listenOn, type ConnectOptions, type ListenOptions, type Listener, type Socket } from './net'
 import type { NativeStats } from './native'
 import { parseFlags, parseMode, validateBoolean, validateInteger, validateObject, validatePath, validateSignal } from './validators'
 
@@ -27,6 +28,15 @@ export interface RingOptions {
    * environment variable RINGLINE_COMPLETION sets the default.
    */
   completion?: 'thread' | 'loop'
+  /** Bytes per provided receive buffer (the largest chunk one completion carries). Default 16384. */
+  recvBufferSize?: number
+  /** Provided receive buffers shared by the ring's sockets, a power of two. Default 512. */
+  recvBuffers?: number
+  /**
+   * Sends of at least this many bytes use zero-copy `SENDMSG_ZC` even
+   * without `{ zeroCopy: true }`; -1 (default): only when asked.
+   */
+  zeroCopyThreshold?: number
 }
 
 export interface OpenOptions {
@@ -58,6 +68,11 @@ function completionOption(o: Record<string, unknown>): 'thread' | 'loop' {
   return v
 }
 
+function powerOfTwo(n: number, name: string): number {
+  if ((n & (n - 1)) !== 0) throw invalidArgValue(name, n, 'must be a power of two')
+  return n
+}
+
 function flagOption(o: Record<string, unknown>, key: string, def: boolean): boolean {
   return o[key] === undefined ? def : validateBoolean(o[key], `options.${key}`)
 }
@@ -76,6 +91,9 @@ export class Ring {
       registerBuffers: flagOption(o, 'registerBuffers', true),
       registerFiles: flagOption(o, 'registerFiles', true),
       completion: this.#completion,
+      recvBufferSize: option(o, 'recvBufferSize', 64, 1 << 24, 16384),
+      recvBuffers: powerOfTwo(option(o, 'recvBuffers', 1, 32768, 512), 'options.recvBuffers'),
+      zeroCopyThreshold: option(o, 'zeroCopyThreshold', -1, 2 ** 31 - 1, -1),
     })
     unclosed.register(this, this.#core, this)
   }
@@ -139,6 +157,32 @@ export class Ring {
     validateInteger(size, 'size', 0, 2 ** 31 - 1)
     if (this.#core.closed) throw ringClosed('allocAligned')
     return this.#core.native.allocAligned(size)
+  }
+
+  /**
+   * Listens for TCP connections; resolves once the socket is bound and
+   * listening. Rejects with `EADDRINUSE` (and node:net's `address` and
+   * `port`) and the like.
+   */
+  listen(options?: ListenOptions): Promise<Listener> {
+    try {
+      return listenOn(this, this.#core, options)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /**
+   * Opens a TCP connection. Rejects with `ECONNREFUSED`, `ETIMEDOUT` (after
+   * `timeout` ms), an `AbortError` (`signal`) and the like, with `address`
+   * and `port`.
+   */
+  connect(options: ConnectOptions): Promise<Socket> {
+    try {
+      return connectOn(this, this.#core, options)
+    } catch (e) {
+      return Promise.reject(e)
+    }
   }
 
   /** Counters: submitted, completed, inFlight, queued, registeredBuffers, ... */

@@ -159,3 +159,27 @@ pub fn number(env: sys::napi_env, v: f64) -> sys::napi_value {
     unsafe { sys::napi_create_double(env, v, &mut out) };
     out
 }
+
+/// A new Buffer holding the bytes of `parts` (pointer, length) in order,
+/// `total` bytes in all.
+pub fn buffer_from_parts(
+    env: sys::napi_env,
+    parts: &[(*const u8, usize)],
+    total: usize,
+) -> Option<sys::napi_value> {
+    let mut data: *mut std::ffi::c_void = ptr::null_mut();
+    let mut out = ptr::null_mut();
+    // SAFETY: out pointers are valid locals.
+    ok(unsafe { sys::napi_create_buffer(env, total, &mut data, &mut out) }).ok()?;
+    let mut at = 0;
+    for &(p, len) in parts {
+        if p.is_null() {
+            continue;
+        }
+        // SAFETY: each part is `len` readable bytes lent by the driver for
+        // this call; data has room for `total`, the sum of the lengths.
+        unsafe { ptr::copy_nonoverlapping(p, data.cast::<u8>().add(at), len) };
+        at += len;
+    }
+    Some(out)
+}

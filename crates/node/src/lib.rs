@@ -8,6 +8,7 @@ mod completion;
 mod fast;
 mod js;
 mod loop_poll;
+mod net;
 mod ring;
 
 pub use ring::NativeRing;

@@ -10,7 +10,7 @@ use napi::bindgen_prelude::{FromNapiValue, Unknown};
 use napi::{sys, Env, JsValue, Result};
 use napi_derive::napi;
 use ringline_core::buffer::{AlignedBuf, Registration};
-use ringline_core::driver::{Done, Driver, DriverConfig, Payload, UserBuf};
+use ringline_core::driver::{Done, Driver, DriverConfig, NetConfig, Payload, UserBuf};
 use ringline_core::engine::uring::UringEngine;
 use ringline_core::engine::{Engine, EngineConfig};
 use ringline_core::op::Cqe;
@@ -25,6 +25,8 @@ struct JsState {
     on_batch: sys::napi_ref,
     results: sys::napi_ref,
     bufs: sys::napi_ref,
+    /// JS array: received chunks of a batch, by position in the batch.
+    payloads: sys::napi_ref,
     tsfn: Option<Tsfn>,
     thread: Option<JoinHandle<()>>,
     poll: Option<crate::loop_poll::LoopPoll>,
@@ -49,6 +51,11 @@ pub struct Shared {
     pub queued: AtomicUsize,
     /// Completions the thread reaped after being told to stop.
     pub stolen: Mutex<Vec<Cqe>>,
+    /// `onBatch` is running (JS thread). Settlements made meanwhile (a
+    /// stream's sink closing a socket, say) wait in `deferred`, so the
+    /// shared results array is never overwritten under the running batch.
+    delivering: AtomicBool,
+    deferred: Mutex<Deferred>,
     /// The threadsafe function is ref'd (ops are pending).
     refed: AtomicBool,
     js: Mutex<JsState>,
@@ -56,6 +63,14 @@ pub struct Shared {
     entries: u32,
     max_in_flight: u32,
 }
+
+/// Settlements waiting for the running `onBatch` to return.
+struct Deferred(Vec<Done>);
+
+// SAFETY: the raw pointers in a Done (received chunks) point into the
+// driver's receive buffers, which live as long as the driver; Deferred is
+// only touched on the JS thread.
+unsafe impl Send for Deferred {}
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -81,26 +96,50 @@ impl Shared {
     fn discard(&self, dones: Vec<Done>) {
         let mut d = lock(&self.driver);
         for done in dones {
-            if let Payload::Bounce { buf, .. } = done.payload {
-                d.recycle(buf);
+            match done.payload {
+                Payload::Bounce { buf, .. } => d.recycle(buf),
+                Payload::Received { bid, .. } => d.recycle_received(bid),
+                _ => {}
             }
         }
+        let mut more = Vec::new();
+        d.after_batch(&mut more);
+        let _ = d.flush();
     }
 
     /// Hands settled ops to JavaScript: copies bounced reads into the user's
-    /// buffers, writes (token, result) pairs, calls `onBatch(n)`.
+    /// buffers, writes (token, result) pairs, calls `onBatch(n)`. A stream's
+    /// event that keeps its token pending is written with the token as
+    /// `-(token + 1)`; the chunks of receive events go into `payloads` at
+    /// the event's position (consecutive chunks of one stream joined into
+    /// one Buffer).
     fn deliver(&self, env: sys::napi_env, dones: Vec<Done>) {
-        let (on_batch, results, bufs, finalized) = {
+        if self.delivering.load(Ordering::Relaxed) {
+            lock(&self.deferred).0.extend(dones);
+            return;
+        }
+        self.delivering.store(true, Ordering::Relaxed);
+        self.deliver_now(env, dones);
+        self.delivering.store(false, Ordering::Relaxed);
+        let later = std::mem::take(&mut lock(&self.deferred).0);
+        if !later.is_empty() {
+            self.deliver(env, later);
+        }
+    }
+
+    fn deliver_now(&self, env: sys::napi_env, dones: Vec<Done>) {
+        let (on_batch, results, bufs, payloads, finalized) = {
             let s = lock(&self.js);
-            (s.on_batch, s.results, s.bufs, s.finalized)
+            (s.on_batch, s.results, s.bufs, s.payloads, s.finalized)
         };
         if finalized {
             return self.discard(dones);
         }
-        let (Some(on_batch), Some(results), Some(bufs)) = (
+        let (Some(on_batch), Some(results), Some(bufs), Some(payloads)) = (
             js::deref(env, on_batch),
             js::deref(env, results),
             js::deref(env, bufs),
+            js::deref(env, payloads),
         ) else {
             return self.discard(dones);
         };
@@ -111,7 +150,11 @@ impl Shared {
         let out = rptr.cast::<f64>();
         let mut n = 0usize;
         let mut spent: Vec<AlignedBuf> = Vec::new();
-        for done in dones {
+        let mut bids: Vec<u16> = Vec::new();
+        let mut dones = dones.into_iter().peekable();
+        while let Some(done) = dones.next() {
+            let mut result = done.result as f64;
+            let more = done.payload.more();
             match done.payload {
                 Payload::Bounce { buf, user_offset } => {
                     if let Some(target) = js::element(env, bufs, done.token) {
@@ -124,13 +167,48 @@ impl Shared {
                         js::set_element(env, bufs, done.token, arr);
                     }
                 }
-                Payload::Opened(_) | Payload::None => {}
+                Payload::Received { bid, data } => {
+                    // This chunk and the stream's chunks right behind it.
+                    let mut parts = vec![(data, done.result as usize)];
+                    bids.push(bid);
+                    while let Some(Done {
+                        token,
+                        payload: Payload::Received { .. },
+                        ..
+                    }) = dones.peek()
+                    {
+                        if *token != done.token {
+                            break;
+                        }
+                        let Some(Done {
+                            result,
+                            payload: Payload::Received { bid, data },
+                            ..
+                        }) = dones.next()
+                        else {
+                            break;
+                        };
+                        parts.push((data, result as usize));
+                        bids.push(bid);
+                    }
+                    let total: usize = parts.iter().map(|p| p.1).sum();
+                    result = total as f64;
+                    if let Some(b) = js::buffer_from_parts(env, &parts, total) {
+                        js::set_element(env, payloads, n as u32, b);
+                    }
+                }
+                Payload::Accepted(_) | Payload::Opened(_) | Payload::None => {}
             }
+            let token = if more {
+                -(f64::from(done.token) + 1.0)
+            } else {
+                f64::from(done.token)
+            };
             // SAFETY: n < cap pairs fit in the results array (rlen bytes);
             // the array is library-internal and never detached.
             unsafe {
-                *out.add(2 * n) = f64::from(done.token);
-                *out.add(2 * n + 1) = done.result as f64;
+                *out.add(2 * n) = token;
+                *out.add(2 * n + 1) = result;
             }
             n += 1;
             if n == cap {
@@ -141,11 +219,22 @@ impl Shared {
         if n > 0 {
             js::call(env, on_batch, &[js::number(env, n as f64)]);
         }
-        if !spent.is_empty() {
+        let mut extra = Vec::new();
+        {
+            // Also with nothing to recycle: a receive that ran out of
+            // buffers is re-armed here.
             let mut d = lock(&self.driver);
             for b in spent {
                 d.recycle(b);
             }
+            for b in bids {
+                d.recycle_received(b);
+            }
+            d.after_batch(&mut extra);
+            let _ = d.flush();
+        }
+        if !extra.is_empty() {
+            lock(&self.deferred).0.extend(extra);
         }
         self.settle_lifecycle(env);
     }
@@ -229,6 +318,13 @@ impl Shared {
     /// Submits everything queued in one syscall, then settles whatever the
     /// kernel completed inline (page-cache hits) without a thread hop.
     pub fn flush(&self, env: sys::napi_env) -> i32 {
+        if self.delivering.load(Ordering::Relaxed) {
+            // Inside onBatch: submit only; completions come the usual way.
+            return match lock(&self.driver).flush() {
+                Ok(()) => 0,
+                Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
+            };
+        }
         let mut batch = Vec::new();
         let r = lock(&self.driver).flush_and_reap(&mut batch);
         if !batch.is_empty() {
@@ -252,7 +348,7 @@ impl Shared {
             (
                 s.thread.take(),
                 s.tsfn.take(),
-                (s.on_batch, s.results, s.bufs),
+                (s.on_batch, s.results, s.bufs, s.payloads),
                 std::mem::replace(&mut s.hook, std::ptr::null()),
                 s.poll.take(),
             )
@@ -285,7 +381,7 @@ impl Shared {
                 js::call(env, f, &[js::number(env, -1.0)]);
             }
         }
-        for r in [refs.0, refs.1, refs.2] {
+        for r in [refs.0, refs.1, refs.2, refs.3] {
             js::unreference(env, r);
         }
     }
@@ -411,6 +507,12 @@ pub struct NativeRingOptions {
     pub max_in_flight: u32,
     pub register_buffers: bool,
     pub register_files: bool,
+    /// Bytes per provided receive buffer.
+    pub recv_buffer_size: u32,
+    /// Provided receive buffers (a power of two).
+    pub recv_buffers: u16,
+    /// Sends of at least this many bytes use SENDMSG_ZC; -1: only when asked.
+    pub zero_copy_threshold: f64,
 }
 
 /// Counters of `ring.stats()`.
@@ -429,6 +531,13 @@ pub struct NativeStats {
     pub buffer_registration_error: Option<String>,
     pub bounced: f64,
     pub fixed_buffer_ops: f64,
+    pub sockets: u32,
+    pub sends: f64,
+    pub zero_copy_sends: f64,
+    pub zero_copy_copied: f64,
+    pub zero_copy_supported: bool,
+    pub recv_buffers_in_use: u32,
+    pub recv_rearms: f64,
     pub sqpoll: bool,
     pub entries: u32,
     pub max_in_flight: u32,
@@ -437,7 +546,7 @@ pub struct NativeStats {
 /// One io_uring instance, its driver and its completion thread.
 #[napi]
 pub struct NativeRing {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 pub fn view(
@@ -495,6 +604,7 @@ impl NativeRing {
         on_batch: Unknown,
         results: Unknown,
         bufs: Unknown,
+        payloads: Unknown,
     ) -> Result<Self> {
         let raw = env.raw();
         let entries = options.entries.clamp(1, 32768);
@@ -516,14 +626,24 @@ impl NativeRing {
             engine.clone(),
             DriverConfig {
                 max_in_flight: max_in_flight as usize,
+                net: NetConfig {
+                    recv_buffer_size: options.recv_buffer_size,
+                    recv_buffers: options.recv_buffers,
+                    zero_copy_threshold: if options.zero_copy_threshold < 0.0 {
+                        usize::MAX
+                    } else {
+                        options.zero_copy_threshold as usize
+                    },
+                },
             },
         );
         let refs = (
             js::reference(raw, on_batch.raw()),
             js::reference(raw, results.raw()),
             js::reference(raw, bufs.raw()),
+            js::reference(raw, payloads.raw()),
         );
-        let (Some(on_batch), Some(results), Some(bufs)) = refs else {
+        let (Some(on_batch), Some(results), Some(bufs), Some(payloads)) = refs else {
             return Err(napi::Error::from_reason("cannot reference ring callbacks"));
         };
         let shared = Arc::new(Shared {
@@ -532,11 +652,14 @@ impl NativeRing {
             stop: AtomicBool::new(false),
             queued: AtomicUsize::new(0),
             stolen: Mutex::new(Vec::new()),
+            delivering: AtomicBool::new(false),
+            deferred: Mutex::new(Deferred(Vec::new())),
             refed: AtomicBool::new(false),
             js: Mutex::new(JsState {
                 on_batch,
                 results,
                 bufs,
+                payloads,
                 tsfn: None,
                 thread: None,
                 poll: None,
@@ -769,6 +892,13 @@ impl NativeRing {
             buffer_registration_error: s.buffer_registration_errno.map(errno_name),
             bounced: s.bounced as f64,
             fixed_buffer_ops: s.fixed_buffer_ops as f64,
+            sockets: s.sockets as u32,
+            sends: s.sends as f64,
+            zero_copy_sends: s.zero_copy_sends as f64,
+            zero_copy_copied: s.zero_copy_copied as f64,
+            zero_copy_supported: s.zero_copy_supported,
+            recv_buffers_in_use: s.recv_buffers_in_use as u32,
+            recv_rearms: s.recv_rearms as f64,
             sqpoll: self.shared.sqpoll,
             entries: self.shared.entries,
             max_in_flight: self.shared.max_in_flight,

@@ -1,0 +1,599 @@
+// TCP: Listener (what listen() resolves to) and Socket (what connect() and
+// accepting resolve to). Their shape follows node:net where it can; reads
+// are pulled (`recv()`, `for await`), sends are promises.
+//
+// Receiving: the first read starts the socket's receive stream (a multishot
+// recv in the kernel). Chunks that arrive before anyone reads are queued
+// here; past `highWaterMark` bytes the stream pauses (the kernel stops
+// taking data, the peer's window closes) and resumes once the queue is
+// below half of it. So a slow reader holds at most about highWaterMark
+// bytes, whatever the peer sends.
+
+import { lookup } from 'node:dns/promises'
+import { isIP } from 'node:net'
+import { Duplex } from 'node:stream'
+import { Kinds, type RingCore, type StreamSink } from './core'
+import { invalidArgType, systemError, AbortError, type SystemError } from './errors'
+import { validateBoolean, validateInteger, validateObject, validateSignal } from './validators'
+import type { Ring } from './ring'
+
+const { K_VOID, K_NUMBER, K_SOCKET } = Kinds
+
+/** Options of `listen()`. */
+export interface ListenOptions {
+  /** 0 to 65535; default 0 (the system picks a free port). */
+  port?: number
+  /** An IP address or a name; default `'::'` (IPv6 and IPv4), or `'0.0.0.0'` where IPv6 is missing. */
+  host?: string
+  /** Length of the queue of connections not yet accepted; default 511. */
+  backlog?: number
+  /** Accept only IPv6 on an IPv6 address; default false. */
+  ipv6Only?: boolean
+  /** `SO_REUSEPORT`; default false. */
+  reusePort?: boolean
+  /** `TCP_NODELAY` on accepted sockets; default true. */
+  noDelay?: boolean
+  /** Receive queue limit of accepted sockets, in bytes (see `ConnectOptions.highWaterMark`). */
+  highWaterMark?: number
+}
+
+/** Options of `connect()`. */
+export interface ConnectOptions {
+  /** 1 to 65535. */
+  port: number
+  /** An IP address or a name; default `'localhost'`. */
+  host?: string
+  /** Address family for name lookup: 0 (any), 4 or 6. */
+  family?: 0 | 4 | 6
+  /** `TCP_NODELAY`; default true. */
+  noDelay?: boolean
+  /** `SO_KEEPALIVE`; default false. */
+  keepAlive?: boolean
+  /** Idle time before the first keep-alive probe, in ms; default 0 (the system's). */
+  keepAliveInitialDelay?: number
+  /** Give up connecting after this many ms (`ETIMEDOUT`). */
+  timeout?: number
+  signal?: AbortSignal
+  /**
+   * Bytes received but not yet read before receiving pauses; default 1 MiB.
+   * Unread data then waits in the kernel and the peer.
+   */
+  highWaterMark?: number
+}
+
+/** Options of `Socket.send()`. */
+export interface SendOptions {
+  /**
+   * Send with `SENDMSG_ZC`: the kernel reads the memory while sending
+   * instead of copying it first, and the promise resolves only after its
+   * notification. Zero-copy end to end with `allocAligned` memory; other
+   * Buffers are copied into library memory first.
+   */
+  zeroCopy?: boolean
+}
+
+/** An address as node:net's `address()` gives it. */
+export interface AddressInfo {
+  address: string
+  family: 'IPv4' | 'IPv6'
+  port: number
+}
+
+/** A system error of a socket call, with node:net's `address` and `port`. */
+export interface NetError extends SystemError {
+  address?: string
+  port?: number
+}
+
+const DEFAULT_HWM = 1 << 20
+
+function badPort(name: string, value: unknown, allowZero: boolean): RangeError & { code: string } {
+  const shown = typeof value === 'number' ? `type number (${value})` : typeof value === 'string' ? `type string ('${value}')` : String(value)
+  const e = new RangeError(`${name} should be ${allowZero ? '>=' : '>'} 0 and < 65536. Received ${shown}.`) as RangeError & {
+    code: string
+  }
+  e.code = 'ERR_SOCKET_BAD_PORT'
+  return e
+}
+
+function validatePort(value: unknown, name: string, allowZero: boolean): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < (allowZero ? 0 : 1) || value > 65535) {
+    throw badPort(name, value, allowZero)
+  }
+  return value
+}
+
+function validateHost(value: unknown, name: string, def: string): string {
+  if (value === undefined) return def
+  if (typeof value !== 'string') throw invalidArgType(name, 'of type string', value)
+  return value
+}
+
+/** The address to use for `host`: itself if it is an IP, else its lookup. */
+async function resolve(host: string, family: 0 | 4 | 6): Promise<string> {
+  if (isIP(host) !== 0) return host
+  const r = await lookup(host, { family })
+  return r.address
+}
+
+/** Adds node:net's `address` and `port` to a system error, and its message form. */
+function withHostPort(e: unknown, syscall: string, address: string, port: number): unknown {
+  const err = e as NetError
+  if (e instanceof AbortError || typeof err.errno !== 'number') return e
+  err.address = address
+  err.port = port
+  err.message = `${syscall} ${err.code} ${address}:${port}`
+  return err
+}
+
+function netError(errno: number, syscall: string, address: string, port: number): NetError {
+  return withHostPort(systemError(errno, syscall), syscall, address, port) as NetError
+}
+
+function family(f: number): 'IPv4' | 'IPv6' {
+  return f === 6 ? 'IPv6' : 'IPv4'
+}
+
+/** Bytes of a send: a view, a string (UTF-8), or an array of views. */
+function sendData(data: unknown): [ArrayBufferView | ArrayBufferView[], number] {
+  if (typeof data === 'string') {
+    const b = Buffer.from(data, 'utf8')
+    return [b, b.length]
+  }
+  if (ArrayBuffer.isView(data)) return [data, data.byteLength]
+  if (Array.isArray(data)) {
+    let total = 0
+    for (let i = 0; i < data.length; i++) {
+      const v: unknown = data[i]
+      if (!ArrayBuffer.isView(v)) {
+        throw invalidArgType(`data[${i}]`, 'an instance of Buffer, TypedArray, or DataView', v)
+      }
+      total += v.byteLength
+    }
+    return [data as ArrayBufferView[], total]
+  }
+  throw invalidArgType('data', 'of type string or an instance of Buffer, TypedArray, DataView, or Array', data)
+}
+
+/** Settings a Socket is made with. */
+interface SocketSettings {
+  highWaterMark: number
+}
+
+/** A TCP connection. */
+export class Socket implements AsyncIterable<Buffer> {
+  readonly ring: Ring
+  readonly #core: RingCore
+  readonly #id: number
+  readonly #hwm: number
+  #chunks: Buffer[] = []
+  #head = 0
+  #queued = 0
+  #readers: { resolve: (b: Buffer | null) => void; reject: (e: Error) => void }[] = []
+  #streaming = false
+  #paused = false
+  #ended = false
+  #error: Error | null = null
+  #closing: Promise<void> | null = null
+  #closed = false
+  #remote: AddressInfo | undefined
+  #local: AddressInfo | undefined
+  readonly #sink: StreamSink
+
+  /** @internal Sockets come from `connect()` and `Listener.accept()`. */
+  constructor(ring: Ring, core: RingCore, id: number, settings: SocketSettings) {
+    this.ring = ring
+    this.#core = core
+    this.#id = id
+    this.#hwm = settings.highWaterMark
+    this.#sink = {
+      event: (_n, chunk) => this.#onChunk(chunk),
+      end: (result) => this.#onEnd(result),
+    }
+  }
+
+  #onChunk(chunk: Buffer | undefined): void {
+    if (chunk === undefined) return
+    const r = this.#readers.shift()
+    if (r !== undefined) {
+      r.resolve(chunk)
+      return
+    }
+    this.#chunks.push(chunk)
+    this.#queued += chunk.length
+    if (this.#queued >= this.#hwm && !this.#paused && !this.#closed) {
+      this.#paused = true
+      this.#core.native.recvPause(this.#id, true)
+    }
+  }
+
+  #onEnd(result: number): void {
+    this.#streaming = false
+    const readers = this.#readers
+    this.#readers = []
+    if (this.#closed) {
+      // Closed by this side: pending reads reject with ECANCELED.
+      for (const r of readers) r.reject(systemError(result < 0 ? result : -125, 'recv'))
+      return
+    }
+    if (result === 0) this.#ended = true
+    else this.#error = systemError(result, 'recv')
+    for (const r of readers) {
+      if (this.#error !== null) r.reject(this.#error)
+      else r.resolve(null)
+    }
+  }
+
+  #take(): Buffer {
+    const c = this.#chunks[this.#head]
+    this.#chunks[this.#head++] = undefined as unknown as Buffer
+    if (this.#head === this.#chunks.length) {
+      this.#chunks = []
+      this.#head = 0
+    }
+    this.#queued -= c.length
+    if (this.#paused && this.#queued <= this.#hwm >> 1 && !this.#closed) {
+      this.#paused = false
+      this.#core.native.recvPause(this.#id, false)
+    }
+    return c
+  }
+
+  /**
+   * The next chunk of received bytes (any length from 1), or `null` at the
+   * end of the stream (the peer shut down or closed its side).
+   */
+  recv(): Promise<Buffer | null> {
+    if (this.#closed) return Promise.reject(systemError(-9, 'recv'))
+    if (this.#head < this.#chunks.length) return Promise.resolve(this.#take())
+    if (this.#error !== null) return Promise.reject(this.#error)
+    if (this.#ended) return Promise.resolve(null)
+    if (!this.#streaming) {
+      const st = this.#core.stream(this.#sink, (t) => this.#core.native.recvStart(t, this.#id))
+      if (st < 0) return Promise.reject(systemError(st, 'recv'))
+      this.#streaming = true
+    }
+    return new Promise((resolve, reject) => {
+      this.#readers.push({ resolve, reject })
+    })
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    for (;;) {
+      if (this.#closed) return
+      const c = await this.recv()
+      if (c === null) return
+      yield c
+    }
+  }
+
+  /**
+   * Sends `data` (a view, a UTF-8 string, or an array of views sent as one
+   * message). Sends of one socket go out whole and in call order. Resolves
+   * with the byte count once the kernel has the bytes; `data` may be reused
+   * then (with `zeroCopy`, once the kernel's notification said so).
+   */
+  send(data: ArrayBufferView | string | ArrayBufferView[], options?: SendOptions): Promise<number> {
+    try {
+      const [bytes, total] = sendData(data)
+      let zeroCopy = false
+      if (options !== undefined) {
+        const o = validateObject(options, 'options')
+        if (o.zeroCopy !== undefined) zeroCopy = validateBoolean(o.zeroCopy, 'options.zeroCopy')
+      }
+      if (this.#closed) return Promise.reject(systemError(-9, 'send'))
+      if (total === 0) return Promise.resolve(0)
+      const core = this.#core
+      const id = this.#id
+      return core.begin<number>(K_NUMBER, 'send', bytes, undefined, undefined, (t) => core.native.send(t, id, bytes, zeroCopy))
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /**
+   * Half-closes the connection (`SHUT_WR`) after every send queued before
+   * it: the peer reads the end of the stream; this side can still receive.
+   */
+  shutdown(): Promise<void> {
+    if (this.#closed) return Promise.reject(systemError(-9, 'shutdown'))
+    const core = this.#core
+    const id = this.#id
+    return core.begin<void>(K_VOID, 'shutdown', undefined, undefined, undefined, (t) => core.native.shutdown(t, id))
+  }
+
+  /**
+   * Closes the socket. Sends and receives still pending reject with
+   * `ECANCELED`; later calls reject with `EBADF`. Calling it again returns
+   * the same promise.
+   */
+  close(): Promise<void> {
+    if (this.#closing !== null) return this.#closing
+    // Addresses stay readable after close.
+    this.#remote ??= this.#addr(true)
+    this.#local ??= this.#addr(false)
+    this.#closed = true
+    const core = this.#core
+    const id = this.#id
+    this.#chunks = []
+    this.#head = 0
+    this.#queued = 0
+    this.#closing = core.begin<void>(K_VOID, 'close', undefined, undefined, undefined, (t) => core.native.closeFile(t, id))
+    return this.#closing
+  }
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  #addr(peer: boolean): AddressInfo | undefined {
+    if (this.#closed) return undefined
+    const a = this.#core.native.sockAddr(this.#id, peer)
+    return a === null ? undefined : { address: a.address, family: family(a.family), port: a.port }
+  }
+
+  get remoteAddress(): string | undefined {
+    return (this.#remote ??= this.#addr(true))?.address
+  }
+
+  get remotePort(): number | undefined {
+    return (this.#remote ??= this.#addr(true))?.port
+  }
+
+  get remoteFamily(): 'IPv4' | 'IPv6' | undefined {
+    return (this.#remote ??= this.#addr(true))?.family
+  }
+
+  get localAddress(): string | undefined {
+    return (this.#local ??= this.#addr(false))?.address
+  }
+
+  get localPort(): number | undefined {
+    return (this.#local ??= this.#addr(false))?.port
+  }
+
+  /** Like node:net `socket.address()`: the local address. */
+  address(): AddressInfo | Record<string, never> {
+    return (this.#local ??= this.#addr(false)) ?? {}
+  }
+
+  /** `TCP_NODELAY` (default true): send small segments at once. */
+  setNoDelay(noDelay = true): this {
+    this.#option(this.#core.native.setNoDelay(this.#id, validateBoolean(noDelay, 'noDelay')), 'setsockopt')
+    return this
+  }
+
+  /** `SO_KEEPALIVE`, with the idle time before the first probe in ms. */
+  setKeepAlive(enable = false, initialDelay = 0): this {
+    const on = validateBoolean(enable, 'enable')
+    const ms = validateInteger(initialDelay, 'initialDelay', 0)
+    this.#option(this.#core.native.setKeepAlive(this.#id, on, Math.floor(ms / 1000)), 'setsockopt')
+    return this
+  }
+
+  #option(status: number, syscall: string): void {
+    // Like node:net, options on a closed socket are ignored.
+    if (status < 0 && !this.#closed) throw systemError(status, syscall)
+  }
+
+  /**
+   * A `node:stream` Duplex over this socket, for code written for node:net
+   * streams (`pipeline`, HTTP parsers, TLS). Ending it half-closes the
+   * socket; destroying it closes the socket.
+   */
+  stream(): Duplex & { setNoDelay(on?: boolean): void; setKeepAlive(on?: boolean, delay?: number): void } {
+    let reading = false
+    const pump = async (): Promise<void> => {
+      try {
+        for (;;) {
+          const c = await this.recv()
+          if (c === null) {
+            d.push(null)
+            return
+          }
+          if (!d.push(c)) {
+            reading = false
+            return
+          }
+        }
+      } catch (e) {
+        reading = false
+        d.destroy(e as Error)
+      }
+    }
+    const d = new Duplex({
+      read: () => {
+        if (reading) return
+        reading = true
+        void pump()
+      },
+      write: (chunk: Buffer, _enc, cb) => {
+        this.send(chunk).then(() => cb(), cb)
+      },
+      writev: (chunks, cb) => {
+        this.send(chunks.map((c) => c.chunk as Buffer)).then(() => cb(), cb)
+      },
+      final: (cb) => {
+        this.shutdown().then(() => cb(), cb)
+      },
+      destroy: (err, cb) => {
+        this.close().then(
+          () => cb(err),
+          () => cb(err),
+        )
+      },
+    })
+    const s = d as Duplex & { setNoDelay(on?: boolean): void; setKeepAlive(on?: boolean, delay?: number): void }
+    s.setNoDelay = (on = true) => void this.setNoDelay(on)
+    s.setKeepAlive = (on = false, delay = 0) => void this.setKeepAlive(on, delay)
+    Object.defineProperties(s, {
+      remoteAddress: { get: () => this.remoteAddress },
+      remotePort: { get: () => this.remotePort },
+      localAddress: { get: () => this.localAddress },
+      localPort: { get: () => this.localPort },
+    })
+    return s
+  }
+}
+
+/** A listening TCP socket. Iterate it (or call `accept()`) for connections. */
+export class Listener implements AsyncIterable<Socket> {
+  readonly ring: Ring
+  readonly #core: RingCore
+  readonly #id: number
+  readonly #noDelay: boolean
+  readonly #settings: SocketSettings
+  #queue: Socket[] = []
+  #waiters: { resolve: (s: Socket | null) => void; reject: (e: Error) => void }[] = []
+  #streaming = false
+  #closing: Promise<void> | null = null
+  #closed = false
+  readonly #address: AddressInfo
+  readonly #sink: StreamSink
+
+  /** @internal Listeners come from `listen()`. */
+  constructor(ring: Ring, core: RingCore, id: number, address: AddressInfo, noDelay: boolean, settings: SocketSettings) {
+    this.ring = ring
+    this.#core = core
+    this.#id = id
+    this.#address = address
+    this.#noDelay = noDelay
+    this.#settings = settings
+    this.#sink = {
+      event: (handle) => this.#onAccepted(handle),
+      end: (result) => this.#onEnd(result),
+    }
+  }
+
+  #onAccepted(handle: number): void {
+    const s = new Socket(this.ring, this.#core, handle, this.#settings)
+    if (this.#noDelay) this.#core.native.setNoDelay(handle, true)
+    if (this.#closed) {
+      void s.close()
+      return
+    }
+    const w = this.#waiters.shift()
+    if (w !== undefined) w.resolve(s)
+    else this.#queue.push(s)
+  }
+
+  #onEnd(result: number): void {
+    this.#streaming = false
+    const waiters = this.#waiters
+    this.#waiters = []
+    const err = !this.#closed && result < 0 ? netError(result, 'accept', this.#address.address, this.#address.port) : null
+    for (const w of waiters) {
+      if (err !== null) w.reject(err)
+      else w.resolve(null)
+    }
+  }
+
+  /** The address listened on, like node:net `server.address()`. */
+  address(): AddressInfo {
+    return { ...this.#address }
+  }
+
+  /** The next connection, or `null` once the listener is closed. */
+  accept(): Promise<Socket | null> {
+    const s = this.#queue.shift()
+    if (s !== undefined) return Promise.resolve(s)
+    if (this.#closed) return Promise.resolve(null)
+    if (!this.#streaming) {
+      const st = this.#core.stream(this.#sink, (t) => this.#core.native.acceptStart(t, this.#id))
+      if (st < 0) return Promise.reject(netError(st, 'accept', this.#address.address, this.#address.port))
+      this.#streaming = true
+    }
+    return new Promise((resolve, reject) => {
+      this.#waiters.push({ resolve, reject })
+    })
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Socket> {
+    for (;;) {
+      const s = await this.accept()
+      if (s === null) return
+      yield s
+    }
+  }
+
+  /**
+   * Stops listening. Pending `accept()` calls resolve with `null` and
+   * iteration ends; sockets accepted before stay open, except those nobody
+   * took yet, which are closed.
+   */
+  close(): Promise<void> {
+    if (this.#closing !== null) return this.#closing
+    this.#closed = true
+    const core = this.#core
+    const id = this.#id
+    this.#closing = core.begin<void>(K_VOID, 'close', undefined, undefined, undefined, (t) => core.native.closeFile(t, id))
+    const waiters = this.#waiters
+    this.#waiters = []
+    for (const w of waiters) w.resolve(null)
+    const unclaimed = this.#queue
+    this.#queue = []
+    for (const s of unclaimed) void s.close()
+    return this.#closing
+  }
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#closed
+  }
+}
+
+function hwmOption(o: Record<string, unknown>): number {
+  return o.highWaterMark === undefined ? DEFAULT_HWM : validateInteger(o.highWaterMark, 'options.highWaterMark', 1, 2 ** 31 - 1)
+}
+
+/** `ring.listen()`: see `Ring.listen`. */
+export async function listenOn(ring: Ring, core: RingCore, options: ListenOptions | undefined): Promise<Listener> {
+  const o = options === undefined ? {} : validateObject(options, 'options')
+  const port = o.port === undefined ? 0 : validatePort(o.port, 'options.port', true)
+  const host = validateHost(o.host, 'options.host', '')
+  const backlog = o.backlog === undefined ? 511 : validateInteger(o.backlog, 'options.backlog', 0, 2 ** 31 - 1)
+  const ipv6Only = o.ipv6Only === undefined ? false : validateBoolean(o.ipv6Only, 'options.ipv6Only')
+  const reusePort = o.reusePort === undefined ? false : validateBoolean(o.reusePort, 'options.reusePort')
+  const noDelay = o.noDelay === undefined ? true : validateBoolean(o.noDelay, 'options.noDelay')
+  const settings = { highWaterMark: hwmOption(o) }
+  if (core.closed) throw systemError(-125, 'listen')
+  let address = host === '' ? '::' : await resolve(host, 0)
+  let id = core.native.listen(address, port, backlog, ipv6Only, reusePort)
+  if (id < 0 && host === '' && (id === -97 || id === -99)) {
+    // No IPv6 here (EAFNOSUPPORT, EADDRNOTAVAIL): IPv4 only.
+    address = '0.0.0.0'
+    id = core.native.listen(address, port, backlog, ipv6Only, reusePort)
+  }
+  if (id < 0) throw netError(id, 'listen', address, port)
+  const a = core.native.sockAddr(id, false)
+  const info: AddressInfo = a === null ? { address, family: isIP(address) === 6 ? 'IPv6' : 'IPv4', port } : { address: a.address, family: family(a.family), port: a.port }
+  return new Listener(ring, core, id, info, noDelay, settings)
+}
+
+/** `ring.connect()`: see `Ring.connect`. */
+export async function connectOn(ring: Ring, core: RingCore, options: ConnectOptions): Promise<Socket> {
+  const o = validateObject(options, 'options')
+  const port = validatePort(o.port, 'options.port', false)
+  const host = validateHost(o.host, 'options.host', 'localhost')
+  const fam = o.family === undefined ? 0 : o.family
+  if (fam !== 0 && fam !== 4 && fam !== 6) throw invalidArgType('options.family', 'one of 0, 4, 6', fam)
+  const noDelay = o.noDelay === undefined ? true : validateBoolean(o.noDelay, 'options.noDelay')
+  const keepAlive = o.keepAlive === undefined ? false : validateBoolean(o.keepAlive, 'options.keepAlive')
+  const keepAliveDelay = o.keepAliveInitialDelay === undefined ? 0 : validateInteger(o.keepAliveInitialDelay, 'options.keepAliveInitialDelay', 0)
+  const timeout = o.timeout === undefined ? -1 : validateInteger(o.timeout, 'options.timeout', 0)
+  const signal = validateSignal(o.signal)
+  const settings = { highWaterMark: hwmOption(o) }
+  if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
+  const address = await resolve(host, fam)
+  const make = (id: number): Socket => new Socket(ring, core, id, settings)
+  let sock: Socket
+  try {
+    sock = await core.begin<Socket>(K_SOCKET, 'connect', make, undefined, signal, (t) => core.native.connect(t, address, port, timeout))
+  } catch (e) {
+    throw withHostPort(e, 'connect', address, port)
+  }
+  if (noDelay) sock.setNoDelay(true)
+  if (keepAlive) sock.setKeepAlive(true, keepAliveDelay)
+  return sock
+}
