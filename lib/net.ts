@@ -93,6 +93,8 @@ function badPort(name: string, value: unknown, allowZero: boolean): RangeError &
     code: string
   }
   e.code = 'ERR_SOCKET_BAD_PORT'
+  // Node prints "RangeError [ERR_SOCKET_BAD_PORT]: ..." from the stack.
+  e.stack = e.stack?.replace(/^RangeError/, 'RangeError [ERR_SOCKET_BAD_PORT]')
   return e
 }
 

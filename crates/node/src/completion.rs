@@ -5,7 +5,6 @@
 
 use crate::ring::Shared;
 use napi::sys;
-use ringline_core::op::Cqe;
 use std::ffi::c_void;
 use std::ptr;
 use std::sync::atomic::Ordering;
@@ -65,21 +64,23 @@ unsafe extern "C" fn finalize_tsfn(_env: sys::napi_env, _data: *mut c_void, ctx:
     drop(unsafe { Arc::from_raw(ctx as *const Shared) });
 }
 
-/// Runs on the JS thread for each batch the completion thread posted. With
-/// `env == null` (the env is going away) completions still free their slab
-/// entries, but nothing is delivered to JavaScript.
+/// Runs on the JS thread when the completion thread posted: settles every
+/// completion in the inbox, in order. With `env == null` (the env is going
+/// away) completions still free their slab entries, but nothing is
+/// delivered to JavaScript.
 unsafe extern "C" fn call_js(
     env: sys::napi_env,
     _f: sys::napi_value,
     ctx: *mut c_void,
-    data: *mut c_void,
+    _data: *mut c_void,
 ) {
-    // SAFETY: data is the Box<Vec<Cqe>> posted by `run`; it is ours now.
-    let batch = unsafe { Box::from_raw(data as *mut Vec<Cqe>) };
     // SAFETY: ctx is kept alive by the Arc the TSFN holds until finalize.
     let shared = unsafe { &*(ctx as *const Shared) };
-    shared.queued.fetch_sub(batch.len(), Ordering::AcqRel);
-    shared.process(if env.is_null() { None } else { Some(env) }, &batch);
+    shared.posted.store(false, Ordering::Release);
+    let batch = shared.take_inbox();
+    if !batch.is_empty() {
+        shared.process(if env.is_null() { None } else { Some(env) }, &batch);
+    }
 }
 
 /// Starts the completion thread.
@@ -89,47 +90,37 @@ pub fn spawn(shared: Arc<Shared>, tsfn: Tsfn) -> std::io::Result<JoinHandle<()>>
         .spawn(move || run(&shared, tsfn))
 }
 
+/// The completion thread: reaps into the Ring's inbox (under its lock, so
+/// the inbox keeps the kernel's order even when the JS thread reaps too)
+/// and makes one threadsafe-function call per batch, none while one is
+/// still on its way.
 fn run(shared: &Shared, tsfn: Tsfn) {
     let engine = shared.engine.clone();
-    let mut batch: Vec<Cqe> = Vec::with_capacity(256);
     loop {
-        if let Err(e) = engine.wait(&mut batch) {
-            // Not expected from io_uring_enter(GETEVENTS); back off rather
-            // than spin, and keep serving.
-            eprintln!("ringline: completion wait failed: {e}");
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
         if shared.stop.load(Ordering::Acquire) {
-            // The JS thread is draining by itself now: hand back what we hold.
-            shared.stolen.lock().map(|mut s| s.append(&mut batch)).ok();
             return;
         }
-        if batch.is_empty() {
-            continue;
+        let ready = shared.reap_into_inbox();
+        if ready && !shared.posted.swap(true, Ordering::AcqRel) {
+            // SAFETY: tsfn stays valid until released, which happens only
+            // after this thread has been joined.
+            let st = unsafe {
+                sys::napi_call_threadsafe_function(
+                    tsfn.0,
+                    ptr::null_mut(),
+                    sys::ThreadsafeFunctionCallMode::nonblocking,
+                )
+            };
+            if st != sys::Status::napi_ok {
+                // Closing: the JS thread drains the inbox by itself.
+                shared.posted.store(false, Ordering::Release);
+            }
         }
-        let n = batch.len();
-        shared.queued.fetch_add(n, Ordering::AcqRel);
-        let full = std::mem::replace(&mut batch, Vec::with_capacity(256));
-        let data = Box::into_raw(Box::new(full));
-        // SAFETY: tsfn stays valid until released, which happens only after
-        // this thread has been joined.
-        let st = unsafe {
-            sys::napi_call_threadsafe_function(
-                tsfn.0,
-                data.cast(),
-                sys::ThreadsafeFunctionCallMode::nonblocking,
-            )
-        };
-        if st != sys::Status::napi_ok {
-            // Closing: keep the completions for the JS thread's own drain.
-            // SAFETY: the call failed, so the data was not taken.
-            let back = unsafe { Box::from_raw(data) };
-            shared.queued.fetch_sub(n, Ordering::AcqRel);
-            shared
-                .stolen
-                .lock()
-                .map(|mut s| s.extend(back.iter().copied()))
-                .ok();
+        if let Err(e) = engine.wait_ready() {
+            // Not expected from an eventfd read; back off rather than spin,
+            // and keep serving.
+            eprintln!("ringline: completion wait failed: {e}");
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
 }

@@ -16,7 +16,7 @@ use ringline_core::engine::{Engine, EngineConfig};
 use ringline_core::op::Cqe;
 use ringline_core::{FileId, SyncKind, CURRENT_POSITION};
 use std::ffi::{c_void, CString};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 
@@ -47,10 +47,14 @@ pub struct Shared {
     pub engine: Arc<dyn Engine>,
     /// Set when the completion thread must exit.
     pub stop: AtomicBool,
-    /// Completions posted to the threadsafe function but not yet processed.
-    pub queued: AtomicUsize,
-    /// Completions the thread reaped after being told to stop.
-    pub stolen: Mutex<Vec<Cqe>>,
+    /// Completions reaped and not yet settled, in the kernel's order. Every
+    /// reap (completion thread, inline after a flush, event-loop poll) goes
+    /// into it under its lock, and the JS thread settles from its front:
+    /// the events of one stream (a socket's chunks, then its end) can never
+    /// overtake each other between two reapers.
+    inbox: Mutex<Vec<Cqe>>,
+    /// A threadsafe-function call for the inbox is on its way.
+    pub posted: AtomicBool,
     /// `onBatch` is running (JS thread). Settlements made meanwhile (a
     /// stream's sink closing a socket, say) wait in `deferred`, so the
     /// shared results array is never overwritten under the running batch.
@@ -77,6 +81,18 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// Reaps what is ready into the inbox; whether the inbox holds any.
+    pub fn reap_into_inbox(&self) -> bool {
+        let mut ib = lock(&self.inbox);
+        self.engine.reap(&mut ib);
+        !ib.is_empty()
+    }
+
+    /// Takes everything in the inbox, oldest first.
+    pub fn take_inbox(&self) -> Vec<Cqe> {
+        std::mem::take(&mut *lock(&self.inbox))
+    }
+
     /// Completes a batch in the driver and delivers it (JS thread).
     pub fn process(&self, env: Option<sys::napi_env>, cqes: &[Cqe]) {
         let mut dones = Vec::with_capacity(cqes.len());
@@ -284,8 +300,8 @@ impl Shared {
             crate::loop_poll::drain_eventfd(fd);
         }
         crate::loop_poll::in_callback_scope(env, scope.0, scope.1, || {
-            let mut batch = Vec::new();
-            self.engine.reap(&mut batch);
+            self.reap_into_inbox();
+            let batch = self.take_inbox();
             if !batch.is_empty() {
                 self.process(Some(env), &batch);
             }
@@ -325,8 +341,12 @@ impl Shared {
                 Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
             };
         }
-        let mut batch = Vec::new();
-        let r = lock(&self.driver).flush_and_reap(&mut batch);
+        let (r, batch) = {
+            let mut d = lock(&self.driver);
+            let mut ib = lock(&self.inbox);
+            let r = d.flush_and_reap(&mut ib);
+            (r, std::mem::take(&mut *ib))
+        };
         if !batch.is_empty() {
             self.process(Some(env), &batch);
         }
@@ -406,12 +426,10 @@ impl Shared {
         self.discard(dropped);
         let thread = lock(&self.js).thread.take();
         self.stop_thread(thread);
-        let stolen = std::mem::take(&mut *lock(&self.stolen));
-        self.process(None, &stolen);
+        let reaped = self.take_inbox();
+        self.process(None, &reaped);
         let mut batch = Vec::new();
-        // Ops whose completions sit in the threadsafe function's queue are
-        // done in the kernel already; wait only for the others.
-        while lock(&self.driver).pending() > self.queued.load(Ordering::Acquire) {
+        while lock(&self.driver).pending() > 0 {
             batch.clear();
             if self.engine.wait(&mut batch).is_err() {
                 break;
@@ -650,8 +668,8 @@ impl NativeRing {
             driver: Mutex::new(driver),
             engine,
             stop: AtomicBool::new(false),
-            queued: AtomicUsize::new(0),
-            stolen: Mutex::new(Vec::new()),
+            inbox: Mutex::new(Vec::new()),
+            posted: AtomicBool::new(false),
             delivering: AtomicBool::new(false),
             deferred: Mutex::new(Deferred(Vec::new())),
             refed: AtomicBool::new(false),

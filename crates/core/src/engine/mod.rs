@@ -85,6 +85,13 @@ pub trait Engine: Send + Sync + 'static {
     /// empty if another thread reaped first.
     fn wait(&self, out: &mut Vec<Cqe>) -> io::Result<()>;
 
+    /// Blocks until completions may be ready (or [`Engine::wake`] is
+    /// called), without reaping them: for callers that reap under a lock
+    /// of their own so that completions keep their order.
+    fn wait_ready(&self) -> io::Result<()> {
+        Ok(())
+    }
+
     /// Makes a thread blocked in [`Engine::wait`] return (possibly with no
     /// completions). Callable from any thread.
     fn wake(&self);

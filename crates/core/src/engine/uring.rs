@@ -402,6 +402,19 @@ impl Engine for UringEngine {
         Ok(())
     }
 
+    fn wait_ready(&self) -> io::Result<()> {
+        let mut count = 0u64;
+        // SAFETY: reads 8 bytes into a local u64 from an eventfd we own.
+        let r = unsafe { libc::read(self.eventfd.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINTR) {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     fn wake(&self) {
         let one = 1u64;
         // SAFETY: writes 8 bytes from a local u64 to an eventfd we own.
