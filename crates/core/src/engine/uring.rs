@@ -389,15 +389,7 @@ impl Engine for UringEngine {
         if !out.is_empty() {
             return Ok(());
         }
-        let mut count = 0u64;
-        // SAFETY: reads 8 bytes into a local u64 from an eventfd we own.
-        let r = unsafe { libc::read(self.eventfd.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINTR) {
-                return Err(e);
-            }
-        }
+        self.wait_ready()?;
         self.drain(out);
         Ok(())
     }
