@@ -85,12 +85,15 @@ function noop(): void {}
 
 /**
  * Flushes run as microtasks, so the ops of one synchronous run of JS go to
- * the kernel together. Page-cache hits complete inside the flush, so a loop
- * like `while (...) await fh.read(...)` would otherwise chain microtasks
- * forever and starve timers and I/O. After this many microtask flushes
- * without an event-loop turn, the next flush waits for setImmediate.
+ * the kernel together. Page-cache hits (and sends to a local peer) complete
+ * inside the flush, so a loop like `while (...) await fh.read(...)` would
+ * otherwise chain microtasks forever and starve timers and I/O. After this
+ * many microtask flushes, or this much time, without an event-loop turn,
+ * the next flush waits for setImmediate. (The time bound matters for large
+ * sends: 64 flushes of 16 MiB each kept timers waiting for a second.)
  */
 const FLUSHES_PER_TURN = 64
+const MS_PER_TURN = 4
 
 export type OpenFactory = (id: number, info: number[]) => unknown
 
@@ -105,8 +108,9 @@ export class RingCore {
   private readonly free: number[] = []
   private next = 0
   private scheduled = false
-  /** Microtask flushes since the event loop last turned. */
+  /** Microtask flushes since the event loop last turned, and when the first was. */
   private burst = 0
+  private burstStart = 0
   private turnWatch = false
   closed = false
   private closing: Promise<void> | null = null
@@ -136,7 +140,8 @@ export class RingCore {
   private schedule(): void {
     if (this.scheduled) return
     this.scheduled = true
-    if (this.burst++ < FLUSHES_PER_TURN) {
+    if (this.burst === 0) this.burstStart = performance.now()
+    if (this.burst++ < FLUSHES_PER_TURN && performance.now() - this.burstStart < MS_PER_TURN) {
       queueMicrotask(this.flush)
       if (!this.turnWatch) {
         this.turnWatch = true

@@ -206,6 +206,7 @@ export class Socket implements AsyncIterable<Buffer> {
     if (this.#queued >= this.#hwm && !this.#paused && !this.#closed) {
       this.#paused = true
       this.#core.native.recvPause(this.#id, true)
+      this.#core.kick()
     }
   }
 
@@ -237,6 +238,7 @@ export class Socket implements AsyncIterable<Buffer> {
     if (this.#paused && this.#queued <= this.#hwm >> 1 && !this.#closed) {
       this.#paused = false
       this.#core.native.recvPause(this.#id, false)
+      this.#core.kick()
     }
     return c
   }

@@ -132,13 +132,17 @@ fn sends_arrive_whole_and_in_order_then_end_of_stream() {
     d.send(11, c, &[ubuf(b"head:"), ubuf(b"body;")], false)
         .unwrap();
     want.extend_from_slice(b"head:body;");
-    d.send(12, c, &[ubuf(&big)], false).unwrap();
+    // Over 1 MiB: copied into several bounce blocks, crossing buffers.
+    d.send(12, c, &[ubuf(b"<"), ubuf(&big), ubuf(b">")], false)
+        .unwrap();
+    want.push(b'<');
     want.extend_from_slice(&big);
+    want.push(b'>');
     d.shutdown_write(13, c).unwrap();
     until(&mut d, &mut seen, |s| settled(s, 1) == Some(0));
     assert_eq!(settled(&seen, 10), Some(6));
     assert_eq!(settled(&seen, 11), Some(10));
-    assert_eq!(settled(&seen, 12), Some(big.len() as i64));
+    assert_eq!(settled(&seen, 12), Some(big.len() as i64 + 2));
     assert_eq!(settled(&seen, 13), Some(0));
     assert!(seen.data[&1] == want, "bytes differ");
     // Every event but the last (0: end of stream) carried data.

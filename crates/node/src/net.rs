@@ -78,14 +78,14 @@ impl NativeRing {
         self.shared.submitted(env.raw(), r)
     }
 
-    /// Pauses or resumes a receive stream (backpressure).
+    /// Pauses or resumes a receive stream (backpressure). The cancel or
+    /// re-arm goes to the kernel with the next flush (the caller schedules
+    /// one): flushing here, inside a stream's sink, would settle more
+    /// completions inline and chain microtasks past the event loop.
     #[napi]
     pub fn recv_pause(&self, env: Env, fid: f64, paused: bool) -> i32 {
         let r = file(fid).and_then(|f| lock(&self.shared.driver).recv_pause(f, paused));
-        let st = self.shared.submitted(env.raw(), r);
-        // A pause must reach the kernel before more data is taken.
-        self.shared.flush(env.raw());
-        st
+        self.shared.submitted(env.raw(), r)
     }
 
     /// Sends `data` (a view, or an array of views sent as one message).

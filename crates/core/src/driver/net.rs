@@ -25,6 +25,9 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 pub const MAX_STREAMS: usize = 1 << 20;
 /// Sends queued or in flight at once, over all sockets.
 const MAX_SENDS: usize = 1 << 20;
+/// Largest bounce block of a copied send (the bounce pool keeps blocks up
+/// to this size).
+const SEND_BLOCK: usize = 1 << 20;
 /// The buffer group of the receive buffers.
 const RECV_GROUP: u16 = 0;
 
@@ -507,28 +510,18 @@ impl Driver {
                 let s = pool
                     .filter(|p| total <= p.slot_size())
                     .and_then(|p| p.alloc().map(|s| (p.slot_ptr(&s), s)));
-                let (dst, guards) = match s {
+                match s {
                     Some((Some(ptr), s)) => {
                         slot = Some(s);
-                        (ptr, Vec::new())
+                        copy_gather(bufs, ptr, total);
+                        let iov = libc::iovec {
+                            iov_base: ptr.cast(),
+                            iov_len: total,
+                        };
+                        (vec![iov], Vec::new())
                     }
-                    _ => {
-                        let b = self.bounce.take(total).ok_or(libc::ENOMEM)?;
-                        (b.as_ptr(), vec![SendMem::Bounce(b)])
-                    }
-                };
-                let mut at = 0;
-                for b in bufs {
-                    // SAFETY: b is lent for this call; dst has room for
-                    // `total` bytes; library memory never overlaps it.
-                    unsafe { std::ptr::copy_nonoverlapping(b.ptr, dst.add(at), b.len) };
-                    at += b.len;
+                    _ => self.bounce_blocks(bufs, total)?,
                 }
-                let iov = libc::iovec {
-                    iov_base: dst.cast(),
-                    iov_len: total,
-                };
-                (vec![iov], guards)
             }
         };
         let zc_op = !self.net.zc_broken
@@ -558,6 +551,53 @@ impl Driver {
             },
         );
         Ok(())
+    }
+
+    /// Copies `bufs` (`total` bytes) into bounce blocks of at most
+    /// [`SEND_BLOCK`] bytes (pooled sizes: a large send does not map fresh
+    /// memory every time), one iovec each.
+    fn bounce_blocks(
+        &mut self,
+        bufs: &[UserBuf],
+        total: usize,
+    ) -> Result<(Vec<libc::iovec>, Vec<SendMem>), i32> {
+        let block = SEND_BLOCK.max(total.div_ceil(libc::UIO_MAXIOV as usize));
+        let mut iovecs = Vec::with_capacity(total.div_ceil(block));
+        let mut guards = Vec::with_capacity(iovecs.capacity());
+        let (mut i, mut off) = (0usize, 0usize);
+        let mut rest = total;
+        while rest > 0 {
+            let n = rest.min(block);
+            let Some(b) = self.bounce.take(n) else {
+                for g in guards {
+                    if let SendMem::Bounce(b) = g {
+                        self.bounce.give(b);
+                    }
+                }
+                return Err(libc::ENOMEM);
+            };
+            let mut filled = 0;
+            while filled < n {
+                let u = &bufs[i];
+                let k = (u.len - off).min(n - filled);
+                // SAFETY: u is lent for this call and off + k <= u.len; b has
+                // n >= filled + k bytes; library memory never overlaps it.
+                unsafe { std::ptr::copy_nonoverlapping(u.ptr.add(off), b.as_ptr().add(filled), k) };
+                filled += k;
+                off += k;
+                if off == u.len {
+                    i += 1;
+                    off = 0;
+                }
+            }
+            iovecs.push(libc::iovec {
+                iov_base: b.as_ptr().cast(),
+                iov_len: n,
+            });
+            guards.push(SendMem::Bounce(b));
+            rest -= n;
+        }
+        Ok((iovecs, guards))
     }
 
     /// Half-closes socket `id` (`SHUT_WR`) once its queued sends are done.
@@ -739,6 +779,18 @@ impl Driver {
         }
         self.net.pbuf = None;
         self.net.socks.clear();
+    }
+}
+
+/// Copies `bufs` back to back to `dst`, which has room for `total` bytes.
+fn copy_gather(bufs: &[UserBuf], dst: *mut u8, total: usize) {
+    let mut at = 0;
+    for b in bufs {
+        debug_assert!(at + b.len <= total);
+        // SAFETY: b is lent for this call; dst has room for `total` bytes,
+        // the sum of the lengths; library memory never overlaps it.
+        unsafe { std::ptr::copy_nonoverlapping(b.ptr, dst.add(at), b.len) };
+        at += b.len;
     }
 }
 
