@@ -119,6 +119,14 @@ pub enum Op {
         msg: *const libc::msghdr,
         zero_copy: bool,
     },
+    /// Zero-copy `send` from registered buffer `fixed` (`SEND_ZC`); a
+    /// notification follows like with `SendMsg { zero_copy: true }`.
+    SendZc {
+        target: Target,
+        ptr: *const u8,
+        len: u32,
+        fixed: u16,
+    },
     /// `shutdown(2)`.
     Shutdown {
         target: Target,

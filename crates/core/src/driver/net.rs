@@ -662,6 +662,23 @@ impl Driver {
                 ptr: v.iov_base.cast(),
                 len: v.iov_len.min(MAX_IO) as u32,
             },
+            // One registered block: SEND_ZC from the fixed buffer, whose
+            // pages the kernel pinned once at registration.
+            [v] => match self.buffers.lookup(v.iov_base.cast(), v.iov_len) {
+                Some(Pinned {
+                    fixed: Some(index), ..
+                }) => Op::SendZc {
+                    target,
+                    ptr: v.iov_base.cast(),
+                    len: v.iov_len.min(MAX_IO) as u32,
+                    fixed: index,
+                },
+                _ => Op::SendMsg {
+                    target,
+                    msg: e.msghdr(),
+                    zero_copy,
+                },
+            },
             _ => Op::SendMsg {
                 target,
                 msg: e.msghdr(),

@@ -297,6 +297,16 @@ fn sqe_for(op: &Op) -> squeue::Entry {
             .flags(SEND_FLAGS as u32)
             .ioprio(SEND_ZC_REPORT_USAGE)
             .build()),
+        Op::SendZc {
+            target: t,
+            ptr,
+            len,
+            fixed,
+        } => with_target!(t, |f| opcode::SendZc::new(f, ptr, len)
+            .buf_index(Some(fixed))
+            .flags(SEND_FLAGS)
+            .zc_flags(SEND_ZC_REPORT_USAGE)
+            .build()),
         Op::Shutdown { target: t, how } => {
             with_target!(t, |f| opcode::Shutdown::new(f, how).build())
         }
