@@ -213,6 +213,14 @@ export class RingCore {
     return this.commit(token, op, this.fast.write(token, file, buffer, off, len, pos), signal, p)
   }
 
+  /** The hot path of Socket.send: no closure. Resolves with the byte count. */
+  send(file: number, data: ArrayBufferView | ArrayBufferView[], zeroCopy: boolean): Promise<number> {
+    const token = this.token()
+    const op = new Op(K_NUMBER, 'send', data, undefined)
+    const p = this.pending<number>(token, op)
+    return this.commit(token, op, this.native.send(token, file, data, zeroCopy), undefined, p)
+  }
+
   private watch(token: number, op: Op, signal: AbortSignal): void {
     op.signal = signal
     op.onAbort = () => {

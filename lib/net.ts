@@ -17,7 +17,7 @@ import { invalidArgType, systemError, AbortError, type SystemError } from './err
 import { validateBoolean, validateInteger, validateObject, validateSignal } from './validators'
 import type { Ring } from './ring'
 
-const { K_VOID, K_NUMBER, K_SOCKET } = Kinds
+const { K_VOID, K_SOCKET } = Kinds
 
 /** Options of `listen()`. */
 export interface ListenOptions {
@@ -157,6 +157,19 @@ function sendData(data: unknown): [ArrayBufferView | ArrayBufferView[], number] 
   throw invalidArgType('data', 'of type string or an instance of Buffer, TypedArray, DataView, or Array', data)
 }
 
+/** A pending read: a `recv()` (resolves with the chunk) or an iterator's `next()` (with a result). */
+interface Reader {
+  iter: boolean
+  resolve: (v: never) => void
+  reject: (e: Error) => void
+}
+
+function settleReader(r: Reader, chunk: Buffer | null): void {
+  const resolve = r.resolve as (v: unknown) => void
+  if (!r.iter) resolve(chunk)
+  else resolve(chunk === null ? { value: undefined, done: true } : { value: chunk, done: false })
+}
+
 /** Settings a Socket is made with. */
 interface SocketSettings {
   highWaterMark: number
@@ -171,7 +184,8 @@ export class Socket implements AsyncIterable<Buffer> {
   #chunks: Buffer[] = []
   #head = 0
   #queued = 0
-  #readers: { resolve: (b: Buffer | null) => void; reject: (e: Error) => void }[] = []
+  /** Pending reads: `recv()` callers and iterator `next()` calls (`iter`). */
+  #readers: Reader[] = []
   #streaming = false
   #paused = false
   #ended = false
@@ -198,7 +212,7 @@ export class Socket implements AsyncIterable<Buffer> {
     if (chunk === undefined) return
     const r = this.#readers.shift()
     if (r !== undefined) {
-      r.resolve(chunk)
+      settleReader(r, chunk)
       return
     }
     this.#chunks.push(chunk)
@@ -216,14 +230,18 @@ export class Socket implements AsyncIterable<Buffer> {
     this.#readers = []
     if (this.#closed) {
       // Closed by this side: pending reads reject with ECANCELED.
-      for (const r of readers) r.reject(systemError(result < 0 ? result : -125, 'recv'))
+      for (const r of readers) {
+        // An iterator just ends when its own side closed.
+        if (r.iter) settleReader(r, null)
+        else r.reject(systemError(result < 0 ? result : -125, 'recv'))
+      }
       return
     }
     if (result === 0) this.#ended = true
     else this.#error = systemError(result, 'recv')
     for (const r of readers) {
       if (this.#error !== null) r.reject(this.#error)
-      else r.resolve(null)
+      else settleReader(r, null)
     }
   }
 
@@ -248,26 +266,39 @@ export class Socket implements AsyncIterable<Buffer> {
    * end of the stream (the peer shut down or closed its side).
    */
   recv(): Promise<Buffer | null> {
-    if (this.#closed) return Promise.reject(systemError(-9, 'recv'))
-    if (this.#head < this.#chunks.length) return Promise.resolve(this.#take())
+    return this.#read(false)
+  }
+
+  #read<T>(iter: boolean): Promise<T> {
+    if (this.#closed) {
+      if (iter) return Promise.resolve({ value: undefined, done: true } as T)
+      return Promise.reject(systemError(-9, 'recv'))
+    }
+    if (this.#head < this.#chunks.length) {
+      const c = this.#take()
+      return Promise.resolve((iter ? { value: c, done: false } : c) as T)
+    }
     if (this.#error !== null) return Promise.reject(this.#error)
-    if (this.#ended) return Promise.resolve(null)
+    if (this.#ended) return Promise.resolve((iter ? { value: undefined, done: true } : null) as T)
     if (!this.#streaming) {
       const st = this.#core.stream(this.#sink, (t) => this.#core.native.recvStart(t, this.#id))
       if (st < 0) return Promise.reject(systemError(st, 'recv'))
       this.#streaming = true
     }
-    return new Promise((resolve, reject) => {
-      this.#readers.push({ resolve, reject })
+    return new Promise<T>((resolve, reject) => {
+      this.#readers.push({ iter, resolve: resolve as (v: never) => void, reject })
     })
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
-    for (;;) {
-      if (this.#closed) return
-      const c = await this.recv()
-      if (c === null) return
-      yield c
+  /**
+   * Chunks until the end of the stream (or until this side closes the
+   * socket); throws on a receive error such as `ECONNRESET`.
+   */
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    // Hand-written rather than an async generator: one promise per chunk.
+    return {
+      next: () => this.#read<IteratorResult<Buffer>>(true),
+      return: (): Promise<IteratorResult<Buffer>> => Promise.resolve({ value: undefined, done: true }),
     }
   }
 
@@ -287,9 +318,7 @@ export class Socket implements AsyncIterable<Buffer> {
       }
       if (this.#closed) return Promise.reject(systemError(-9, 'send'))
       if (total === 0) return Promise.resolve(0)
-      const core = this.#core
-      const id = this.#id
-      return core.begin<number>(K_NUMBER, 'send', bytes, undefined, undefined, (t) => core.native.send(t, id, bytes, zeroCopy))
+      return this.#core.send(this.#id, bytes, zeroCopy)
     } catch (e) {
       return Promise.reject(e)
     }
