@@ -912,3 +912,31 @@ test('stats(): sockets counts open sockets, sends moves, receive buffers are all
   t.true(ring.stats().recvRearms >= s0.recvRearms)
   await ring.close()
 })
+
+test('small chunks kept by the reader stay intact while later ones arrive (receive pool views across pool refills)', async (t) => {
+  const ring = ringFor(t)
+  const { client, server } = await pair(t, ring)
+  // 3,000 messages of 100 distinct bytes: 300 KB of small chunks, several
+  // 64 KiB receive pools' worth, each chunk kept until the end.
+  const messages: Buffer[] = []
+  for (let i = 0; i < 3000; i++) messages.push(Buffer.from(`${String(i).padStart(6, '0')}:`.padEnd(100, String.fromCharCode(65 + (i % 26)))))
+  const want = Buffer.concat(messages)
+  const kept: Buffer[] = []
+  let got = 0
+  const reading = (async () => {
+    while (got < want.length) {
+      const c = await server.recv()
+      if (c === null) break
+      kept.push(c)
+      got += c.length
+    }
+  })()
+  for (const m of messages) {
+    await client.send(m)
+    // Let some arrive as separate small chunks.
+    if (kept.length % 7 === 0) await new Promise((r) => setImmediate(r))
+  }
+  await reading
+  t.true(kept.length > 1)
+  t.true(Buffer.concat(kept).equals(want), 'the bytes kept from early chunks were not overwritten')
+})

@@ -311,16 +311,34 @@ export class RingCore {
       return
     }
     const r = this.results
+    // Small received chunks are back to back in the receive pool, from
+    // this offset on (set by native code for this batch).
+    const cap = r.length >> 1
+    let pool: Buffer | undefined
+    let off = 0
     for (let i = 0; i < n; i++) {
       let token = r[2 * i]
       const result = r[2 * i + 1]
       if (token < 0) {
         // A stream's event: the token stays pending.
         token = -token - 1
-        const chunk = this.payloads[i]
-        this.payloads[i] = undefined
-        const op = this.ops[token]
-        if (op !== undefined) (op.ctx as StreamSink).event(result, chunk)
+        const sink = this.ops[token]?.ctx as StreamSink | undefined
+        let chunk: Buffer | undefined
+        let value = result
+        if (result < 0) {
+          // A chunk in the pool, -result bytes long.
+          if (pool === undefined) {
+            pool = this.payloads[cap]
+            off = this.payloads[cap + 1] as unknown as number
+          }
+          value = -result
+          chunk = pool!.subarray(off, off + value)
+          off += value
+        } else {
+          chunk = this.payloads[i]
+          if (chunk !== undefined) this.payloads[i] = undefined
+        }
+        if (sink !== undefined) sink.event(value, chunk)
         continue
       }
       const op = this.ops[token]

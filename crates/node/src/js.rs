@@ -183,3 +183,12 @@ pub fn buffer_from_parts(
     }
     Some(out)
 }
+
+/// A new Buffer of `len` uninitialised bytes and where they are.
+pub fn new_buffer(env: sys::napi_env, len: usize) -> Option<(sys::napi_value, *mut u8)> {
+    let mut data: *mut std::ffi::c_void = ptr::null_mut();
+    let mut out = ptr::null_mut();
+    // SAFETY: out pointers are valid locals.
+    ok(unsafe { sys::napi_create_buffer(env, len, &mut data, &mut out) }).ok()?;
+    Some((out, data.cast()))
+}

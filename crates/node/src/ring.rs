@@ -25,8 +25,16 @@ struct JsState {
     on_batch: sys::napi_ref,
     results: sys::napi_ref,
     bufs: sys::napi_ref,
-    /// JS array: received chunks of a batch, by position in the batch.
+    /// JS array: received chunks of a batch, by position in the batch
+    /// (large ones); small ones are views of the pool Buffer, which sits at
+    /// index `cap` with the batch's first offset at `cap + 1`.
     payloads: sys::napi_ref,
+    /// The receive pool: a Buffer that small chunks are copied into back to
+    /// back (as node:net does with its read pool), so a 64-byte message
+    /// costs a view, not an allocation. Null until first used.
+    pool: sys::napi_ref,
+    pool_ptr: *mut u8,
+    pool_used: usize,
     tsfn: Option<Tsfn>,
     thread: Option<JoinHandle<()>>,
     poll: Option<crate::loop_poll::LoopPoll>,
@@ -67,6 +75,10 @@ pub struct Shared {
     entries: u32,
     max_in_flight: u32,
 }
+
+/// Bytes of the receive pool, and the largest chunk copied into it.
+const POOL_SIZE: usize = 64 * 1024;
+const POOLED_MAX: usize = 8 * 1024;
 
 /// Settlements waiting for the running `onBatch` to return.
 struct Deferred(Vec<Done>);
@@ -167,6 +179,9 @@ impl Shared {
         let mut n = 0usize;
         let mut spent: Vec<AlignedBuf> = Vec::new();
         let mut bids: Vec<u16> = Vec::new();
+        // Whether this segment (events up to the next onBatch call) has
+        // chunks in the pool, whose place JS was told.
+        let mut pooled = false;
         let mut dones = dones.into_iter().peekable();
         while let Some(done) = dones.next() {
             let mut result = done.result as f64;
@@ -209,7 +224,29 @@ impl Shared {
                     }
                     let total: usize = parts.iter().map(|p| p.1).sum();
                     result = total as f64;
-                    if let Some(b) = js::buffer_from_parts(env, &parts, total) {
+                    if total <= POOLED_MAX {
+                        if !self.pool_fits(total) {
+                            // The segment's views refer to the old pool:
+                            // hand them over before starting a new one.
+                            if pooled && n > 0 {
+                                js::call(env, on_batch, &[js::number(env, n as f64)]);
+                                n = 0;
+                            }
+                            pooled = false;
+                            self.new_pool(env);
+                        }
+                        if !pooled {
+                            pooled = self.announce_pool(env, payloads, cap);
+                        }
+                        if pooled {
+                            self.pool_copy(&parts);
+                            // A negative length marks a chunk in the pool
+                            // (no other stream event is negative).
+                            result = -result;
+                        } else if let Some(b) = js::buffer_from_parts(env, &parts, total) {
+                            js::set_element(env, payloads, n as u32, b);
+                        }
+                    } else if let Some(b) = js::buffer_from_parts(env, &parts, total) {
                         js::set_element(env, payloads, n as u32, b);
                     }
                 }
@@ -230,6 +267,7 @@ impl Shared {
             if n == cap {
                 js::call(env, on_batch, &[js::number(env, n as f64)]);
                 n = 0;
+                pooled = false;
             }
         }
         if n > 0 {
@@ -253,6 +291,57 @@ impl Shared {
             lock(&self.deferred).0.extend(extra);
         }
         self.settle_lifecycle(env);
+    }
+
+    /// Whether `len` more bytes fit in the receive pool.
+    fn pool_fits(&self, len: usize) -> bool {
+        let s = lock(&self.js);
+        !s.pool.is_null() && s.pool_used + len <= POOL_SIZE
+    }
+
+    /// Replaces the receive pool with a fresh Buffer (views of the old one
+    /// keep it alive as long as JS holds them).
+    fn new_pool(&self, env: sys::napi_env) {
+        let mut s = lock(&self.js);
+        if !s.pool.is_null() {
+            js::unreference(env, s.pool);
+            s.pool = std::ptr::null_mut();
+        }
+        if let Some((v, ptr)) = js::new_buffer(env, POOL_SIZE) {
+            if let Some(r) = js::reference(env, v) {
+                s.pool = r;
+                s.pool_ptr = ptr;
+                s.pool_used = 0;
+            }
+        }
+    }
+
+    /// Tells JS (`payloads[cap]`, `payloads[cap + 1]`) which pool this
+    /// segment's small chunks are in and where the first starts.
+    fn announce_pool(&self, env: sys::napi_env, payloads: sys::napi_value, cap: usize) -> bool {
+        let (pool, used) = {
+            let s = lock(&self.js);
+            (s.pool, s.pool_used)
+        };
+        let Some(v) = js::deref(env, pool) else {
+            return false;
+        };
+        js::set_element(env, payloads, cap as u32, v);
+        js::set_element(env, payloads, cap as u32 + 1, js::number(env, used as f64));
+        true
+    }
+
+    /// Appends a chunk's parts to the pool (room was checked).
+    fn pool_copy(&self, parts: &[(*const u8, usize)]) {
+        let mut s = lock(&self.js);
+        for &(p, len) in parts {
+            if !p.is_null() {
+                // SAFETY: the pool Buffer has POOL_SIZE bytes and pool_used +
+                // the chunk's length fits (pool_fits); p is lent by the driver.
+                unsafe { std::ptr::copy_nonoverlapping(p, s.pool_ptr.add(s.pool_used), len) };
+            }
+            s.pool_used += len;
+        }
     }
 
     /// Refs the threadsafe function while ops are pending (so the process
@@ -368,7 +457,7 @@ impl Shared {
             (
                 s.thread.take(),
                 s.tsfn.take(),
-                (s.on_batch, s.results, s.bufs, s.payloads),
+                (s.on_batch, s.results, s.bufs, s.payloads, s.pool),
                 std::mem::replace(&mut s.hook, std::ptr::null()),
                 s.poll.take(),
             )
@@ -403,6 +492,9 @@ impl Shared {
         }
         for r in [refs.0, refs.1, refs.2, refs.3] {
             js::unreference(env, r);
+        }
+        if !refs.4.is_null() {
+            js::unreference(env, refs.4);
         }
     }
 
@@ -678,6 +770,9 @@ impl NativeRing {
                 results,
                 bufs,
                 payloads,
+                pool: std::ptr::null_mut(),
+                pool_ptr: std::ptr::null_mut(),
+                pool_used: 0,
                 tsfn: None,
                 thread: None,
                 poll: None,
