@@ -218,7 +218,7 @@ export class RingCore {
     const token = this.token()
     const op = new Op(K_NUMBER, 'send', data, undefined)
     const p = this.pending<number>(token, op)
-    return this.commit(token, op, this.native.send(token, file, data, zeroCopy), undefined, p)
+    return this.commit(token, op, this.fast.send(token, file, data, zeroCopy), undefined, p)
   }
 
   private watch(token: number, op: Op, signal: AbortSignal): void {

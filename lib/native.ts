@@ -54,6 +54,8 @@ export interface FastPath {
    * all were queued, else -(queued * 4096 + errno).
    */
   readMany(file: number, views: ArrayBufferView[], params: Float64Array, n: number): number
+  /** Sends a view, or an array of views as one message. */
+  send(token: number, file: number, data: ArrayBufferView | ArrayBufferView[], zeroCopy: boolean): number
   flush(): number
 }
 
@@ -78,7 +80,6 @@ export interface NativeRing {
   acceptStart(token: number, file: number): number
   recvStart(token: number, file: number): number
   recvPause(file: number, paused: boolean): number
-  send(token: number, file: number, data: ArrayBufferView | ArrayBufferView[], zeroCopy: boolean): number
   shutdown(token: number, file: number): number
   sockAddr(file: number, peer: boolean): NativeAddress | null
   setNoDelay(file: number, on: boolean): number

@@ -97,6 +97,42 @@ unsafe extern "C" fn write(env: sys::napi_env, info: sys::napi_callback_info) ->
     int(env, shared.submitted_maybe_now(env, r))
 }
 
+/// `send(token, socket, data, zeroCopy) -> 0 | -errno`: `data` is a view
+/// or an array of views, sent as one message.
+unsafe extern "C" fn send(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: created by `functions`.
+    let (a, shared) = unsafe { args::<4>(env, info) };
+    let r = (|| {
+        let t = token(num(env, a[0])).ok_or(libc::EINVAL)?;
+        let mut zero_copy = false;
+        // SAFETY: a[3] is a live value; a non-boolean leaves false.
+        unsafe { sys::napi_get_value_bool(env, a[3], &mut zero_copy) };
+        let mut one = [UserBuf {
+            ptr: ptr::null_mut(),
+            len: 0,
+        }];
+        let mut many = Vec::new();
+        let bufs: &[UserBuf] = match js::view_bytes(env, a[2]) {
+            Some((p, len)) => {
+                one[0] = UserBuf { ptr: p, len };
+                &one
+            }
+            None => {
+                let n = js::array_len(env, a[2]);
+                many.reserve(n as usize);
+                for i in 0..n {
+                    let el = js::element(env, a[2], i).ok_or(libc::EINVAL)?;
+                    let (p, len) = js::view_bytes(env, el).ok_or(libc::EINVAL)?;
+                    many.push(UserBuf { ptr: p, len });
+                }
+                &many
+            }
+        };
+        lock(&shared.driver).send(t, file(num(env, a[1]))?, bufs, zero_copy)
+    })();
+    int(env, shared.submitted(env, r))
+}
+
 /// `readMany(file, views, params, n)`: `params` is a Float64Array of
 /// `(token, offset, length, position)` per view. Returns `n` when all were
 /// queued, else `-(queued * 4096 + errno)`: the first `queued` are pending,
@@ -155,15 +191,16 @@ unsafe extern "C" fn release(_env: sys::napi_env, data: *mut c_void, _hint: *mut
     drop(unsafe { Arc::from_raw(data as *const Shared) });
 }
 
-/// `{ read, write, readMany, flush }` bound to `shared`.
+/// `{ read, write, send, readMany, flush }` bound to `shared`.
 pub fn functions(env: sys::napi_env, shared: &Arc<Shared>) -> napi::Result<sys::napi_value> {
     let mut obj = ptr::null_mut();
     // SAFETY: valid env and out pointer.
     js::ok(unsafe { sys::napi_create_object(env, &mut obj) })
         .map_err(|_| napi::Error::from_reason("napi_create_object failed"))?;
-    let list: [(&std::ffi::CStr, Callback); 4] = [
+    let list: [(&std::ffi::CStr, Callback); 5] = [
         (c"read", read),
         (c"write", write),
+        (c"send", send),
         (c"readMany", read_many),
         (c"flush", flush),
     ];

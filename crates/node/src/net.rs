@@ -3,12 +3,10 @@
 //! each returns `0` (or a handle) or `-errno`, and results come back through
 //! `onBatch`.
 
-use crate::js;
 use crate::ring::{file, lock, NativeRing};
-use napi::bindgen_prelude::Unknown;
-use napi::{Env, JsValue};
+use napi::Env;
 use napi_derive::napi;
-use ringline_core::driver::{SockOption, UserBuf};
+use ringline_core::driver::SockOption;
 use std::net::{IpAddr, SocketAddr};
 
 /// A socket address as node:net reports it.
@@ -85,29 +83,6 @@ impl NativeRing {
     #[napi]
     pub fn recv_pause(&self, env: Env, fid: f64, paused: bool) -> i32 {
         let r = file(fid).and_then(|f| lock(&self.shared.driver).recv_pause(f, paused));
-        self.shared.submitted(env.raw(), r)
-    }
-
-    /// Sends `data` (a view, or an array of views sent as one message).
-    #[napi]
-    pub fn send(&self, env: Env, token: u32, fid: f64, data: Unknown, zero_copy: bool) -> i32 {
-        let r = (|| {
-            let raw = env.raw();
-            let mut v = Vec::new();
-            match js::view_bytes(raw, data.raw()) {
-                Some((p, len)) => v.push(UserBuf { ptr: p, len }),
-                None => {
-                    let n = js::array_len(raw, data.raw());
-                    v.reserve(n as usize);
-                    for i in 0..n {
-                        let el = js::element(raw, data.raw(), i).ok_or(libc::EINVAL)?;
-                        let (p, len) = js::view_bytes(raw, el).ok_or(libc::EINVAL)?;
-                        v.push(UserBuf { ptr: p, len });
-                    }
-                }
-            }
-            lock(&self.shared.driver).send(token, file(fid)?, &v, zero_copy)
-        })();
         self.shared.submitted(env.raw(), r)
     }
 
