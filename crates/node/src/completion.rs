@@ -76,6 +76,12 @@ unsafe extern "C" fn call_js(
 ) {
     // SAFETY: ctx is kept alive by the Arc the TSFN holds until finalize.
     let shared = unsafe { &*(ctx as *const Shared) };
+    if !env.is_null() && shared.defer_delivery(env) {
+        // Over the budget of this loop iteration: `posted` stays set (the
+        // completion thread keeps reaping into the inbox without posting)
+        // and the timer delivers everything on the next iteration.
+        return;
+    }
     shared.posted.store(false, Ordering::Release);
     let batch = shared.take_inbox();
     if !batch.is_empty() {

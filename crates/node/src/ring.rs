@@ -38,6 +38,12 @@ struct JsState {
     tsfn: Option<Tsfn>,
     thread: Option<JoinHandle<()>>,
     poll: Option<crate::loop_poll::LoopPoll>,
+    /// Resumes delivery deferred past the time budget (thread mode).
+    timer: Option<crate::loop_poll::LoopTimer>,
+    /// The loop iteration (its cached time) of the current run of
+    /// threadsafe-function deliveries, and when that run started.
+    chain_now: u64,
+    chain_start: Option<std::time::Instant>,
     closing: bool,
     finalized: bool,
     hook: *const Shared,
@@ -75,6 +81,9 @@ pub struct Shared {
     entries: u32,
     max_in_flight: u32,
 }
+
+/// How long threadsafe-function deliveries may run in one loop iteration.
+const DELIVERY_BUDGET: std::time::Duration = std::time::Duration::from_millis(4);
 
 /// Bytes of the receive pool, and the largest chunk copied into it.
 const POOL_SIZE: usize = 64 * 1024;
@@ -293,6 +302,53 @@ impl Shared {
         self.settle_lifecycle(env);
     }
 
+    /// Whether the threadsafe function's deliveries have run for longer
+    /// than [`DELIVERY_BUDGET`] in this loop iteration (see `LoopTimer`).
+    /// If so, the rest waits for the timer, which this arms.
+    pub fn defer_delivery(&self, env: sys::napi_env) -> bool {
+        let now = crate::loop_poll::loop_now(env);
+        let mut s = lock(&self.js);
+        if s.timer.is_none() || s.finalized {
+            return false;
+        }
+        if now != s.chain_now {
+            s.chain_now = now;
+            s.chain_start = Some(std::time::Instant::now());
+            return false;
+        }
+        if s.chain_start.is_some_and(|t| t.elapsed() < DELIVERY_BUDGET) {
+            return false;
+        }
+        if let Some(t) = &s.timer {
+            t.kick();
+        }
+        true
+    }
+
+    /// The timer of a deferred delivery fired (next loop iteration).
+    pub fn on_deferred(&self) {
+        let (env, scope) = {
+            let mut s = lock(&self.js);
+            if s.finalized {
+                return;
+            }
+            let env = s.env;
+            s.chain_now = crate::loop_poll::loop_now(env);
+            s.chain_start = Some(std::time::Instant::now());
+            match &s.timer {
+                Some(t) => (env, (t.resource, t.context)),
+                None => return,
+            }
+        };
+        crate::loop_poll::in_callback_scope(env, scope.0, scope.1, || {
+            self.posted.store(false, Ordering::Release);
+            let batch = self.take_inbox();
+            if !batch.is_empty() {
+                self.process(Some(env), &batch);
+            }
+        });
+    }
+
     /// Whether `len` more bytes fit in the receive pool.
     fn pool_fits(&self, len: usize) -> bool {
         let s = lock(&self.js);
@@ -464,6 +520,10 @@ impl Shared {
         };
         if let Some(p) = poll {
             p.stop(env);
+        }
+        let timer = lock(&self.js).timer.take();
+        if let Some(t) = timer {
+            t.stop(env);
         }
         self.stop_thread(thread);
         lock(&self.driver).finish();
@@ -776,6 +836,9 @@ impl NativeRing {
                 tsfn: None,
                 thread: None,
                 poll: None,
+                timer: None,
+                chain_now: u64::MAX,
+                chain_start: None,
                 closing: false,
                 finalized: false,
                 hook: std::ptr::null(),
@@ -804,9 +867,11 @@ impl NativeRing {
             let thread = completion::spawn(shared.clone(), tsfn).map_err(|e| {
                 napi::Error::from_reason(format!("cannot start completion thread: {e}"))
             })?;
+            let timer = crate::loop_poll::LoopTimer::new(raw, Arc::as_ptr(&shared));
             let mut s = lock(&shared.js);
             s.tsfn = Some(tsfn);
             s.thread = Some(thread);
+            s.timer = timer;
         }
         Ok(NativeRing { shared })
     }
