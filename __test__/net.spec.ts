@@ -940,3 +940,44 @@ test('small chunks kept by the reader stay intact while later ones arrive (recei
   t.true(kept.length > 1)
   t.true(Buffer.concat(kept).equals(want), 'the bytes kept from early chunks were not overwritten')
 })
+
+test('a long transfer on one ring lets the event loop turn: timers and setImmediate run between sends', async (t) => {
+  const ring = ringFor(t)
+  const { client, server } = await pair(t, ring)
+  const draining = (async () => {
+    let n = 0
+    for await (const c of server) n += c.length
+    return n
+  })()
+  // About 1.5 GB: long enough that completions arriving back to back
+  // (threadsafe-function calls dispatched in one go, pauses flushing
+  // inline) starved the loop for seconds before the fix.
+  const SENDS = 96
+  const zc = ring.allocAligned(16 * MiB).fill(7)
+  const plain = Buffer.alloc(16 * MiB, 8)
+  let turns = 0
+  let timerFired = false
+  let stop = false
+  const spin = (): void => {
+    turns++
+    if (!stop) setImmediate(spin)
+  }
+  setImmediate(spin)
+  setTimeout(() => (timerFired = true), 0)
+  for (let i = 0; i < SENDS; i++) {
+    // Each send awaited, alternating zero-copy and copying: completions
+    // arrive back to back, which must not keep the loop from turning.
+    await client.send(i % 2 === 0 ? zc : plain, { zeroCopy: i % 2 === 0 })
+  }
+  const turnsDuring = turns
+  const timerDuring = timerFired
+  stop = true
+  await client.shutdown()
+  t.is(await draining, SENDS * 16 * MiB)
+  t.true(timerDuring, 'a 0 ms timer fired before the sends were done')
+  t.log(`setImmediate ran ${turnsDuring} time(s) during ${SENDS} sends`)
+  // Each send is 16 MiB of work, past the 4 ms delivery budget on any
+  // machine we know; a loop that turns less than once per 8 of them is
+  // being starved by back-to-back deliveries.
+  t.true(turnsDuring >= SENDS / 8, `setImmediate ran ${turnsDuring} time(s) during ${SENDS} sends`)
+})

@@ -68,19 +68,11 @@ impl LoopPoll {
                 libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK,
             )
         };
-        let mut lp = ptr::null_mut();
-        // SAFETY: valid env, out pointer.
-        unsafe { sys::napi_get_uv_event_loop(env, &mut lp) };
+        let (lp, resource, context) = async_scope(env)?;
         let handle = Box::into_raw(Box::new(UvPoll { bytes: [0; 256] }));
-        let mut resource = ptr::null_mut();
-        let mut name = ptr::null_mut();
-        let mut context = ptr::null_mut();
-        // SAFETY: valid env and out pointers; handle is fresh, owned memory
-        // that uv owns until the close callback frees it.
+        // SAFETY: handle is fresh, owned memory that uv owns until the close
+        // callback frees it.
         unsafe {
-            sys::napi_create_object(env, &mut resource);
-            sys::napi_create_string_utf8(env, c"ringline".as_ptr(), 8, &mut name);
-            sys::napi_async_init(env, resource, name, &mut context);
             if uv_poll_init(lp, handle, fd) != 0 {
                 drop(Box::from_raw(handle));
                 return None;
@@ -89,7 +81,6 @@ impl LoopPoll {
             uv_poll_start(handle, UV_READABLE, on_readable);
             uv_unref(handle.cast());
         }
-        let resource = crate::js::reference(env, resource)?;
         Some(LoopPoll {
             handle,
             resource,
@@ -135,6 +126,26 @@ unsafe extern "C" fn on_readable(h: *mut UvPoll, _status: c_int, _events: c_int)
     // SAFETY: Shared outlives the poll (stopped before it is dropped).
     let shared = unsafe { &*shared };
     shared.on_loop_readable();
+}
+
+/// The env's loop, and an async resource (referenced) and context for
+/// the callback scopes of a handle's callbacks.
+fn async_scope(
+    env: sys::napi_env,
+) -> Option<(*mut sys::uv_loop_s, sys::napi_ref, sys::napi_async_context)> {
+    let mut lp = ptr::null_mut();
+    let mut resource = ptr::null_mut();
+    let mut name = ptr::null_mut();
+    let mut context = ptr::null_mut();
+    // SAFETY: valid env and out pointers.
+    unsafe {
+        sys::napi_get_uv_event_loop(env, &mut lp);
+        sys::napi_create_object(env, &mut resource);
+        sys::napi_create_string_utf8(env, c"ringline".as_ptr(), 8, &mut name);
+        sys::napi_async_init(env, resource, name, &mut context);
+    }
+    let resource = crate::js::reference(env, resource)?;
+    Some((lp, resource, context))
 }
 
 /// Runs `f` inside a handle scope and a callback scope, so promise
@@ -215,19 +226,11 @@ unsafe impl Send for LoopTimer {}
 impl LoopTimer {
     /// A stopped timer on the env's loop; `shared` must outlive it.
     pub fn new(env: sys::napi_env, shared: *const Shared) -> Option<LoopTimer> {
-        let mut lp = ptr::null_mut();
-        // SAFETY: valid env, out pointer.
-        unsafe { sys::napi_get_uv_event_loop(env, &mut lp) };
+        let (lp, resource, context) = async_scope(env)?;
         let handle = Box::into_raw(Box::new(UvTimer { bytes: [0; 256] }));
-        let mut resource = ptr::null_mut();
-        let mut name = ptr::null_mut();
-        let mut context = ptr::null_mut();
-        // SAFETY: valid env and out pointers; handle is fresh, owned memory
-        // that uv owns until the close callback frees it.
+        // SAFETY: handle is fresh, owned memory that uv owns until the close
+        // callback frees it.
         unsafe {
-            sys::napi_create_object(env, &mut resource);
-            sys::napi_create_string_utf8(env, c"ringline".as_ptr(), 8, &mut name);
-            sys::napi_async_init(env, resource, name, &mut context);
             if uv_timer_init(lp, handle) != 0 {
                 drop(Box::from_raw(handle));
                 return None;
@@ -236,7 +239,6 @@ impl LoopTimer {
             *(handle as *mut *const Shared) = shared;
             uv_unref(handle.cast());
         }
-        let resource = crate::js::reference(env, resource)?;
         Some(LoopTimer {
             handle,
             resource,
