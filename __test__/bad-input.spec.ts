@@ -5,7 +5,7 @@
 import test from 'ava'
 import * as fs from 'node:fs'
 import { open, allocAligned, defaultRing, Ring, type FileHandle, type ReadRequest, type AppendOptions, type RingOptions } from '../index'
-import { makeTmpDir, props, removeTmpDir, uniquePath } from './helpers'
+import { errorOf, makeTmpDir, props, removeTmpDir, uniquePath } from './helpers'
 
 const dir = makeTmpDir('bad-input')
 test.after.always(() => removeTmpDir(dir))
@@ -213,45 +213,8 @@ test('bad input is rejected with Node-style errors and nothing is submitted', as
     const bad = (what: string): void => {
       problems.push(`${c.name}: ${what}`)
     }
-    let returned: unknown
-    let thrown: unknown
-    let threw = false
-    try {
-      returned = c.call()
-    } catch (e) {
-      threw = true
-      thrown = e
-    }
-    let err: unknown
-    if (c.mode === 'async') {
-      if (threw) {
-        bad(`threw synchronously (${String(thrown)}) instead of returning a rejected promise`)
-        err = thrown
-      } else if (!(returned instanceof Promise)) {
-        bad('did not return a promise')
-        continue
-      } else {
-        try {
-          const v = await returned
-          bad(`resolved with ${String(v)}`)
-          if (v !== null && typeof v === 'object' && 'close' in v && typeof v.close === 'function') await (v as FileHandle).close()
-          continue
-        } catch (e) {
-          err = e
-        }
-      }
-    } else {
-      if (!threw) {
-        bad(`did not throw (returned ${String(returned)})`)
-        if (returned instanceof Ring) await returned.close()
-        continue
-      }
-      err = thrown
-    }
-    if (!(err instanceof Error)) {
-      bad(`not an Error: ${String(err)}`)
-      continue
-    }
+    const err = await errorOf(c.call, c.mode, bad)
+    if (err === undefined) continue
     if (Object.getPrototypeOf(err) !== c.cls.prototype) bad(`class ${err.constructor.name}, expected ${c.cls.name} (${err.message})`)
     const p = props(err)
     if (p.code !== c.code) bad(`code ${String(p.code)}, expected ${c.code} (${err.message})`)

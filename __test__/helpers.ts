@@ -237,3 +237,57 @@ export function arrayBufferOf(view: ArrayBufferView): ArrayBuffer {
   if (!(ab instanceof ArrayBuffer)) throw new TypeError('expected an ArrayBuffer')
   return ab
 }
+
+async function closeIfClosable(v: unknown): Promise<void> {
+  if (v !== null && typeof v === 'object' && 'close' in v && typeof v.close === 'function') await (v as { close(): Promise<void> }).close()
+}
+
+/**
+ * Calls one bad-input case the way a caller would and returns the error it
+ * gave: `'async'` cases must return a rejected promise (a synchronous throw
+ * is reported, as node:fs/promises never does it), `'sync'` cases must
+ * throw. Anything else is reported through `bad` (and a handle it opened
+ * anyway is closed), and `undefined` is returned.
+ */
+export async function errorOf(call: () => unknown, mode: 'async' | 'sync', bad: (what: string) => void): Promise<Error | undefined> {
+  let returned: unknown
+  let thrown: unknown
+  let threw = false
+  try {
+    returned = call()
+  } catch (e) {
+    threw = true
+    thrown = e
+  }
+  let err: unknown
+  if (mode === 'async') {
+    if (threw) {
+      bad(`threw synchronously (${String(thrown)}) instead of returning a rejected promise`)
+      err = thrown
+    } else if (!(returned instanceof Promise)) {
+      bad('did not return a promise')
+      return undefined
+    } else {
+      try {
+        const v: unknown = await returned
+        bad(`resolved with ${String(v)}`)
+        await closeIfClosable(v)
+        return undefined
+      } catch (e) {
+        err = e
+      }
+    }
+  } else {
+    if (!threw) {
+      bad(`did not throw (returned ${String(returned)})`)
+      await closeIfClosable(returned)
+      return undefined
+    }
+    err = thrown
+  }
+  if (!(err instanceof Error)) {
+    bad(`not an Error: ${String(err)}`)
+    return undefined
+  }
+  return err
+}

@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process'
 import { lookup } from 'node:dns/promises'
 import { Readable, Transform, pipeline } from 'node:stream'
 import { Ring, Listener, Socket, listen, connect, defaultRing, type AddressInfo } from '../index'
-import { outcome, props, rejection, sameBytes, tick, waitFor, which } from './helpers'
+import { errorOf, outcome, props, rejection, sameBytes, tick, waitFor, which } from './helpers'
 import {
   KiB,
   MiB,
@@ -139,44 +139,8 @@ test.serial('bad input is rejected with Node-style errors and nothing is sent or
     const bad = (what: string): void => {
       problems.push(`${c.name}: ${what}`)
     }
-    let returned: unknown
-    let thrown: unknown
-    let threw = false
-    try {
-      returned = c.call()
-    } catch (e) {
-      threw = true
-      thrown = e
-    }
-    let err: unknown
-    if (c.mode === 'async') {
-      if (threw) {
-        bad(`threw synchronously (${String(thrown)}) instead of returning a rejected promise`)
-        err = thrown
-      } else if (!(returned instanceof Promise)) {
-        bad('did not return a promise')
-        continue
-      } else {
-        try {
-          const v = await returned
-          bad(`resolved with ${String(v)}`)
-          if (v !== null && typeof v === 'object' && 'close' in v && typeof v.close === 'function') await (v as { close(): Promise<void> }).close()
-          continue
-        } catch (e) {
-          err = e
-        }
-      }
-    } else {
-      if (!threw) {
-        bad(`did not throw (returned ${String(returned)})`)
-        continue
-      }
-      err = thrown
-    }
-    if (!(err instanceof Error)) {
-      bad(`not an Error: ${String(err)}`)
-      continue
-    }
+    const err = await errorOf(c.call, c.mode, bad)
+    if (err === undefined) continue
     const allowed = Array.isArray(c.expect) ? c.expect : [c.expect]
     const code = props(err).code
     const match = allowed.find((x) => x.code === code && Object.getPrototypeOf(err) === x.cls.prototype)
