@@ -310,13 +310,7 @@ impl Driver {
         if s.stream.is_some() {
             return Err(libc::EBUSY);
         }
-        s.stream = Some(token);
-        s.want = true;
-        self.arm(id).inspect_err(|_| {
-            if let Some(s) = self.net.sock(id) {
-                s.stream = None;
-            }
-        })
+        self.start_stream(token, id)
     }
 
     /// Starts the receive stream of socket `id`: `token` settles once per
@@ -332,6 +326,12 @@ impl Driver {
             return Err(libc::EBUSY);
         }
         self.ensure_recv_buffers()?;
+        self.start_stream(token, id)
+    }
+
+    /// Gives socket `id`'s stream to `token` and arms it; on failure the
+    /// socket has no stream again.
+    fn start_stream(&mut self, token: u32, id: FileId) -> Result<(), i32> {
         let s = self.net.sock(id).ok_or(libc::EBADF)?;
         s.stream = Some(token);
         s.want = true;

@@ -6,20 +6,40 @@ use super::*;
 use crate::net::send_slab::SendProgress;
 use crate::op::{CQE_F_BUFFER, CQE_F_MORE, CQE_F_NOTIF};
 
+/// Where a completion belongs: its op's token and socket, whether the op was
+/// settled early (orphaned), and its slab key while the entry stays (a
+/// completion flagged `F_MORE`).
+#[derive(Clone, Copy)]
+struct Site {
+    key: Option<u32>,
+    token: u32,
+    id: FileId,
+    orphaned: bool,
+}
+
 impl Driver {
     /// A completion flagged `F_MORE`: the op goes on and its entry stays.
     pub(super) fn complete_more(&mut self, key: u32, cqe: Cqe, out: &mut Vec<Done>) {
         let Some(e) = self.slab.get(key) else {
             return;
         };
-        let (token, file, kind, orphaned) = (e.token, e.file, e.kind, e.orphaned);
-        let Some(id) = file else { return };
+        let Some(id) = e.file else { return };
+        let at = Site {
+            key: Some(key),
+            token: e.token,
+            id,
+            orphaned: e.orphaned,
+        };
+        let kind = e.kind;
+        self.on_event(at, kind, cqe, out);
+    }
+
+    /// Completions of the ops that can have several: streams and sends.
+    fn on_event(&mut self, at: Site, kind: Kind, cqe: Cqe, out: &mut Vec<Done>) {
         match kind {
-            Kind::Recv => self.on_recv(key, token, id, orphaned, cqe, out),
-            Kind::Accept => self.on_accept(key, token, id, orphaned, cqe, out),
-            Kind::Send { key: sk, zero_copy } => {
-                self.on_send(key, token, id, orphaned, sk, zero_copy, cqe, out)
-            }
+            Kind::Recv => self.on_recv(at, cqe, out),
+            Kind::Accept => self.on_accept(at, cqe, out),
+            Kind::Send { key, zero_copy } => self.on_send(at, key, zero_copy, cqe, out),
             _ => {}
         }
     }
@@ -29,11 +49,6 @@ impl Driver {
         let Some(id) = e.file else { return };
         let res = cqe.result;
         match e.kind {
-            Kind::Recv => self.on_recv(u32::MAX, e.token, id, e.orphaned, cqe, out),
-            Kind::Accept => self.on_accept(u32::MAX, e.token, id, e.orphaned, cqe, out),
-            Kind::Send { key, zero_copy } => {
-                self.on_send(u32::MAX, e.token, id, e.orphaned, key, zero_copy, cqe, out)
-            }
             Kind::Connect { timed } => {
                 if e.orphaned {
                     self.drop_socket(id);
@@ -64,12 +79,21 @@ impl Driver {
                 }
                 self.send_finished(id);
             }
-            _ => {}
+            kind => {
+                let at = Site {
+                    key: None,
+                    token: e.token,
+                    id,
+                    orphaned: e.orphaned,
+                };
+                self.on_event(at, kind, cqe, out);
+            }
         }
     }
 
-    /// The stream's multishot op `key` (u32::MAX: it just ended) is no
-    /// longer in the kernel. Returns the socket if it is still open.
+    /// Unless more completions follow, the stream's multishot op is no
+    /// longer in the kernel: forgets it. Returns whether it ended on a
+    /// socket that is still open.
     fn stream_ended(&mut self, id: FileId, more: bool) -> bool {
         if more {
             return false;
@@ -83,15 +107,13 @@ impl Driver {
         }
     }
 
-    fn on_recv(
-        &mut self,
-        _key: u32,
-        token: u32,
-        id: FileId,
-        orphaned: bool,
-        cqe: Cqe,
-        out: &mut Vec<Done>,
-    ) {
+    fn on_recv(&mut self, at: Site, cqe: Cqe, out: &mut Vec<Done>) {
+        let Site {
+            token,
+            id,
+            orphaned,
+            ..
+        } = at;
         let res = cqe.result;
         let more = cqe.flags & CQE_F_MORE != 0;
         if res > 0 && cqe.flags & CQE_F_BUFFER != 0 {
@@ -159,15 +181,13 @@ impl Driver {
         self.rearm_or_fail(id, out);
     }
 
-    fn on_accept(
-        &mut self,
-        _key: u32,
-        token: u32,
-        id: FileId,
-        orphaned: bool,
-        cqe: Cqe,
-        out: &mut Vec<Done>,
-    ) {
+    fn on_accept(&mut self, at: Site, cqe: Cqe, out: &mut Vec<Done>) {
+        let Site {
+            token,
+            id,
+            orphaned,
+            ..
+        } = at;
         let res = cqe.result;
         let more = cqe.flags & CQE_F_MORE != 0;
         if res >= 0 {
@@ -204,18 +224,20 @@ impl Driver {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn on_send(
         &mut self,
-        key: u32,
-        token: u32,
-        id: FileId,
-        orphaned: bool,
+        at: Site,
         sk: crate::net::send_slab::SendKey,
         zero_copy: bool,
         cqe: Cqe,
         out: &mut Vec<Done>,
     ) {
+        let Site {
+            key,
+            token,
+            id,
+            orphaned,
+        } = at;
         let (res, flags) = (cqe.result, cqe.flags);
         let more = flags & CQE_F_MORE != 0;
         let notif = flags & CQE_F_NOTIF != 0;
@@ -240,10 +262,8 @@ impl Driver {
         if let SendProgress::Resubmit = p {
             // This submission's entry (if it stays for a notification)
             // no longer carries the token: the resubmission does.
-            if more {
-                if let Some(e) = self.slab.get_mut(key) {
-                    e.token = NO_TOKEN;
-                }
+            if let Some(e) = key.and_then(|k| self.slab.get_mut(k)) {
+                e.token = NO_TOKEN;
             }
             match self.file(id) {
                 Ok((_, target)) if !orphaned => {
@@ -267,10 +287,8 @@ impl Driver {
                     result: r,
                     payload: Payload::None,
                 });
-                if more {
-                    if let Some(e) = self.slab.get_mut(key) {
-                        e.token = NO_TOKEN;
-                    }
+                if let Some(e) = key.and_then(|k| self.slab.get_mut(k)) {
+                    e.token = NO_TOKEN;
                 }
             }
         }
