@@ -67,7 +67,7 @@ import * as path from 'node:path'
 import { Ring, type FileHandle, type ReadRequest, type RingOptions } from '../index'
 import { ensureFile, residency, warmPageCache } from './data'
 import { findFio, fioRandRead, fioVersion, fioWal } from './fio'
-import { BLOCK, Positions, within, fmtRate, fmtRatio, fmtUs, pad, padLeft, promiseLoops, runTimed, type Measurement, type TimedOptions } from './harness'
+import { BLOCK, Flags, Positions, within, fmtRate, fmtRatio, fmtUs, pad, padLeft, promiseLoops, runTimed, type Measurement, type TimedOptions } from './harness'
 import { READ_SAMPLE_EVERY, ioUringFds, runPeerJob, type Alloc, type PeerJob } from './peers'
 
 // ----- options -----------------------------------------------------------------
@@ -94,22 +94,10 @@ function usage(msg: string): never {
 }
 
 function parseOptions(argv: string[]): Options {
-  const flags = new Map<string, string>()
-  for (const a of argv) {
-    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a)
-    if (!m) usage(`unknown argument: ${a}`)
-    flags.set(m[1], m[2] ?? '')
-  }
   const known = ['duration', 'warmup', 'quick', 'only', 'no-fio', 'memory', 'all', 'memory-ops', 'depths', 'data-dir', 'direct-size', 'cache-size', 'help']
-  for (const k of flags.keys()) if (!known.includes(k)) usage(`unknown flag: --${k}`)
+  const flags = new Flags(argv, known, [], usage)
   if (flags.has('help')) usage('ringline file benchmark')
-  const num = (k: string, def: number, min = 0): number => {
-    const v = flags.get(k)
-    if (v === undefined) return def
-    const n = Number(v)
-    if (v === '' || !Number.isFinite(n) || n < min) usage(`--${k} needs a number >= ${min}`)
-    return n
-  }
+  const num = (k: string, def: number, min = 0): number => flags.num(k, def, min)
   const quick = flags.has('quick')
   const all = flags.has('all')
   const depths = (flags.get('depths') ?? '1,32,128').split(',').map(Number)

@@ -365,3 +365,48 @@ export function pad(s: string, n: number): string {
 export function padLeft(s: string, n: number): string {
   return s.length >= n ? s : ' '.repeat(n - s.length) + s
 }
+
+/**
+ * A benchmark's command-line flags: `--flag`, `--flag=value`, and
+ * `--flag value` for the flags listed in `valued`. Anything else goes to
+ * `usage`, which prints and exits.
+ */
+export class Flags {
+  private readonly map = new Map<string, string>()
+
+  constructor(
+    argv: string[],
+    known: string[],
+    valued: string[],
+    private readonly usage: (msg: string) => never,
+  ) {
+    for (let i = 0; i < argv.length; i++) {
+      const m = /^--([a-z-]+)(?:=(.*))?$/.exec(argv[i])
+      if (!m) usage(`unknown argument: ${argv[i]}`)
+      if (!known.includes(m[1]) && !valued.includes(m[1])) usage(`unknown flag: --${m[1]}`)
+      let v = m[2]
+      if (v === undefined && valued.includes(m[1])) {
+        v = argv[++i]
+        if (v === undefined) usage(`--${m[1]} needs a value`)
+      }
+      this.map.set(m[1], v ?? '')
+    }
+  }
+
+  has(k: string): boolean {
+    return this.map.has(k)
+  }
+
+  get(k: string): string | undefined {
+    return this.map.get(k)
+  }
+
+  /** The number given for `k` (at least `min`), or `def`. */
+  num(k: string, def: number, min = 0): number {
+    const v = this.map.get(k)
+    if (v === undefined) return def
+    const n = Number(v)
+    if (v === '' || !Number.isFinite(n) || n < min) this.usage(`--${k} needs a number >= ${min}`)
+    return n
+  }
+}

@@ -65,7 +65,7 @@ import { spawn } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { fmtRate, fmtRatio, fmtUs, pad, padLeft, type Measurement, type TimedOptions } from './harness'
+import { Flags, fmtRate, fmtRatio, fmtUs, pad, padLeft, type Measurement, type TimedOptions } from './harness'
 import type { NetJob, SoakResult } from './net-work'
 
 // ----- options -----------------------------------------------------------------
@@ -99,27 +99,9 @@ function usage(msg: string): never {
 
 function parseOptions(argv: string[]): Options {
   const valued = ['seconds', 'duration', 'warmup', 'only', 'depth', 'repeat', 'soak-seconds', 'soak-warmup', 'soak-every']
-  const known = [...valued, 'quick', 'no-loop', 'soak', 'help']
-  const flags = new Map<string, string>()
-  for (let i = 0; i < argv.length; i++) {
-    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(argv[i])
-    if (!m) usage(`unknown argument: ${argv[i]}`)
-    if (!known.includes(m[1])) usage(`unknown flag: --${m[1]}`)
-    let v = m[2]
-    if (v === undefined && valued.includes(m[1])) {
-      v = argv[++i]
-      if (v === undefined) usage(`--${m[1]} needs a value`)
-    }
-    flags.set(m[1], v ?? '')
-  }
+  const flags = new Flags(argv, ['quick', 'no-loop', 'soak', 'help'], valued, usage)
   if (flags.has('help')) usage('ringline TCP benchmark')
-  const num = (k: string, def: number, min: number): number => {
-    const v = flags.get(k)
-    if (v === undefined) return def
-    const n = Number(v)
-    if (v === '' || !Number.isFinite(n) || n < min) usage(`--${k} needs a number >= ${min}`)
-    return n
-  }
+  const num = (k: string, def: number, min: number): number => flags.num(k, def, min)
   const quick = flags.has('quick')
   const seconds = flags.has('seconds') ? num('seconds', 5, 0.1) : num('duration', quick ? 1 : 5, 0.1)
   return {

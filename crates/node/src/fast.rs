@@ -5,7 +5,7 @@
 //! at 32 in flight from ~460k to the figures in the closing note.
 
 use crate::js;
-use crate::ring::{file, lock, position, view, Shared};
+use crate::ring::{file, lock, position, view, views, Shared};
 use napi::sys;
 use ringline_core::driver::UserBuf;
 use std::ffi::c_void;
@@ -107,28 +107,13 @@ unsafe extern "C" fn send(env: sys::napi_env, info: sys::napi_callback_info) -> 
         let mut zero_copy = false;
         // SAFETY: a[3] is a live value; a non-boolean leaves false.
         unsafe { sys::napi_get_value_bool(env, a[3], &mut zero_copy) };
-        let mut one = [UserBuf {
-            ptr: ptr::null_mut(),
-            len: 0,
-        }];
-        let mut many = Vec::new();
-        let bufs: &[UserBuf] = match js::view_bytes(env, a[2]) {
+        let id = file(num(env, a[1]))?;
+        match js::view_bytes(env, a[2]) {
             Some((p, len)) => {
-                one[0] = UserBuf { ptr: p, len };
-                &one
+                lock(&shared.driver).send(t, id, &[UserBuf { ptr: p, len }], zero_copy)
             }
-            None => {
-                let n = js::array_len(env, a[2]);
-                many.reserve(n as usize);
-                for i in 0..n {
-                    let el = js::element(env, a[2], i).ok_or(libc::EINVAL)?;
-                    let (p, len) = js::view_bytes(env, el).ok_or(libc::EINVAL)?;
-                    many.push(UserBuf { ptr: p, len });
-                }
-                &many
-            }
-        };
-        lock(&shared.driver).send(t, file(num(env, a[1]))?, bufs, zero_copy)
+            None => lock(&shared.driver).send(t, id, &views(env, a[2])?, zero_copy),
+        }
     })();
     int(env, shared.submitted(env, r))
 }

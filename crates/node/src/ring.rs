@@ -741,6 +741,18 @@ pub fn view(
     })
 }
 
+/// The views of a JS array, each whole.
+pub fn views(env: sys::napi_env, arr: sys::napi_value) -> std::result::Result<Vec<UserBuf>, i32> {
+    let n = js::array_len(env, arr);
+    let mut v = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let el = js::element(env, arr, i).ok_or(libc::EINVAL)?;
+        let (p, len) = js::view_bytes(env, el).ok_or(libc::EINVAL)?;
+        v.push(UserBuf { ptr: p, len });
+    }
+    Ok(v)
+}
+
 pub fn position(pos: f64) -> u64 {
     if pos < 0.0 {
         CURRENT_POSITION
@@ -914,17 +926,9 @@ impl NativeRing {
         pos: f64,
         write: bool,
     ) -> i32 {
-        let r = (|| {
-            let raw = env.raw();
-            let n = js::array_len(raw, bufs.raw());
-            let mut v = Vec::with_capacity(n as usize);
-            for i in 0..n {
-                let el = js::element(raw, bufs.raw(), i).ok_or(libc::EINVAL)?;
-                let (p, len) = js::view_bytes(raw, el).ok_or(libc::EINVAL)?;
-                v.push(UserBuf { ptr: p, len });
-            }
+        let r = views(env.raw(), bufs.raw()).and_then(|v| {
             lock(&self.shared.driver).vectored(token, file(fid)?, &v, position(pos), write)
-        })();
+        });
         self.submitted(&env, r)
     }
 
