@@ -3,9 +3,11 @@
 
 #![cfg(target_os = "linux")]
 
+mod common;
+use common::Eng;
+
 use ringline_core::driver::{Done, Driver, DriverConfig, Payload, UserBuf};
-use ringline_core::engine::uring::UringEngine;
-use ringline_core::engine::{Engine, EngineConfig};
+use ringline_core::engine::Engine;
 use ringline_core::{FileId, SyncKind, CURRENT_POSITION};
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -13,9 +15,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 
-fn driver(max_in_flight: usize) -> Driver {
-    let engine: Arc<dyn Engine> =
-        Arc::new(UringEngine::new(&EngineConfig::default()).expect("io_uring available"));
+fn driver(eng: Eng, max_in_flight: usize) -> Driver {
+    let engine: Arc<dyn Engine> = common::engine(eng);
     Driver::new(
         engine,
         DriverConfig {
@@ -108,10 +109,9 @@ fn fifo(dir: &Path) -> std::path::PathBuf {
     p
 }
 
-#[test]
-fn write_then_read_back_through_bounce_and_pinned_memory() {
+fn write_then_read_back_through_bounce_and_pinned_memory(eng: Eng) {
     let dir = tempfile::tempdir().unwrap();
-    let mut d = driver(64);
+    let mut d = driver(eng, 64);
     let f = open(&mut d, &dir.path().join("a"), libc::O_RDWR | libc::O_CREAT);
     let mut data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
     d.write(1, f, user(&mut data), 0).unwrap();
@@ -148,16 +148,27 @@ fn write_then_read_back_through_bounce_and_pinned_memory() {
     );
     let s = d.stats();
     assert_eq!(s.bounced, 2, "one bounced write, one bounced read");
-    assert!(s.registered_buffers >= 1);
-    assert_eq!(s.fixed_buffer_ops, 1);
+    if eng == Eng::IoUring {
+        assert!(s.registered_buffers >= 1);
+        assert_eq!(s.fixed_buffer_ops, 1);
+        assert!(s.degradations.is_empty());
+    } else {
+        // No registered buffers on mio: plain aligned memory, still no bounce.
+        assert_eq!(s.registered_buffers, 0);
+        assert!(s.unregistered_buffers >= 1);
+        assert_eq!(s.fixed_buffer_ops, 0);
+        assert!(s
+            .degradations
+            .iter()
+            .any(|d| d.contains("registered buffers")));
+    }
 }
 
-#[test]
-fn backlog_holds_ops_beyond_the_in_flight_bound() {
+fn backlog_holds_ops_beyond_the_in_flight_bound(eng: Eng) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("b");
     std::fs::write(&path, (0..=255u8).cycle().take(1 << 16).collect::<Vec<_>>()).unwrap();
-    let mut d = driver(2);
+    let mut d = driver(eng, 2);
     let f = open(&mut d, &path, libc::O_RDONLY);
     let mut bufs: Vec<Vec<u8>> = (0..100).map(|_| vec![0u8; 16]).collect();
     for (i, b) in bufs.iter_mut().enumerate() {
@@ -181,11 +192,10 @@ fn backlog_holds_ops_beyond_the_in_flight_bound() {
     assert_eq!(d.pending(), 0);
 }
 
-#[test]
-fn closing_a_file_cancels_its_pending_ops_exactly_once() {
+fn closing_a_file_cancels_its_pending_ops_exactly_once(eng: Eng) {
     let dir = tempfile::tempdir().unwrap();
     let p = fifo(dir.path());
-    let mut d = driver(64);
+    let mut d = driver(eng, 64);
     let f = open(&mut d, &p, libc::O_RDWR);
     let mut bufs: Vec<Vec<u8>> = (0..8).map(|_| vec![0u8; 64]).collect();
     for (i, b) in bufs.iter_mut().enumerate() {
@@ -214,11 +224,10 @@ fn closing_a_file_cancels_its_pending_ops_exactly_once() {
     assert_eq!(d.close_file(61, f, &mut out), Err(libc::EBADF));
 }
 
-#[test]
-fn cancel_settles_one_op_and_frees_it_when_the_kernel_lets_go() {
+fn cancel_settles_one_op_and_frees_it_when_the_kernel_lets_go(eng: Eng) {
     let dir = tempfile::tempdir().unwrap();
     let p = fifo(dir.path());
-    let mut d = driver(8);
+    let mut d = driver(eng, 8);
     let f = open(&mut d, &p, libc::O_RDWR);
     let mut a = vec![0u8; 8];
     let mut b = vec![0u8; 8];
@@ -244,11 +253,10 @@ fn cancel_settles_one_op_and_frees_it_when_the_kernel_lets_go() {
     assert_eq!(d.pending(), 0);
 }
 
-#[test]
-fn shutdown_settles_everything_and_drains() {
+fn shutdown_settles_everything_and_drains(eng: Eng) {
     let dir = tempfile::tempdir().unwrap();
     let p = fifo(dir.path());
-    let mut d = driver(4);
+    let mut d = driver(eng, 4);
     let f = open(&mut d, &p, libc::O_RDWR);
     let mut bufs: Vec<Vec<u8>> = (0..10).map(|_| vec![0u8; 8]).collect();
     for (i, b) in bufs.iter_mut().enumerate() {
@@ -270,14 +278,13 @@ fn shutdown_settles_everything_and_drains() {
     assert_eq!(d.read(20, f, user(&mut b), 0, 0), Err(libc::ECANCELED));
 }
 
-#[test]
-fn append_with_sync_lands_in_order_at_the_end() {
+fn append_with_sync_lands_in_order_at_the_end(eng: Eng) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wal");
     std::fs::write(&path, b"head:").unwrap();
     for flags in [libc::O_RDWR, libc::O_WRONLY | libc::O_APPEND] {
         std::fs::write(&path, b"head:").unwrap();
-        let mut d = driver(16);
+        let mut d = driver(eng, 16);
         let f = open(&mut d, &path, flags);
         let mut recs: Vec<Vec<u8>> = (0..20).map(|i| format!("[{i:02}]").into_bytes()).collect();
         for (i, r) in recs.iter_mut().enumerate() {
@@ -301,12 +308,11 @@ fn append_with_sync_lands_in_order_at_the_end() {
     }
 }
 
-#[test]
-fn direct_io_checks_alignment_and_bounces_misaligned_memory() {
+fn direct_io_checks_alignment_and_bounces_misaligned_memory(eng: Eng) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("d");
     std::fs::write(&path, vec![9u8; 65536]).unwrap();
-    let mut d = driver(8);
+    let mut d = driver(eng, 8);
     d.open(1, cpath(&path), libc::O_RDONLY | libc::O_DIRECT, 0)
         .unwrap();
     let got = settle(&mut d, &[1], vec![]);
@@ -340,12 +346,11 @@ fn direct_io_checks_alignment_and_bounces_misaligned_memory() {
     }
 }
 
-#[test]
-fn stat_truncate_and_sync() {
+fn stat_truncate_and_sync(eng: Eng) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
     std::fs::write(&path, vec![1u8; 1000]).unwrap();
-    let mut d = driver(8);
+    let mut d = driver(eng, 8);
     let f = open(&mut d, &path, libc::O_RDWR);
     d.truncate(1, f, 123, &mut Vec::new()).unwrap();
     d.sync(2, f, SyncKind::Data).unwrap();
@@ -363,9 +368,8 @@ fn stat_truncate_and_sync() {
     }
 }
 
-#[test]
-fn open_errors_are_negative_errno() {
-    let mut d = driver(8);
+fn open_errors_are_negative_errno(eng: Eng) {
+    let mut d = driver(eng, 8);
     d.open(
         1,
         CString::new("/nonexistent/dir/x").unwrap(),
@@ -378,10 +382,9 @@ fn open_errors_are_negative_errno() {
     assert!(matches!(got[&1].payload, Payload::None));
 }
 
-#[test]
-fn vectored_round_trip_with_user_buffers() {
+fn vectored_round_trip_with_user_buffers(eng: Eng) {
     let dir = tempfile::tempdir().unwrap();
-    let mut d = driver(8);
+    let mut d = driver(eng, 8);
     let f = open(&mut d, &dir.path().join("v"), libc::O_RDWR | libc::O_CREAT);
     let mut a = b"hello ".to_vec();
     let mut b = b"world".to_vec();
@@ -401,12 +404,11 @@ fn vectored_round_trip_with_user_buffers() {
     assert_eq!(d.vectored(3, f, &[], 0, false), Err(libc::EINVAL));
 }
 
-#[test]
-fn a_refused_append_leaves_the_append_cursor_alone() {
+fn a_refused_append_leaves_the_append_cursor_alone(eng: Eng) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log");
     std::fs::write(&path, vec![1u8; 100]).unwrap();
-    let mut d = driver(8);
+    let mut d = driver(eng, 8);
     d.open(1, cpath(&path), libc::O_RDWR | libc::O_DIRECT, 0)
         .unwrap();
     let got = settle(&mut d, &[1], vec![]);
@@ -436,3 +438,17 @@ fn a_refused_append_leaves_the_append_cursor_alone() {
     assert_eq!(settle(&mut d, &[3], vec![])[&3].result, 4096);
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 8192);
 }
+
+per_engine!(
+    write_then_read_back_through_bounce_and_pinned_memory,
+    backlog_holds_ops_beyond_the_in_flight_bound,
+    closing_a_file_cancels_its_pending_ops_exactly_once,
+    cancel_settles_one_op_and_frees_it_when_the_kernel_lets_go,
+    shutdown_settles_everything_and_drains,
+    append_with_sync_lands_in_order_at_the_end,
+    direct_io_checks_alignment_and_bounces_misaligned_memory,
+    stat_truncate_and_sync,
+    open_errors_are_negative_errno,
+    vectored_round_trip_with_user_buffers,
+    a_refused_append_leaves_the_append_cursor_alone,
+);

@@ -140,6 +140,8 @@ pub struct Stats {
     pub zero_copy_supported: bool,
     pub recv_buffers_in_use: usize,
     pub recv_rearms: u64,
+    /// What the engine does differently from io_uring (empty on io_uring).
+    pub degradations: Vec<String>,
 }
 
 /// Owned memory of an op.
@@ -304,6 +306,7 @@ impl Driver {
         s.buffer_registration_failures = failures;
         s.buffer_registration_errno = errno;
         self.net.stats(&mut s, self.engine.as_ref());
+        s.degradations = self.engine.degradations();
         s
     }
 

@@ -217,6 +217,7 @@ impl Driver {
                 self.engine.unregister_file(slot);
                 self.stats.registered_files = self.stats.registered_files.saturating_sub(1);
             }
+            self.engine.forget_fd(e.fd);
             // SAFETY: the table owned this fd; no op uses it any more.
             unsafe { libc::close(e.fd) };
         }

@@ -4,8 +4,13 @@
 use crate::op::{Cqe, Op};
 use std::io;
 
+#[cfg(unix)]
+pub mod mio;
+mod select;
 #[cfg(target_os = "linux")]
 pub mod uring;
+
+pub use select::{select, Backend, SelectError, Selected};
 
 /// Options an engine is created with.
 #[derive(Clone, Debug)]
@@ -20,6 +25,8 @@ pub struct EngineConfig {
     pub fixed_files: u32,
     /// Slots of the registered buffer table (0: none).
     pub fixed_buffers: u16,
+    /// Threads of the mio engine's file pool.
+    pub file_threads: usize,
 }
 
 impl Default for EngineConfig {
@@ -30,6 +37,7 @@ impl Default for EngineConfig {
             sqpoll: false,
             fixed_files: 1024,
             fixed_buffers: 1024,
+            file_threads: 4,
         }
     }
 }
@@ -134,5 +142,17 @@ pub trait Engine: Send + Sync + 'static {
     /// (an eventfd), for callers that poll instead of calling `wait`.
     fn notify_fd(&self) -> Option<i32> {
         None
+    }
+
+    /// The driver is about to close `fd` itself (not through an op): the
+    /// engine stops watching it.
+    fn forget_fd(&self, fd: i32) {
+        let _ = fd;
+    }
+
+    /// What this engine does differently from io_uring, one sentence each
+    /// (empty for io_uring itself). `ring.stats()` reports them.
+    fn degradations(&self) -> Vec<String> {
+        Vec::new()
     }
 }

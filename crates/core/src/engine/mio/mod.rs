@@ -1,0 +1,725 @@
+//! The mio engine: the same ops and completions as io_uring, made from
+//! readiness and plain syscalls, for where io_uring is missing or blocked.
+//!
+//! - Sockets: non-blocking syscalls driven by mio readiness (epoll,
+//!   kqueue). An op is tried at once when it is flushed (a send usually
+//!   completes right there, as node:net's writes do); what would block
+//!   waits for its socket's next readiness event, which the Ring's
+//!   completion thread (or the event loop, in `completion: 'loop'`) turns
+//!   into completions when it reaps. Multishot accept and receive keep
+//!   producing completions flagged `F_MORE`; receives fill the driver's
+//!   provided-buffer ring exactly as the kernel does.
+//! - Files: a small thread pool ([`pool`]) running blocking syscalls.
+//! - Link chains: a write linked to an fsync runs as one pool job (write,
+//!   then sync); a connect linked to a timeout gets a deadline.
+//!
+//! What io_uring has and this engine has not is reported by
+//! [`Engine::degradations`].
+
+mod pool;
+mod sock;
+mod sys;
+
+use super::{Engine, EngineConfig, Feature};
+use crate::op::{Cqe, Op, Target, Timespec};
+use mio::{Events, Interest, Poll, Token, Waker};
+use pool::{Job, Pool, Step};
+use sock::{Sock, SockOp};
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Token of the engine's waker (pool completions, `wake`).
+const WAKER: Token = Token(usize::MAX);
+/// Token of the connect-timeout timer (Linux: a timerfd).
+#[cfg(target_os = "linux")]
+const TIMER: Token = Token(usize::MAX - 1);
+
+/// Default size of the file thread pool (libuv's is 4; more threads keep
+/// more reads in flight on devices that serve them in parallel).
+pub const DEFAULT_FILE_THREADS: usize = 4;
+
+/// An op pushed but not yet flushed.
+#[derive(Clone, Copy)]
+struct Sqe {
+    user_data: u64,
+    op: Op,
+    link: bool,
+}
+
+/// A connect's linked timeout.
+struct Deadline {
+    at: Instant,
+    connect: u64,
+    timeout: u64,
+}
+
+/// A provided-buffer ring registered by the driver: the engine plays the
+/// kernel's part, reading slots `head..tail` (tail published by the driver
+/// in slot 0's `resv` field with release ordering).
+struct BufRing {
+    addr: u64,
+    entries: u16,
+    head: u16,
+}
+
+impl BufRing {
+    /// The buffer at the head, if the driver published one:
+    /// `(address, length, buffer id)`.
+    fn peek(&self) -> Option<(*mut u8, usize, u16)> {
+        // SAFETY: the driver keeps the ring (entries * 16 bytes, 8-aligned)
+        // allocated while registered; byte 14 of slot 0 is the u16 tail,
+        // written by the driver with release ordering.
+        let tail = unsafe { &*((self.addr + 14) as *const std::sync::atomic::AtomicU16) }
+            .load(std::sync::atomic::Ordering::Acquire);
+        if tail == self.head {
+            return None;
+        }
+        let slot = self.addr + 16 * u64::from(self.head & (self.entries - 1));
+        // SAFETY: slot lies inside the ring; slots head..tail were fully
+        // written before the tail store we acquired above; io_uring_buf is
+        // { addr: u64, len: u32, bid: u16, resv: u16 }.
+        let (addr, len, bid) = unsafe {
+            (
+                std::ptr::read(slot as *const u64),
+                std::ptr::read((slot + 8) as *const u32),
+                std::ptr::read((slot + 12) as *const u16),
+            )
+        };
+        Some((addr as *mut u8, len as usize, bid))
+    }
+
+    fn consume(&mut self) {
+        self.head = self.head.wrapping_add(1);
+    }
+}
+
+struct State {
+    poll: Poll,
+    events: Events,
+    sq: Vec<Sqe>,
+    cq: Vec<Cqe>,
+    socks: HashMap<i32, Sock>,
+    ops: HashMap<u64, SockOp>,
+    rings: HashMap<u16, BufRing>,
+    deadlines: Vec<Deadline>,
+    /// Closes waiting for pool jobs on their descriptor: `(user_data, fd)`.
+    closes: Vec<(u64, i32)>,
+    /// Sockets with new readiness (or new ops) to drive.
+    touched: Vec<i32>,
+    /// Whether a descriptor read or written is a stream (pipe, FIFO,
+    /// socket), learnt once per descriptor: streams are driven by readiness
+    /// like sockets, so a read that waits for data holds no pool thread and
+    /// can be cancelled.
+    streams: HashMap<i32, bool>,
+}
+
+/// The mio engine. See the module documentation.
+pub struct MioEngine {
+    st: Mutex<State>,
+    waker: Arc<Waker>,
+    pool: Arc<Pool>,
+    done: Arc<pool::Done>,
+    capacity: usize,
+    #[cfg(unix)]
+    poll_fd: i32,
+    /// `wake()`'s own channel (a non-blocking pipe): only `wait_ready`
+    /// drains it, so a wake-up is never taken by a reap on another thread
+    /// (a readiness event of the poll can be).
+    #[cfg(unix)]
+    wake_pipe: [std::os::fd::OwnedFd; 2],
+    #[cfg(target_os = "linux")]
+    timer: std::os::fd::OwnedFd,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl MioEngine {
+    pub fn new(cfg: &EngineConfig) -> io::Result<MioEngine> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let w = waker.clone();
+        let done = Arc::new(pool::Done {
+            cqes: Mutex::new(Vec::new()),
+            wake: Box::new(move || {
+                let _ = w.wake();
+            }),
+        });
+        let pool = Pool::new(cfg.file_threads.max(1), done.clone());
+        #[cfg(unix)]
+        let poll_fd = std::os::fd::AsRawFd::as_raw_fd(&poll);
+        #[cfg(target_os = "linux")]
+        let timer = {
+            // SAFETY: plain syscall; the result is checked.
+            let fd = unsafe {
+                libc::timerfd_create(
+                    libc::CLOCK_MONOTONIC,
+                    libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: fd is a fresh descriptor nobody else owns.
+            let t = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+            poll.registry()
+                .register(&mut mio::unix::SourceFd(&fd), TIMER, Interest::READABLE)?;
+            t
+        };
+        #[cfg(unix)]
+        let wake_pipe = sys::nonblocking_pipe()?;
+        Ok(MioEngine {
+            st: Mutex::new(State {
+                poll,
+                events: Events::with_capacity(1024),
+                sq: Vec::new(),
+                cq: Vec::new(),
+                socks: HashMap::new(),
+                ops: HashMap::new(),
+                rings: HashMap::new(),
+                deadlines: Vec::new(),
+                closes: Vec::new(),
+                touched: Vec::new(),
+                streams: HashMap::new(),
+            }),
+            waker,
+            pool,
+            done,
+            capacity: cfg.entries.max(1) as usize,
+            #[cfg(unix)]
+            poll_fd,
+            #[cfg(unix)]
+            wake_pipe,
+            #[cfg(target_os = "linux")]
+            timer,
+        })
+    }
+
+    /// Dispatches every pushed op; returns how many were taken.
+    fn dispatch(&self, st: &mut State) -> usize {
+        let sq = std::mem::take(&mut st.sq);
+        let n = sq.len();
+        let mut jobs: Vec<Job> = Vec::new();
+        let mut i = 0;
+        while i < n {
+            // A link chain: this op and every one linked after it.
+            let mut end = i;
+            while sq[end].link && end + 1 < n {
+                end += 1;
+            }
+            let chain = &sq[i..=end];
+            i = end + 1;
+            let first = chain[0];
+            match first.op {
+                Op::Nop => {
+                    st.cq.push(cqe(first.user_data, 0, 0));
+                    cancel_rest(st, &chain[1..]);
+                }
+                Op::Read { target, .. }
+                | Op::Write { target, .. }
+                | Op::Readv { target, .. }
+                | Op::Writev { target, .. }
+                    if chain.len() == 1 && is_stream(st, target) =>
+                {
+                    sock::start_stream_io(st, first)
+                }
+                Op::Open { .. }
+                | Op::Read { .. }
+                | Op::Write { .. }
+                | Op::Readv { .. }
+                | Op::Writev { .. }
+                | Op::Fsync { .. }
+                | Op::Statx { .. }
+                | Op::Ftruncate { .. } => jobs.push(file_job(chain)),
+                Op::Close { fd } => {
+                    // Earlier jobs on fd must run before it goes.
+                    self.pool.submit(std::mem::take(&mut jobs));
+                    self.close(st, first.user_data, fd);
+                    cancel_rest(st, &chain[1..]);
+                }
+                Op::Cancel { user_data } => {
+                    self.pool.submit(std::mem::take(&mut jobs));
+                    let r = self.cancel(st, |ud, _| ud == user_data);
+                    st.cq
+                        .push(cqe(first.user_data, if r > 0 { 0 } else { r }, 0));
+                    cancel_rest(st, &chain[1..]);
+                }
+                Op::CancelFile { target } => {
+                    self.pool.submit(std::mem::take(&mut jobs));
+                    let r = match target {
+                        Target::Fd(fd) => self.cancel(st, |_, f| f == Some(fd)),
+                        Target::Fixed(_) => -libc::ENOENT,
+                    };
+                    st.cq.push(cqe(first.user_data, r, 0));
+                    cancel_rest(st, &chain[1..]);
+                }
+                Op::CancelAll => {
+                    self.pool.submit(std::mem::take(&mut jobs));
+                    let r = self.cancel(st, |_, _| true);
+                    st.cq.push(cqe(first.user_data, r, 0));
+                    cancel_rest(st, &chain[1..]);
+                }
+                Op::LinkTimeout { .. } => {
+                    // A timeout linked to nothing.
+                    st.cq.push(cqe(first.user_data, -libc::EINVAL, 0));
+                    cancel_rest(st, &chain[1..]);
+                }
+                _ => sock::start(st, chain),
+            }
+        }
+        self.pool.submit(jobs);
+        drive_touched(st);
+        #[cfg(target_os = "linux")]
+        self.arm_timer(st);
+        n
+    }
+
+    /// Closes `fd`: a socket at once (its pending ops cancelled), a file
+    /// once no pool job uses it any more.
+    fn close(&self, st: &mut State, user_data: u64, fd: i32) {
+        st.streams.remove(&fd);
+        if st.socks.contains_key(&fd) {
+            forget(st, fd);
+            let r = sys::close(fd);
+            st.cq.push(cqe(user_data, r, 0));
+        } else if self.pool.uses(fd) {
+            st.closes.push((user_data, fd));
+        } else {
+            let r = sys::close(fd);
+            st.cq.push(cqe(user_data, r, 0));
+        }
+    }
+
+    /// Cancels every pending op `hit(user_data, fd)` selects: socket ops
+    /// waiting for readiness and file jobs not yet started. Returns how
+    /// many, or `-ENOENT` for none (a running file op cannot be stopped; it
+    /// completes normally).
+    fn cancel(&self, st: &mut State, hit: impl Fn(u64, Option<i32>) -> bool) -> i32 {
+        let mut n = 0;
+        let uds: Vec<u64> = st
+            .ops
+            .iter()
+            .filter(|(ud, op)| hit(**ud, Some(op.fd)))
+            .map(|(ud, _)| *ud)
+            .collect();
+        for ud in uds {
+            sock::cancel_op(st, ud);
+            n += 1;
+        }
+        let jobs = self
+            .pool
+            .take_queued(|j| j.steps.iter().any(|s| hit(s.user_data, j.fd)));
+        for j in jobs {
+            for s in j.steps {
+                st.cq.push(cqe(s.user_data, -libc::ECANCELED, 0));
+                n += 1;
+            }
+        }
+        if n == 0 {
+            -libc::ENOENT
+        } else {
+            n
+        }
+    }
+
+    /// Readiness events, expired deadlines, finished pool jobs and
+    /// deferred closes, into completions.
+    fn gather(&self, st: &mut State, out: &mut Vec<Cqe>) {
+        let State {
+            poll,
+            events,
+            socks,
+            touched,
+            ..
+        } = st;
+        loop {
+            match poll.poll(events, Some(Duration::ZERO)) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                _ => break,
+            }
+        }
+        let mut timer_fired = false;
+        for ev in events.iter() {
+            match ev.token() {
+                WAKER => {}
+                #[cfg(target_os = "linux")]
+                TIMER => timer_fired = true,
+                Token(t) => {
+                    let fd = t as i32;
+                    if let Some(s) = socks.get_mut(&fd) {
+                        let hup = ev.is_error() || ev.is_read_closed() || ev.is_write_closed();
+                        if ev.is_readable() || hup {
+                            s.readable = true;
+                        }
+                        if ev.is_writable() || hup {
+                            s.writable = true;
+                        }
+                        touched.push(fd);
+                    }
+                }
+            }
+        }
+        if timer_fired {
+            #[cfg(target_os = "linux")]
+            self.drain_timer();
+        }
+        drive_touched(st);
+        if !st.deadlines.is_empty() {
+            sock::expire(st, Instant::now());
+            #[cfg(target_os = "linux")]
+            self.arm_timer(st);
+        }
+        {
+            let mut d = lock(&self.done.cqes);
+            st.cq.append(&mut d);
+        }
+        if !st.closes.is_empty() {
+            let closes = std::mem::take(&mut st.closes);
+            for (ud, fd) in closes {
+                if self.pool.uses(fd) {
+                    st.closes.push((ud, fd));
+                } else {
+                    let r = sys::close(fd);
+                    st.cq.push(cqe(ud, r, 0));
+                }
+            }
+        }
+        out.append(&mut st.cq);
+    }
+
+    /// Sets the timerfd to the earliest connect deadline (or disarms it).
+    #[cfg(target_os = "linux")]
+    fn arm_timer(&self, st: &State) {
+        let next = st.deadlines.iter().map(|d| d.at).min();
+        let wait = next.map(|at| at.saturating_duration_since(Instant::now()));
+        let mut spec: libc::itimerspec = {
+            // SAFETY: all-zero is a valid itimerspec (disarmed).
+            unsafe { std::mem::zeroed() }
+        };
+        if let Some(w) = wait {
+            // A zero it_value disarms: fire in 1 ns instead.
+            let w = w.max(Duration::from_nanos(1));
+            spec.it_value.tv_sec = w.as_secs() as libc::time_t;
+            spec.it_value.tv_nsec = w.subsec_nanos() as libc::c_long;
+        }
+        // SAFETY: the timerfd is ours; spec is a live local.
+        unsafe {
+            libc::timerfd_settime(
+                std::os::fd::AsRawFd::as_raw_fd(&self.timer),
+                0,
+                &spec,
+                std::ptr::null_mut(),
+            )
+        };
+    }
+
+    #[cfg(target_os = "linux")]
+    fn drain_timer(&self) {
+        let mut n = 0u64;
+        // SAFETY: reads 8 bytes into a local u64 from our non-blocking timerfd.
+        unsafe {
+            libc::read(
+                std::os::fd::AsRawFd::as_raw_fd(&self.timer),
+                (&mut n as *mut u64).cast(),
+                8,
+            )
+        };
+    }
+
+    fn flush_inner(&self, wake: bool) -> usize {
+        let mut st = lock(&self.st);
+        if st.sq.is_empty() {
+            return 0;
+        }
+        let n = self.dispatch(&mut st);
+        if wake && !st.cq.is_empty() {
+            // Completions made right here: whoever waits must reap them.
+            let _ = self.waker.wake();
+        }
+        n
+    }
+}
+
+fn cqe(user_data: u64, result: i32, flags: u32) -> Cqe {
+    Cqe {
+        user_data,
+        result,
+        flags,
+    }
+}
+
+/// Ops linked after one that does not chain: cancelled, as io_uring does
+/// when a link breaks.
+fn cancel_rest(st: &mut State, rest: &[Sqe]) {
+    for s in rest {
+        st.cq.push(cqe(s.user_data, -libc::ECANCELED, 0));
+    }
+}
+
+/// A chain of file ops as one pool job.
+fn file_job(chain: &[Sqe]) -> Job {
+    let fd = chain.iter().find_map(|s| match s.op {
+        Op::Read { target, .. }
+        | Op::Write { target, .. }
+        | Op::Readv { target, .. }
+        | Op::Writev { target, .. }
+        | Op::Fsync { target, .. }
+        | Op::Ftruncate { target, .. } => match target {
+            Target::Fd(fd) => Some(fd),
+            Target::Fixed(_) => None,
+        },
+        Op::Statx { fd, .. } => Some(fd),
+        _ => None,
+    });
+    let serial = chain.iter().any(|s| {
+        matches!(
+            s.op,
+            Op::Write { .. } | Op::Writev { .. } | Op::Fsync { .. } | Op::Ftruncate { .. }
+        )
+    });
+    Job {
+        serial: serial && fd.is_some(),
+        steps: chain
+            .iter()
+            .map(|s| Step {
+                user_data: s.user_data,
+                op: s.op,
+            })
+            .collect(),
+        fd,
+    }
+}
+
+/// Whether `target` is a pipe, FIFO or socket (see `State::streams`).
+fn is_stream(st: &mut State, target: Target) -> bool {
+    let Target::Fd(fd) = target else {
+        return false;
+    };
+    if st.socks.contains_key(&fd) {
+        return true;
+    }
+    *st.streams.entry(fd).or_insert_with(|| sys::is_stream(fd))
+}
+
+fn drive_touched(st: &mut State) {
+    while let Some(fd) = st.touched.pop() {
+        sock::drive(st, fd);
+    }
+}
+
+/// Stops watching `fd` and cancels its pending ops (it is being closed).
+fn forget(st: &mut State, fd: i32) {
+    st.streams.remove(&fd);
+    if let Some(s) = st.socks.remove(&fd) {
+        let _ = st.poll.registry().deregister(&mut mio::unix::SourceFd(&fd));
+        for ud in s.ops {
+            sock::end_op(st, ud, -libc::ECANCELED);
+        }
+    }
+}
+
+/// The duration of a linked timeout.
+fn timeout_of(ts: *const Timespec) -> Duration {
+    // SAFETY: ts points at the Timespec owned by the op's slab entry.
+    let t = unsafe { *ts };
+    Duration::new(
+        t.tv_sec.max(0) as u64,
+        t.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
+impl Engine for MioEngine {
+    fn name(&self) -> &'static str {
+        "mio"
+    }
+
+    unsafe fn push(&self, user_data: u64, op: &Op, link: bool) -> bool {
+        let mut st = lock(&self.st);
+        if st.sq.len() >= self.capacity {
+            return false;
+        }
+        st.sq.push(Sqe {
+            user_data,
+            op: *op,
+            link,
+        });
+        true
+    }
+
+    fn sq_space(&self) -> usize {
+        self.capacity.saturating_sub(lock(&self.st).sq.len())
+    }
+
+    fn flush(&self) -> io::Result<usize> {
+        Ok(self.flush_inner(true))
+    }
+
+    fn flush_and_reap(&self, out: &mut Vec<Cqe>) -> io::Result<usize> {
+        let n = self.flush_inner(false);
+        self.reap(out);
+        Ok(n)
+    }
+
+    fn reap(&self, out: &mut Vec<Cqe>) {
+        let mut st = lock(&self.st);
+        self.gather(&mut st, out);
+    }
+
+    fn wait(&self, out: &mut Vec<Cqe>) -> io::Result<()> {
+        self.reap(out);
+        if !out.is_empty() {
+            return Ok(());
+        }
+        self.wait_ready()?;
+        self.reap(out);
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    fn wait_ready(&self) -> io::Result<()> {
+        // The deadline bounds the wait where no timerfd rings for it.
+        let timeout = {
+            let st = lock(&self.st);
+            st.deadlines.iter().map(|d| d.at).min()
+        }
+        .map(|at| {
+            let ms = at.saturating_duration_since(Instant::now()).as_millis();
+            ms.min(i32::MAX as u128) as i32 + 1
+        })
+        .unwrap_or(-1);
+        let wake_fd = std::os::fd::AsRawFd::as_raw_fd(&self.wake_pipe[0]);
+        let mut p = [
+            libc::pollfd {
+                fd: self.poll_fd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: wake_fd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two live pollfds for descriptors the engine owns.
+        let r = unsafe { libc::poll(p.as_mut_ptr(), 2, timeout) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        if p[1].revents != 0 {
+            let mut buf = [0u8; 64];
+            // SAFETY: reads into a live local buffer from our non-blocking pipe.
+            unsafe { libc::read(wake_fd, buf.as_mut_ptr().cast(), buf.len()) };
+        }
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    fn wake(&self) {
+        let one = 1u8;
+        // SAFETY: writes one byte from a local to our non-blocking pipe (a
+        // full pipe already means "woken").
+        unsafe {
+            libc::write(
+                std::os::fd::AsRawFd::as_raw_fd(&self.wake_pipe[1]),
+                (&one as *const u8).cast(),
+                1,
+            )
+        };
+    }
+
+    unsafe fn register_buffer(&self, _slot: u16, _ptr: *mut u8, _len: usize) -> io::Result<()> {
+        Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+    }
+
+    fn unregister_buffer(&self, _slot: u16) {}
+
+    fn register_file(&self, _slot: u32, _fd: i32) -> io::Result<()> {
+        Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+    }
+
+    fn unregister_file(&self, _slot: u32) {}
+
+    fn fixed_file_slots(&self) -> u32 {
+        0
+    }
+
+    fn fixed_buffer_slots(&self) -> u16 {
+        0
+    }
+
+    fn supports(&self, feature: Feature) -> bool {
+        match feature {
+            Feature::Ftruncate | Feature::Link => true,
+            Feature::SendZc => false,
+        }
+    }
+
+    unsafe fn register_buf_ring(&self, ring_addr: u64, entries: u16, bgid: u16) -> io::Result<()> {
+        if !entries.is_power_of_two() || ring_addr == 0 || !ring_addr.is_multiple_of(8) {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let mut st = lock(&self.st);
+        if st.rings.contains_key(&bgid) {
+            return Err(io::Error::from_raw_os_error(libc::EEXIST));
+        }
+        st.rings.insert(
+            bgid,
+            BufRing {
+                addr: ring_addr,
+                entries,
+                head: 0,
+            },
+        );
+        Ok(())
+    }
+
+    fn unregister_buf_ring(&self, bgid: u16) -> io::Result<()> {
+        match lock(&self.st).rings.remove(&bgid) {
+            Some(_) => Ok(()),
+            None => Err(io::Error::from_raw_os_error(libc::EINVAL)),
+        }
+    }
+
+    #[cfg(unix)]
+    fn notify_fd(&self) -> Option<i32> {
+        Some(self.poll_fd)
+    }
+
+    fn forget_fd(&self, fd: i32) {
+        let mut st = lock(&self.st);
+        forget(&mut st, fd);
+    }
+
+    fn degradations(&self) -> Vec<String> {
+        vec![
+            "zero-copy sends copy (no SENDMSG_ZC)".into(),
+            "registered buffers are plain aligned memory".into(),
+            "append sync is a write, then fsync/fdatasync (no linked ops)".into(),
+            "files are plain descriptors (no registered file table)".into(),
+            format!(
+                "file I/O runs on {} threads (no io_uring)",
+                self.pool.threads()
+            ),
+        ]
+    }
+}
+
+impl Drop for MioEngine {
+    fn drop(&mut self) {
+        self.pool.stop();
+    }
+}
+
+// SAFETY: the raw pointers held in pending ops point into the driver's slab
+// entries (Engine::push's contract); every access to them is serialised by
+// the state lock or owned by the one pool thread running the job.
+unsafe impl Send for MioEngine {}
+// SAFETY: as above; all shared state is behind `st`, the pool's locks or
+// mio's thread-safe Waker.
+unsafe impl Sync for MioEngine {}

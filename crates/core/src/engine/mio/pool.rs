@@ -1,0 +1,228 @@
+//! The mio engine's file side: a small pool of threads running blocking
+//! file syscalls (`open`, `pread`, `pwritev`, `fdatasync`, `statx`, ...).
+//!
+//! A job is one op, or a link chain of ops run in order: when one of them
+//! fails or comes up short, the rest complete with `-ECANCELED`, as
+//! `IOSQE_IO_LINK` does on io_uring. Results go to the `done` queue, and the
+//! engine's waker is rung when that queue goes from empty to non-empty.
+
+use super::sys;
+use crate::op::{Cqe, Op};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// One op of a job, with its user data.
+#[derive(Clone, Copy)]
+pub(super) struct Step {
+    pub user_data: u64,
+    pub op: Op,
+}
+
+// SAFETY: the pointers in an Op point into the driver's slab entries, which
+// stay allocated until the op's completion is reaped (Engine::push's
+// contract); the job moves them to a pool thread and back, never aliasing.
+unsafe impl Send for Step {}
+
+/// A chain of ops on (at most) one file descriptor.
+pub(super) struct Job {
+    pub steps: Vec<Step>,
+    /// The descriptor the job uses, for cancel-by-file and deferred closes.
+    pub fd: Option<i32>,
+    /// The job writes, syncs or truncates `fd`: such jobs on one file run
+    /// one at a time in submission order (io_uring's io-wq does the same
+    /// for writes to one file), so appends land in the order they were
+    /// made. Reads run in parallel.
+    pub serial: bool,
+}
+
+struct Queue {
+    jobs: VecDeque<Job>,
+    /// Jobs being run: their descriptor (a close of it waits) and whether
+    /// they are serial.
+    running: Vec<(Option<i32>, bool)>,
+    stop: bool,
+}
+
+/// Completions made by pool threads, for the engine to reap.
+pub(super) struct Done {
+    pub cqes: Mutex<Vec<Cqe>>,
+    /// Rung when `cqes` goes from empty to non-empty.
+    pub wake: Box<dyn Fn() + Send + Sync>,
+}
+
+pub(super) struct Pool {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    done: Arc<Done>,
+    threads: usize,
+    started: AtomicBool,
+}
+
+impl Pool {
+    pub fn new(threads: usize, done: Arc<Done>) -> Arc<Pool> {
+        Arc::new(Pool {
+            queue: Mutex::new(Queue {
+                jobs: VecDeque::new(),
+                running: Vec::new(),
+                stop: false,
+            }),
+            ready: Condvar::new(),
+            done,
+            threads: threads.max(1),
+            started: AtomicBool::new(false),
+        })
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Starts the threads on first use: a ring that never touches a file
+    /// costs none.
+    fn start(self: &Arc<Self>) {
+        if self.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        for i in 0..self.threads {
+            let pool = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("ringline-fs-{i}"))
+                .spawn(move || pool.work());
+            if spawned.is_err() && i == 0 {
+                // Not even one thread: the jobs are run by `run_inline`.
+                self.started.store(false, Ordering::Release);
+                return;
+            }
+        }
+    }
+
+    pub fn submit(self: &Arc<Self>, jobs: Vec<Job>) {
+        if jobs.is_empty() {
+            return;
+        }
+        self.start();
+        if !self.started.load(Ordering::Acquire) {
+            for job in jobs {
+                self.finish(run(&job));
+            }
+            return;
+        }
+        let n = jobs.len();
+        {
+            let mut q = lock(&self.queue);
+            q.jobs.extend(jobs);
+        }
+        if n == 1 {
+            self.ready.notify_one();
+        } else {
+            self.ready.notify_all();
+        }
+    }
+
+    /// Removes queued (not yet started) jobs that `hit` selects; returns
+    /// them so their ops can complete with `-ECANCELED`.
+    pub fn take_queued(&self, mut hit: impl FnMut(&Job) -> bool) -> Vec<Job> {
+        let mut q = lock(&self.queue);
+        let mut taken = Vec::new();
+        let mut kept = VecDeque::with_capacity(q.jobs.len());
+        while let Some(j) = q.jobs.pop_front() {
+            if hit(&j) {
+                taken.push(j);
+            } else {
+                kept.push_back(j);
+            }
+        }
+        q.jobs = kept;
+        taken
+    }
+
+    /// Whether a job on `fd` is queued or running.
+    pub fn uses(&self, fd: i32) -> bool {
+        let q = lock(&self.queue);
+        q.running.iter().any(|r| r.0 == Some(fd)) || q.jobs.iter().any(|j| j.fd == Some(fd))
+    }
+
+    fn work(&self) {
+        loop {
+            let job = {
+                let mut q = lock(&self.queue);
+                loop {
+                    if q.stop {
+                        return;
+                    }
+                    if let Some(j) = next_job(&mut q) {
+                        q.running.push((j.fd, j.serial));
+                        break j;
+                    }
+                    q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+                }
+            };
+            let cqes = run(&job);
+            {
+                let mut q = lock(&self.queue);
+                if let Some(i) = q.running.iter().position(|r| *r == (job.fd, job.serial)) {
+                    q.running.swap_remove(i);
+                }
+            }
+            self.finish(cqes);
+        }
+    }
+
+    fn finish(&self, cqes: Vec<Cqe>) {
+        let was_empty = {
+            let mut d = lock(&self.done.cqes);
+            let e = d.is_empty();
+            d.extend(cqes);
+            e
+        };
+        if was_empty {
+            (self.done.wake)();
+        }
+    }
+
+    pub fn stop(&self) {
+        lock(&self.queue).stop = true;
+        self.ready.notify_all();
+    }
+}
+
+/// The oldest queued job that may start: a serial job waits while another
+/// serial job on its file runs, and so do later jobs of that file that are
+/// serial.
+fn next_job(q: &mut Queue) -> Option<Job> {
+    let i = q.jobs.iter().position(|j| {
+        !j.serial
+            || !q
+                .running
+                .iter()
+                .any(|(fd, serial)| *serial && *fd == j.fd)
+    })?;
+    q.jobs.remove(i)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs a job's ops in order; after a failed or short one, the rest are
+/// cancelled.
+fn run(job: &Job) -> Vec<Cqe> {
+    let mut out = Vec::with_capacity(job.steps.len());
+    let mut broken = false;
+    for s in &job.steps {
+        let result = if broken {
+            -libc::ECANCELED
+        } else {
+            let (r, whole) = sys::file_op(&s.op);
+            broken = !whole;
+            r
+        };
+        out.push(Cqe {
+            user_data: s.user_data,
+            result,
+            flags: 0,
+        });
+    }
+    out
+}

@@ -1,0 +1,46 @@
+//! What the engine tests share: every test runs once per engine
+//! (`per_engine!`), so no feature can pass on one and be missing on the
+//! other.
+
+use ringline_core::engine::{select, Backend, Engine, EngineConfig};
+use std::sync::Arc;
+
+/// The engines the suite runs over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Eng {
+    IoUring,
+    Mio,
+}
+
+/// A fresh engine of kind `e` (io_uring must be available: this suite runs
+/// on Linux with io_uring; the refusal test covers machines without it).
+pub fn engine(e: Eng) -> Arc<dyn Engine> {
+    let backend = match e {
+        Eng::IoUring => Backend::IoUring,
+        Eng::Mio => Backend::Mio,
+    };
+    let sel = select(&EngineConfig::default(), backend).expect("engine available");
+    assert_eq!(sel.engine.name(), name(e));
+    sel.engine
+}
+
+pub fn name(e: Eng) -> &'static str {
+    match e {
+        Eng::IoUring => "io_uring",
+        Eng::Mio => "mio",
+    }
+}
+
+/// For each named test function `fn t(eng: Eng)`, a `#[test]` in module
+/// `io_uring` and one in module `mio` (run as `io_uring::t`, `mio::t`).
+#[macro_export]
+macro_rules! per_engine {
+    ($($t:ident),* $(,)?) => {
+        mod io_uring {
+            $(#[test] fn $t() { super::$t(super::common::Eng::IoUring) })*
+        }
+        mod mio {
+            $(#[test] fn $t() { super::$t(super::common::Eng::Mio) })*
+        }
+    };
+}
