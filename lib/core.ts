@@ -8,7 +8,7 @@
 // calls onBatch(n) once per batch; the promises of the batch settle there.
 
 import { NativeRing, type FastPath, type NativeRingOptions, type NativeStats } from './native'
-import { AbortError, systemError, type SystemError } from './errors'
+import { AbortError, backendError, systemError, type SystemError } from './errors'
 import { Stats } from './stats'
 
 // How a result becomes a value.
@@ -100,7 +100,8 @@ export type OpenFactory = (id: number, info: number[]) => unknown
 export class RingCore {
   readonly native: NativeRing
   readonly fast: FastPath
-  readonly backend: string
+  readonly backend: 'io_uring' | 'mio'
+  readonly fallbackReason: string | null
   private readonly results = new Float64Array(2 * 1024)
   private readonly bufs: unknown[] = []
   private readonly payloads: (Buffer | undefined)[] = []
@@ -117,8 +118,13 @@ export class RingCore {
   private closeResolve: () => void = noop
 
   constructor(options: NativeRingOptions) {
-    this.native = new NativeRing(options, (n) => this.onBatch(n), this.results, this.bufs, this.payloads)
-    this.backend = this.native.backend
+    try {
+      this.native = new NativeRing(options, (n) => this.onBatch(n), this.results, this.bufs, this.payloads)
+    } catch (err) {
+      throw backendError(err)
+    }
+    this.backend = this.native.backend === 'mio' ? 'mio' : 'io_uring'
+    this.fallbackReason = this.native.fallbackReason ?? null
     this.fast = this.native.fastPath()
   }
 

@@ -89,3 +89,20 @@ export function ringClosed(syscall: string): Error & { code: string } {
   e.code = 'ERR_RING_CLOSED'
   return e
 }
+
+/** How the native constructor's message starts when io_uring was required and is not available. */
+const IO_URING_UNAVAILABLE = 'io_uring unavailable: '
+
+/**
+ * The error of `new Ring({ backend: 'io_uring' })` where io_uring cannot be
+ * used: code ERR_RINGLINE_IO_URING_UNAVAILABLE, the reason (for example
+ * "io_uring_setup: EPERM (blocked by seccomp or kernel.io_uring_disabled)")
+ * in the message and in `reason`. Other errors pass through unchanged.
+ */
+export function backendError(err: unknown): unknown {
+  if (!(err instanceof Error) || !err.message.startsWith(IO_URING_UNAVAILABLE)) return err
+  const reason = err.message.slice(IO_URING_UNAVAILABLE.length)
+  const e = new Error(`io_uring is not available: ${reason}`) as Error & { code: string; reason: string }
+  e.reason = reason
+  return withCode(e, 'ERR_RINGLINE_IO_URING_UNAVAILABLE')
+}

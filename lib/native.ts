@@ -11,6 +11,7 @@ export interface NativeRingOptions {
   recvBufferSize: number
   recvBuffers: number
   zeroCopyThreshold: number
+  backend: 'auto' | 'io_uring' | 'mio'
 }
 
 export interface NativeAddress {
@@ -40,6 +41,8 @@ export interface NativeStats {
   zeroCopySupported: boolean
   recvBuffersInUse: number
   recvRearms: number
+  /** What the engine does differently from io_uring, one sentence each (empty on io_uring). */
+  degradations: string[]
   sqpoll: boolean
   entries: number
   maxInFlight: number
@@ -62,6 +65,7 @@ export interface FastPath {
 /** Every method returns 0 or a negative errno; results arrive via onBatch. */
 export interface NativeRing {
   readonly backend: string
+  readonly fallbackReason: string | null
   open(token: number, path: string, flags: number, mode: number): number
   vectored(token: number, file: number, bufs: ArrayBufferView[], pos: number, write: boolean): number
   append(token: number, file: number, buf: ArrayBufferView, sync: number): number

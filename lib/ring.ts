@@ -37,6 +37,15 @@ export interface RingOptions {
    * without `{ zeroCopy: true }`; -1 (default): only when asked.
    */
   zeroCopyThreshold?: number
+  /**
+   * The engine. `'auto'` (default): io_uring where the kernel allows it
+   * (setup and every opcode ringline uses), else mio, with the reason in
+   * `ring.fallbackReason`. `'io_uring'`: io_uring or an error with code
+   * ERR_RINGLINE_IO_URING_UNAVAILABLE. `'mio'`: epoll/kqueue for sockets
+   * and a thread pool for files. The environment variable RINGLINE_BACKEND
+   * sets the default.
+   */
+  backend?: 'auto' | 'io_uring' | 'mio'
 }
 
 export interface OpenOptions {
@@ -68,6 +77,14 @@ function completionOption(o: Record<string, unknown>): 'thread' | 'loop' {
   return v
 }
 
+function backendOption(o: Record<string, unknown>): 'auto' | 'io_uring' | 'mio' {
+  const v = o.backend ?? process.env.RINGLINE_BACKEND ?? 'auto'
+  if (v !== 'auto' && v !== 'io_uring' && v !== 'mio') {
+    throw invalidArgValue(o.backend === undefined ? 'RINGLINE_BACKEND' : 'options.backend', v, "must be 'auto', 'io_uring' or 'mio'")
+  }
+  return v
+}
+
 function powerOfTwo(n: number, name: string): number {
   if ((n & (n - 1)) !== 0) throw invalidArgValue(name, n, 'must be a power of two')
   return n
@@ -94,12 +111,13 @@ export class Ring {
       recvBufferSize: option(o, 'recvBufferSize', 64, 1 << 24, 16384),
       recvBuffers: powerOfTwo(option(o, 'recvBuffers', 1, 32768, 512), 'options.recvBuffers'),
       zeroCopyThreshold: option(o, 'zeroCopyThreshold', -1, 2 ** 31 - 1, -1),
+      backend: backendOption(o),
     })
     unclosed.register(this, this.#core, this)
   }
 
-  /** The engine in use: `'io_uring'`. */
-  get backend(): string {
+  /** The engine in use: `'io_uring'` or `'mio'`. */
+  get backend(): 'io_uring' | 'mio' {
     return this.#core.backend
   }
 
@@ -110,7 +128,7 @@ export class Ring {
 
   /** Why the preferred engine was not used, or null. */
   get fallbackReason(): string | null {
-    return null
+    return this.#core.fallbackReason
   }
 
   /** Whether `close()` has been called. */

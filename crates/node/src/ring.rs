@@ -11,8 +11,7 @@ use napi::{sys, Env, JsValue, Result};
 use napi_derive::napi;
 use ringline_core::buffer::{AlignedBuf, Registration};
 use ringline_core::driver::{Done, Driver, DriverConfig, NetConfig, Payload, UserBuf};
-use ringline_core::engine::uring::UringEngine;
-use ringline_core::engine::{Engine, EngineConfig};
+use ringline_core::engine::{select, Backend, Engine, EngineConfig};
 use ringline_core::op::Cqe;
 use ringline_core::{FileId, SyncKind, CURRENT_POSITION};
 use std::ffi::{c_void, CString};
@@ -80,6 +79,8 @@ pub struct Shared {
     sqpoll: bool,
     entries: u32,
     max_in_flight: u32,
+    /// Why io_uring was not used (`backend: 'auto'` fell back to mio).
+    fallback_reason: Option<String>,
 }
 
 /// How long threadsafe-function deliveries may run in one loop iteration.
@@ -666,6 +667,11 @@ unsafe extern "C" fn env_cleanup(arg: *mut c_void) {
     shared.teardown(env);
 }
 
+/// How the constructor's error message starts when `backend: 'io_uring'`
+/// was asked for and io_uring is not available (TypeScript turns it into
+/// the error code `ERR_RINGLINE_IO_URING_UNAVAILABLE`).
+const IO_URING_UNAVAILABLE: &str = "io_uring unavailable: ";
+
 /// Options of a native ring (validated in TypeScript).
 #[napi(object)]
 pub struct NativeRingOptions {
@@ -683,6 +689,8 @@ pub struct NativeRingOptions {
     pub recv_buffers: u16,
     /// Sends of at least this many bytes use SENDMSG_ZC; -1: only when asked.
     pub zero_copy_threshold: f64,
+    /// `"auto"` (io_uring, else mio), `"io_uring"` or `"mio"`.
+    pub backend: String,
 }
 
 /// Counters of `ring.stats()`.
@@ -708,6 +716,8 @@ pub struct NativeStats {
     pub zero_copy_supported: bool,
     pub recv_buffers_in_use: u32,
     pub recv_rearms: f64,
+    /// What the engine does differently from io_uring (empty on io_uring).
+    pub degradations: Vec<String>,
     pub sqpoll: bool,
     pub entries: u32,
     pub max_in_flight: u32,
@@ -797,13 +807,23 @@ impl NativeRing {
             sqpoll: options.sqpoll,
             fixed_files: if options.register_files { 1024 } else { 0 },
             fixed_buffers: if options.register_buffers { 1024 } else { 0 },
+            ..EngineConfig::default()
         };
-        let engine: Arc<dyn Engine> = Arc::new(UringEngine::new(&cfg).map_err(|e| {
+        let backend = Backend::parse(&options.backend).ok_or_else(|| {
+            napi::Error::from_reason(format!("unknown backend {:?}", options.backend))
+        })?;
+        let selected = select(&cfg, backend).map_err(|e| {
+            let prefix = if e.io_uring_unavailable {
+                IO_URING_UNAVAILABLE
+            } else {
+                ""
+            };
             napi::Error::new(
                 napi::Status::GenericFailure,
-                format!("{} (errno {})", e.reason, e.errno),
+                format!("{prefix}{}", e.reason),
             )
-        })?);
+        })?;
+        let engine = selected.engine;
         let driver = Driver::new(
             engine.clone(),
             DriverConfig {
@@ -859,6 +879,7 @@ impl NativeRing {
             sqpoll: options.sqpoll,
             entries,
             max_in_flight,
+            fallback_reason: selected.fallback_reason,
         });
         let loop_mode = options.completion == "loop";
         let hook = Arc::into_raw(shared.clone());
@@ -891,6 +912,12 @@ impl NativeRing {
     #[napi(getter)]
     pub fn backend(&self) -> String {
         self.shared.engine.name().to_string()
+    }
+
+    /// Why io_uring was not used, or null.
+    #[napi(getter)]
+    pub fn fallback_reason(&self) -> Option<String> {
+        self.shared.fallback_reason.clone()
     }
 
     fn submitted(&self, env: &Env, r: std::result::Result<(), i32>) -> i32 {
@@ -1081,6 +1108,7 @@ impl NativeRing {
             zero_copy_supported: s.zero_copy_supported,
             recv_buffers_in_use: s.recv_buffers_in_use as u32,
             recv_rearms: s.recv_rearms as f64,
+            degradations: s.degradations,
             sqpoll: self.shared.sqpoll,
             entries: self.shared.entries,
             max_in_flight: self.shared.max_in_flight,
