@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import * as fs from 'node:fs'
 import { pathToFileURL } from 'node:url'
 import { open, Ring, allocAligned, defaultRing, type FileHandle } from '../index'
-import { assertSystemError, makeTmpDir, outcome, props, randomFile, rejection, removeTmpDir, sameBytes, uniquePath } from './helpers'
+import { BACKEND, assertSystemError, makeTmpDir, outcome, props, randomFile, rejection, removeTmpDir, sameBytes, uniquePath } from './helpers'
 
 const dir = makeTmpDir('files')
 test.after.always(() => removeTmpDir(dir))
@@ -683,10 +683,12 @@ test('ring.stats counts submitted and completed ops and is at rest afterwards', 
   const p = tmp()
   const data = randomFile(p, 64 * 1024)
   const ring = new Ring()
-  t.is(ring.backend, 'io_uring')
+  t.is(ring.backend, BACKEND)
   t.is(ring.fallbackReason, null)
   const s0 = ring.stats()
-  t.is(s0.backend, 'io_uring')
+  t.is(s0.backend, BACKEND)
+  if (BACKEND === 'io_uring') t.deepEqual(s0.degradations, [])
+  else t.true(s0.degradations.length >= 4, 'mio names each degradation')
   t.is(s0.submitted, 0)
   t.is(s0.completed, 0)
   t.is(s0.inFlight, 0)
@@ -705,12 +707,20 @@ test('ring.stats counts submitted and completed ops and is at rest afterwards', 
   t.is(s2.queued, 0)
 
   const aligned = ring.allocAligned(16384)
-  t.true(ring.stats().registeredBuffers > 0, 'allocAligned registers with the kernel by default')
   const fixed0 = ring.stats().fixedBufferOps
+  const bounced0 = ring.stats().bounced
   const r = await fh.read(aligned, 0, 16384, 0)
   t.is(r.bytesRead, 16384)
   sameBytes(t, aligned, data.subarray(0, 16384))
-  t.true(ring.stats().fixedBufferOps > fixed0, 'reads into registered memory use fixed buffers')
+  t.is(ring.stats().bounced, bounced0, 'reads into allocAligned memory go straight into it')
+  if (BACKEND === 'io_uring') {
+    t.true(ring.stats().registeredBuffers > 0, 'allocAligned registers with the kernel by default')
+    t.true(ring.stats().fixedBufferOps > fixed0, 'reads into registered memory use fixed buffers')
+  } else {
+    t.is(ring.stats().registeredBuffers, 0, 'mio registers nothing')
+    t.is(ring.stats().unregisteredBuffers, 1, 'the block is plain aligned memory')
+    t.true(ring.stats().degradations.some((d) => d.includes('registered buffers')))
+  }
 
   await fh.close()
   t.is(ring.stats().openFiles, 0)

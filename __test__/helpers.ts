@@ -12,6 +12,12 @@ export const distIndex = path.join(repoRoot, 'dist', 'index.js')
 export const distIndexMjs = path.join(repoRoot, 'dist', 'index.mjs')
 export const fixtures = path.join(__dirname, 'fixtures')
 
+/**
+ * The engine this run of the suite is on: `npm test` runs every spec once
+ * with RINGLINE_BACKEND=io_uring and once with RINGLINE_BACKEND=mio.
+ */
+export const BACKEND: 'io_uring' | 'mio' = process.env.RINGLINE_BACKEND === 'mio' ? 'mio' : 'io_uring'
+
 /** A fresh temporary directory for one spec file. */
 export function makeTmpDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `ringline-${prefix}-`))

@@ -8,7 +8,7 @@ import test from 'ava'
 import { createHash } from 'node:crypto'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { distIndex, distIndexMjs, fixtures, makeTmpDir, mkfifo, randomFile, removeTmpDir, run, start, uniquePath, outcome, waitFor } from './helpers'
+import { BACKEND, distIndex, distIndexMjs, fixtures, makeTmpDir, mkfifo, randomFile, removeTmpDir, run, start, uniquePath, outcome, waitFor } from './helpers'
 
 const dir = makeTmpDir('lifecycle')
 test.after.always(() => removeTmpDir(dir))
@@ -94,7 +94,7 @@ test('4 workers each do I/O on their own default ring and an explicit Ring', asy
     t.true(m.explicitWritesOk, `worker ${item.index}: explicit ring writes`)
     t.true(m.explicitReadManyOk, `worker ${item.index}: explicit ring readMany`)
     t.true(m.explicitAlignedOk, `worker ${item.index}: explicit ring aligned read`)
-    t.is(m.defaultBackend, 'io_uring')
+    t.is(m.defaultBackend, BACKEND)
     const st = m.explicitStats as { submitted: number; completed: number; inFlight: number }
     t.is(st.inFlight, 0)
     t.is(st.completed, st.submitted)

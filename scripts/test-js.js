@@ -1,0 +1,38 @@
+// Runs the ava suite once per engine and completion mode, so no feature can
+// pass on one engine and be missing on the other (npm test's JS part).
+//
+//   RINGLINE_TEST_BACKENDS     engines, comma-separated (default: io_uring,mio
+//                              on Linux, mio elsewhere)
+//   RINGLINE_TEST_COMPLETIONS  completion modes (default: thread,loop)
+//
+// Each run sets RINGLINE_BACKEND to an explicit engine, so a machine where
+// io_uring is blocked fails the io_uring run instead of silently testing mio
+// twice. Extra arguments go to ava (e.g. a spec file).
+'use strict'
+const { spawnSync } = require('node:child_process')
+const path = require('node:path')
+
+const list = (v, def) => (v ?? def).split(',').map((s) => s.trim()).filter(Boolean)
+const backends = list(process.env.RINGLINE_TEST_BACKENDS, process.platform === 'linux' ? 'io_uring,mio' : 'mio')
+const completions = list(process.env.RINGLINE_TEST_COMPLETIONS, 'thread,loop')
+const ava = path.join(__dirname, '..', 'node_modules', 'ava', 'entrypoints', 'cli.mjs')
+
+if (process.platform === 'linux') {
+  // The seccomp launcher of __test__/refusal.spec.ts.
+  const b = spawnSync('cargo', ['build', '--release', '-p', 'ringline-seccomp-launch'], { stdio: 'inherit' })
+  if (b.status !== 0) process.exit(b.status ?? 1)
+}
+
+for (const backend of backends) {
+  for (const completion of completions) {
+    console.log(`\n=== ava: RINGLINE_BACKEND=${backend} RINGLINE_COMPLETION=${completion} ===`)
+    const r = spawnSync(process.execPath, [ava, ...process.argv.slice(2)], {
+      stdio: 'inherit',
+      env: { ...process.env, RINGLINE_BACKEND: backend, RINGLINE_COMPLETION: completion },
+    })
+    if (r.status !== 0) {
+      console.error(`ava failed with RINGLINE_BACKEND=${backend} RINGLINE_COMPLETION=${completion}`)
+      process.exit(r.status ?? 1)
+    }
+  }
+}
