@@ -351,6 +351,9 @@ impl MioEngine {
                     let fd = t as i32;
                     if let Some(s) = socks.get_mut(&fd) {
                         let hup = ev.is_error() || ev.is_read_closed() || ev.is_write_closed();
+                        if ev.is_error() || ev.is_read_closed() {
+                            s.closed = true;
+                        }
                         if ev.is_readable() || hup {
                             s.readable = true;
                         }
