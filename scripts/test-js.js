@@ -17,16 +17,24 @@ const backends = list(process.env.RINGLINE_TEST_BACKENDS, process.platform === '
 const completions = list(process.env.RINGLINE_TEST_COMPLETIONS, 'thread,loop')
 const ava = path.join(__dirname, '..', 'node_modules', 'ava', 'entrypoints', 'cli.mjs')
 
+const extra = process.argv.slice(2)
 if (process.platform === 'linux') {
-  // The seccomp launcher of __test__/refusal.spec.ts.
+  // The seccomp launcher of __test__/refusal.spec.ts. Without a Rust
+  // toolchain (a test-only container running a prebuilt binary) that spec
+  // cannot run: it is left out, and this says so.
   const b = spawnSync('cargo', ['build', '--release', '-p', 'ringline-seccomp-launch'], { stdio: 'inherit' })
-  if (b.status !== 0) process.exit(b.status ?? 1)
+  if (b.error !== undefined && b.error.code === 'ENOENT' && extra.length === 0) {
+    console.warn('test-js: cargo is not installed: cannot build the seccomp launcher; __test__/refusal.spec.ts is NOT run')
+    extra.push('__test__/**/*.spec.ts', '!__test__/refusal.spec.ts')
+  } else if (b.status !== 0) {
+    process.exit(b.status ?? 1)
+  }
 }
 
 for (const backend of backends) {
   for (const completion of completions) {
     console.log(`\n=== ava: RINGLINE_BACKEND=${backend} RINGLINE_COMPLETION=${completion} ===`)
-    const r = spawnSync(process.execPath, [ava, ...process.argv.slice(2)], {
+    const r = spawnSync(process.execPath, [ava, ...extra], {
       stdio: 'inherit',
       env: { ...process.env, RINGLINE_BACKEND: backend, RINGLINE_COMPLETION: completion },
     })
