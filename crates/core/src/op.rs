@@ -7,6 +7,48 @@
 
 use std::os::fd::RawFd;
 
+/// What [`Op::Statx`] fills in: the kernel's `struct statx` on Linux.
+#[cfg(target_os = "linux")]
+pub use libc::statx as Statx;
+
+/// What [`Op::Statx`] fills in. Linux's `struct statx` does not exist
+/// elsewhere, so this mirrors the fields of it that ringline reads (same
+/// names and types); the mio engine fills them from `fstat`.
+#[cfg(not(target_os = "linux"))]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Statx {
+    /// Which fields are filled (`STATX_*` bits, as on Linux).
+    pub stx_mask: u32,
+    pub stx_blksize: u32,
+    pub stx_attributes: u64,
+    pub stx_nlink: u32,
+    pub stx_uid: u32,
+    pub stx_gid: u32,
+    pub stx_mode: u16,
+    pub stx_ino: u64,
+    pub stx_size: u64,
+    pub stx_blocks: u64,
+    pub stx_atime: StatxTimestamp,
+    /// Birth time; zero where the platform does not record it.
+    pub stx_btime: StatxTimestamp,
+    pub stx_ctime: StatxTimestamp,
+    pub stx_mtime: StatxTimestamp,
+    pub stx_rdev_major: u32,
+    pub stx_rdev_minor: u32,
+    pub stx_dev_major: u32,
+    pub stx_dev_minor: u32,
+}
+
+/// Linux's `struct statx_timestamp`, for [`Statx`] where libc has none.
+#[cfg(not(target_os = "linux"))]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StatxTimestamp {
+    pub tv_sec: i64,
+    pub tv_nsec: u32,
+}
+
 /// How an op names its file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
@@ -69,7 +111,7 @@ pub enum Op {
     },
     Statx {
         fd: RawFd,
-        out: *mut libc::statx,
+        out: *mut Statx,
     },
     Ftruncate {
         target: Target,

@@ -12,7 +12,7 @@ use napi_derive::napi;
 use ringline_core::buffer::{AlignedBuf, Registration};
 use ringline_core::driver::{Done, Driver, DriverConfig, NetConfig, Payload, UserBuf};
 use ringline_core::engine::{select, Backend, Engine, EngineConfig};
-use ringline_core::op::Cqe;
+use ringline_core::op::{Cqe, Statx};
 use ringline_core::{FileId, SyncKind, CURRENT_POSITION};
 use std::ffi::{c_void, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -630,9 +630,22 @@ fn copy_out(env: sys::napi_env, target: sys::napi_value, user_offset: usize, dat
     }
 }
 
-fn stat_fields(s: &libc::statx) -> [f64; 18] {
-    let dev = libc::makedev(s.stx_dev_major, s.stx_dev_minor) as f64;
-    let rdev = libc::makedev(s.stx_rdev_major, s.stx_rdev_minor) as f64;
+/// A device number from its parts, as `fstat` reports it.
+#[cfg(target_os = "linux")]
+fn makedev(major: u32, minor: u32) -> f64 {
+    libc::makedev(major, minor) as f64
+}
+
+/// A device number from its parts, as `fstat` reports it: BSD `dev_t`
+/// keeps the major in the top 8 bits and the minor in the low 24.
+#[cfg(not(target_os = "linux"))]
+fn makedev(major: u32, minor: u32) -> f64 {
+    f64::from((major << 24) | (minor & 0x00ff_ffff))
+}
+
+fn stat_fields(s: &Statx) -> [f64; 18] {
+    let dev = makedev(s.stx_dev_major, s.stx_dev_minor);
+    let rdev = makedev(s.stx_rdev_major, s.stx_rdev_minor);
     [
         dev,
         s.stx_ino as f64,

@@ -22,7 +22,7 @@ pub use net::{NetConfig, SockOption};
 use crate::buffer::{AlignedBuf, BouncePool, BufferRegistry, Pinned, Registration};
 use crate::engine::{Engine, Feature};
 use crate::file_table::{DioAlign, FileEntry, FileError, FileId, FileTable};
-use crate::op::{Cqe, Op, SyncKind, Target, Timespec, CURRENT_POSITION};
+use crate::op::{Cqe, Op, Statx, SyncKind, Target, Timespec, CURRENT_POSITION};
 use crate::slab::Slab;
 use std::collections::VecDeque;
 use std::ffi::CString;
@@ -39,6 +39,9 @@ pub const BUFFER_ALIGN: usize = 4096;
 const RESERVE: usize = 64;
 /// Largest single read or write the kernel performs (Linux `MAX_RW_COUNT`).
 pub const MAX_IO: usize = 0x7fff_f000;
+/// Most iovecs in one vectored op: Linux's `UIO_MAXIOV` (macOS's
+/// `IOV_MAX` is the same 1024).
+const MAX_IOV: usize = 1024;
 
 /// Options of a driver.
 #[derive(Clone, Debug)]
@@ -76,7 +79,7 @@ pub enum Payload {
         buf: AlignedBuf,
         user_offset: usize,
     },
-    Stat(Box<libc::statx>),
+    Stat(Box<Statx>),
     Opened(FileId),
     /// One event of a receive stream: `result` bytes arrived in provided
     /// buffer `bid`. Read them with [`Driver::received`], then give the
@@ -154,7 +157,7 @@ enum Mem {
         #[allow(dead_code)] Box<[libc::iovec]>,
         #[allow(dead_code)] Vec<Pinned>,
     ),
-    Statx(Box<libc::statx>),
+    Statx(Box<Statx>),
     /// A socket address for connect.
     Addr(#[allow(dead_code)] Box<libc::sockaddr_storage>),
     /// A linked timeout's duration.
@@ -473,6 +476,7 @@ fn file_size(fd: i32) -> Result<u64, i32> {
 
 /// `O_DIRECT` alignment from `statx(STATX_DIOALIGN)`, or 512/512 (the
 /// smallest logical block) where the filesystem does not say.
+#[cfg(target_os = "linux")]
 fn dio_align(fd: i32) -> DioAlign {
     // SAFETY: statx is plain old data; all-zero is valid.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
@@ -496,6 +500,16 @@ fn dio_align(fd: i32) -> DioAlign {
             mem: 512,
             offset: 512,
         }
+    }
+}
+
+/// Without `statx` there is no way to ask: 512/512 (the smallest logical
+/// block).
+#[cfg(not(target_os = "linux"))]
+fn dio_align(_fd: i32) -> DioAlign {
+    DioAlign {
+        mem: 512,
+        offset: 512,
     }
 }
 

@@ -477,7 +477,7 @@ impl Driver {
         if self.sock_checked(id)?.listener {
             return Err(libc::ENOTCONN);
         }
-        if bufs.is_empty() || bufs.len() > libc::UIO_MAXIOV as usize {
+        if bufs.is_empty() || bufs.len() > MAX_IOV {
             return Err(libc::EINVAL);
         }
         let total = bufs
@@ -562,7 +562,7 @@ impl Driver {
         bufs: &[UserBuf],
         total: usize,
     ) -> Result<(Vec<libc::iovec>, Vec<SendMem>), i32> {
-        let block = SEND_BLOCK.max(total.div_ceil(libc::UIO_MAXIOV as usize));
+        let block = SEND_BLOCK.max(total.div_ceil(MAX_IOV));
         let mut iovecs = Vec::with_capacity(total.div_ceil(block));
         let mut guards = Vec::with_capacity(iovecs.capacity());
         let (mut i, mut off) = (0usize, 0usize);
@@ -777,7 +777,7 @@ impl Driver {
             SockOption::KeepAlive(on, idle) => {
                 set_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, on.into())?;
                 if on && idle > 0 {
-                    set_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, idle as i32)?;
+                    set_int(fd, libc::IPPROTO_TCP, KEEPALIVE_IDLE, idle as i32)?;
                 }
                 Ok(())
             }
@@ -812,18 +812,59 @@ fn copy_gather(bufs: &[UserBuf], dst: *mut u8, total: usize) {
     }
 }
 
+/// The TCP option for the idle time before keep-alive probes start.
+#[cfg(not(target_vendor = "apple"))]
+const KEEPALIVE_IDLE: i32 = libc::TCP_KEEPIDLE;
+/// macOS spells `TCP_KEEPIDLE` as `TCP_KEEPALIVE` (also seconds).
+#[cfg(target_vendor = "apple")]
+const KEEPALIVE_IDLE: i32 = libc::TCP_KEEPALIVE;
+
+/// A close-on-exec TCP socket for `addr`'s family.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
 fn new_socket(addr: &SocketAddr) -> Result<i32, i32> {
-    let domain = if addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
     // SAFETY: plain syscall; the result is checked.
-    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    let fd = unsafe { libc::socket(domain(addr), libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
         return Err(last_errno());
     }
     Ok(fd)
+}
+
+/// A close-on-exec TCP socket for `addr`'s family, where `socket` takes no
+/// `SOCK_CLOEXEC` (macOS): the flag is set right after, and on Apple
+/// platforms `SO_NOSIGPIPE` too (a send to a reset peer fails with `EPIPE`
+/// instead of raising `SIGPIPE`: the mio engine sends without `MSG_NOSIGNAL`
+/// there).
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+fn new_socket(addr: &SocketAddr) -> Result<i32, i32> {
+    // SAFETY: plain syscall; the result is checked.
+    let fd = unsafe { libc::socket(domain(addr), libc::SOCK_STREAM, 0) };
+    if fd < 0 {
+        return Err(last_errno());
+    }
+    let setup = || {
+        // SAFETY: plain fcntl on the descriptor just created, which we own.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+            return Err(last_errno());
+        }
+        #[cfg(target_vendor = "apple")]
+        set_int(fd, libc::SOL_SOCKET, libc::SO_NOSIGPIPE, 1)?;
+        Ok(())
+    };
+    if let Err(e) = setup() {
+        // SAFETY: the descriptor is ours and nothing else refers to it.
+        unsafe { libc::close(fd) };
+        return Err(e);
+    }
+    Ok(fd)
+}
+
+fn domain(addr: &SocketAddr) -> i32 {
+    if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    }
 }
 
 fn set_int(fd: i32, level: i32, name: i32, value: i32) -> Result<(), i32> {
@@ -849,28 +890,48 @@ pub(super) fn to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::s
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let len = match addr {
         SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
+            // Field by field from zero: BSDs add a `sin_len` field.
+            // SAFETY: all-zero is a valid sockaddr_in.
+            let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+            #[cfg(any(
+                target_vendor = "apple",
+                target_os = "freebsd",
+                target_os = "dragonfly",
+                target_os = "netbsd",
+                target_os = "openbsd"
+            ))]
+            {
+                sin.sin_len = std::mem::size_of::<libc::sockaddr_in>() as u8;
+            }
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr = libc::in_addr {
+                s_addr: u32::from_ne_bytes(a.ip().octets()),
             };
             // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
             unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin) };
             std::mem::size_of::<libc::sockaddr_in>()
         }
         SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
+            // SAFETY: all-zero is a valid sockaddr_in6.
+            let mut sin6: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+            #[cfg(any(
+                target_vendor = "apple",
+                target_os = "freebsd",
+                target_os = "dragonfly",
+                target_os = "netbsd",
+                target_os = "openbsd"
+            ))]
+            {
+                sin6.sin6_len = std::mem::size_of::<libc::sockaddr_in6>() as u8;
+            }
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_flowinfo = a.flowinfo();
+            sin6.sin6_addr = libc::in6_addr {
+                s6_addr: a.ip().octets(),
             };
+            sin6.sin6_scope_id = a.scope_id();
             // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
             unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin6) };
             std::mem::size_of::<libc::sockaddr_in6>()

@@ -13,7 +13,7 @@ impl Driver {
             mode,
         };
         let kind = Kind::Open {
-            direct: flags & libc::O_DIRECT != 0,
+            direct: is_direct(flags),
             append: flags & libc::O_APPEND != 0,
         };
         self.submit_op(token, None, kind, op, Mem::Path(path));
@@ -119,7 +119,7 @@ impl Driver {
         write: bool,
     ) -> Result<(), i32> {
         self.refuse_if_closed()?;
-        if bufs.is_empty() || bufs.len() > libc::UIO_MAXIOV as usize {
+        if bufs.is_empty() || bufs.len() > MAX_IOV {
             return Err(libc::EINVAL);
         }
         let total = bufs
@@ -224,10 +224,10 @@ impl Driver {
         let (e, _) = self.file(id)?;
         let fd = e.fd;
         // SAFETY: statx is plain old data; all-zero is a valid value.
-        let mut out: Box<libc::statx> = Box::new(unsafe { std::mem::zeroed() });
+        let mut out: Box<Statx> = Box::new(unsafe { std::mem::zeroed() });
         let op = Op::Statx {
             fd,
-            out: &mut *out as *mut libc::statx,
+            out: &mut *out as *mut Statx,
         };
         self.submit_op(token, Some(id), Kind::Stat, op, Mem::Statx(out));
         Ok(())
@@ -381,6 +381,19 @@ impl Driver {
         // The chain's token counts once as submitted.
         self.stats.submitted += 1;
     }
+}
+
+/// Whether open `flags` ask for `O_DIRECT`.
+#[cfg(target_os = "linux")]
+fn is_direct(flags: i32) -> bool {
+    flags & libc::O_DIRECT != 0
+}
+
+/// macOS has no `O_DIRECT` flag (its `F_NOCACHE` is an fcntl, and Node's
+/// `fs.constants.O_DIRECT` is undefined there), so no open is direct.
+#[cfg(not(target_os = "linux"))]
+fn is_direct(_flags: i32) -> bool {
+    false
 }
 
 /// What [`Driver::prepare_rw`] hands back.

@@ -5,6 +5,5 @@
 //! recv, send ops and their multishot completions) builds on these.
 
 pub mod copy_pool;
-#[cfg(target_os = "linux")]
 pub mod pbuf_ring;
 pub mod send_slab;

@@ -27,6 +27,7 @@
 //! twice, whatever order the user recycles in.
 
 use crate::buffer::AlignedBuf;
+#[cfg(target_os = "linux")]
 use io_uring::Submitter;
 use std::fmt;
 use std::io;
@@ -265,6 +266,7 @@ impl PbufRing {
     /// that io_uring closed and [`PbufRing::forget_registration`] called);
     /// `unregister` through another io_uring could remove a different ring
     /// that happens to use the same group id.
+    #[cfg(target_os = "linux")]
     pub unsafe fn register(&mut self, submitter: &Submitter<'_>) -> io::Result<()> {
         let register = |addr, entries, bgid| {
             // SAFETY: register_with keeps the ring allocated while registered.
@@ -303,6 +305,7 @@ impl PbufRing {
     /// Afterwards the ring is rebuilt from slot 0, so it can be registered
     /// again (a new registration starts the kernel's head at 0). Does
     /// nothing if the ring is not registered.
+    #[cfg(target_os = "linux")]
     pub fn unregister(&mut self, submitter: &Submitter<'_>) -> io::Result<()> {
         self.unregister_with(|bgid| submitter.unregister_buf_ring(bgid))
     }
@@ -672,6 +675,7 @@ mod tests {
     }
 
     /// Against the real kernel: multishot recv over a registered ring.
+    #[cfg(target_os = "linux")]
     mod kernel {
         use super::super::*;
         use io_uring::{cqueue, opcode, types, IoUring};
