@@ -19,10 +19,13 @@
 mod pool;
 mod sock;
 mod sys;
+mod waiter;
 
 use super::{Engine, EngineConfig, Feature};
 use crate::op::{Cqe, Op, Target, Timespec};
-use mio::{Events, Interest, Poll, Token, Waker};
+#[cfg(target_os = "linux")]
+use mio::Interest;
+use mio::{Events, Poll, Token, Waker};
 use pool::{Job, Pool, Step};
 use sock::{Sock, SockOp};
 use std::collections::HashMap;
@@ -65,21 +68,23 @@ struct BufRing {
 }
 
 impl BufRing {
-    /// The buffer at the head, if the driver published one:
-    /// `(address, length, buffer id)`.
-    fn peek(&self) -> Option<(*mut u8, usize, u16)> {
+    /// Buffers published by the driver and not yet used, from the head.
+    fn available(&self) -> u16 {
         // SAFETY: the driver keeps the ring (entries * 16 bytes, 8-aligned)
         // allocated while registered; byte 14 of slot 0 is the u16 tail,
         // written by the driver with release ordering.
         let tail = unsafe { &*((self.addr + 14) as *const std::sync::atomic::AtomicU16) }
             .load(std::sync::atomic::Ordering::Acquire);
-        if tail == self.head {
-            return None;
-        }
-        let slot = self.addr + 16 * u64::from(self.head & (self.entries - 1));
+        tail.wrapping_sub(self.head)
+    }
+
+    /// The buffer `i` places after the head (`i < available()`):
+    /// `(address, length, buffer id)`.
+    fn at(&self, i: u16) -> (*mut u8, usize, u16) {
+        let slot = self.addr + 16 * u64::from(self.head.wrapping_add(i) & (self.entries - 1));
         // SAFETY: slot lies inside the ring; slots head..tail were fully
-        // written before the tail store we acquired above; io_uring_buf is
-        // { addr: u64, len: u32, bid: u16, resv: u16 }.
+        // written before the tail store `available` acquired; io_uring_buf
+        // is { addr: u64, len: u32, bid: u16, resv: u16 }.
         let (addr, len, bid) = unsafe {
             (
                 std::ptr::read(slot as *const u64),
@@ -87,7 +92,7 @@ impl BufRing {
                 std::ptr::read((slot + 12) as *const u16),
             )
         };
-        Some((addr as *mut u8, len as usize, bid))
+        (addr as *mut u8, len as usize, bid)
     }
 
     fn consume(&mut self) {
@@ -104,15 +109,15 @@ struct State {
     ops: HashMap<u64, SockOp>,
     rings: HashMap<u16, BufRing>,
     deadlines: Vec<Deadline>,
+    /// When the timerfd fires (the earliest deadline it was set to).
+    timer_at: Option<Instant>,
     /// Closes waiting for pool jobs on their descriptor: `(user_data, fd)`.
     closes: Vec<(u64, i32)>,
     /// Sockets with new readiness (or new ops) to drive.
     touched: Vec<i32>,
-    /// Whether a descriptor read or written is a stream (pipe, FIFO,
-    /// socket), learnt once per descriptor: streams are driven by readiness
-    /// like sockets, so a read that waits for data holds no pool thread and
-    /// can be cancelled.
-    streams: HashMap<i32, bool>,
+    /// What each descriptor read or written is, learnt once per descriptor
+    /// (see [`sys::FdKind`]).
+    kinds: HashMap<i32, sys::FdKind>,
 }
 
 /// The mio engine. See the module documentation.
@@ -124,11 +129,9 @@ pub struct MioEngine {
     capacity: usize,
     #[cfg(unix)]
     poll_fd: i32,
-    /// `wake()`'s own channel (a non-blocking pipe): only `wait_ready`
-    /// drains it, so a wake-up is never taken by a reap on another thread
-    /// (a readiness event of the poll can be).
+    /// Where the completion thread sleeps (see [`waiter`]).
     #[cfg(unix)]
-    wake_pipe: [std::os::fd::OwnedFd; 2],
+    waiter: waiter::Waiter,
     #[cfg(target_os = "linux")]
     timer: std::os::fd::OwnedFd,
 }
@@ -170,7 +173,7 @@ impl MioEngine {
             t
         };
         #[cfg(unix)]
-        let wake_pipe = sys::nonblocking_pipe()?;
+        let waiter = waiter::Waiter::new(poll_fd)?;
         Ok(MioEngine {
             st: Mutex::new(State {
                 poll,
@@ -182,8 +185,9 @@ impl MioEngine {
                 rings: HashMap::new(),
                 deadlines: Vec::new(),
                 closes: Vec::new(),
+                timer_at: None,
                 touched: Vec::new(),
-                streams: HashMap::new(),
+                kinds: HashMap::new(),
             }),
             waker,
             pool,
@@ -192,7 +196,7 @@ impl MioEngine {
             #[cfg(unix)]
             poll_fd,
             #[cfg(unix)]
-            wake_pipe,
+            waiter,
             #[cfg(target_os = "linux")]
             timer,
         })
@@ -222,9 +226,20 @@ impl MioEngine {
                 | Op::Write { target, .. }
                 | Op::Readv { target, .. }
                 | Op::Writev { target, .. }
-                    if chain.len() == 1 && is_stream(st, target) =>
+                    if chain.len() == 1 && kind(st, target) == sys::FdKind::Stream =>
                 {
                     sock::start_stream_io(st, first)
+                }
+                Op::Read { target, .. } | Op::Readv { target, .. }
+                    if chain.len() == 1 && kind(st, target) == sys::FdKind::Cached =>
+                {
+                    // Data in the page cache is copied right here, as
+                    // io_uring completes such reads inline; the rest goes
+                    // to the pool.
+                    match sys::read_nowait(&first.op) {
+                        Some(r) => st.cq.push(cqe(first.user_data, r, 0)),
+                        None => jobs.push(file_job(chain)),
+                    }
                 }
                 Op::Open { .. }
                 | Op::Read { .. }
@@ -280,7 +295,7 @@ impl MioEngine {
     /// Closes `fd`: a socket at once (its pending ops cancelled), a file
     /// once no pool job uses it any more.
     fn close(&self, st: &mut State, user_data: u64, fd: i32) {
-        st.streams.remove(&fd);
+        st.kinds.remove(&fd);
         if st.socks.contains_key(&fd) {
             forget(st, fd);
             let r = sys::close(fd);
@@ -341,6 +356,7 @@ impl MioEngine {
                 _ => break,
             }
         }
+        #[cfg(target_os = "linux")]
         let mut timer_fired = false;
         for ev in events.iter() {
             match ev.token() {
@@ -365,12 +381,14 @@ impl MioEngine {
                 }
             }
         }
+        #[cfg(target_os = "linux")]
         if timer_fired {
-            #[cfg(target_os = "linux")]
             self.drain_timer();
+            // Spent: whatever deadline is left must set it again.
+            st.timer_at = None;
         }
         drive_touched(st);
-        if !st.deadlines.is_empty() {
+        if !st.deadlines.is_empty() || st.timer_at.is_some() {
             sock::expire(st, Instant::now());
             #[cfg(target_os = "linux")]
             self.arm_timer(st);
@@ -393,10 +411,15 @@ impl MioEngine {
         out.append(&mut st.cq);
     }
 
-    /// Sets the timerfd to the earliest connect deadline (or disarms it).
+    /// Sets the timerfd to the earliest connect deadline (or disarms it),
+    /// when that changed.
     #[cfg(target_os = "linux")]
-    fn arm_timer(&self, st: &State) {
+    fn arm_timer(&self, st: &mut State) {
         let next = st.deadlines.iter().map(|d| d.at).min();
+        if next == st.timer_at {
+            return;
+        }
+        st.timer_at = next;
         let wait = next.map(|at| at.saturating_duration_since(Instant::now()));
         let mut spec: libc::itimerspec = {
             // SAFETY: all-zero is a valid itimerspec (disarmed).
@@ -496,15 +519,16 @@ fn file_job(chain: &[Sqe]) -> Job {
     }
 }
 
-/// Whether `target` is a pipe, FIFO or socket (see `State::streams`).
-fn is_stream(st: &mut State, target: Target) -> bool {
+/// What `target` is (see [`sys::FdKind`]); sockets the engine watches are
+/// streams.
+fn kind(st: &mut State, target: Target) -> sys::FdKind {
     let Target::Fd(fd) = target else {
-        return false;
+        return sys::FdKind::Other;
     };
     if st.socks.contains_key(&fd) {
-        return true;
+        return sys::FdKind::Stream;
     }
-    *st.streams.entry(fd).or_insert_with(|| sys::is_stream(fd))
+    *st.kinds.entry(fd).or_insert_with(|| sys::fd_kind(fd))
 }
 
 fn drive_touched(st: &mut State) {
@@ -515,7 +539,7 @@ fn drive_touched(st: &mut State) {
 
 /// Stops watching `fd` and cancels its pending ops (it is being closed).
 fn forget(st: &mut State, fd: i32) {
-    st.streams.remove(&fd);
+    st.kinds.remove(&fd);
     if let Some(s) = st.socks.remove(&fd) {
         let _ = st.poll.registry().deregister(&mut mio::unix::SourceFd(&fd));
         for ud in s.ops {
@@ -561,8 +585,14 @@ impl Engine for MioEngine {
     }
 
     fn flush_and_reap(&self, out: &mut Vec<Cqe>) -> io::Result<usize> {
+        // What this flush makes ready, this thread reaps: no wake-up of the
+        // completion thread for it.
+        #[cfg(unix)]
+        let muted = self.waiter.mute();
         let n = self.flush_inner(false);
         self.reap(out);
+        #[cfg(unix)]
+        self.waiter.unmute(muted);
         Ok(n)
     }
 
@@ -593,47 +623,12 @@ impl Engine for MioEngine {
             ms.min(i32::MAX as u128) as i32 + 1
         })
         .unwrap_or(-1);
-        let wake_fd = std::os::fd::AsRawFd::as_raw_fd(&self.wake_pipe[0]);
-        let mut p = [
-            libc::pollfd {
-                fd: self.poll_fd,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: wake_fd,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: two live pollfds for descriptors the engine owns.
-        let r = unsafe { libc::poll(p.as_mut_ptr(), 2, timeout) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-        if p[1].revents != 0 {
-            let mut buf = [0u8; 64];
-            // SAFETY: reads into a live local buffer from our non-blocking pipe.
-            unsafe { libc::read(wake_fd, buf.as_mut_ptr().cast(), buf.len()) };
-        }
-        Ok(())
+        self.waiter.wait(timeout)
     }
 
     #[cfg(unix)]
     fn wake(&self) {
-        let one = 1u8;
-        // SAFETY: writes one byte from a local to our non-blocking pipe (a
-        // full pipe already means "woken").
-        unsafe {
-            libc::write(
-                std::os::fd::AsRawFd::as_raw_fd(&self.wake_pipe[1]),
-                (&one as *const u8).cast(),
-                1,
-            )
-        };
+        self.waiter.wake();
     }
 
     unsafe fn register_buffer(&self, _slot: u16, _ptr: *mut u8, _len: usize) -> io::Result<()> {

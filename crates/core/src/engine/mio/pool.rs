@@ -191,13 +191,10 @@ impl Pool {
 /// serial job on its file runs, and so do later jobs of that file that are
 /// serial.
 fn next_job(q: &mut Queue) -> Option<Job> {
-    let i = q.jobs.iter().position(|j| {
-        !j.serial
-            || !q
-                .running
-                .iter()
-                .any(|(fd, serial)| *serial && *fd == j.fd)
-    })?;
+    let i = q
+        .jobs
+        .iter()
+        .position(|j| !j.serial || !q.running.iter().any(|(fd, serial)| *serial && *fd == j.fd))?;
     q.jobs.remove(i)
 }
 

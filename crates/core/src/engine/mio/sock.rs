@@ -368,6 +368,11 @@ fn accept(fd: i32, ud: u64, cq: &mut Vec<crate::op::Cqe>, step: &mut Step) {
     }
 }
 
+/// Provided buffers one receive syscall fills at most (a `readv` over
+/// them): fewer syscalls for bulk data, one completion per buffer as the
+/// kernel's multishot receive makes.
+const RECV_SPAN: usize = 4;
+
 fn recv(
     fd: i32,
     ud: u64,
@@ -377,20 +382,43 @@ fn recv(
     step: &mut Step,
 ) {
     loop {
-        let Some((ptr, len, bid)) = ring.as_ref().and_then(|r| r.peek()) else {
+        let avail = ring.as_ref().map_or(0, |r| r.available());
+        let Some(r) = ring.as_mut().filter(|_| avail > 0) else {
             // Out of provided buffers: the multishot ends, as on io_uring.
             cq.push(cqe(ud, -libc::ENOBUFS, 0));
             step.ended = true;
             return;
         };
-        let n = sys::recv(fd, ptr, len);
+        let span = usize::from(avail).min(RECV_SPAN);
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; RECV_SPAN];
+        let mut bids = [0u16; RECV_SPAN];
+        let mut room = 0;
+        for (i, (v, b)) in iov.iter_mut().zip(bids.iter_mut()).take(span).enumerate() {
+            let (ptr, len, bid) = r.at(i as u16);
+            *v = libc::iovec {
+                iov_base: ptr.cast(),
+                iov_len: len,
+            };
+            *b = bid;
+            room += len;
+        }
+        let n = sys::recv_into(fd, &iov[..span]);
         if n > 0 {
-            if let Some(r) = ring.as_mut() {
+            let mut left = n as usize;
+            for (v, bid) in iov.iter().zip(bids.iter()).take(span) {
+                if left == 0 {
+                    break;
+                }
+                let take = left.min(v.iov_len);
                 r.consume();
+                let flags = CQE_F_BUFFER | (u32::from(*bid) << 16) | CQE_F_MORE;
+                cq.push(cqe(ud, take as i32, flags));
+                left -= take;
             }
-            let flags = CQE_F_BUFFER | (u32::from(bid) << 16) | CQE_F_MORE;
-            cq.push(cqe(ud, n as i32, flags));
-            if (n as usize) < len && !closed {
+            if (n as usize) < room && !closed {
                 // A stream socket hands over all it holds: it is drained,
                 // and new data will raise a new readiness event.
                 step.read_blocked = true;

@@ -1,7 +1,7 @@
 //! The syscalls behind the mio engine's ops, each returning what io_uring
 //! would put in the completion: the result, or `-errno`.
 
-use crate::op::{Op, SyncKind, Target, CURRENT_POSITION};
+use crate::op::{Op, Statx, SyncKind, Target, CURRENT_POSITION};
 
 fn errno() -> i32 {
     std::io::Error::last_os_error()
@@ -190,7 +190,7 @@ pub(super) fn file_op(op: &Op) -> (i32, bool) {
 }
 
 #[cfg(target_os = "linux")]
-fn statx(fd: i32, out: *mut libc::statx) -> i32 {
+fn statx(fd: i32, out: *mut Statx) -> i32 {
     // SAFETY: out points at a statx buffer owned by the op's slab entry;
     // the path is an empty C string with AT_EMPTY_PATH.
     let r = unsafe {
@@ -203,6 +203,62 @@ fn statx(fd: i32, out: *mut libc::statx) -> i32 {
         )
     };
     res(r as isize)
+}
+
+/// `statx` where there is none: [`Statx`] filled from `fstat`, with the
+/// birth time where the platform records one.
+#[cfg(not(target_os = "linux"))]
+// Field types differ between platforms; some casts are no-ops on some.
+#[allow(clippy::unnecessary_cast)]
+fn statx(fd: i32, out: *mut Statx) -> i32 {
+    use crate::op::StatxTimestamp;
+    // Linux's STATX_BASIC_STATS and STATX_BTIME.
+    const BASIC_STATS: u32 = 0x7ff;
+    #[cfg(any(target_vendor = "apple", target_os = "freebsd", target_os = "openbsd"))]
+    const BTIME: u32 = 0x800;
+    let ts = |sec: libc::time_t, nsec: libc::c_long| StatxTimestamp {
+        tv_sec: sec as i64,
+        tv_nsec: nsec as u32,
+    };
+    // SAFETY: stat is plain old data; all-zero is valid.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: st is a valid out pointer; a bad fd just fails.
+    let r = res(retry(|| unsafe { libc::fstat(fd, &mut st) } as isize));
+    if r < 0 {
+        return r;
+    }
+    #[cfg(any(target_vendor = "apple", target_os = "freebsd", target_os = "openbsd"))]
+    let (mask, btime) = (
+        BASIC_STATS | BTIME,
+        ts(st.st_birthtime, st.st_birthtime_nsec),
+    );
+    #[cfg(not(any(target_vendor = "apple", target_os = "freebsd", target_os = "openbsd")))]
+    let (mask, btime) = (BASIC_STATS, StatxTimestamp::default());
+    let (dev, rdev) = (st.st_dev as u32, st.st_rdev as u32);
+    let x = Statx {
+        stx_mask: mask,
+        stx_blksize: st.st_blksize as u32,
+        stx_attributes: 0,
+        stx_nlink: st.st_nlink as u32,
+        stx_uid: st.st_uid as u32,
+        stx_gid: st.st_gid as u32,
+        stx_mode: st.st_mode as u16,
+        stx_ino: st.st_ino as u64,
+        stx_size: st.st_size as u64,
+        stx_blocks: st.st_blocks as u64,
+        stx_atime: ts(st.st_atime, st.st_atime_nsec),
+        stx_btime: btime,
+        stx_ctime: ts(st.st_ctime, st.st_ctime_nsec),
+        stx_mtime: ts(st.st_mtime, st.st_mtime_nsec),
+        // BSD dev_t: major in the top 8 bits, minor in the low 24.
+        stx_rdev_major: rdev >> 24,
+        stx_rdev_minor: rdev & 0x00ff_ffff,
+        stx_dev_major: dev >> 24,
+        stx_dev_minor: dev & 0x00ff_ffff,
+    };
+    // SAFETY: out points at a Statx owned by the op's slab entry.
+    unsafe { out.write(x) };
+    0
 }
 
 #[cfg(target_os = "linux")]
@@ -220,15 +276,103 @@ unsafe fn fdatasync(fd: i32) -> i32 {
 
 // ----- sockets and other streams ----------------------------------------
 
-/// Whether `fd` is a pipe, FIFO or socket (waits are readiness-driven).
-pub(super) fn is_stream(fd: i32) -> bool {
+/// What a descriptor is, for how its reads and writes run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum FdKind {
+    /// A pipe, FIFO or socket: driven by readiness, so a read that waits
+    /// for data holds no pool thread and can be cancelled.
+    Stream,
+    /// A regular file without `O_DIRECT`: reads are tried in the page cache
+    /// first, without blocking (Linux `RWF_NOWAIT`).
+    Cached,
+    /// Anything else: the pool.
+    Other,
+}
+
+pub(super) fn fd_kind(fd: i32) -> FdKind {
     // SAFETY: stat is plain old data; all-zero is valid.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: st is a valid out pointer; a bad fd just fails.
     if unsafe { libc::fstat(fd, &mut st) } != 0 {
-        return false;
+        return FdKind::Other;
     }
-    matches!(st.st_mode & libc::S_IFMT, libc::S_IFIFO | libc::S_IFSOCK)
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFIFO | libc::S_IFSOCK => FdKind::Stream,
+        libc::S_IFREG if cfg!(target_os = "linux") && !is_direct(fd) => FdKind::Cached,
+        _ => FdKind::Other,
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn is_direct(fd: i32) -> bool {
+    // SAFETY: plain fcntl on a descriptor the driver owns.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    fl < 0 || fl & libc::O_DIRECT != 0
+}
+
+#[cfg(not(target_os = "linux"))]
+fn is_direct(_fd: i32) -> bool {
+    true
+}
+
+/// A read served from the page cache without blocking: `Some(result)`, or
+/// `None` when it would have to wait for the device (the pool does it).
+#[cfg(target_os = "linux")]
+pub(super) fn read_nowait(op: &Op) -> Option<i32> {
+    let one;
+    let (fd, iov, count, offset) = match *op {
+        Op::Read {
+            target: Target::Fd(fd),
+            ptr,
+            len,
+            offset,
+            ..
+        } => {
+            one = libc::iovec {
+                iov_base: ptr.cast(),
+                iov_len: len as usize,
+            };
+            (fd, &one as *const libc::iovec, 1, offset)
+        }
+        Op::Readv {
+            target: Target::Fd(fd),
+            iov,
+            count,
+            offset,
+        } => (
+            fd,
+            iov,
+            count.min(libc::c_int::MAX as u32) as libc::c_int,
+            offset,
+        ),
+        _ => return None,
+    };
+    if offset == CURRENT_POSITION {
+        // A read at the file position moves it: it could not be redone in
+        // the pool after a partial read here.
+        return None;
+    }
+    let pos = offset as libc::off_t;
+    // SAFETY: iov names count writable buffers (the op's memory, or `one`,
+    // alive for this call).
+    let r = res(retry(|| unsafe {
+        libc::preadv2(fd, iov, count, pos, libc::RWF_NOWAIT)
+    }));
+    // SAFETY: iov points at count iovecs.
+    let want = unsafe { iov_len(iov, count as u32) };
+    match -r {
+        // Not cached, or the kernel cannot tell without blocking.
+        libc::EAGAIN | libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS => None,
+        // Partly cached (or the end of the file): the pool reads it all
+        // again, so a short count means the end of the file, as on io_uring.
+        _ if r > 0 && (r as usize) < want => None,
+        _ => Some(r),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(super) fn read_nowait(_op: &Op) -> Option<i32> {
+    None
 }
 
 /// A read or write on a stream, non-blocking, offsets ignored (as io_uring
@@ -238,8 +382,10 @@ pub(super) fn stream_io(fd: i32, op: &Op) -> isize {
     let r = match *op {
         // SAFETY: ptr is writable for len bytes (the op's memory).
         Op::Read { ptr, len, .. } => retry(|| unsafe { libc::read(fd, ptr.cast(), len as usize) }),
-        // SAFETY: ptr is readable for len bytes (the op's memory).
-        Op::Write { ptr, len, .. } => retry(|| unsafe { libc::write(fd, ptr.cast(), len as usize) }),
+        Op::Write { ptr, len, .. } => {
+            // SAFETY: ptr is readable for len bytes (the op's memory).
+            retry(|| unsafe { libc::write(fd, ptr.cast(), len as usize) })
+        }
         // SAFETY: iov points at count iovecs of writable memory.
         Op::Readv { iov, count, .. } => retry(|| unsafe { libc::readv(fd, iov, n(count)) }),
         // SAFETY: iov points at count iovecs of readable memory.
@@ -314,6 +460,22 @@ pub(super) fn accept(fd: i32) -> i32 {
             set_nonblocking(r);
             // SAFETY: plain fcntl on the descriptor just accepted.
             unsafe { libc::fcntl(r, libc::F_SETFD, libc::FD_CLOEXEC) };
+            // SEND_FLAGS has no MSG_NOSIGNAL here: SO_NOSIGPIPE makes a
+            // send to a reset peer fail with EPIPE instead of raising SIGPIPE.
+            #[cfg(target_vendor = "apple")]
+            {
+                let on: i32 = 1;
+                // SAFETY: on is a live i32 of the size passed.
+                unsafe {
+                    libc::setsockopt(
+                        r,
+                        libc::SOL_SOCKET,
+                        libc::SO_NOSIGPIPE,
+                        (&on as *const i32).cast(),
+                        std::mem::size_of::<i32>() as libc::socklen_t,
+                    )
+                };
+            }
         }
         r
     }
@@ -325,10 +487,19 @@ const SEND_FLAGS: i32 = libc::MSG_NOSIGNAL;
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
 const SEND_FLAGS: i32 = 0;
 
-pub(super) fn recv(fd: i32, buf: *mut u8, len: usize) -> isize {
-    // SAFETY: buf is a provided buffer of len bytes the engine owns until it
-    // reports it in a completion.
-    res(retry(|| unsafe { libc::recv(fd, buf.cast(), len, 0) })) as isize
+/// One receive into `iov` (provided buffers the engine owns until it
+/// reports them in completions).
+pub(super) fn recv_into(fd: i32, iov: &[libc::iovec]) -> isize {
+    if let [one] = iov {
+        // SAFETY: one writable buffer of iov_len bytes.
+        return res(retry(|| unsafe {
+            libc::recv(fd, one.iov_base, one.iov_len, 0)
+        })) as isize;
+    }
+    // SAFETY: iov names writable buffers; readv does not keep them.
+    res(retry(|| unsafe {
+        libc::readv(fd, iov.as_ptr(), iov.len() as libc::c_int)
+    })) as isize
 }
 
 pub(super) fn send(fd: i32, buf: *const u8, len: usize) -> isize {
