@@ -14,6 +14,7 @@
 import test, { type ExecutionContext } from 'ava'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
+import type { ErrorInfo, Step } from './fixtures/refusal-child'
 import { fixtures, repoRoot, run } from './helpers'
 
 // Where `cargo build --release` puts it (honouring CARGO_TARGET_DIR like cargo does).
@@ -26,16 +27,6 @@ const MiB = 1024 * 1024
 const HANG_POLLS = 6000
 
 // ------------------------------------------------- what the child reports
-
-interface ErrorInfo {
-  isError: boolean
-  name: string | null
-  message: string
-  code: unknown
-  stack: string | null
-}
-
-type Step<T> = { ok: true; value: T } | { ok: false; error: ErrorInfo }
 
 interface Described {
   backend: unknown

@@ -446,34 +446,10 @@ fn send(
     cq: &mut Vec<crate::op::Cqe>,
     step: &mut Step,
 ) {
-    loop {
-        // SAFETY: done < len here or the op has ended; ptr holds len bytes.
-        let n = sys::send(fd, unsafe { ptr.add(*done) }, len - *done);
-        if n > 0 {
-            *done += n as usize;
-            if *done < len {
-                continue;
-            }
-        } else if n == -(libc::EAGAIN as isize) {
-            step.write_blocked = true;
-            return;
-        }
-        finish_send(ud, n, *done, cq, step);
-        return;
-    }
-}
-
-/// A send ended: all of it (`n >= 0`), or an error after `done` bytes
-/// (reported as the bytes sent, as io_uring does; the driver then sends
-/// the rest and meets the error).
-fn finish_send(ud: u64, n: isize, done: usize, cq: &mut Vec<crate::op::Cqe>, step: &mut Step) {
-    let r = if n < 0 && done == 0 {
-        n as i32
-    } else {
-        done.min(i32::MAX as usize) as i32
-    };
-    cq.push(cqe(ud, r, 0));
-    step.ended = true;
+    send_all(ud, len, done, cq, step, |sent| {
+        // SAFETY: sent < len (send_all stops at len); ptr holds len bytes.
+        sys::send(fd, unsafe { ptr.add(sent) }, len - sent)
+    });
 }
 
 fn send_msg(
@@ -489,25 +465,50 @@ fn send_msg(
     // SAFETY: msg and its iovecs live in the op's slab entry (Engine::push).
     let iov = unsafe { std::slice::from_raw_parts((*msg).msg_iov, (*msg).msg_iovlen as usize) };
     let total: usize = iov.iter().map(|v| v.iov_len).sum();
-    loop {
-        let n = if *done == 0 {
+    send_all(ud, total, done, cq, step, |sent| {
+        if sent == 0 {
             sys::sendmsg(fd, iov.as_ptr(), iov.len())
         } else {
-            let rest = advance(iov, *done);
+            let rest = advance(iov, sent);
             sys::sendmsg(fd, rest.as_ptr(), rest.len())
-        };
-        if n > 0 {
-            *done += n as usize;
-            if *done < total {
-                continue;
-            }
-        } else if n == -(libc::EAGAIN as isize) {
-            step.write_blocked = true;
-            return;
         }
-        finish_send(ud, n, *done, cq, step);
+    });
+}
+
+/// Sends until `total` bytes are out (`done` counts them across readiness
+/// events), the socket would block, or an error. `attempt(sent)` sends
+/// what follows the first `sent` bytes. The send ends with all of it, or
+/// with an error after `done` bytes, reported as the bytes sent (as
+/// io_uring does; the driver then sends the rest and meets the error).
+fn send_all(
+    ud: u64,
+    total: usize,
+    done: &mut usize,
+    cq: &mut Vec<crate::op::Cqe>,
+    step: &mut Step,
+    mut attempt: impl FnMut(usize) -> isize,
+) {
+    let n = loop {
+        let n = attempt(*done);
+        if n <= 0 {
+            break n;
+        }
+        *done += n as usize;
+        if *done >= total {
+            break 0;
+        }
+    };
+    if n == -(libc::EAGAIN as isize) {
+        step.write_blocked = true;
         return;
     }
+    let r = if n < 0 && *done == 0 {
+        n as i32
+    } else {
+        (*done).min(i32::MAX as usize) as i32
+    };
+    cq.push(cqe(ud, r, 0));
+    step.ended = true;
 }
 
 /// The iovecs that remain after `skip` bytes were sent.

@@ -48,16 +48,31 @@ unsafe fn iov_len(iov: *const libc::iovec, count: u32) -> usize {
     v.iter().map(|i| i.iov_len).sum()
 }
 
+/// Runs `f` on the descriptor of `target` (retried on `EINTR`): the result,
+/// and whether it did all it was asked (`want` bytes; `None`: no count).
+fn on_fd(target: Target, want: Option<usize>, f: impl FnMut(i32) -> isize) -> (i32, bool) {
+    let Some(fd) = fd_of(target) else {
+        return (-libc::EBADF, false);
+    };
+    let mut f = f;
+    let r = res(retry(|| f(fd)));
+    (r, r >= 0 && want.is_none_or(|w| r as usize == w))
+}
+
 /// Runs a file op (blocking). Returns its result and whether it did all it
 /// was asked (a short read or write, or an error, breaks a link chain).
+/// Offset [`CURRENT_POSITION`] uses (and moves) the file position.
 pub(super) fn file_op(op: &Op) -> (i32, bool) {
+    let here = |offset: u64| offset == CURRENT_POSITION;
+    let iovs = |count: u32| count.min(libc::c_int::MAX as u32) as libc::c_int;
     match *op {
         Op::Nop => (0, true),
         Op::Open { path, flags, mode } => {
             // SAFETY: path is a NUL-terminated string owned by the op's slab
             // entry (Engine::push's contract).
-            let r = retry(|| unsafe { libc::open(path, flags | libc::O_CLOEXEC, mode) } as isize);
-            let r = res(r);
+            let r = res(retry(
+                || unsafe { libc::open(path, flags | libc::O_CLOEXEC, mode) } as isize,
+            ));
             (r, r >= 0)
         }
         Op::Close { fd } => {
@@ -72,67 +87,38 @@ pub(super) fn file_op(op: &Op) -> (i32, bool) {
             len,
             offset,
             ..
-        } => {
-            let Some(fd) = fd_of(target) else {
-                return (-libc::EBADF, false);
-            };
-            let r = retry(|| {
-                if offset == CURRENT_POSITION {
-                    // SAFETY: ptr is writable for len bytes (the op's memory).
-                    unsafe { libc::read(fd, ptr.cast(), len as usize) }
-                } else {
-                    // SAFETY: as above.
-                    unsafe { libc::pread(fd, ptr.cast(), len as usize, offset as libc::off_t) }
-                }
-            });
-            let r = res(r);
-            (r, r >= 0 && r as u32 == len)
-        }
+        } => on_fd(target, Some(len as usize), |fd| match here(offset) {
+            // SAFETY: ptr is writable for len bytes (the op's memory).
+            true => unsafe { libc::read(fd, ptr.cast(), len as usize) },
+            // SAFETY: as above.
+            false => unsafe { libc::pread(fd, ptr.cast(), len as usize, offset as libc::off_t) },
+        }),
         Op::Write {
             target,
             ptr,
             len,
             offset,
             ..
-        } => {
-            let Some(fd) = fd_of(target) else {
-                return (-libc::EBADF, false);
-            };
-            let r = retry(|| {
-                if offset == CURRENT_POSITION {
-                    // SAFETY: ptr is readable for len bytes (the op's memory).
-                    unsafe { libc::write(fd, ptr.cast(), len as usize) }
-                } else {
-                    // SAFETY: as above.
-                    unsafe { libc::pwrite(fd, ptr.cast(), len as usize, offset as libc::off_t) }
-                }
-            });
-            let r = res(r);
-            (r, r >= 0 && r as u32 == len)
-        }
+        } => on_fd(target, Some(len as usize), |fd| match here(offset) {
+            // SAFETY: ptr is readable for len bytes (the op's memory).
+            true => unsafe { libc::write(fd, ptr.cast(), len as usize) },
+            // SAFETY: as above.
+            false => unsafe { libc::pwrite(fd, ptr.cast(), len as usize, offset as libc::off_t) },
+        }),
         Op::Readv {
             target,
             iov,
             count,
             offset,
         } => {
-            let Some(fd) = fd_of(target) else {
-                return (-libc::EBADF, false);
-            };
-            let n = count.min(libc::c_int::MAX as u32) as libc::c_int;
-            let r = retry(|| {
-                if offset == CURRENT_POSITION {
-                    // SAFETY: iov points at count iovecs of writable memory.
-                    unsafe { libc::readv(fd, iov, n) }
-                } else {
-                    // SAFETY: as above.
-                    unsafe { libc::preadv(fd, iov, n, offset as libc::off_t) }
-                }
-            });
-            let r = res(r);
-            // SAFETY: iov points at count iovecs.
+            // SAFETY: iov points at count iovecs (the op's memory).
             let want = unsafe { iov_len(iov, count) };
-            (r, r >= 0 && r as usize == want)
+            on_fd(target, Some(want), |fd| match here(offset) {
+                // SAFETY: iov points at count iovecs of writable memory.
+                true => unsafe { libc::readv(fd, iov, iovs(count)) },
+                // SAFETY: as above.
+                false => unsafe { libc::preadv(fd, iov, iovs(count), offset as libc::off_t) },
+            })
         }
         Op::Writev {
             target,
@@ -140,50 +126,29 @@ pub(super) fn file_op(op: &Op) -> (i32, bool) {
             count,
             offset,
         } => {
-            let Some(fd) = fd_of(target) else {
-                return (-libc::EBADF, false);
-            };
-            let n = count.min(libc::c_int::MAX as u32) as libc::c_int;
-            let r = retry(|| {
-                if offset == CURRENT_POSITION {
-                    // SAFETY: iov points at count iovecs of readable memory.
-                    unsafe { libc::writev(fd, iov, n) }
-                } else {
-                    // SAFETY: as above.
-                    unsafe { libc::pwritev(fd, iov, n, offset as libc::off_t) }
-                }
-            });
-            let r = res(r);
-            // SAFETY: iov points at count iovecs.
+            // SAFETY: iov points at count iovecs (the op's memory).
             let want = unsafe { iov_len(iov, count) };
-            (r, r >= 0 && r as usize == want)
-        }
-        Op::Fsync { target, kind } => {
-            let Some(fd) = fd_of(target) else {
-                return (-libc::EBADF, false);
-            };
-            let r = retry(|| match kind {
-                // SAFETY: plain syscall on the op's fd.
-                SyncKind::Full => unsafe { libc::fsync(fd) as isize },
+            on_fd(target, Some(want), |fd| match here(offset) {
+                // SAFETY: iov points at count iovecs of readable memory.
+                true => unsafe { libc::writev(fd, iov, iovs(count)) },
                 // SAFETY: as above.
-                SyncKind::Data => unsafe { fdatasync(fd) as isize },
-            });
-            let r = res(r);
-            (r, r >= 0)
+                false => unsafe { libc::pwritev(fd, iov, iovs(count), offset as libc::off_t) },
+            })
         }
+        Op::Fsync { target, kind } => on_fd(target, None, |fd| match kind {
+            // SAFETY: plain syscall on the op's fd.
+            SyncKind::Full => unsafe { libc::fsync(fd) as isize },
+            // SAFETY: as above.
+            SyncKind::Data => unsafe { fdatasync(fd) as isize },
+        }),
         Op::Statx { fd, out } => {
             let r = statx(fd, out);
             (r, r >= 0)
         }
-        Op::Ftruncate { target, len } => {
-            let Some(fd) = fd_of(target) else {
-                return (-libc::EBADF, false);
-            };
+        Op::Ftruncate { target, len } => on_fd(target, None, |fd| {
             // SAFETY: plain syscall on the op's fd.
-            let r = retry(|| unsafe { libc::ftruncate(fd, len as libc::off_t) } as isize);
-            let r = res(r);
-            (r, r >= 0)
-        }
+            unsafe { libc::ftruncate(fd, len as libc::off_t) as isize }
+        }),
         // Socket and cancel ops never reach the pool.
         _ => (-libc::EINVAL, false),
     }
