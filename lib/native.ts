@@ -12,6 +12,7 @@ export interface NativeRingOptions {
   recvBuffers: number
   zeroCopyThreshold: number
   backend: 'auto' | 'io_uring' | 'mio'
+  fileThreads: number
 }
 
 export interface NativeAddress {

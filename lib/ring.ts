@@ -46,6 +46,11 @@ export interface RingOptions {
    * sets the default.
    */
   backend?: 'auto' | 'io_uring' | 'mio'
+  /**
+   * Most threads the mio engine runs file I/O on, started as needed
+   * (1 to 1024, default 16). No effect on io_uring.
+   */
+  fileThreads?: number
 }
 
 export interface OpenOptions {
@@ -112,6 +117,7 @@ export class Ring {
       recvBuffers: powerOfTwo(option(o, 'recvBuffers', 1, 32768, 512), 'options.recvBuffers'),
       zeroCopyThreshold: option(o, 'zeroCopyThreshold', -1, 2 ** 31 - 1, -1),
       backend: backendOption(o),
+      fileThreads: option(o, 'fileThreads', 1, 1024, 16),
     })
     unclosed.register(this, this.#core, this)
   }

@@ -17,6 +17,9 @@ pub struct Tsfn(pub sys::napi_threadsafe_function);
 // SAFETY: napi_call_threadsafe_function is documented as callable from any
 // thread; every other use of the handle happens on the JS thread.
 unsafe impl Send for Tsfn {}
+// SAFETY: as above: the handle is only copied and passed to that call from
+// other threads; several threads may make it at once.
+unsafe impl Sync for Tsfn {}
 
 /// Creates the Ring's threadsafe function. `shared` is kept alive (one Arc)
 /// until the function is finalized.
@@ -106,22 +109,7 @@ fn run(shared: &Shared, tsfn: Tsfn) {
         if shared.stop.load(Ordering::Acquire) {
             return;
         }
-        let ready = shared.reap_into_inbox();
-        if ready && !shared.posted.swap(true, Ordering::AcqRel) {
-            // SAFETY: tsfn stays valid until released, which happens only
-            // after this thread has been joined.
-            let st = unsafe {
-                sys::napi_call_threadsafe_function(
-                    tsfn.0,
-                    ptr::null_mut(),
-                    sys::ThreadsafeFunctionCallMode::nonblocking,
-                )
-            };
-            if st != sys::Status::napi_ok {
-                // Closing: the JS thread drains the inbox by itself.
-                shared.posted.store(false, Ordering::Release);
-            }
-        }
+        post(shared, tsfn);
         if let Err(e) = engine.wait_ready() {
             // Not expected from an eventfd read; back off rather than spin,
             // and keep serving.
@@ -129,4 +117,43 @@ fn run(shared: &Shared, tsfn: Tsfn) {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
+}
+
+/// Reaps into the inbox and, if it holds completions and no call is on its
+/// way, makes the threadsafe-function call. Runs on the completion thread,
+/// and on an engine's worker thread that just made completions (see
+/// [`notifier`]).
+fn post(shared: &Shared, tsfn: Tsfn) {
+    let ready = shared.reap_into_inbox();
+    if ready && !shared.posted.swap(true, Ordering::AcqRel) {
+        // SAFETY: tsfn stays valid until released, which happens only after
+        // the completion thread was joined and the notifier cleared.
+        let st = unsafe {
+            sys::napi_call_threadsafe_function(
+                tsfn.0,
+                ptr::null_mut(),
+                sys::ThreadsafeFunctionCallMode::nonblocking,
+            )
+        };
+        if st != sys::Status::napi_ok {
+            // Closing: the JS thread drains the inbox by itself.
+            shared.posted.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// What an engine's worker threads (the mio engine's file pool) call when
+/// they made completions: they post the batch themselves, so it reaches JS
+/// without waking the completion thread first. Holds the ring weakly; the
+/// ring clears it (`Engine::set_notify(None)`) before the threadsafe
+/// function is released.
+pub fn notifier(shared: &Arc<Shared>, tsfn: Tsfn) -> ringline_core::engine::Notify {
+    let weak = Arc::downgrade(shared);
+    Arc::new(move || {
+        if let Some(shared) = weak.upgrade() {
+            if !shared.stop.load(Ordering::Acquire) {
+                post(&shared, tsfn);
+            }
+        }
+    })
 }

@@ -278,3 +278,78 @@ unsafe extern "C" fn on_timer(h: *mut UvTimer) {
     // SAFETY: Shared outlives the timer (stopped before it is dropped).
     unsafe { &*shared }.on_deferred();
 }
+
+/// Storage for a `uv_prepare_t` (120 bytes on 64-bit Linux; 256 is ample).
+#[repr(C, align(16))]
+struct UvPrepare {
+    bytes: [u8; 256],
+}
+
+extern "C" {
+    fn uv_prepare_init(lp: *mut sys::uv_loop_s, handle: *mut UvPrepare) -> c_int;
+    fn uv_prepare_start(handle: *mut UvPrepare, cb: unsafe extern "C" fn(*mut UvPrepare)) -> c_int;
+    fn uv_prepare_stop(handle: *mut UvPrepare) -> c_int;
+}
+
+/// Runs on every loop iteration just before the loop blocks for I/O, and
+/// tells the engine (`Engine::idle`): the JS thread stops reaping inline, so
+/// the completion thread must see every event from here on (the mio engine
+/// keeps its completion thread muted while the JS thread flushes and reaps
+/// in a burst, and unmutes it here, once per iteration instead of once per
+/// flush).
+pub struct LoopPrepare {
+    handle: *mut UvPrepare,
+}
+
+// SAFETY: only touched on the JS thread (inside Shared's JS-state lock).
+unsafe impl Send for LoopPrepare {}
+
+impl LoopPrepare {
+    /// A started prepare handle on the env's loop, not keeping it alive;
+    /// `shared` must outlive it (it is stopped in `stop` first).
+    pub fn start(env: sys::napi_env, shared: *const Shared) -> Option<LoopPrepare> {
+        let mut lp = ptr::null_mut();
+        // SAFETY: valid env, out pointer; the loop outlives the env.
+        if unsafe { sys::napi_get_uv_event_loop(env, &mut lp) } != sys::Status::napi_ok {
+            return None;
+        }
+        let handle = Box::into_raw(Box::new(UvPrepare { bytes: [0; 256] }));
+        // SAFETY: handle is fresh, owned memory that uv owns until the close
+        // callback frees it; data (the first field of every handle) is set
+        // before the first callback can run.
+        unsafe {
+            if uv_prepare_init(lp, handle) != 0 {
+                drop(Box::from_raw(handle));
+                return None;
+            }
+            *(handle as *mut *const Shared) = shared;
+            uv_unref(handle.cast());
+            uv_prepare_start(handle, on_prepare);
+        }
+        Some(LoopPrepare { handle })
+    }
+
+    pub fn stop(self) {
+        // SAFETY: live handle; close_cb frees the Box.
+        unsafe {
+            uv_prepare_stop(self.handle);
+            *(self.handle as *mut *const Shared) = ptr::null();
+            uv_close(self.handle.cast(), Some(free_prepare));
+        }
+    }
+}
+
+unsafe extern "C" fn free_prepare(h: *mut c_void) {
+    // SAFETY: the Box created in start; uv is done with it.
+    drop(unsafe { Box::from_raw(h.cast::<UvPrepare>()) });
+}
+
+unsafe extern "C" fn on_prepare(h: *mut UvPrepare) {
+    // SAFETY: data is the Shared set in start, or null once stopped.
+    let shared = unsafe { *(h as *const *const Shared) };
+    if shared.is_null() {
+        return;
+    }
+    // SAFETY: Shared outlives the handle (stopped before it is dropped).
+    unsafe { &*shared }.engine.idle();
+}

@@ -39,6 +39,8 @@ struct JsState {
     poll: Option<crate::loop_poll::LoopPoll>,
     /// Resumes delivery deferred past the time budget (thread mode).
     timer: Option<crate::loop_poll::LoopTimer>,
+    /// Tells the engine when the loop is about to block (thread mode).
+    prepare: Option<crate::loop_poll::LoopPrepare>,
     /// The loop iteration (its cached time) of the current run of
     /// threadsafe-function deliveries, and when that run started.
     chain_now: u64,
@@ -526,6 +528,10 @@ impl Shared {
         if let Some(t) = timer {
             t.stop(env);
         }
+        let prepare = lock(&self.js).prepare.take();
+        if let Some(p) = prepare {
+            p.stop();
+        }
         self.stop_thread(thread);
         lock(&self.driver).finish();
         if let Some(t) = tsfn {
@@ -561,6 +567,8 @@ impl Shared {
 
     fn stop_thread(&self, thread: Option<JoinHandle<()>>) {
         self.stop.store(true, Ordering::Release);
+        // Worker threads post no more (waits for one posting now).
+        self.engine.set_notify(None);
         lock(&self.driver).wake();
         if let Some(t) = thread {
             let _ = t.join();
@@ -704,6 +712,8 @@ pub struct NativeRingOptions {
     pub zero_copy_threshold: f64,
     /// `"auto"` (io_uring, else mio), `"io_uring"` or `"mio"`.
     pub backend: String,
+    /// Most threads of the mio engine's file pool.
+    pub file_threads: u32,
 }
 
 /// Counters of `ring.stats()`.
@@ -820,7 +830,7 @@ impl NativeRing {
             sqpoll: options.sqpoll,
             fixed_files: if options.register_files { 1024 } else { 0 },
             fixed_buffers: if options.register_buffers { 1024 } else { 0 },
-            ..EngineConfig::default()
+            file_threads: options.file_threads.max(1) as usize,
         };
         let backend = Backend::parse(&options.backend).ok_or_else(|| {
             napi::Error::from_reason(format!("unknown backend {:?}", options.backend))
@@ -882,6 +892,7 @@ impl NativeRing {
                 thread: None,
                 poll: None,
                 timer: None,
+                prepare: None,
                 chain_now: u64::MAX,
                 chain_start: None,
                 closing: false,
@@ -913,11 +924,16 @@ impl NativeRing {
             let thread = completion::spawn(shared.clone(), tsfn).map_err(|e| {
                 napi::Error::from_reason(format!("cannot start completion thread: {e}"))
             })?;
+            shared
+                .engine
+                .set_notify(Some(completion::notifier(&shared, tsfn)));
             let timer = crate::loop_poll::LoopTimer::new(raw, Arc::as_ptr(&shared));
+            let prepare = crate::loop_poll::LoopPrepare::start(raw, Arc::as_ptr(&shared));
             let mut s = lock(&shared.js);
             s.tsfn = Some(tsfn);
             s.thread = Some(thread);
             s.timer = timer;
+            s.prepare = prepare;
         }
         Ok(NativeRing { shared })
     }

@@ -30,6 +30,7 @@ use pool::{Job, Pool, Step};
 use sock::{Sock, SockOp};
 use std::collections::HashMap;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -38,10 +39,6 @@ const WAKER: Token = Token(usize::MAX);
 /// Token of the connect-timeout timer (Linux: a timerfd).
 #[cfg(target_os = "linux")]
 const TIMER: Token = Token(usize::MAX - 1);
-
-/// Default size of the file thread pool (libuv's is 4; more threads keep
-/// more reads in flight on devices that serve them in parallel).
-pub const DEFAULT_FILE_THREADS: usize = 4;
 
 /// An op pushed but not yet flushed.
 #[derive(Clone, Copy)]
@@ -124,6 +121,9 @@ struct State {
 pub struct MioEngine {
     st: Mutex<State>,
     waker: Arc<Waker>,
+    /// The waker was rung since the poll was last read: reading it is
+    /// needed even with no socket watched (see `gather`).
+    rung: Arc<AtomicBool>,
     pool: Arc<Pool>,
     done: Arc<pool::Done>,
     capacity: usize,
@@ -145,11 +145,15 @@ impl MioEngine {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let w = waker.clone();
+        let rung = Arc::new(AtomicBool::new(false));
+        let r = rung.clone();
         let done = Arc::new(pool::Done {
             cqes: Mutex::new(Vec::new()),
             wake: Box::new(move || {
+                r.store(true, Ordering::Release);
                 let _ = w.wake();
             }),
+            notify: std::sync::RwLock::new(None),
         });
         let pool = Pool::new(cfg.file_threads.max(1), done.clone());
         #[cfg(unix)]
@@ -190,6 +194,7 @@ impl MioEngine {
                 kinds: HashMap::new(),
             }),
             waker,
+            rung,
             pool,
             done,
             capacity: cfg.entries.max(1) as usize,
@@ -350,10 +355,18 @@ impl MioEngine {
             touched,
             ..
         } = st;
-        loop {
-            match poll.poll(events, Some(Duration::ZERO)) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                _ => break,
+        // With no socket, pipe or timer watched, only the waker can have
+        // events: the poll is read only when it was rung (a file-only ring
+        // spends no syscall here).
+        if socks.is_empty() && !self.rung.swap(false, Ordering::AcqRel) {
+            events.clear();
+        } else {
+            self.rung.store(false, Ordering::Release);
+            loop {
+                match poll.poll(events, Some(Duration::ZERO)) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    _ => break,
+                }
             }
         }
         #[cfg(target_os = "linux")]
@@ -463,10 +476,26 @@ impl MioEngine {
         let n = self.dispatch(&mut st);
         if wake && !st.cq.is_empty() {
             // Completions made right here: whoever waits must reap them.
+            self.rung.store(true, Ordering::Release);
             let _ = self.waker.wake();
         }
         n
     }
+}
+
+/// Ops whose effects show up as readiness events of the engine's own poll
+/// (a send to a loopback peer makes that socket readable).
+fn wakes_poll(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::AcceptMulti { .. }
+            | Op::RecvMulti { .. }
+            | Op::Send { .. }
+            | Op::SendMsg { .. }
+            | Op::Connect { .. }
+            | Op::Shutdown { .. }
+            | Op::Close { .. }
+    )
 }
 
 fn cqe(user_data: u64, result: i32, flags: u32) -> Cqe {
@@ -585,14 +614,21 @@ impl Engine for MioEngine {
     }
 
     fn flush_and_reap(&self, out: &mut Vec<Cqe>) -> io::Result<usize> {
-        // What this flush makes ready, this thread reaps: no wake-up of the
-        // completion thread for it.
+        let mut st = lock(&self.st);
+        // What socket ops of this flush make ready (a loopback peer's data),
+        // this thread reaps: no wake-up of the completion thread for it.
+        // File ops complete on the pool, which posts them itself.
+        // It stays muted until this thread goes idle (`idle`).
         #[cfg(unix)]
-        let muted = self.waiter.mute();
-        let n = self.flush_inner(false);
-        self.reap(out);
-        #[cfg(unix)]
-        self.waiter.unmute(muted);
+        if st.sq.iter().any(|s| wakes_poll(&s.op)) {
+            self.waiter.mute();
+        }
+        let n = if st.sq.is_empty() {
+            0
+        } else {
+            self.dispatch(&mut st)
+        };
+        self.gather(&mut st, out);
         Ok(n)
     }
 
@@ -602,6 +638,9 @@ impl Engine for MioEngine {
     }
 
     fn wait(&self, out: &mut Vec<Cqe>) -> io::Result<()> {
+        // The caller sleeps for completions itself: it must see every event.
+        #[cfg(unix)]
+        self.waiter.unmute();
         self.reap(out);
         if !out.is_empty() {
             return Ok(());
@@ -694,6 +733,15 @@ impl Engine for MioEngine {
         forget(&mut st, fd);
     }
 
+    #[cfg(unix)]
+    fn idle(&self) {
+        self.waiter.unmute();
+    }
+
+    fn set_notify(&self, notify: Option<super::Notify>) {
+        *self.done.notify.write().unwrap_or_else(|p| p.into_inner()) = notify;
+    }
+
     fn degradations(&self) -> Vec<String> {
         vec![
             "zero-copy sends copy (no SENDMSG_ZC)".into(),
@@ -701,7 +749,7 @@ impl Engine for MioEngine {
             "append sync is a write, then fsync/fdatasync (no linked ops)".into(),
             "files are plain descriptors (no registered file table)".into(),
             format!(
-                "file I/O runs on {} threads (no io_uring)",
+                "file I/O that misses the page cache runs on a pool of up to {} threads",
                 self.pool.threads()
             ),
         ]

@@ -7,10 +7,10 @@
 //! engine's waker is rung when that queue goes from empty to non-empty.
 
 use super::sys;
+use crate::engine::Notify;
 use crate::op::{Cqe, Op};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 /// One op of a job, with its user data.
 #[derive(Clone, Copy)]
@@ -42,21 +42,26 @@ struct Queue {
     /// they are serial.
     running: Vec<(Option<i32>, bool)>,
     stop: bool,
+    /// Threads started, and those waiting for a job.
+    spawned: usize,
+    idle: usize,
 }
 
 /// Completions made by pool threads, for the engine to reap.
 pub(super) struct Done {
     pub cqes: Mutex<Vec<Cqe>>,
-    /// Rung when `cqes` goes from empty to non-empty.
+    /// Rung when `cqes` goes from empty to non-empty and no `notify` is set.
     pub wake: Box<dyn Fn() + Send + Sync>,
+    /// Called instead of `wake` when set (Engine::set_notify).
+    pub notify: RwLock<Option<Notify>>,
 }
 
 pub(super) struct Pool {
     queue: Mutex<Queue>,
     ready: Condvar,
     done: Arc<Done>,
+    /// The most threads the pool starts.
     threads: usize,
-    started: AtomicBool,
 }
 
 impl Pool {
@@ -66,11 +71,12 @@ impl Pool {
                 jobs: VecDeque::new(),
                 running: Vec::new(),
                 stop: false,
+                spawned: 0,
+                idle: 0,
             }),
             ready: Condvar::new(),
             done,
             threads: threads.max(1),
-            started: AtomicBool::new(false),
         })
     }
 
@@ -78,40 +84,37 @@ impl Pool {
         self.threads
     }
 
-    /// Starts the threads on first use: a ring that never touches a file
-    /// costs none.
-    fn start(self: &Arc<Self>) {
-        if self.started.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        for i in 0..self.threads {
-            let pool = self.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("ringline-fs-{i}"))
-                .spawn(move || pool.work());
-            if spawned.is_err() && i == 0 {
-                // Not even one thread: the jobs are run by `run_inline`.
-                self.started.store(false, Ordering::Release);
-                return;
-            }
-        }
-    }
-
+    /// Queues jobs, starting threads while more jobs wait than threads are
+    /// idle, up to the limit: a ring that never touches a file costs no
+    /// thread, and one that keeps 2 reads in flight costs 2.
     pub fn submit(self: &Arc<Self>, jobs: Vec<Job>) {
         if jobs.is_empty() {
             return;
         }
-        self.start();
-        if !self.started.load(Ordering::Acquire) {
-            for job in jobs {
+        let n = jobs.len();
+        let (first, grow) = {
+            let mut q = lock(&self.queue);
+            q.jobs.extend(jobs);
+            let short = q.jobs.len().saturating_sub(q.idle);
+            let grow = short.min(self.threads - q.spawned);
+            q.spawned += grow;
+            (q.spawned - grow, grow)
+        };
+        for i in first..first + grow {
+            let pool = self.clone();
+            let started = std::thread::Builder::new()
+                .name(format!("ringline-fs-{i}"))
+                .spawn(move || pool.work());
+            if started.is_err() {
+                lock(&self.queue).spawned -= 1;
+            }
+        }
+        if lock(&self.queue).spawned == 0 {
+            // Not even one thread: run the jobs here rather than never.
+            while let Some(job) = lock(&self.queue).jobs.pop_front() {
                 self.finish(run(&job));
             }
             return;
-        }
-        let n = jobs.len();
-        {
-            let mut q = lock(&self.queue);
-            q.jobs.extend(jobs);
         }
         if n == 1 {
             self.ready.notify_one();
@@ -155,7 +158,9 @@ impl Pool {
                         q.running.push((j.fd, j.serial));
                         break j;
                     }
+                    q.idle += 1;
                     q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+                    q.idle -= 1;
                 }
             };
             let cqes = run(&job);
@@ -177,7 +182,11 @@ impl Pool {
             e
         };
         if was_empty {
-            (self.done.wake)();
+            let notify = self.done.notify.read().unwrap_or_else(|p| p.into_inner());
+            match notify.as_ref() {
+                Some(n) => n(),
+                None => (self.done.wake)(),
+            }
         }
     }
 

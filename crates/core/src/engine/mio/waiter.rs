@@ -6,12 +6,13 @@
 //! that thread handles them).
 //!
 //! On Linux the thread waits in an epoll set of its own holding the poll's
-//! descriptor, which the submitting thread mutes around `flush_and_reap`:
-//! completions it makes and reaps itself (a loopback send that makes the
-//! peer socket readable, say) then wake nobody, as io_uring's muted eventfd
-//! does. Unmuting re-arms the poll's descriptor, and if anything is still
-//! ready then, the thread wakes at once, so nothing is lost. Elsewhere the
-//! thread `poll`s the descriptors (muting does nothing).
+//! descriptor, which the submitting thread mutes when it flushes socket ops
+//! (`flush_and_reap`): completions it makes and reaps itself (a loopback
+//! send that makes the peer socket readable, say) then wake nobody, as
+//! io_uring's muted eventfd does. It unmutes when its event loop is about
+//! to block (`Engine::idle`): that re-arms the poll's descriptor, and if
+//! anything is still ready then, the thread wakes at once, so nothing is
+//! lost. Elsewhere the thread `poll`s the descriptors (muting does nothing).
 
 use super::sys;
 use std::io;
@@ -28,6 +29,9 @@ pub(super) struct Waiter {
     /// A thread sleeps in `wait`: only then is muting worth its syscalls
     /// (an awake completion thread reaps anyway before it sleeps again).
     sleeping: AtomicBool,
+    /// The poll's descriptor is muted in the set.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    muted: AtomicBool,
 }
 
 #[cfg(target_os = "linux")]
@@ -52,6 +56,7 @@ impl Waiter {
                 pipe,
                 set,
                 sleeping: AtomicBool::new(false),
+                muted: AtomicBool::new(false),
             };
             w.ctl(libc::EPOLL_CTL_ADD, poll_fd, libc::EPOLLIN as u32, POLL_KEY)?;
             w.ctl(
@@ -67,6 +72,7 @@ impl Waiter {
             poll_fd,
             pipe,
             sleeping: AtomicBool::new(false),
+            muted: AtomicBool::new(false),
         })
     }
 
@@ -81,21 +87,25 @@ impl Waiter {
     }
 
     /// Stops poll events from waking a sleeping thread (see the module
-    /// docs). Returns whether it muted: pass that to [`Waiter::unmute`].
-    pub fn mute(&self) -> bool {
+    /// docs), until [`Waiter::unmute`]. Only while a thread sleeps is it
+    /// worth its syscall (an awake completion thread reaps anyway before it
+    /// sleeps again), and a muted set stays muted across flushes.
+    pub fn mute(&self) {
         #[cfg(target_os = "linux")]
-        if self.sleeping.load(Ordering::Acquire) {
-            return self
+        if self.sleeping.load(Ordering::Acquire)
+            && !self.muted.swap(true, Ordering::AcqRel)
+            && self
                 .ctl(libc::EPOLL_CTL_MOD, self.poll_fd, 0, POLL_KEY)
-                .is_ok();
+                .is_err()
+        {
+            self.muted.store(false, Ordering::Release);
         }
-        false
     }
 
     /// Lets poll events wake the thread again, at once if any are pending.
-    pub fn unmute(&self, muted: bool) {
+    pub fn unmute(&self) {
         #[cfg(target_os = "linux")]
-        if muted {
+        if self.muted.swap(false, Ordering::AcqRel) {
             let _ = self.ctl(
                 libc::EPOLL_CTL_MOD,
                 self.poll_fd,
@@ -103,7 +113,6 @@ impl Waiter {
                 POLL_KEY,
             );
         }
-        let _ = muted;
     }
 
     /// Blocks until poll events, a wake-up, or `timeout_ms` (-1: none).
@@ -170,5 +179,68 @@ impl Waiter {
         // SAFETY: writes one byte from a local to our non-blocking pipe (a
         // full pipe already means "woken").
         unsafe { libc::write(self.pipe[1].as_raw_fd(), (&one as *const u8).cast(), 1) };
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// A poll with a waker registered, and a waiter on it.
+    fn setup() -> (mio::Poll, Arc<mio::Waker>, Arc<Waiter>) {
+        let poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
+        let waiter = Arc::new(Waiter::new(poll.as_raw_fd()).unwrap());
+        (poll, waker, waiter)
+    }
+
+    /// Starts a thread in `wait` and returns once it sleeps there.
+    fn sleeper(w: &Arc<Waiter>) -> std::sync::mpsc::Receiver<()> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let w2 = w.clone();
+        std::thread::spawn(move || {
+            w2.wait(-1).unwrap();
+            let _ = tx.send(());
+        });
+        while !w.sleeping.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+        rx
+    }
+
+    #[test]
+    fn an_event_that_comes_while_muted_wakes_the_thread_at_unmute() {
+        let (_poll, waker, w) = setup();
+        let rx = sleeper(&w);
+        w.mute();
+        assert!(
+            w.muted.load(Ordering::Acquire),
+            "muted while a thread sleeps"
+        );
+        waker.wake().unwrap();
+        // Muted: the event is pending in the poll, the thread sleeps on.
+        assert!(rx.try_recv().is_err());
+        w.unmute();
+        // Hang guard only (the thread returns at once).
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("unmute wakes the thread for the pending event");
+    }
+
+    #[test]
+    fn wake_reaches_a_muted_thread_and_mute_needs_a_sleeper() {
+        let (_poll, _waker, w) = setup();
+        w.mute();
+        assert!(
+            !w.muted.load(Ordering::Acquire),
+            "nobody sleeps: no syscall, no mute"
+        );
+        let rx = sleeper(&w);
+        w.mute();
+        w.wake();
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("wake() goes through its own pipe, muted or not");
+        w.unmute();
     }
 }
