@@ -96,6 +96,10 @@ test('bad input is rejected with Node-style errors and nothing is submitted', as
     { name: 'new Ring({sqpoll: 1})', mode: S, call: () => loose(makeRing, undefined, { sqpoll: 1 }), cls: TypeError, code: TYPE },
     { name: "new Ring({registerBuffers: 'no'})", mode: S, call: () => loose(makeRing, undefined, { registerBuffers: 'no' }), cls: TypeError, code: TYPE },
     { name: 'new Ring({registerFiles: null})', mode: S, call: () => loose(makeRing, undefined, { registerFiles: null }), cls: TypeError, code: TYPE },
+    { name: "new Ring({backend: 'epoll'})", mode: S, call: () => loose(makeRing, undefined, { backend: 'epoll' }), cls: TypeError, code: 'ERR_INVALID_ARG_VALUE' },
+    { name: 'new Ring({backend: 1})', mode: S, call: () => loose(makeRing, undefined, { backend: 1 }), cls: TypeError, code: 'ERR_INVALID_ARG_VALUE' },
+    { name: 'new Ring({fileThreads: 0})', mode: S, call: () => new Ring({ fileThreads: 0 }), cls: RangeError, code: RANGE },
+    { name: 'new Ring({fileThreads: 1.5})', mode: S, call: () => new Ring({ fileThreads: 1.5 }), cls: RangeError, code: RANGE },
 
     // ---- allocAligned
     { name: 'allocAligned(-1)', mode: S, call: () => ring.allocAligned(-1), cls: RangeError, code: RANGE },

@@ -909,3 +909,32 @@ test('the default ring is the one open() uses', async (t) => {
   await fh.close()
   t.false(r1.closed)
 })
+
+test('backend option: mio on request whatever the default, its pool size named in stats, a bad RINGLINE_BACKEND refused', async (t) => {
+  const ring = new Ring({ backend: 'mio', fileThreads: 2 })
+  t.is(ring.backend, 'mio')
+  t.is(ring.fallbackReason, null, 'asked for, not a fallback')
+  t.true(ring.stats().degradations.some((d) => d.includes('up to 2 threads')))
+  const p = tmp()
+  const data = randomFile(p, 256 * 1024)
+  const fh = await ring.open(p, 'r')
+  // 8 reads in flight on a pool of at most 2 threads: all complete, in place.
+  const bufs = Array.from({ length: 8 }, () => Buffer.alloc(32 * 1024))
+  const rs = await Promise.all(bufs.map((b, i) => fh.read(b, 0, b.length, i * b.length)))
+  rs.forEach((r, i) => {
+    t.is(r.bytesRead, 32 * 1024)
+    sameBytes(t, bufs[i], data.subarray(i * 32 * 1024, (i + 1) * 32 * 1024))
+  })
+  await fh.close()
+  await ring.close()
+  const saved = process.env.RINGLINE_BACKEND
+  process.env.RINGLINE_BACKEND = 'epoll'
+  try {
+    const e = t.throws(() => new Ring())
+    t.is(props(e).code, 'ERR_INVALID_ARG_VALUE')
+    t.regex(String(e?.message), /RINGLINE_BACKEND/)
+  } finally {
+    if (saved === undefined) delete process.env.RINGLINE_BACKEND
+    else process.env.RINGLINE_BACKEND = saved
+  }
+})
