@@ -1,14 +1,19 @@
-// File I/O benchmark of ringline against its peers, side by side in one run.
+// File I/O benchmark of ringline against its peers, side by side in one run,
+// every ringline workload on both engines (io_uring and mio).
 //
-//   npm run bench -- [flags]        (node --expose-gc --import tsx benches/files.ts)
+//   npm run bench:files -- [flags]  (node --expose-gc --import tsx benches/files.ts)
+//   npm run bench -- [flags]        (this, then the TCP benchmark: benches/all.ts)
 //
-// Flags:
-//   --duration=S     seconds measured per workload (default 6, after 1 s of warm-up)
+// Flags (`--flag=V` and `--flag V` both work):
+//   --duration=S     seconds measured per workload (default 3, after the warm-up;
+//                    --seconds=S is the same)
 //   --warmup=S       warm-up seconds per workload (default 1; 0.25 with --quick)
 //   --quick          1 s per workload, 0.25 s warm-up: smoke runs
+//   --backends=io_uring,mio  the engines ringline's workloads run on (default
+//                    both; every ringline row is labelled with its engine)
 //   --only=A,B       run only workloads whose "<group> <engine>" contains A or B
 //                    (case-insensitive), e.g. --only=qd32, --only=WAL,
-//                    --only="page-cache qd1 read ringline"
+//                    --only="page-cache qd1 read ringline", --only=mio
 //   --no-fio         skip fio (it is skipped anyway where not installed)
 //   --memory         also run the memory check (RINGLINE_BENCH_MEMORY=1 works too)
 //   --all            everything, the memory check included
@@ -18,6 +23,14 @@
 //                    support O_DIRECT, so not tmpfs)
 //   --direct-size=MiB  size of the O_DIRECT file (default 2048)
 //   --cache-size=MiB   size of the page-cache file (default 512)
+//   --json=FILE      also write the results to FILE (all.ts uses it)
+//
+// Engines: each ringline variant below runs once per engine, as
+// "ringline read (io_uring)" and "ringline read (mio)" (Ring option
+// `backend`); a ring that reports another engine than the one asked for fails
+// its row. The sqpoll variants are io_uring only (mio has no submission
+// queue): on mio they print as skipped. Ratio lines compare every ringline
+// row with every peer, and each mio row with the same variant on io_uring.
 //
 // Workloads (4 KiB = one block; positions: one fixed pseudo-random sequence
 // of block-aligned offsets, the same for every engine):
@@ -52,28 +65,52 @@
 //     (writeSync + fdatasyncSync), fio psync and fio io_uring
 //     (--rw=write --bs=4k --fdatasync=1 --file_append=1)
 //   memory                10,000,000 page-cache reads, 32 in flight via
-//                         fh.read; RSS after 1M reads and at the end.
+//                         fh.read, on each engine; RSS after 1M reads and
+//                         at the end.
 //
 // Latency: process.hrtime.bigint() around the op (one op in 4 for reads,
 // every batch for readMany and every op for the WAL), in a preallocated
 // Float64Array; fio's figures are its own clat percentiles. Results print as
-// tables plus ratio lines, and go to bench-results/files-<timestamp>.json and
-// bench-results/files-latest.json.
+// tables plus ratio lines, then a table of ops/s of the main variants, and
+// the engine summary: per workload, ringline read (WAL: ringline append) on
+// io_uring and on mio against fs/promises, marked where mio is below it.
+// They go to bench-results/files-<timestamp>.json and files-latest.json.
 
 import { spawn } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { Ring, type FileHandle, type ReadRequest, type RingOptions } from '../index'
+import { Ring, type FileHandle, type ReadRequest, type RingOptions, type RingStats } from '../index'
 import { ensureFile, residency, warmPageCache } from './data'
 import { findFio, fioRandRead, fioVersion, fioWal } from './fio'
-import { BLOCK, Flags, Positions, within, fmtRate, fmtRatio, fmtUs, pad, padLeft, promiseLoops, runTimed, type Measurement, type TimedOptions } from './harness'
+import { FILES_FLAGS } from './flags'
+import {
+  BLOCK,
+  Flags,
+  Positions,
+  engineLabel,
+  fmtRate,
+  fmtRatio,
+  fmtUs,
+  pad,
+  padLeft,
+  parseBackends,
+  promiseLoops,
+  runTimed,
+  splitEngine,
+  within,
+  type Backend,
+  type Measurement,
+  type TimedOptions,
+} from './harness'
 import { READ_SAMPLE_EVERY, ioUringFds, runPeerJob, type Alloc, type PeerJob } from './peers'
+import { printEngineSummary, type EngineRow } from './summary'
 
 // ----- options -----------------------------------------------------------------
 
 interface Options {
   timed: TimedOptions
+  backends: Backend[]
   only: string[]
   fio: boolean
   memory: boolean
@@ -82,6 +119,8 @@ interface Options {
   dataDir: string
   directSize: number
   cacheSize: number
+  /** Also write the results here. */
+  json: string | null
 }
 
 const ROOT = path.resolve(__dirname, '..')
@@ -90,23 +129,24 @@ const MiB = 1 << 20
 function usage(msg: string): never {
   const head = fs.readFileSync(__filename, 'utf8').split('\n\n')[0]
   process.stderr.write(`${msg}\n\n${head}\n`)
-  process.exit(2)
+  process.exit(msg === 'ringline file benchmark' ? 0 : 2)
 }
 
 function parseOptions(argv: string[]): Options {
-  const known = ['duration', 'warmup', 'quick', 'only', 'no-fio', 'memory', 'all', 'memory-ops', 'depths', 'data-dir', 'direct-size', 'cache-size', 'help']
-  const flags = new Flags(argv, known, [], usage)
+  const flags = new Flags(argv, FILES_FLAGS.known, FILES_FLAGS.valued, usage)
   if (flags.has('help')) usage('ringline file benchmark')
   const num = (k: string, def: number, min = 0): number => flags.num(k, def, min)
   const quick = flags.has('quick')
   const all = flags.has('all')
   const depths = (flags.get('depths') ?? '1,32,128').split(',').map(Number)
   if (depths.some((d) => !Number.isInteger(d) || d < 1 || d > 256)) usage('--depths takes integers from 1 to 256')
+  const seconds = flags.has('seconds') ? num('seconds', 3, 0.1) : num('duration', quick ? 1 : 3, 0.1)
   return {
     timed: {
-      durationMs: num('duration', quick ? 1 : 6, 0.1) * 1000,
+      durationMs: seconds * 1000,
       warmupMs: num('warmup', quick ? 0.25 : 1) * 1000,
     },
+    backends: parseBackends(flags.get('backends'), usage),
     only: (flags.get('only') ?? '')
       .split(',')
       .map((s) => s.trim().toLowerCase())
@@ -118,6 +158,7 @@ function parseOptions(argv: string[]): Options {
     dataDir: path.resolve(flags.get('data-dir') || path.join(ROOT, 'bench-results', 'data')),
     directSize: Math.floor(num('direct-size', 2048, 1)) * MiB,
     cacheSize: Math.floor(num('cache-size', 512, 1)) * MiB,
+    json: flags.get('json') ? path.resolve(flags.get('json') as string) : null,
   }
 }
 
@@ -131,10 +172,12 @@ interface Result {
   skipped?: string
 }
 
+/** A row of a group: a run, or (`skip`) the reason it cannot run here. */
 interface Workload {
   group: string
   engine: string
-  run: () => Promise<Measurement>
+  run?: () => Promise<Measurement>
+  skip?: string
 }
 
 interface Group {
@@ -143,8 +186,6 @@ interface Group {
   /** Prepares what the group needs (files); runs only if a workload of it is selected. */
   before?: () => void
   workloads: Workload[]
-  /** Peers that cannot run, printed in place of a result. */
-  skipped: { engine: string; why: string }[]
 }
 
 const log = (s: string): void => {
@@ -155,8 +196,13 @@ const fmtMs = (ms: number): string => (ms >= 1000 ? `${(ms / 1000).toFixed(1)} s
 
 const isRingline = (engine: string): boolean => engine.startsWith('ringline')
 
+/** The node peer every engine is held against (the summary, and the target mio >= node). */
+const NODE_PEER = 'fs/promises'
+
+const ENGINE_COL = 44
+
 function printGroup(g: Group, results: Result[]): void {
-  log(`  ${pad('engine', 34)}${padLeft('ops/s', 9)}${padLeft('p50 µs', 10)}${padLeft('p99 µs', 10)}`)
+  log(`  ${pad('engine', ENGINE_COL)}${padLeft('ops/s', 9)}${padLeft('p50 µs', 10)}${padLeft('p99 µs', 10)}`)
   for (const r of results) {
     if (r.measurement) {
       const m = r.measurement
@@ -167,23 +213,27 @@ function printGroup(g: Group, results: Result[]): void {
         notes.push(`(event loop starved: ${el.timerTicks}/${el.timerTicksExpected} timer ticks, blocked up to ${fmtMs(el.maxBlockedMs)})`)
       }
       const note = notes.length > 0 ? `   ${notes.join(' ')}` : ''
-      log(`  ${pad(r.engine, 34)}${padLeft(fmtRate(m.opsPerSec), 9)}${padLeft(fmtUs(m.p50Us), 10)}${padLeft(fmtUs(m.p99Us), 10)}${note}`)
+      log(`  ${pad(r.engine, ENGINE_COL)}${padLeft(fmtRate(m.opsPerSec), 9)}${padLeft(fmtUs(m.p50Us), 10)}${padLeft(fmtUs(m.p99Us), 10)}${note}`)
     } else {
-      log(`  ${pad(r.engine, 34)}${r.skipped ? r.skipped : `FAILED: ${r.error}`}`)
+      log(`  ${pad(r.engine, ENGINE_COL)}${r.skipped ? r.skipped : `FAILED: ${r.error}`}`)
     }
   }
   const peers = results.filter((r) => !isRingline(r.engine) && r.measurement)
   const ours = results.filter((r) => isRingline(r.engine) && r.measurement)
-  if (ours.length > 0 && peers.length > 0) {
-    log('')
-    for (const o of ours) {
-      const rate = o.measurement!.opsPerSec
-      const parts = peers.map((p) => `${fmtRatio(rate / p.measurement!.opsPerSec)} ${p.engine}`)
-      log(`  ${g.name}: ${o.engine} ${fmtRate(rate)}/s = ${parts.join(', ')}`)
-    }
+  if (ours.length === 0) return
+  log('')
+  for (const o of ours) {
+    const rate = o.measurement!.opsPerSec
+    const parts = peers.map((p) => `${fmtRatio(rate / p.measurement!.opsPerSec)} ${p.engine}`)
+    // A mio row against the same variant on io_uring: the cost of the fallback.
+    const { variant, backend } = splitEngine(o.engine)
+    const twin = backend === 'mio' ? ours.find((x) => x.engine === engineLabel(variant, 'io_uring')) : undefined
+    if (twin) parts.push(`${fmtRatio(rate / twin.measurement!.opsPerSec)} ${twin.engine}`)
+    if (parts.length > 0) log(`  ${g.name}: ${o.engine} ${fmtRate(rate)}/s = ${parts.join(', ')}`)
   }
 }
 
+/** Columns of the read table: ringline variants (one row per engine) and peers. */
 const SUMMARY: [string, string][] = [
   ['ringline read', 'rl read'],
   ['ringline readMany', 'rl many'],
@@ -197,28 +247,67 @@ const SUMMARY: [string, string][] = [
   ['fio io_uring', 'fio'],
 ]
 
-/** ops/s of the main engines, one row per read workload. */
-function printSummary(results: Result[]): void {
+/** ops/s of the main engines, one row per read workload and engine (the peers on the first). */
+function printSummary(results: Result[], backends: Backend[]): void {
   const groups = [...new Set(results.map((r) => r.group))].filter((g) => g.endsWith(' read'))
   if (groups.length === 0) return
   log('')
-  log('== summary: 4 KiB random reads, ops/s (rl = ringline; full names and latencies above)')
-  log(`  ${pad('', 22)}${SUMMARY.map(([, h]) => padLeft(h, 11)).join('')}`)
+  log(`== 4 KiB random reads, ops/s (rl = ringline; a row per engine: ${backends.join(', ')}; full names and latencies above)`)
+  log(`  ${pad('', 22)}${pad('engine', 9)}${SUMMARY.map(([, h]) => padLeft(h, 11)).join('')}`)
   for (const g of groups) {
-    const cells = SUMMARY.map(([engine]) => {
-      const r = results.find((x) => x.group === g && x.engine === engine)
-      return padLeft(r?.measurement ? fmtRate(r.measurement.opsPerSec) : '-', 11)
+    backends.forEach((b, i) => {
+      const cells = SUMMARY.map(([engine]) => {
+        const ours = isRingline(engine)
+        if (!ours && i > 0) return padLeft('', 11)
+        const r = results.find((x) => x.group === g && x.engine === (ours ? engineLabel(engine, b) : engine))
+        return padLeft(r?.measurement ? fmtRate(r.measurement.opsPerSec) : '-', 11)
+      })
+      log(`  ${pad(i === 0 ? g : '', 22)}${pad(b, 9)}${cells.join('')}`)
     })
-    log(`  ${pad(g, 22)}${cells.join('')}`)
   }
 }
 
-function ratios(results: Result[]): { group: string; ringline: string; peer: string; ratio: number }[] {
-  const out: { group: string; ringline: string; peer: string; ratio: number }[] = []
+/** Per workload: the primary ringline variant on each engine against fs/promises. */
+function engineRows(results: Result[]): EngineRow[] {
+  const rate = (group: string, engine: string): number | null => {
+    const r = results.find((x) => x.group === group && x.engine === engine)
+    return r?.measurement ? r.measurement.opsPerSec : null
+  }
+  const rows: EngineRow[] = []
+  for (const group of new Set(results.map((r) => r.group))) {
+    const variant = group.startsWith('WAL') ? 'ringline append' : 'ringline read'
+    const row: EngineRow = {
+      bench: 'files',
+      workload: group,
+      variant,
+      peer: NODE_PEER,
+      unit: 'ops/s',
+      node: rate(group, NODE_PEER),
+      ioUring: rate(group, engineLabel(variant, 'io_uring')),
+      mio: rate(group, engineLabel(variant, 'mio')),
+    }
+    if (row.ioUring !== null || row.mio !== null) rows.push(row)
+  }
+  return rows
+}
+
+interface RatioRecord {
+  group: string
+  ringline: string
+  peer: string
+  ratio: number
+}
+
+/** Every ringline row against every peer of its group, and each mio row against its io_uring twin. */
+function ratios(results: Result[]): RatioRecord[] {
+  const out: RatioRecord[] = []
   for (const o of results) {
     if (!isRingline(o.engine) || !o.measurement) continue
     for (const p of results) {
-      if (p.group !== o.group || isRingline(p.engine) || !p.measurement) continue
+      if (p.group !== o.group || !p.measurement) continue
+      const { variant, backend } = splitEngine(o.engine)
+      const twin = backend === 'mio' && p.engine === engineLabel(variant, 'io_uring')
+      if (isRingline(p.engine) && !twin) continue
       out.push({ group: o.group, ringline: o.engine, peer: p.engine, ratio: o.measurement.opsPerSec / p.measurement.opsPerSec })
     }
   }
@@ -240,10 +329,35 @@ function slices(slab: Buffer, n: number): Buffer[] {
   return out
 }
 
+/**
+ * Ring options with the engine to run on. `backend` is a Ring option from the
+ * mio engine on; a build without it ignores the key (and newRing notices).
+ */
+type EngineOptions = RingOptions & { backend: Backend }
+
+/** A Ring on `o.backend`; fails if the ring reports another engine. */
+function newRing(o: EngineOptions): Ring {
+  const ring = new Ring(o)
+  const got = ring.backend
+  if (got !== o.backend) {
+    void ring.close()
+    throw new Error(`asked for backend '${o.backend}', the ring runs on '${got}' (does this build of the native module know the backend option?)`)
+  }
+  return ring
+}
+
+/** What mio does differently from io_uring, as the ring reports it (stats().degradations). */
+function degradations(ring: Ring): string[] | undefined {
+  const d = (ring.stats() as RingStats & { degradations?: unknown }).degradations
+  return Array.isArray(d) ? d.map(String) : undefined
+}
+
 /** What a run did inside ringline: did it take the fast paths? */
 function ringInfo(ring: Ring, ownMemory = false): Record<string, unknown> {
   const s = ring.stats()
   const info: Record<string, unknown> = {
+    backend: ring.backend,
+    degradations: degradations(ring),
     submitted: s.submitted,
     fixedBufferOps: s.fixedBufferOps,
     bounced: s.bounced,
@@ -273,13 +387,13 @@ function ringState(ring: Ring): string {
  * left behind.
  */
 async function withRing<T>(
-  ringOptions: RingOptions,
+  ringOptions: EngineOptions,
   file: string,
   flags: string,
   direct: boolean,
   body: (ring: Ring, fh: FileHandle, diag: () => string) => Promise<T>,
 ): Promise<T> {
-  const ring = new Ring(ringOptions)
+  const ring = newRing(ringOptions)
   const diag = (): string => ringState(ring)
   let fh: FileHandle | undefined
   let result: T | undefined
@@ -300,7 +414,7 @@ async function withRing<T>(
   return result as T
 }
 
-function ringlineRead(w: ReadSpec, opts: TimedOptions, ringOptions: RingOptions, memory: 'aligned' | 'plain'): Promise<Measurement> {
+function ringlineRead(w: ReadSpec, opts: TimedOptions, ringOptions: EngineOptions, memory: 'aligned' | 'plain'): Promise<Measurement> {
   return withRing(ringOptions, w.file, 'r', w.direct, async (ring, fh, diag) => {
     const slab = memory === 'aligned' ? ring.allocAligned(w.depth * BLOCK) : Buffer.alloc(w.depth * BLOCK)
     const bufs = slices(slab, w.depth)
@@ -320,7 +434,7 @@ function ringlineRead(w: ReadSpec, opts: TimedOptions, ringOptions: RingOptions,
 }
 
 /** `loops` loops, each a readMany of depth/loops reads, awaited and repeated. */
-function ringlineReadMany(w: ReadSpec, opts: TimedOptions, ringOptions: RingOptions, loops: number): Promise<Measurement> {
+function ringlineReadMany(w: ReadSpec, opts: TimedOptions, ringOptions: EngineOptions, loops: number): Promise<Measurement> {
   return withRing(ringOptions, w.file, 'r', w.direct, async (ring, fh, diag) => {
     const bufs = slices(ring.allocAligned(w.depth * BLOCK), w.depth)
     const per = w.depth / loops
@@ -349,10 +463,10 @@ function ringlineReadMany(w: ReadSpec, opts: TimedOptions, ringOptions: RingOpti
   })
 }
 
-function ringlineWal(file: string, opts: TimedOptions, mode: 'append' | 'write+datasync', completion: 'thread' | 'loop'): Promise<Measurement> {
+function ringlineWal(file: string, opts: TimedOptions, mode: 'append' | 'write+datasync', ringOptions: EngineOptions): Promise<Measurement> {
   fs.rmSync(file, { force: true })
   const buf = Buffer.alloc(BLOCK, 0x5a)
-  return withRing({ completion }, file, 'a', false, async (ring, fh, diag) => {
+  return withRing(ringOptions, file, 'a', false, async (ring, fh, diag) => {
     const m = await runTimed(opts, 1, (ctl) =>
       mode === 'append'
         ? promiseLoops(
@@ -446,7 +560,7 @@ interface MemSample {
   arrayBuffers: number
 }
 
-async function memoryCheck(file: string, fileSize: number, total: number): Promise<Record<string, unknown>> {
+async function memoryCheck(file: string, fileSize: number, total: number, backend: Backend): Promise<Record<string, unknown>> {
   const gc = (globalThis as { gc?: () => void }).gc
   const depth = 32
   const every = 1_000_000
@@ -458,7 +572,7 @@ async function memoryCheck(file: string, fileSize: number, total: number): Promi
     samples.push(s)
     return s
   }
-  return withRing({ completion: 'thread' }, file, 'r', false, async (ring, fh) => {
+  return withRing({ completion: 'thread', backend }, file, 'r', false, async (ring, fh) => {
     const bufs = slices(ring.allocAligned(depth * BLOCK), depth)
     const pos = new Positions(fileSize)
     let issued = 0
@@ -519,10 +633,18 @@ async function main(): Promise<void> {
     return o.only.length === 0 || o.only.some((s) => name.includes(s))
   }
 
-  const fioSkip = (engine: string): { engine: string; why: string }[] =>
-    fio ? [] : [{ engine, why: o.fio ? 'fio not installed: skipped' : 'skipped (--no-fio)' }]
+  const fioWhy = o.fio ? 'fio not installed: skipped' : 'skipped (--no-fio)'
+  const SQPOLL_ONLY = 'skipped: sqpoll is an io_uring option (mio has no submission queue)'
 
   const groups: Group[] = []
+  /** Adds to `w` a ringline variant once per engine; `ioUringOnly`: why it is skipped on mio. */
+  const ringline = (w: Workload[], group: string, variant: string, run: (b: Backend) => Promise<Measurement>, ioUringOnly?: string): void => {
+    for (const b of o.backends) {
+      const engine = engineLabel(variant, b)
+      if (b !== 'io_uring' && ioUringOnly !== undefined) w.push({ group, engine, skip: ioUringOnly })
+      else w.push({ group, engine, run: () => run(b) })
+    }
+  }
   for (const direct of [true, false]) {
     for (const depth of o.depths) {
       const name = `${direct ? 'O_DIRECT' : 'page-cache'} qd${depth} read`
@@ -533,16 +655,18 @@ async function main(): Promise<void> {
       const add = (engine: string, run: () => Promise<Measurement>): void => {
         w.push({ group: name, engine, run })
       }
+      const rl = (variant: string, run: (b: Backend) => Promise<Measurement>, ioUringOnly?: string): void => ringline(w, name, variant, run, ioUringOnly)
       for (const sqpoll of [false, true]) {
         const sq = sqpoll ? ' sqpoll' : ''
-        const ro: RingOptions = { sqpoll, completion: 'thread' }
-        add(`ringline read${sq}`, () => ringlineRead(spec, t, ro, 'aligned'))
-        add(`ringline readMany${sq}`, () => ringlineReadMany(spec, t, ro, 1))
-        if (depth >= 2 && depth % 2 === 0) add(`ringline readMany 2xhalf${sq}`, () => ringlineReadMany(spec, t, ro, 2))
+        const only = sqpoll ? SQPOLL_ONLY : undefined
+        const ro = (backend: Backend): EngineOptions => ({ sqpoll, completion: 'thread', backend })
+        rl(`ringline read${sq}`, (b) => ringlineRead(spec, t, ro(b), 'aligned'), only)
+        rl(`ringline readMany${sq}`, (b) => ringlineReadMany(spec, t, ro(b), 1), only)
+        if (depth >= 2 && depth % 2 === 0) rl(`ringline readMany 2xhalf${sq}`, (b) => ringlineReadMany(spec, t, ro(b), 2), only)
       }
-      add('ringline read loop', () => ringlineRead(spec, t, { completion: 'loop' }, 'aligned'))
-      add('ringline readMany loop', () => ringlineReadMany(spec, t, { completion: 'loop' }, 1))
-      if (!direct) add('ringline read Buffer', () => ringlineRead(spec, t, { completion: 'thread' }, 'plain'))
+      rl('ringline read loop', (b) => ringlineRead(spec, t, { completion: 'loop', backend: b }, 'aligned'))
+      rl('ringline readMany loop', (b) => ringlineReadMany(spec, t, { completion: 'loop', backend: b }, 1))
+      if (!direct) rl('ringline read Buffer', (b) => ringlineRead(spec, t, { completion: 'thread', backend: b }, 'plain'))
       for (const engine of ['promises', 'callback'] as const) {
         const job: PeerJob = { kind: 'read', engine, file, fileSize, direct, depth }
         const label = engine === 'promises' ? 'fs/promises' : 'fs callback'
@@ -550,6 +674,7 @@ async function main(): Promise<void> {
         add(`${label}+UV_USE_IO_URING`, () => runChild(job, t))
       }
       if (fio) add('fio io_uring', () => fioRandRead(fio, spec, t))
+      else w.push({ group: name, engine: 'fio io_uring', skip: fioWhy })
       groups.push({
         name,
         title: `4 KiB random reads, ${depth} in flight, ${direct ? `O_DIRECT, ${o.directSize / MiB} MiB file` : `page cache hot, ${o.cacheSize / MiB} MiB file`}`,
@@ -562,7 +687,6 @@ async function main(): Promise<void> {
               log(`  (page cache warmed: file read through in ${s.toFixed(2)} s${res === null ? '' : `; ${(res * 100).toFixed(0)}% resident`})`)
             },
         workloads: w,
-        skipped: fioSkip('fio io_uring'),
       })
     }
   }
@@ -573,9 +697,10 @@ async function main(): Promise<void> {
     const add = (engine: string, run: () => Promise<Measurement>): void => {
       w.push({ group: name, engine, run })
     }
-    add('ringline append', () => ringlineWal(walFile('ringline'), t, 'append', 'thread'))
-    add('ringline append loop', () => ringlineWal(walFile('ringline-loop'), t, 'append', 'loop'))
-    add('ringline write+datasync', () => ringlineWal(walFile('ringline2'), t, 'write+datasync', 'thread'))
+    const rl = (variant: string, run: (b: Backend) => Promise<Measurement>): void => ringline(w, name, variant, run)
+    rl('ringline append', (b) => ringlineWal(walFile(`ringline-${b}`), t, 'append', { completion: 'thread', backend: b }))
+    rl('ringline append loop', (b) => ringlineWal(walFile(`ringline-loop-${b}`), t, 'append', { completion: 'loop', backend: b }))
+    rl('ringline write+datasync', (b) => ringlineWal(walFile(`ringline2-${b}`), t, 'write+datasync', { completion: 'thread', backend: b }))
     for (const engine of ['promises', 'callback', 'sync'] as const) {
       const label = engine === 'promises' ? 'fs/promises' : engine === 'callback' ? 'fs callback' : 'fs writeSync'
       add(label, () => runPeerJob({ kind: 'wal', engine, file: walFile(engine) }, t, alloc))
@@ -584,12 +709,13 @@ async function main(): Promise<void> {
     if (fio) {
       add('fio psync', () => fioWal(fio, walFile('fio-psync'), 'psync', t))
       add('fio io_uring', () => fioWal(fio, walFile('fio-uring'), 'io_uring', t))
+    } else {
+      for (const engine of ['fio psync', 'fio io_uring']) w.push({ group: name, engine, skip: fioWhy })
     }
     groups.push({
       name,
       title: '4 KiB append + fdatasync, one at a time (write-ahead log), fresh file each',
       workloads: w,
-      skipped: [...fioSkip('fio psync'), ...fioSkip('fio io_uring')],
     })
   }
 
@@ -616,12 +742,24 @@ async function main(): Promise<void> {
   log(`fio: ${meta.fio}; load average ${meta.loadavgStart.map((x) => x.toFixed(2)).join(' ')}`)
   log(`${t.durationMs / 1000} s per workload after ${t.warmupMs / 1000} s warm-up; shared machines are noisy: read the ratios`)
   if (!fio) log(o.fio ? 'fio not installed: skipped' : 'fio: skipped (--no-fio)')
+  const engines: Record<string, unknown> = {}
+  for (const b of o.backends) {
+    try {
+      const ring = newRing({ backend: b, registerBuffers: false, registerFiles: false })
+      const d = degradations(ring)
+      engines[b] = { backend: ring.backend, degradations: d ?? null }
+      await ring.close()
+      log(`engine ${b}: ${d === undefined ? 'available' : d.length === 0 ? 'available, no degradations' : `degradations: ${d.join('; ')}`}`)
+    } catch (e) {
+      engines[b] = { error: (e as Error).message }
+      log(`engine ${b}: UNAVAILABLE: ${(e as Error).message} (its rows will fail)`)
+    }
+  }
 
   const results: Result[] = []
   for (const g of groups) {
     const chosen = g.workloads.filter((w) => selected(w.group, w.engine))
-    const skipped = g.skipped.filter((s) => selected(g.name, s.engine))
-    if (chosen.length === 0) continue
+    if (!chosen.some((w) => w.run !== undefined)) continue
     log('')
     log(`== ${g.name}: ${g.title}`)
     try {
@@ -633,50 +771,64 @@ async function main(): Promise<void> {
     }
     const mine: Result[] = []
     for (const w of chosen) {
-      process.stdout.write(`  . ${w.engine} ...`)
       const r: Result = { group: g.name, engine: w.engine }
+      mine.push(r)
+      if (w.run === undefined) {
+        r.skipped = w.skip ?? 'skipped'
+        continue
+      }
+      process.stdout.write(`  . ${w.engine} ...`)
       try {
         r.measurement = await w.run()
       } catch (e) {
         r.error = (e as Error).message
       }
-      mine.push(r)
       const m = r.measurement
       process.stdout.write(m ? ` ${fmtRate(m.opsPerSec)}/s\n` : ` FAILED: ${r.error}\n`)
     }
-    for (const s of skipped) mine.push({ group: g.name, engine: s.engine, skipped: s.why })
     log('')
     printGroup(g, mine)
     results.push(...mine)
   }
 
-  printSummary(results)
+  printSummary(results, o.backends)
 
   let memory: Record<string, unknown> | null = null
   if (o.memory) {
-    log('')
-    log(`== memory: ${fmtRate(o.memoryOps)} page-cache 4 KiB reads at qd32 via fh.read`)
-    try {
-      ensureFile(cacheFile, o.cacheSize, false, alloc, log)
-      warmPageCache(cacheFile)
-      memory = await memoryCheck(cacheFile, o.cacheSize, o.memoryOps)
-    } catch (e) {
-      log(`  FAILED: ${(e as Error).message}`)
-      memory = { error: (e as Error).message }
+    memory = {}
+    for (const b of o.backends) {
+      log('')
+      log(`== memory (${b}): ${fmtRate(o.memoryOps)} page-cache 4 KiB reads at qd32 via fh.read`)
+      try {
+        ensureFile(cacheFile, o.cacheSize, false, alloc, log)
+        warmPageCache(cacheFile)
+        memory[b] = await memoryCheck(cacheFile, o.cacheSize, o.memoryOps, b)
+      } catch (e) {
+        log(`  FAILED: ${(e as Error).message}`)
+        memory[b] = { error: (e as Error).message }
+      }
     }
   } else {
     log('')
     log('memory check: not run (pass --memory or --all)')
   }
 
+  const summary = engineRows(results)
+  if (summary.length > 0) {
+    log('')
+    log(`== engines (files): ringline on ${o.backends.join(' and ')} against node:fs`)
+    printEngineSummary(summary, o.backends, log)
+  }
+
   await allocRing.close()
   meta.loadavgEnd = os.loadavg()
-  const doc = { meta, results, ratios: ratios(results), memory }
+  const doc = { meta, engines, results, ratios: ratios(results), engineSummary: summary, memory }
   const stamp = started.toISOString().replace(/[:.]/g, '-')
   const out = path.join(resultsDir, `files-${stamp}.json`)
   const json = `${JSON.stringify(doc, null, 2)}\n`
   fs.writeFileSync(out, json)
   fs.writeFileSync(path.join(resultsDir, 'files-latest.json'), json)
+  if (o.json !== null) fs.writeFileSync(o.json, json)
   log('')
   log(`load average at the end ${meta.loadavgEnd.map((x) => x.toFixed(2)).join(' ')}`)
   log(`results: ${path.relative(process.cwd(), out)} (and files-latest.json)`)

@@ -410,3 +410,36 @@ export class Flags {
     return n
   }
 }
+
+// ----- engines ---------------------------------------------------------------
+
+/**
+ * The engines ringline runs on: io_uring, and mio (epoll for sockets, a
+ * thread pool for files). Every ringline workload runs once per selected
+ * engine, labelled `<variant> (<engine>)`.
+ */
+export type Backend = 'io_uring' | 'mio'
+
+export const BACKENDS: readonly Backend[] = ['io_uring', 'mio']
+
+/** `--backends=io_uring,mio` (default: both, in that order). */
+export function parseBackends(v: string | undefined, usage: (msg: string) => never): Backend[] {
+  if (v === undefined) return [...BACKENDS]
+  const out: Backend[] = []
+  for (const s of v.split(',').map((x) => x.trim())) {
+    if (s === '') continue
+    if (s !== 'io_uring' && s !== 'mio') usage(`--backends takes io_uring and/or mio (comma-separated), not '${s}'`)
+    if (!out.includes(s)) out.push(s)
+  }
+  if (out.length === 0) usage('--backends needs at least one of io_uring, mio')
+  return BACKENDS.filter((b) => out.includes(b))
+}
+
+/** "ringline read" on mio: "ringline read (mio)". */
+export const engineLabel = (variant: string, backend: Backend): string => `${variant} (${backend})`
+
+/** The variant and engine of a label made by engineLabel; backend null for the peers. */
+export function splitEngine(label: string): { variant: string; backend: Backend | null } {
+  const m = / \((io_uring|mio)\)$/.exec(label)
+  return m ? { variant: label.slice(0, m.index), backend: m[1] as Backend } : { variant: label, backend: null }
+}

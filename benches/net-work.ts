@@ -6,7 +6,7 @@
 // never loads the native module.
 
 import * as net from 'node:net'
-import { callbackLoops, promiseLoops, runTimed, within, type Control, type Measurement, type TimedOptions } from './harness'
+import { callbackLoops, promiseLoops, runTimed, within, type Backend, type Control, type Measurement, type TimedOptions } from './harness'
 import type * as Ringline from '../index'
 
 export const HOST = '127.0.0.1'
@@ -17,6 +17,8 @@ export type NetEngine = 'ringline' | 'node'
 export interface PingPongJob {
   kind: 'pingpong'
   engine: NetEngine
+  /** ringline's engine (the parent also sets RINGLINE_BACKEND to it); unset for node. */
+  backend?: Backend
   conns: number
   size: number
 }
@@ -31,6 +33,8 @@ export interface PingPongJob {
 export interface BulkJob {
   kind: 'bulk'
   engine: NetEngine
+  /** ringline's engine (the parent also sets RINGLINE_BACKEND to it); unset for node. */
+  backend?: Backend
   size: number
   memory: 'plain' | 'zero-copy'
   /** Sends in flight on the connection (1: each awaited before the next). */
@@ -40,6 +44,7 @@ export interface BulkJob {
 /** ringline ping-pong for a long time, process RSS sampled every `everyMs` after `warmupMs`. */
 export interface SoakJob {
   kind: 'soak'
+  backend?: Backend
   conns: number
   size: number
   warmupMs: number
@@ -86,8 +91,20 @@ const MiB = 1 << 20
 const SAMPLE_EVERY = 1
 
 let rlModule: typeof Ringline | null = null
-async function ringline(): Promise<typeof Ringline> {
+
+/**
+ * ringline, its default ring (which every job uses) checked to run on
+ * `backend`: a build that ignores RINGLINE_BACKEND must not pass for the
+ * engine it was not asked for.
+ */
+async function ringline(backend: Backend | undefined): Promise<typeof Ringline> {
   rlModule ??= await import('../index')
+  if (backend !== undefined) {
+    const got = rlModule.defaultRing().backend
+    if (got !== backend) {
+      throw new Error(`asked for backend '${backend}' (RINGLINE_BACKEND=${process.env.RINGLINE_BACKEND ?? 'unset'}), the default ring runs on '${got}'`)
+    }
+  }
   return rlModule
 }
 
@@ -110,6 +127,7 @@ function ringStats(rl: typeof Ringline): Record<string, unknown> {
     const s = rl.defaultRing().stats() as unknown as Record<string, unknown>
     const keep = [
       'backend',
+      'degradations',
       'submitted',
       'completed',
       'inFlight',
@@ -265,7 +283,7 @@ async function rlEcho(s: Ringline.Socket): Promise<void> {
 }
 
 async function ringlinePingPong(job: PingPongJob, opts: TimedOptions): Promise<Measurement> {
-  const rl = await ringline()
+  const rl = await ringline(job.backend)
   const msg = Buffer.alloc(job.size, 0x61)
   return rlRun(rl, rlEcho, job.conns, async (clients, setCtl) => {
     const m = await runTimed(
@@ -283,7 +301,7 @@ async function ringlinePingPong(job: PingPongJob, opts: TimedOptions): Promise<M
 }
 
 async function ringlineBulk(job: BulkJob, opts: TimedOptions): Promise<Measurement> {
-  const rl = await ringline()
+  const rl = await ringline(job.backend)
   const zc = job.memory === 'zero-copy'
   let bytes = 0
   let chunks = 0
@@ -351,7 +369,7 @@ function bulkInfo(m: Measurement, size: number, bytes: number, chunks: number): 
 }
 
 async function ringlineSoak(job: SoakJob, progress: Progress): Promise<SoakResult> {
-  const rl = await ringline()
+  const rl = await ringline(job.backend)
   const gc = (globalThis as { gc?: () => void }).gc
   const msg = Buffer.alloc(job.size, 0x61)
   let failure: unknown = null

@@ -1,14 +1,20 @@
-// TCP benchmark of ringline against node:net, side by side in one run.
+// TCP benchmark of ringline against node:net, side by side in one run,
+// every ringline workload on both engines (io_uring and mio).
 //
 //   npm run bench:net -- [flags]      (node --expose-gc --import tsx benches/net.ts)
+//   npm run bench -- [flags]          (the file benchmark, then this: benches/all.ts)
 //
 // Flags (`--flag N` and `--flag=N` both work):
-//   --seconds N       seconds measured per workload (default 5, after the warm-up)
+//   --seconds N       seconds measured per workload (default 3, after the warm-up;
+//                     --duration N is the same)
 //   --warmup N        warm-up seconds per workload (default 1)
 //   --quick           1 s per workload, 0.25 s warm-up: smoke runs
+//   --backends io_uring,mio  the engines ringline's workloads run on (default
+//                     both; every ringline row is labelled with its engine)
 //   --only A,B        run only workloads whose "<group> <engine>" contains A or B
 //                     (case-insensitive): --only pingpong, --only bulk,
-//                     --only zc, --only sweep, --only "pingpong-50 node"
+//                     --only zc, --only sweep, --only "pingpong-50 node",
+//                     --only mio
 //   --repeat N        run each workload N times, the engines of a group in
 //                     turn (A B C A B C ...), and report the median run of
 //                     each (default 1); every run is kept in the JSON
@@ -19,6 +25,14 @@
 //   --soak-seconds N  length of the soak after its warm-up (default 300; implies --soak)
 //   --soak-warmup N   soak warm-up seconds (default 30)
 //   --soak-every N    seconds between RSS samples (default 10)
+//   --json FILE       also write the results to FILE (all.ts uses it)
+//
+// Engines: every ringline row runs once per engine, as "ringline (io_uring)"
+// and "ringline (mio)": the child gets RINGLINE_BACKEND (the default ring's
+// engine) and checks that the default ring reports it, else the row fails.
+// Ratio lines: each engine against node:net (zero-copy: against copy on the
+// same engine), and each mio row against the same row on io_uring. Targets:
+// io_uring's (below), and mio >= node:net on pingpong-1, pingpong-50, bulk.
 //
 // Workloads (all on 127.0.0.1, TCP_NODELAY on every socket):
 //   pingpong-1    64 B ping-pong, 1 connection: send 64 B, wait for the whole
@@ -39,10 +53,11 @@
 //     ringline zero-copy  an allocAligned buffer, send(buf, { zeroCopy: true })
 //                         (SENDMSG_ZC; resolves after the kernel's notification)
 //   sweep-4k ... sweep-256k   the same pair at 4, 8, 16, 32, 64 and 256 KiB,
-//                 printed as one table with the size from which zero-copy wins.
+//                 printed as one table per engine with the size from which
+//                 zero-copy wins.
 //   soak (--soak) ringline 64 B ping-pong on 50 connections for 5 minutes
-//                 after a 30 s warm-up; RSS (after a gc()) every 10 s; first,
-//                 last, max and growth (target <= 10%).
+//                 after a 30 s warm-up, on each engine in turn; RSS (after a
+//                 gc()) every 10 s; first, last, max and growth (target <= 10%).
 //
 // Where things run: every measurement is a child process of its own
 // (net-child.ts) that holds both ends, server and client, on one event loop;
@@ -57,21 +72,26 @@
 // process per measurement means neither stack runs while the other is
 // measured and none inherits the other's heap, sockets or ring.
 //
-// Results print as tables plus ratio lines (with the targets), and go to
-// bench-results/net-<timestamp>.json and net-latest.json (the soak:
-// net-soak-<timestamp>.json and net-soak-latest.json).
+// Results print as tables plus ratio lines (with the targets), then the
+// engine summary (ringline on io_uring and on mio against node:net, marked
+// where mio is below it), and go to bench-results/net-<timestamp>.json and
+// net-latest.json (the soak: net-soak-<timestamp>.json and
+// net-soak-latest.json).
 
 import { spawn } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { Flags, fmtRate, fmtRatio, fmtUs, pad, padLeft, type Measurement, type TimedOptions } from './harness'
+import { NET_FLAGS } from './flags'
+import { BACKENDS, Flags, engineLabel, fmtRate, fmtRatio, fmtUs, pad, padLeft, parseBackends, type Backend, type Measurement, type TimedOptions } from './harness'
 import type { NetJob, SoakResult } from './net-work'
+import { printEngineSummary, type EngineRow } from './summary'
 
 // ----- options -----------------------------------------------------------------
 
 interface Options {
   timed: TimedOptions
+  backends: Backend[]
   only: string[]
   loop: boolean
   depth: number
@@ -80,6 +100,8 @@ interface Options {
   soakMs: number
   soakWarmupMs: number
   soakEveryMs: number
+  /** Also write the results here. */
+  json: string | null
 }
 
 const ROOT = path.resolve(__dirname, '..')
@@ -98,14 +120,14 @@ function usage(msg: string): never {
 }
 
 function parseOptions(argv: string[]): Options {
-  const valued = ['seconds', 'duration', 'warmup', 'only', 'depth', 'repeat', 'soak-seconds', 'soak-warmup', 'soak-every']
-  const flags = new Flags(argv, ['quick', 'no-loop', 'soak', 'help'], valued, usage)
+  const flags = new Flags(argv, NET_FLAGS.known, NET_FLAGS.valued, usage)
   if (flags.has('help')) usage('ringline TCP benchmark')
   const num = (k: string, def: number, min: number): number => flags.num(k, def, min)
   const quick = flags.has('quick')
-  const seconds = flags.has('seconds') ? num('seconds', 5, 0.1) : num('duration', quick ? 1 : 5, 0.1)
+  const seconds = flags.has('seconds') ? num('seconds', 3, 0.1) : num('duration', quick ? 1 : 3, 0.1)
   return {
     timed: { durationMs: seconds * 1000, warmupMs: num('warmup', quick ? 0.25 : 1, 0) * 1000 },
+    backends: parseBackends(flags.get('backends'), usage),
     only: (flags.get('only') ?? '')
       .split(',')
       .map((s) => s.trim().toLowerCase())
@@ -117,6 +139,7 @@ function parseOptions(argv: string[]): Options {
     soakMs: num('soak-seconds', 300, 1) * 1000,
     soakWarmupMs: num('soak-warmup', 30, 0) * 1000,
     soakEveryMs: num('soak-every', 10, 1) * 1000,
+    json: flags.get('json') ? path.resolve(flags.get('json') as string) : null,
   }
 }
 
@@ -217,7 +240,7 @@ interface Group {
   title: string
   metric: Metric
   workloads: Workload[]
-  target?: Target
+  targets: Target[]
   /** Printed as part of the sweep table instead of a table of its own. */
   sweep?: number
 }
@@ -232,21 +255,37 @@ interface Result {
   error?: string
 }
 
-const THREAD = { RINGLINE_COMPLETION: 'thread' }
-const LOOP = { RINGLINE_COMPLETION: 'loop' }
-const NODE = { RINGLINE_COMPLETION: undefined }
+type Completion = 'thread' | 'loop'
+
+/** The child's environment: how completions arrive and which engine the default ring runs on. */
+const ringEnv = (completion: Completion, backend: Backend): Record<string, string | undefined> => ({
+  RINGLINE_COMPLETION: completion,
+  RINGLINE_BACKEND: backend,
+})
+const NODE = { RINGLINE_COMPLETION: undefined, RINGLINE_BACKEND: undefined }
+
+/** The node peer every engine is held against (the summary, and the target mio >= node). */
+const NODE_PEER = 'node:net'
 
 const sizeName = (n: number): string => (n >= MiB ? `${n / MiB} MiB` : `${n / KiB} KiB`)
 const sizeTag = (n: number): string => (n >= MiB ? `${n / MiB}m` : `${n / KiB}k`)
 
 function buildGroups(o: Options): Group[] {
   const groups: Group[] = []
-  const peers = (job: (engine: 'ringline' | 'node') => NetJob): Workload[] => {
-    const w: Workload[] = [{ group: '', engine: 'ringline', job: job('ringline'), env: THREAD }]
-    if (o.loop) w.push({ group: '', engine: 'ringline loop', job: job('ringline'), env: LOOP })
-    w.push({ group: '', engine: 'node:net', job: job('node'), env: NODE })
+  const peers = (job: (engine: 'ringline' | 'node', backend?: Backend) => NetJob): Workload[] => {
+    const w: Workload[] = []
+    for (const b of o.backends) {
+      w.push({ group: '', engine: engineLabel('ringline', b), job: job('ringline', b), env: ringEnv('thread', b) })
+      if (o.loop) w.push({ group: '', engine: engineLabel('ringline loop', b), job: job('ringline', b), env: ringEnv('loop', b) })
+    }
+    w.push({ group: '', engine: NODE_PEER, job: job('node'), env: NODE })
     return w
   }
+  /** io_uring's target against node:net, and mio's (mio >= node:net). */
+  const nodeTargets = (ioUring: number): Target[] => [
+    { ours: engineLabel('ringline', 'io_uring'), peer: NODE_PEER, ratio: ioUring },
+    { ours: engineLabel('ringline', 'mio'), peer: NODE_PEER, ratio: 1.0 },
+  ]
   for (const [conns, target] of [
     [1, 1.0],
     [50, 1.4],
@@ -255,28 +294,29 @@ function buildGroups(o: Options): Group[] {
       name: `pingpong-${conns}`,
       title: `64 B ping-pong, ${conns} connection${conns > 1 ? 's' : ''}: send 64 B, wait for the 64 B echo, repeat`,
       metric: 'roundtrips',
-      workloads: peers((engine) => ({ kind: 'pingpong', engine, conns, size: PINGPONG_BYTES })),
-      target: { ours: 'ringline', peer: 'node:net', ratio: target },
+      workloads: peers((engine, backend) => ({ kind: 'pingpong', engine, backend, conns, size: PINGPONG_BYTES })),
+      targets: nodeTargets(target),
     })
   }
   groups.push({
     name: 'bulk',
     title: '1 MiB messages back to back on one connection, the server counts bytes',
     metric: 'gbps',
-    workloads: peers((engine) => ({ kind: 'bulk', engine, size: BULK_BYTES, memory: 'plain', depth: o.depth })),
-    target: { ours: 'ringline', peer: 'node:net', ratio: 1.0 },
+    workloads: peers((engine, backend) => ({ kind: 'bulk', engine, backend, size: BULK_BYTES, memory: 'plain', depth: o.depth })),
+    targets: nodeTargets(1.0),
   })
-  const zcPair = (size: number): Workload[] => [
-    { group: '', engine: 'ringline copy', job: { kind: 'bulk', engine: 'ringline', size, memory: 'plain', depth: o.depth }, env: THREAD },
-    { group: '', engine: 'ringline zero-copy', job: { kind: 'bulk', engine: 'ringline', size, memory: 'zero-copy', depth: o.depth }, env: THREAD },
-  ]
+  const zcPair = (size: number): Workload[] =>
+    o.backends.flatMap((b): Workload[] => [
+      { group: '', engine: engineLabel('ringline copy', b), job: { kind: 'bulk', engine: 'ringline', backend: b, size, memory: 'plain', depth: o.depth }, env: ringEnv('thread', b) },
+      { group: '', engine: engineLabel('ringline zero-copy', b), job: { kind: 'bulk', engine: 'ringline', backend: b, size, memory: 'zero-copy', depth: o.depth }, env: ringEnv('thread', b) },
+    ])
   for (const size of ZC_SIZES) {
     groups.push({
       name: `zc-${sizeTag(size)}`,
       title: `${sizeName(size)} messages on one connection: zero-copy (allocAligned, { zeroCopy: true }) vs copying send (Buffer)`,
       metric: 'gbps',
       workloads: zcPair(size),
-      target: size === MiB ? { ours: 'ringline zero-copy', peer: 'ringline copy', ratio: 1.0, strict: true } : undefined,
+      targets: size === MiB ? [{ ours: engineLabel('ringline zero-copy', 'io_uring'), peer: engineLabel('ringline copy', 'io_uring'), ratio: 1.0, strict: true }] : [],
     })
   }
   for (const size of SWEEP_SIZES) {
@@ -285,6 +325,7 @@ function buildGroups(o: Options): Group[] {
       title: `zero-copy threshold sweep, ${sizeName(size)}`,
       metric: 'gbps',
       workloads: zcPair(size),
+      targets: [],
       sweep: size,
     })
   }
@@ -319,30 +360,27 @@ function notes(m: Measurement): string {
   return out.length > 0 ? `   ${out.join(' ')}` : ''
 }
 
+const ENGINE_COL = 32
+
 function printGroup(g: Group, results: Result[]): void {
-  if (g.metric === 'roundtrips') log(`  ${pad('engine', 22)}${padLeft('round trips/s', 14)}${padLeft('p50 µs', 10)}${padLeft('p99 µs', 10)}`)
-  else log(`  ${pad('engine', 22)}${padLeft('GB/s', 8)}${padLeft('msgs/s', 9)}${padLeft('p50 µs', 10)}${padLeft('p99 µs', 10)}   (latency: one send)`)
+  if (g.metric === 'roundtrips') log(`  ${pad('engine', ENGINE_COL)}${padLeft('round trips/s', 14)}${padLeft('p50 µs', 10)}${padLeft('p99 µs', 10)}`)
+  else log(`  ${pad('engine', ENGINE_COL)}${padLeft('GB/s', 8)}${padLeft('msgs/s', 9)}${padLeft('p50 µs', 10)}${padLeft('p99 µs', 10)}   (latency: one send)`)
   for (const r of results) {
     const m = r.measurement
     if (!m) {
-      log(`  ${pad(r.engine, 22)}FAILED: ${r.error}`)
+      log(`  ${pad(r.engine, ENGINE_COL)}FAILED: ${r.error}`)
       continue
     }
     const lat = `${padLeft(fmtUs(m.p50Us), 10)}${padLeft(fmtUs(m.p99Us), 10)}`
-    if (g.metric === 'roundtrips') log(`  ${pad(r.engine, 22)}${padLeft(fmtRate(m.opsPerSec), 14)}${lat}${notes(m)}`)
-    else log(`  ${pad(r.engine, 22)}${padLeft(fmtGbps(value('gbps', m)), 8)}${padLeft(fmtRate(m.opsPerSec), 9)}${lat}${notes(m)}`)
+    if (g.metric === 'roundtrips') log(`  ${pad(r.engine, ENGINE_COL)}${padLeft(fmtRate(m.opsPerSec), 14)}${lat}${notes(m)}`)
+    else log(`  ${pad(r.engine, ENGINE_COL)}${padLeft(fmtGbps(value('gbps', m)), 8)}${padLeft(fmtRate(m.opsPerSec), 9)}${lat}${notes(m)}`)
   }
   const ok = results.filter((r) => r.measurement)
   const lines = ratios(g, ok)
   if (lines.length === 0) return
   log('')
   for (const x of lines) {
-    const t = g.target
-    let target = ''
-    if (t && x.ours === t.ours && x.peer === t.peer) {
-      const met = t.strict ? x.ratio > t.ratio : x.ratio >= t.ratio
-      target = `   target ${t.strict ? '>' : '>='}${fmtRatio(t.ratio)}: ${met ? 'met' : 'MISSED'}`
-    }
+    const target = x.target === undefined ? '' : `   target ${x.strict ? '>' : '>='}${fmtRatio(x.target)}: ${x.met ? 'met' : 'MISSED'}`
     log(`  ${g.name}: ${x.ours} ${fmtValue(g.metric, x.value)} = ${fmtRatio(x.ratio)} ${x.peer}${target}`)
   }
 }
@@ -354,28 +392,34 @@ interface Ratio {
   value: number
   ratio: number
   target?: number
+  strict?: boolean
   met?: boolean
 }
 
-/** ringline rows against node:net; zero-copy against copy. */
+/**
+ * Each engine's rows against node:net (zero-copy groups: zero-copy against
+ * copy on the same engine), then each mio row against the same row on io_uring.
+ */
 function ratios(g: Group, results: Result[]): Ratio[] {
   const out: Ratio[] = []
   const get = (engine: string): Result | undefined => results.find((r) => r.engine === engine && r.measurement)
-  const pairs: [string, string][] = g.workloads.some((w) => w.engine === 'node:net')
-    ? [
-        ['ringline', 'node:net'],
-        ['ringline loop', 'node:net'],
-      ]
-    : [['ringline zero-copy', 'ringline copy']]
+  const variants = g.workloads.some((w) => w.engine === NODE_PEER) ? ['ringline', 'ringline loop'] : ['ringline copy', 'ringline zero-copy']
+  const pairs: [string, string][] = []
+  for (const b of BACKENDS) {
+    if (variants[0] === 'ringline') for (const v of variants) pairs.push([engineLabel(v, b), NODE_PEER])
+    else pairs.push([engineLabel('ringline zero-copy', b), engineLabel('ringline copy', b)])
+  }
+  for (const v of variants) pairs.push([engineLabel(v, 'mio'), engineLabel(v, 'io_uring')])
   for (const [a, b] of pairs) {
     const ra = get(a)
     const rb = get(b)
     if (!ra || !rb) continue
     const va = value(g.metric, ra.measurement!)
     const r: Ratio = { group: g.name, ours: a, peer: b, value: va, ratio: va / value(g.metric, rb.measurement!) }
-    const t = g.target
-    if (t && t.ours === a && t.peer === b) {
+    const t = g.targets.find((x) => x.ours === a && x.peer === b)
+    if (t) {
       r.target = t.ratio
+      r.strict = t.strict === true
       r.met = t.strict ? r.ratio > t.ratio : r.ratio >= t.ratio
     }
     out.push(r)
@@ -383,7 +427,32 @@ function ratios(g: Group, results: Result[]): Ratio[] {
   return out
 }
 
+/** Per workload with a node:net row: ringline (completion thread) on each engine against it. */
+function engineRows(groups: Group[], results: Result[]): EngineRow[] {
+  const rows: EngineRow[] = []
+  for (const g of groups) {
+    if (!g.workloads.some((w) => w.engine === NODE_PEER)) continue
+    const get = (engine: string): number | null => {
+      const r = results.find((x) => x.group === g.name && x.engine === engine)
+      return r?.measurement ? value(g.metric, r.measurement) : null
+    }
+    const row: EngineRow = {
+      bench: 'tcp',
+      workload: g.name,
+      variant: 'ringline',
+      peer: NODE_PEER,
+      unit: g.metric === 'roundtrips' ? 'round trips/s' : 'GB/s',
+      node: get(NODE_PEER),
+      ioUring: get(engineLabel('ringline', 'io_uring')),
+      mio: get(engineLabel('ringline', 'mio')),
+    }
+    if (results.some((r) => r.group === g.name)) rows.push(row)
+  }
+  return rows
+}
+
 interface SweepRow {
+  backend: Backend
   size: number
   copyGbps: number
   zeroCopyGbps: number
@@ -411,9 +480,9 @@ function printSweep(rows: SweepRow[]): number | null {
 
 // ----- soak --------------------------------------------------------------------------
 
-async function soak(o: Options): Promise<SoakResult> {
-  const job: NetJob = { kind: 'soak', conns: SOAK_CONNS, size: PINGPONG_BYTES, warmupMs: o.soakWarmupMs, soakMs: o.soakMs, everyMs: o.soakEveryMs }
-  const r = (await runChild(job, o.timed, THREAD, o.soakWarmupMs + o.soakMs + 120_000, (line) => log(`  ${line}`))) as SoakResult
+async function soak(o: Options, backend: Backend): Promise<SoakResult> {
+  const job: NetJob = { kind: 'soak', backend, conns: SOAK_CONNS, size: PINGPONG_BYTES, warmupMs: o.soakWarmupMs, soakMs: o.soakMs, everyMs: o.soakEveryMs }
+  const r = (await runChild(job, o.timed, ringEnv('thread', backend), o.soakWarmupMs + o.soakMs + 120_000, (line) => log(`  ${line}`))) as SoakResult
   const growth = r.growthPercent
   const met = growth <= 10
   log('')
@@ -468,24 +537,27 @@ async function main(): Promise<void> {
     const out = path.join(resultsDir, `${name}-${stamp}.json`)
     fs.writeFileSync(out, json)
     fs.writeFileSync(path.join(resultsDir, `${name}-latest.json`), json)
+    if (o.json !== null) fs.writeFileSync(o.json, json)
     return out
   }
 
   if (o.soak) {
-    log('')
-    log(`== soak: ringline 64 B ping-pong, ${SOAK_CONNS} connections; RSS every ${o.soakEveryMs / 1000} s for ${o.soakMs / 1000} s after ${o.soakWarmupMs / 1000} s of warm-up`)
-    let result: SoakResult | { error: string }
-    try {
-      result = await soak(o)
-    } catch (e) {
-      log(`  FAILED: ${(e as Error).message}`)
-      result = { error: (e as Error).message }
+    const soaks: Partial<Record<Backend, SoakResult | { error: string }>> = {}
+    for (const b of o.backends) {
+      log('')
+      log(`== soak (${b}): ringline 64 B ping-pong, ${SOAK_CONNS} connections; RSS every ${o.soakEveryMs / 1000} s for ${o.soakMs / 1000} s after ${o.soakWarmupMs / 1000} s of warm-up`)
+      try {
+        soaks[b] = await soak(o, b)
+      } catch (e) {
+        log(`  FAILED: ${(e as Error).message}`)
+        soaks[b] = { error: (e as Error).message }
+        process.exitCode = 1
+      }
     }
     meta.loadavgEnd = os.loadavg()
-    const out = write('net-soak', { meta, soak: result })
+    const out = write('net-soak', { meta, soak: soaks })
     log('')
     log(`results: ${path.relative(process.cwd(), out)} (and net-soak-latest.json)`)
-    if ('error' in result) process.exitCode = 1
     return
   }
 
@@ -500,7 +572,8 @@ async function main(): Promise<void> {
   const allRatios: Ratio[] = []
   const sweepRows: SweepRow[] = []
   let sweepHeader = false
-  for (const g of buildGroups(o)) {
+  const groups = buildGroups(o)
+  for (const g of groups) {
     const chosen = g.workloads.filter(selected)
     if (chosen.length === 0) continue
     if (g.sweep === undefined) {
@@ -543,12 +616,14 @@ async function main(): Promise<void> {
     results.push(...mine)
     allRatios.push(...ratios(g, mine))
     if (g.sweep !== undefined) {
-      const copy = mine.find((r) => r.engine === 'ringline copy')?.measurement
-      const zc = mine.find((r) => r.engine === 'ringline zero-copy')?.measurement
-      if (copy && zc) {
-        const a = value('gbps', copy)
-        const b = value('gbps', zc)
-        sweepRows.push({ size: g.sweep, copyGbps: a, zeroCopyGbps: b, ratio: b / a })
+      for (const backend of o.backends) {
+        const copy = mine.find((r) => r.engine === engineLabel('ringline copy', backend))?.measurement
+        const zc = mine.find((r) => r.engine === engineLabel('ringline zero-copy', backend))?.measurement
+        if (copy && zc) {
+          const a = value('gbps', copy)
+          const b = value('gbps', zc)
+          sweepRows.push({ backend, size: g.sweep, copyGbps: a, zeroCopyGbps: b, ratio: b / a })
+        }
       }
       for (const r of mine) if (r.error) log(`  ${sizeName(g.sweep)} ${r.engine}: FAILED: ${r.error}`)
       continue
@@ -556,11 +631,22 @@ async function main(): Promise<void> {
     log('')
     printGroup(g, mine)
   }
-  let threshold: number | null = null
-  if (sweepRows.length > 0) {
+  const thresholds: Partial<Record<Backend, number | null>> = {}
+  for (const b of o.backends) {
+    const rows = sweepRows.filter((r) => r.backend === b)
+    if (rows.length === 0) continue
     log('')
-    log(`== sweep table: GB/s by message size (${o.depth} send${o.depth > 1 ? 's' : ''} in flight; loopback)`)
-    threshold = printSweep(sweepRows)
+    log(`== sweep table (${b}): GB/s by message size (${o.depth} send${o.depth > 1 ? 's' : ''} in flight; loopback)`)
+    thresholds[b] = printSweep(rows)
+  }
+  if (o.backends.length > 1 && sweepRows.length > 0) {
+    log('')
+    log(`  mio / io_uring by size: ${SWEEP_SIZES.map((size) => {
+      const get = (b: Backend): SweepRow | undefined => sweepRows.find((r) => r.backend === b && r.size === size)
+      const u = get('io_uring')
+      const m = get('mio')
+      return u && m ? `${sizeName(size)} copy ${fmtRatio(m.copyGbps / u.copyGbps)} zc ${fmtRatio(m.zeroCopyGbps / u.zeroCopyGbps)}` : null
+    }).filter((x) => x !== null).join('; ')}`)
   }
 
   const targets = allRatios.filter((r) => r.target !== undefined)
@@ -568,12 +654,20 @@ async function main(): Promise<void> {
     log('')
     log('== targets')
     for (const r of targets) {
-      log(`  ${pad(r.group, 12)} ${pad(`${r.ours} / ${r.peer}`, 36)} ${padLeft(fmtRatio(r.ratio), 7)}  (target ${r.group.startsWith('zc') ? '>' : '>='}${fmtRatio(r.target!)}) ${r.met ? 'met' : 'MISSED'}`)
+      log(`  ${pad(r.group, 12)} ${pad(`${r.ours} / ${r.peer}`, 56)} ${padLeft(fmtRatio(r.ratio), 7)}  (target ${r.strict ? '>' : '>='}${fmtRatio(r.target!)}) ${r.met ? 'met' : 'MISSED'}`)
     }
   }
 
+  const summary = engineRows(groups, results)
+  if (summary.length > 0) {
+    log('')
+    log(`== engines (TCP): ringline on ${o.backends.join(' and ')} against node:net`)
+    printEngineSummary(summary, o.backends, log)
+  }
+
   meta.loadavgEnd = os.loadavg()
-  const out = write('net', { meta, results, ratios: allRatios, sweep: { rows: sweepRows, suggestedThresholdBytes: threshold } })
+  const sweep = { rows: sweepRows, suggestedThresholdBytes: thresholds.io_uring ?? null, suggestedThresholdBytesByBackend: thresholds }
+  const out = write('net', { meta, results, ratios: allRatios, engineSummary: summary, sweep })
   log('')
   log(`load average at the end ${meta.loadavgEnd.map((x) => x.toFixed(2)).join(' ')}`)
   log(`results: ${path.relative(process.cwd(), out)} (and net-latest.json)`)
