@@ -29,6 +29,7 @@ use mio::{Events, Poll, Token, Waker};
 use pool::{Job, Pool, Step};
 use sock::{Sock, SockOp};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -39,6 +40,40 @@ const WAKER: Token = Token(usize::MAX);
 /// Token of the connect-timeout timer (Linux: a timerfd).
 #[cfg(target_os = "linux")]
 const TIMER: Token = Token(usize::MAX - 1);
+
+/// The engine's maps are keyed by small integers it makes or the kernel
+/// hands out (descriptors, slab keys, buffer groups), looked up several times
+/// per op: a multiplicative hash instead of SipHash (which cost about 0.3 µs
+/// per ping-pong round trip), since no key comes from outside.
+type Map<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
+
+/// Fibonacci hashing of one integer key.
+#[derive(Default)]
+struct IntHasher(u64);
+
+impl Hasher for IntHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b) ^ self.0.rotate_left(8));
+        }
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_i32(&mut self, n: i32) {
+        self.write_u64(u64::from(n as u32));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
 
 /// An op pushed but not yet flushed.
 #[derive(Clone, Copy)]
@@ -102,9 +137,9 @@ struct State {
     events: Events,
     sq: Vec<Sqe>,
     cq: Vec<Cqe>,
-    socks: HashMap<i32, Sock>,
-    ops: HashMap<u64, SockOp>,
-    rings: HashMap<u16, BufRing>,
+    socks: Map<i32, Sock>,
+    ops: Map<u64, SockOp>,
+    rings: Map<u16, BufRing>,
     deadlines: Vec<Deadline>,
     /// When the timerfd fires (the earliest deadline it was set to).
     timer_at: Option<Instant>,
@@ -114,7 +149,7 @@ struct State {
     touched: Vec<i32>,
     /// What each descriptor read or written is, learnt once per descriptor
     /// (see [`sys::FdKind`]).
-    kinds: HashMap<i32, sys::FdKind>,
+    kinds: Map<i32, sys::FdKind>,
 }
 
 /// The mio engine. See the module documentation.
@@ -184,14 +219,14 @@ impl MioEngine {
                 events: Events::with_capacity(1024),
                 sq: Vec::new(),
                 cq: Vec::new(),
-                socks: HashMap::new(),
-                ops: HashMap::new(),
-                rings: HashMap::new(),
+                socks: Map::default(),
+                ops: Map::default(),
+                rings: Map::default(),
                 deadlines: Vec::new(),
                 closes: Vec::new(),
                 timer_at: None,
                 touched: Vec::new(),
-                kinds: HashMap::new(),
+                kinds: Map::default(),
             }),
             waker,
             rung,

@@ -381,6 +381,7 @@ fn recv(
     cq: &mut Vec<crate::op::Cqe>,
     step: &mut Step,
 ) {
+    let mut span_next = 1;
     loop {
         let avail = ring.as_ref().map_or(0, |r| r.available());
         let Some(r) = ring.as_mut().filter(|_| avail > 0) else {
@@ -389,7 +390,9 @@ fn recv(
             step.ended = true;
             return;
         };
-        let span = usize::from(avail).min(RECV_SPAN);
+        // One buffer first (one recv, like a small message needs); more
+        // only after a read filled all it was given (bulk data).
+        let span = usize::from(avail).min(span_next);
         let mut iov = [libc::iovec {
             iov_base: std::ptr::null_mut(),
             iov_len: 0,
@@ -418,6 +421,7 @@ fn recv(
                 cq.push(cqe(ud, take as i32, flags));
                 left -= take;
             }
+            span_next = RECV_SPAN;
             if (n as usize) < room && !closed {
                 // A stream socket hands over all it holds: it is drained,
                 // and new data will raise a new readiness event.
