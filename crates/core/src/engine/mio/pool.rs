@@ -42,9 +42,8 @@ struct Queue {
     /// they are serial.
     running: Vec<(Option<i32>, bool)>,
     stop: bool,
-    /// Threads started, and those waiting for a job.
+    /// Threads started.
     spawned: usize,
-    idle: usize,
 }
 
 /// Completions made by pool threads, for the engine to reap.
@@ -72,7 +71,6 @@ impl Pool {
                 running: Vec::new(),
                 stop: false,
                 spawned: 0,
-                idle: 0,
             }),
             ready: Condvar::new(),
             done,
@@ -85,7 +83,7 @@ impl Pool {
     }
 
     /// Queues jobs, starting threads while more jobs wait than threads are
-    /// idle, up to the limit: a ring that never touches a file costs no
+    /// free, up to the limit: a ring that never touches a file costs no
     /// thread, and one that keeps 2 reads in flight costs 2.
     pub fn submit(self: &Arc<Self>, jobs: Vec<Job>) {
         if jobs.is_empty() {
@@ -95,7 +93,11 @@ impl Pool {
         let (first, grow) = {
             let mut q = lock(&self.queue);
             q.jobs.extend(jobs);
-            let short = q.jobs.len().saturating_sub(q.idle);
+            // Threads not running a job are idle or about to be (a thread
+            // leaves `running` before it posts its completions): at one op
+            // in flight the same thread takes every job.
+            let free = q.spawned - q.running.len();
+            let short = q.jobs.len().saturating_sub(free);
             let grow = short.min(self.threads - q.spawned);
             q.spawned += grow;
             (q.spawned - grow, grow)
@@ -158,9 +160,7 @@ impl Pool {
                         q.running.push((j.fd, j.serial));
                         break j;
                     }
-                    q.idle += 1;
                     q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
-                    q.idle -= 1;
                 }
             };
             let cqes = run(&job);
