@@ -41,10 +41,11 @@ export class Stats {
     this.mtimeMs = f[12] * 1e3 + f[13] / 1e6
     this.ctimeMs = f[14] * 1e3 + f[15] / 1e6
     this.birthtimeMs = f[16] * 1e3 + f[17] / 1e6
-    this.atime = new Date(this.atimeMs)
-    this.mtime = new Date(this.mtimeMs)
-    this.ctime = new Date(this.ctimeMs)
-    this.birthtime = new Date(this.birthtimeMs)
+    // Rounded to the millisecond, as node:fs does (a Date alone truncates).
+    this.atime = new Date(Math.round(this.atimeMs))
+    this.mtime = new Date(Math.round(this.mtimeMs))
+    this.ctime = new Date(Math.round(this.ctimeMs))
+    this.birthtime = new Date(Math.round(this.birthtimeMs))
   }
 
   isFile(): boolean { return (this.mode & S_IFMT) === S_IFREG }
