@@ -221,11 +221,10 @@ mod imp {
             len: u16::try_from(filter.len()).expect("a short filter"),
             filter: filter.as_mut_ptr(),
         };
-        // SAFETY: `prog` is a valid sock_fprog whose `filter` points at
-        // `filter.len()` initialized sock_filter entries, and both outlive
-        // the call; the kernel only reads them (it copies the program).
         // No other thread exists yet, so flags 0 (no TSYNC) covers the
-        // whole process.
+        // whole process. The kernel only reads (copies) the program.
+        // SAFETY: `prog` is a valid sock_fprog whose `filter` points at
+        // `filter.len()` initialized entries; both outlive the call.
         let r = unsafe {
             libc::syscall(
                 libc::SYS_seccomp,
@@ -262,10 +261,10 @@ mod imp {
     /// Calls io_uring_setup(0, NULL), which cannot create a ring (without the
     /// filter the kernel answers EFAULT or EINVAL), and returns its errno.
     fn probe() -> Option<c_int> {
-        // SAFETY: io_uring_setup with 0 entries and a null params pointer
-        // passes no memory that the kernel could write into (the filter, or
-        // the kernel's own argument checks, refuse it first); any fd it
-        // returned anyway is closed below.
+        // The filter, or the kernel's own argument checks, refuse this
+        // first; any fd it returned anyway is closed below.
+        // SAFETY: 0 entries and a null params pointer: no memory the kernel
+        // could write into.
         let r = unsafe {
             libc::syscall(
                 libc::SYS_io_uring_setup,
