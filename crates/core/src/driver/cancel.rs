@@ -218,9 +218,7 @@ impl Driver {
     pub fn finish(&mut self) {
         for id in self.files.ids() {
             if let Ok(e) = self.files.remove(id) {
-                self.engine.forget_fd(e.fd);
-                // SAFETY: the table owned this fd; nothing uses it any more.
-                unsafe { libc::close(e.fd) };
+                self.close_fd(e.fd);
             }
         }
         self.buffers.clear();

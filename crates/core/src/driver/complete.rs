@@ -40,8 +40,7 @@ impl Driver {
             _ if e.orphaned => {
                 if let Kind::Open { .. } = e.kind {
                     if res >= 0 {
-                        // SAFETY: the kernel just gave us this fd; nobody else has it.
-                        unsafe { libc::close(res) };
+                        self.close_fd(res);
                     }
                 }
                 self.reclaim(e.mem);
@@ -122,8 +121,7 @@ impl Driver {
         let id = match self.files.insert(fe) {
             Ok(id) => id,
             Err(e) => {
-                // SAFETY: we own the fd the kernel just opened.
-                unsafe { libc::close(fd) };
+                self.close_fd(fd);
                 return Done::err(token, file_errno(e));
             }
         };

@@ -447,6 +447,17 @@ impl Driver {
         r
     }
 
+    /// Closes a descriptor the driver owns and no op uses, directly (not
+    /// through an op), after the engine forgot it: the one place the driver
+    /// closes descriptors itself, so no engine keeps watching a number the
+    /// next open may reuse.
+    fn close_fd(&self, fd: i32) {
+        self.engine.forget_fd(fd);
+        // SAFETY: the caller owns fd (the kernel just handed it over, or the
+        // file table held it) and nothing refers to it any more.
+        unsafe { libc::close(fd) };
+    }
+
     fn reclaim(&mut self, mem: Mem) {
         if let Mem::Bounce(b) = mem {
             self.bounce.give(b);

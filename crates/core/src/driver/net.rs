@@ -182,8 +182,7 @@ impl Driver {
         let id = match self.files.insert(FileEntry::new(fd)) {
             Ok(id) => id,
             Err(e) => {
-                // SAFETY: we own fd and nothing else refers to it.
-                unsafe { libc::close(fd) };
+                self.close_fd(fd);
                 return Err(file_errno(e));
             }
         };
@@ -217,9 +216,7 @@ impl Driver {
                 self.engine.unregister_file(slot);
                 self.stats.registered_files = self.stats.registered_files.saturating_sub(1);
             }
-            self.engine.forget_fd(e.fd);
-            // SAFETY: the table owned this fd; no op uses it any more.
-            unsafe { libc::close(e.fd) };
+            self.close_fd(e.fd);
         }
     }
 
@@ -254,8 +251,7 @@ impl Driver {
             Ok(())
         };
         if let Err(e) = setup() {
-            // SAFETY: we own fd.
-            unsafe { libc::close(fd) };
+            self.close_fd(fd);
             return Err(e);
         }
         self.add_socket(fd, true)

@@ -192,8 +192,7 @@ impl Driver {
         let more = cqe.flags & CQE_F_MORE != 0;
         if res >= 0 {
             if orphaned {
-                // SAFETY: the kernel just gave us this fd; nobody else has it.
-                unsafe { libc::close(res) };
+                self.close_fd(res);
             } else if let Ok(sock) = self.add_socket(res, false) {
                 out.push(Done {
                     token,
