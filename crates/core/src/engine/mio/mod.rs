@@ -266,19 +266,19 @@ impl MioEngine {
                 | Op::Write { target, .. }
                 | Op::Readv { target, .. }
                 | Op::Writev { target, .. }
-                    if chain.len() == 1 && kind(st, target) == sys::FdKind::Stream =>
+                    if chain.len() == 1 =>
                 {
-                    sock::start_stream_io(st, first)
-                }
-                Op::Read { target, .. } | Op::Readv { target, .. }
-                    if chain.len() == 1 && kind(st, target) == sys::FdKind::Cached =>
-                {
-                    // Data in the page cache is copied right here, as
-                    // io_uring completes such reads inline; the rest goes
-                    // to the pool.
-                    match sys::read_nowait(&first.op) {
-                        Some(r) => st.cq.push(cqe(first.user_data, r, 0)),
-                        None => jobs.push(file_job(chain)),
+                    let reads = matches!(first.op, Op::Read { .. } | Op::Readv { .. });
+                    match kind(st, target) {
+                        sys::FdKind::Stream => sock::start_stream_io(st, first),
+                        // Data in the page cache is copied right here, as
+                        // io_uring completes such reads inline; the rest
+                        // goes to the pool.
+                        sys::FdKind::Cached if reads => match sys::read_nowait(&first.op) {
+                            Some(r) => st.cq.push(cqe(first.user_data, r, 0)),
+                            None => jobs.push(file_job(chain)),
+                        },
+                        _ => jobs.push(file_job(chain)),
                     }
                 }
                 Op::Open { .. }
