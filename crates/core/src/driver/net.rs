@@ -880,6 +880,23 @@ fn set_int(fd: i32, level: i32, name: i32, value: i32) -> Result<(), i32> {
     Ok(())
 }
 
+/// Sets a socket address's own length field, which only the BSDs (macOS
+/// included) have; elsewhere the statement is compiled out, field and all.
+macro_rules! set_sa_len {
+    ($field:expr, $ty:ty) => {
+        #[cfg(any(
+            target_vendor = "apple",
+            target_os = "freebsd",
+            target_os = "dragonfly",
+            target_os = "netbsd",
+            target_os = "openbsd"
+        ))]
+        {
+            $field = std::mem::size_of::<$ty>() as u8;
+        }
+    };
+}
+
 /// `addr` as a C socket address and its length.
 pub(super) fn to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: all-zero is a valid sockaddr_storage.
@@ -889,16 +906,7 @@ pub(super) fn to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::s
             // Field by field from zero: BSDs add a `sin_len` field.
             // SAFETY: all-zero is a valid sockaddr_in.
             let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-            #[cfg(any(
-                target_vendor = "apple",
-                target_os = "freebsd",
-                target_os = "dragonfly",
-                target_os = "netbsd",
-                target_os = "openbsd"
-            ))]
-            {
-                sin.sin_len = std::mem::size_of::<libc::sockaddr_in>() as u8;
-            }
+            set_sa_len!(sin.sin_len, libc::sockaddr_in);
             sin.sin_family = libc::AF_INET as libc::sa_family_t;
             sin.sin_port = a.port().to_be();
             sin.sin_addr = libc::in_addr {
@@ -911,16 +919,7 @@ pub(super) fn to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::s
         SocketAddr::V6(a) => {
             // SAFETY: all-zero is a valid sockaddr_in6.
             let mut sin6: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
-            #[cfg(any(
-                target_vendor = "apple",
-                target_os = "freebsd",
-                target_os = "dragonfly",
-                target_os = "netbsd",
-                target_os = "openbsd"
-            ))]
-            {
-                sin6.sin6_len = std::mem::size_of::<libc::sockaddr_in6>() as u8;
-            }
+            set_sa_len!(sin6.sin6_len, libc::sockaddr_in6);
             sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
             sin6.sin6_port = a.port().to_be();
             sin6.sin6_flowinfo = a.flowinfo();
