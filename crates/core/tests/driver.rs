@@ -7,18 +7,15 @@ mod common;
 use common::Eng;
 
 use ringline_core::driver::{Done, Driver, DriverConfig, Payload, UserBuf};
-use ringline_core::engine::Engine;
 use ringline_core::{FileId, SyncKind, CURRENT_POSITION};
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::Arc;
 
 fn driver(eng: Eng, max_in_flight: usize) -> Driver {
-    let engine: Arc<dyn Engine> = common::engine(eng);
-    Driver::new(
-        engine,
+    common::driver(
+        eng,
         DriverConfig {
             max_in_flight,
             ..DriverConfig::default()
@@ -91,6 +88,22 @@ fn open(d: &mut Driver, path: &Path, flags: i32) -> FileId {
             id
         }
         p => panic!("open gave {p:?}"),
+    }
+}
+
+/// Opens `path` with `O_DIRECT | flags`, or `None` where the filesystem
+/// refuses O_DIRECT (tmpfs): the test has nothing to check there.
+fn open_direct(d: &mut Driver, path: &Path, flags: i32) -> Option<FileId> {
+    d.open(1000, cpath(path), flags | libc::O_DIRECT, 0)
+        .unwrap();
+    let done = settle(d, &[1000], vec![]).remove(&1000).unwrap();
+    if done.result == -i64::from(libc::EINVAL) {
+        eprintln!("O_DIRECT unsupported on this filesystem; nothing to check");
+        return None;
+    }
+    match done.payload {
+        Payload::Opened(id) => Some(id),
+        p => panic!("open gave {p:?} ({})", done.result),
     }
 }
 
@@ -313,15 +326,8 @@ fn direct_io_checks_alignment_and_bounces_misaligned_memory(eng: Eng) {
     let path = dir.path().join("d");
     std::fs::write(&path, vec![9u8; 65536]).unwrap();
     let mut d = driver(eng, 8);
-    d.open(1, cpath(&path), libc::O_RDONLY | libc::O_DIRECT, 0)
-        .unwrap();
-    let got = settle(&mut d, &[1], vec![]);
-    if got[&1].result == -i64::from(libc::EINVAL) {
-        eprintln!("O_DIRECT unsupported on this filesystem; nothing to check");
+    let Some(f) = open_direct(&mut d, &path, libc::O_RDONLY) else {
         return;
-    }
-    let Payload::Opened(f) = got[&1].payload else {
-        panic!("no handle")
     };
     let (_, dio, _) = d.file_info(f).unwrap();
     let align = dio.expect("direct file has an alignment").offset as usize;
@@ -409,15 +415,8 @@ fn a_refused_append_leaves_the_append_cursor_alone(eng: Eng) {
     let path = dir.path().join("log");
     std::fs::write(&path, vec![1u8; 100]).unwrap();
     let mut d = driver(eng, 8);
-    d.open(1, cpath(&path), libc::O_RDWR | libc::O_DIRECT, 0)
-        .unwrap();
-    let got = settle(&mut d, &[1], vec![]);
-    if got[&1].result == -i64::from(libc::EINVAL) {
-        eprintln!("O_DIRECT unsupported on this filesystem; nothing to check");
+    let Some(f) = open_direct(&mut d, &path, libc::O_RDWR) else {
         return;
-    }
-    let Payload::Opened(f) = got[&1].payload else {
-        panic!("no handle")
     };
     let (block, _) = d.alloc_aligned(4096).unwrap();
     let rec = UserBuf {

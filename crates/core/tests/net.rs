@@ -7,16 +7,13 @@ mod common;
 use common::Eng;
 
 use ringline_core::driver::{Done, Driver, DriverConfig, NetConfig, Payload, UserBuf};
-use ringline_core::engine::Engine;
 use ringline_core::FileId;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 fn driver(eng: Eng, net: NetConfig) -> Driver {
-    let engine: Arc<dyn Engine> = common::engine(eng);
-    Driver::new(
-        engine,
+    common::driver(
+        eng,
         DriverConfig {
             net,
             ..DriverConfig::default()

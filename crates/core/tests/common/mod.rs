@@ -2,6 +2,7 @@
 //! (`per_engine!`), so no feature can pass on one and be missing on the
 //! other.
 
+use ringline_core::driver::{Driver, DriverConfig};
 use ringline_core::engine::{select, Backend, Engine, EngineConfig};
 use std::sync::Arc;
 
@@ -22,6 +23,11 @@ pub fn engine(e: Eng) -> Arc<dyn Engine> {
     let sel = select(&EngineConfig::default(), backend).expect("engine available");
     assert_eq!(sel.engine.name(), name(e));
     sel.engine
+}
+
+/// A driver with `cfg` over a fresh engine of kind `e`.
+pub fn driver(e: Eng, cfg: DriverConfig) -> Driver {
+    Driver::new(engine(e), cfg)
 }
 
 pub fn name(e: Eng) -> &'static str {
