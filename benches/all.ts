@@ -23,7 +23,7 @@ import { spawn } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { FILES_FLAGS, NET_FLAGS, type FlagSpec } from './flags'
-import { BACKENDS, type Backend } from './harness'
+import { BACKENDS, usageFor, type Backend } from './harness'
 import { printEngineSummary, type EngineRow } from './summary'
 
 const ROOT = path.resolve(__dirname, '..')
@@ -32,11 +32,7 @@ const log = (s: string): void => {
   process.stdout.write(`${s}\n`)
 }
 
-function usage(msg: string, code = 2): never {
-  const head = fs.readFileSync(__filename, 'utf8').split('\n\n')[0]
-  process.stderr.write(`${msg}\n\n${head}\n`)
-  process.exit(code)
-}
+const usage: (msg: string) => never = usageFor(__filename, 'ringline benchmarks: files, then TCP')
 
 const takes = (spec: FlagSpec, name: string): boolean => spec.known.includes(name) || spec.valued.includes(name)
 
@@ -48,7 +44,7 @@ function route(argv: string[]): { files: string[]; net: string[] } {
     const m = /^--([a-z-]+)(?:=(.*))?$/.exec(argv[i])
     if (!m) usage(`unknown argument: ${argv[i]}`)
     const name = m[1]
-    if (name === 'help') usage('ringline benchmarks: files, then TCP', 0)
+    if (name === 'help') usage('ringline benchmarks: files, then TCP')
     if (name === 'json') usage('--json: pass it to bench:files or bench:net (npm run bench writes summary-latest.json)')
     const toFiles = takes(FILES_FLAGS, name)
     const toNet = takes(NET_FLAGS, name)

@@ -98,6 +98,7 @@ import {
   promiseLoops,
   runTimed,
   splitEngine,
+  usageFor,
   within,
   type Backend,
   type Measurement,
@@ -126,11 +127,7 @@ interface Options {
 const ROOT = path.resolve(__dirname, '..')
 const MiB = 1 << 20
 
-function usage(msg: string): never {
-  const head = fs.readFileSync(__filename, 'utf8').split('\n\n')[0]
-  process.stderr.write(`${msg}\n\n${head}\n`)
-  process.exit(msg === 'ringline file benchmark' ? 0 : 2)
-}
+const usage: (msg: string) => never = usageFor(__filename, 'ringline file benchmark')
 
 function parseOptions(argv: string[]): Options {
   const flags = new Flags(argv, FILES_FLAGS.known, FILES_FLAGS.valued, usage)

@@ -3,6 +3,7 @@
 // Used by files.ts (the parent) and by peer-child.ts (node:fs peers in a
 // child process), so nothing here may import ringline.
 
+import * as fs from 'node:fs'
 import { hrtime } from 'node:process'
 
 export const BLOCK = 4096
@@ -442,4 +443,17 @@ export const engineLabel = (variant: string, backend: Backend): string => `${var
 export function splitEngine(label: string): { variant: string; backend: Backend | null } {
   const m = / \((io_uring|mio)\)$/.exec(label)
   return m ? { variant: label.slice(0, m.index), backend: m[1] as Backend } : { variant: label, backend: null }
+}
+
+/**
+ * The usage printer of a benchmark script: prints `msg`, then the script's
+ * head comment (its first paragraph block), and exits 0 when `msg` is the
+ * script's `title` (--help), 2 otherwise.
+ */
+export function usageFor(file: string, title: string): (msg: string) => never {
+  return (msg: string): never => {
+    const head = fs.readFileSync(file, 'utf8').split('\n\n')[0]
+    process.stderr.write(`${msg}\n\n${head}\n`)
+    process.exit(msg === title ? 0 : 2)
+  }
 }

@@ -83,7 +83,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { NET_FLAGS } from './flags'
-import { BACKENDS, Flags, engineLabel, fmtRate, fmtRatio, fmtUs, pad, padLeft, parseBackends, type Backend, type Measurement, type TimedOptions } from './harness'
+import { BACKENDS, Flags, usageFor, engineLabel, fmtRate, fmtRatio, fmtUs, pad, padLeft, parseBackends, type Backend, type Measurement, type TimedOptions } from './harness'
 import type { NetJob, SoakResult } from './net-work'
 import { printEngineSummary, type EngineRow } from './summary'
 
@@ -113,11 +113,7 @@ const ZC_SIZES = [64 * KiB, MiB, 16 * MiB]
 const SWEEP_SIZES = [4, 8, 16, 32, 64, 256].map((k) => k * KiB)
 const SOAK_CONNS = 50
 
-function usage(msg: string): never {
-  const head = fs.readFileSync(__filename, 'utf8').split('\n\n')[0]
-  process.stderr.write(`${msg}\n\n${head}\n`)
-  process.exit(msg === 'ringline TCP benchmark' ? 0 : 2)
-}
+const usage: (msg: string) => never = usageFor(__filename, 'ringline TCP benchmark')
 
 function parseOptions(argv: string[]): Options {
   const flags = new Flags(argv, NET_FLAGS.known, NET_FLAGS.valued, usage)
