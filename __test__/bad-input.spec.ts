@@ -5,7 +5,7 @@
 import test from 'ava'
 import * as fs from 'node:fs'
 import { open, allocAligned, defaultRing, Ring, type FileHandle, type ReadRequest, type AppendOptions, type RingOptions } from '../index'
-import { errorOf, makeTmpDir, props, removeTmpDir, uniquePath } from './helpers'
+import { problemsOf, makeTmpDir, props, removeTmpDir, uniquePath } from './helpers'
 
 const dir = makeTmpDir('bad-input')
 test.after.always(() => removeTmpDir(dir))
@@ -211,14 +211,7 @@ test('bad input is rejected with Node-style errors and nothing is submitted', as
 
   const before = ring.stats()
   const defaultBefore = defaultRing().stats().submitted
-  // Every deviation of every case, so that one run shows them all.
-  const problems: string[] = []
-  for (const c of cases) {
-    const bad = (what: string): void => {
-      problems.push(`${c.name}: ${what}`)
-    }
-    const err = await errorOf(c.call, c.mode, bad)
-    if (err === undefined) continue
+  const problems = await problemsOf(cases, (c, err, bad) => {
     if (Object.getPrototypeOf(err) !== c.cls.prototype) bad(`class ${err.constructor.name}, expected ${c.cls.name} (${err.message})`)
     const p = props(err)
     if (p.code !== c.code) bad(`code ${String(p.code)}, expected ${c.code} (${err.message})`)
@@ -230,7 +223,7 @@ test('bad input is rejected with Node-style errors and nothing is submitted', as
       if (!err.message.startsWith(`${c.code}: `)) bad(`message ${err.message}`)
     }
     if (c.code === 'ENOENT' && p.path !== '') bad(`path ${String(p.path)}`)
-  }
+  })
   t.deepEqual(problems, [])
   const after = ring.stats()
   t.is(after.submitted, before.submitted, 'nothing was submitted')

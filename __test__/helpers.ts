@@ -255,6 +255,26 @@ async function closeIfClosable(v: unknown): Promise<void> {
  * throw. Anything else is reported through `bad` (and a handle it opened
  * anyway is closed), and `undefined` is returned.
  */
+/**
+ * Runs every case of a bad-input table through `errorOf` and, for the error
+ * it raised, `check`; returns every deviation of every case ("name: what"),
+ * so that one run shows them all.
+ */
+export async function problemsOf<C extends { name: string; mode: 'async' | 'sync'; call: () => unknown }>(
+  cases: C[],
+  check: (c: C, err: Error, bad: (what: string) => void) => void,
+): Promise<string[]> {
+  const problems: string[] = []
+  for (const c of cases) {
+    const bad = (what: string): void => {
+      problems.push(`${c.name}: ${what}`)
+    }
+    const err = await errorOf(c.call, c.mode, bad)
+    if (err !== undefined) check(c, err, bad)
+  }
+  return problems
+}
+
 export async function errorOf(call: () => unknown, mode: 'async' | 'sync', bad: (what: string) => void): Promise<Error | undefined> {
   let returned: unknown
   let thrown: unknown

@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process'
 import { lookup } from 'node:dns/promises'
 import { Readable, Transform, pipeline } from 'node:stream'
 import { Ring, Listener, Socket, listen, connect, defaultRing, type AddressInfo } from '../index'
-import { errorOf, outcome, props, rejection, sameBytes, tick, waitFor, which } from './helpers'
+import { problemsOf, outcome, props, rejection, sameBytes, tick, waitFor, which } from './helpers'
 import {
   KiB,
   MiB,
@@ -134,23 +134,17 @@ test.serial('bad input is rejected with Node-style errors and nothing is sent or
 
   const before = ring.stats()
   const defaultBefore = defaultRing().stats().submitted
-  const problems: string[] = []
-  for (const c of cases) {
-    const bad = (what: string): void => {
-      problems.push(`${c.name}: ${what}`)
-    }
-    const err = await errorOf(c.call, c.mode, bad)
-    if (err === undefined) continue
+  const problems = await problemsOf(cases, (c, err, bad) => {
     const allowed = Array.isArray(c.expect) ? c.expect : [c.expect]
     const code = props(err).code
     const match = allowed.find((x) => x.code === code && Object.getPrototypeOf(err) === x.cls.prototype)
     if (match === undefined) {
       bad(`${err.constructor.name} ${String(code)}, expected ${allowed.map((x) => `${x.cls.name} ${x.code}`).join(' or ')} (${err.message})`)
-      continue
+      return
     }
     if (err.message.length === 0) bad('empty message')
     if (!String(err.stack).includes(`${match.cls.name} [${match.code}]`)) bad(`stack does not start like Node's "${match.cls.name} [${match.code}]"`)
-  }
+  })
   t.deepEqual(problems, [])
   const after = ring.stats()
   t.is(after.submitted, before.submitted, 'nothing was submitted')
