@@ -136,12 +136,7 @@ impl Waiter {
         // SAFETY: our epoll set and a live array of two events.
         let n = unsafe { libc::epoll_wait(self.set.as_raw_fd(), evs.as_mut_ptr(), 2, timeout_ms) };
         if n < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(false)
-            } else {
-                Err(e)
-            };
+            return interrupted();
         }
         Ok(evs[..n as usize].iter().any(|e| e.u64 == PIPE_KEY))
     }
@@ -163,12 +158,7 @@ impl Waiter {
         // SAFETY: two live pollfds for descriptors the engine owns.
         let r = unsafe { libc::poll(p.as_mut_ptr(), 2, timeout_ms) };
         if r < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(false)
-            } else {
-                Err(e)
-            };
+            return interrupted();
         }
         Ok(p[1].revents != 0)
     }
@@ -179,6 +169,17 @@ impl Waiter {
         // SAFETY: writes one byte from a local to our non-blocking pipe (a
         // full pipe already means "woken").
         unsafe { libc::write(self.pipe[1].as_raw_fd(), (&one as *const u8).cast(), 1) };
+    }
+}
+
+/// A failed sleep: a signal only cut it short (no wake-up seen), anything
+/// else is an error.
+fn interrupted() -> io::Result<bool> {
+    let e = io::Error::last_os_error();
+    if e.kind() == io::ErrorKind::Interrupted {
+        Ok(false)
+    } else {
+        Err(e)
     }
 }
 
