@@ -56,6 +56,9 @@ class Group {
   remaining: number
   counts: number[]
   error: Error | null = null
+  /** Its AbortSignal fired: reads the kernel did not run reject AbortError. */
+  aborted = false
+  reason: unknown = undefined
   constructor(
     n: number,
     readonly resolve: (v: number[]) => void,
@@ -77,11 +80,31 @@ class Op {
     readonly syscall: string,
     readonly ctx: unknown,
     readonly path: string | undefined,
-    readonly index = 0,
+    public index = 0,
   ) {}
 }
 
 function noop(): void {}
+
+/** `-ECANCELED`: what the kernel says of an op it did not run. */
+const ECANCELED = -125
+const EBADF = -9
+/**
+ * Not an errno: the native side has no bounce memory for this op now (the
+ * driver's budget is held by earlier ops). The op waits here and is
+ * submitted again after the next completions.
+ */
+const WAIT_FOR_MEMORY = -4000
+
+/** An op waiting for bounce memory: `submit(token)` is its native call. */
+interface Parked {
+  token: number
+  op: Op
+  file: number
+  submit: (token: number) => number
+  /** For the rest of a readMany group (token -1): every token of the group. */
+  tokens?: number[]
+}
 
 /**
  * Flushes run as microtasks, so the ops of one synchronous run of JS go to
@@ -106,6 +129,9 @@ export class RingCore {
   private readonly bufs: unknown[] = []
   private readonly payloads: (Buffer | undefined)[] = []
   private readonly ops: (Op | undefined)[] = []
+  /** Ops waiting for bounce memory, oldest first (see WAIT_FOR_MEMORY). */
+  private readonly parked: Parked[] = []
+  private retryScheduled = false
   private readonly free: number[] = []
   private next = 0
   private scheduled = false
@@ -174,7 +200,7 @@ export class RingCore {
     const token = this.token()
     const op = new Op(kind, syscall, ctx, path)
     const p = this.pending<T>(token, op)
-    return this.commit(token, op, submit(token), signal, p)
+    return this.commit(token, op, this.parked.length > 0 ? WAIT_FOR_MEMORY : submit(token), signal, p, -1, submit)
   }
 
   /** Registers `op` under `token`; returns its promise. */
@@ -188,8 +214,24 @@ export class RingCore {
     return p
   }
 
-  /** After the native call: reject on a refused submission, else watch the signal and schedule the flush. */
-  private commit<T>(token: number, op: Op, status: number, signal: AbortSignal | undefined, p: Promise<T>): Promise<T> {
+  /**
+   * After the native call: park the op when it waits for memory, reject on
+   * a refused submission, else watch the signal and schedule the flush.
+   */
+  private commit<T>(
+    token: number,
+    op: Op,
+    status: number,
+    signal: AbortSignal | undefined,
+    p: Promise<T>,
+    file: number,
+    submit: (token: number) => number,
+  ): Promise<T> {
+    if (status === WAIT_FOR_MEMORY) {
+      this.parked.push({ token, op, file, submit })
+      if (signal !== undefined) this.watch(token, op, signal)
+      return p
+    }
     if (status < 0) {
       if (this.ops[token] === op) this.release(token)
       op.reject(systemError(status, op.syscall, op.path))
@@ -206,7 +248,8 @@ export class RingCore {
     const token = this.token()
     const op = new Op(K_READ, 'read', buffer, undefined)
     const p = this.pending<T>(token, op)
-    return this.commit(token, op, this.fast.read(token, file, buffer, off, len, pos), signal, p)
+    const submit = (t: number): number => this.fast.read(t, file, buffer, off, len, pos)
+    return this.commit(token, op, this.parked.length > 0 ? WAIT_FOR_MEMORY : submit(token), signal, p, file, submit)
   }
 
   /** The hot path of FileHandle.write. */
@@ -216,7 +259,8 @@ export class RingCore {
     const op = new Op(K_WRITE, 'write', ctx, undefined)
     const p = this.pending<T>(token, op)
     this.bufs[token] = buffer
-    return this.commit(token, op, this.fast.write(token, file, buffer, off, len, pos), signal, p)
+    const submit = (t: number): number => this.fast.write(t, file, buffer, off, len, pos)
+    return this.commit(token, op, this.parked.length > 0 ? WAIT_FOR_MEMORY : submit(token), signal, p, file, submit)
   }
 
   /** The hot path of Socket.send: no closure. Resolves with the byte count. */
@@ -224,7 +268,8 @@ export class RingCore {
     const token = this.token()
     const op = new Op(K_NUMBER, 'send', data, undefined)
     const p = this.pending<number>(token, op)
-    return this.commit(token, op, this.fast.send(token, file, data, zeroCopy), undefined, p)
+    const submit = (t: number): number => this.fast.send(t, file, data, zeroCopy)
+    return this.commit(token, op, submit(token), undefined, p, file, submit)
   }
 
   private watch(token: number, op: Op, signal: AbortSignal): void {
@@ -232,6 +277,14 @@ export class RingCore {
     op.onAbort = () => {
       if (this.ops[token] !== op) return
       op.aborted = true
+      const i = this.parked.findIndex((w) => w.op === op)
+      if (i >= 0) {
+        // Never submitted: nothing to ask the kernel.
+        this.parked.splice(i, 1)
+        this.release(token)
+        op.reject(new AbortError(undefined, { cause: signal.reason }))
+        return
+      }
       this.native.cancel(token)
     }
     signal.addEventListener('abort', op.onAbort, { once: true })
@@ -259,29 +312,108 @@ export class RingCore {
       this.bufs[token] = bufs[i]
       params[4 * i] = token
     }
-    const r = this.fast.readMany(file, bufs, params, n)
-    if (r < 0) {
-      // The first `queued` are pending; the rest were never submitted.
-      const queued = Math.floor(-r / 4096)
-      group.error = systemError(-(-r % 4096), 'read')
-      for (let i = queued; i < n; i++) this.release(tokens[i])
-      group.remaining = queued
-      if (queued === 0) {
-        this.finishGroup(group)
-        return p
-      }
-    }
     if (signal !== undefined) {
       const onAbort = (): void => {
-        group.error ??= new AbortError(undefined, { cause: signal.reason })
+        group.aborted = true
+        group.reason = signal.reason
+        const i = this.parked.findIndex((w) => w.op.ctx === group)
+        // Its reads not yet submitted settle here; the rest below.
+        if (i >= 0) this.dropGroupRest(this.parked.splice(i, 1)[0], new AbortError(undefined, { cause: signal.reason }))
         for (const t of tokens) if (this.ops[t]?.ctx === group) this.native.cancel(t)
       }
       signal.addEventListener('abort', onAbort, { once: true })
       const done = (): void => signal.removeEventListener('abort', onAbort)
       p.then(done, done)
     }
-    this.schedule()
+    this.submitMany(file, bufs, params, tokens, group, 0)
     return p
+  }
+
+  /**
+   * Submits reads `from..n` of a readMany group; those the native side
+   * has no memory for yet wait in `parked` (as one entry, in order).
+   */
+  private submitMany(file: number, bufs: ArrayBufferView[], params: Float64Array, tokens: number[], group: Group, from: number): number {
+    const n = tokens.length
+    const submit = (): number => {
+      const rest = n - from
+      const r = this.fast.readMany(file, from === 0 ? bufs : bufs.slice(from), from === 0 ? params : params.subarray(4 * from), rest)
+      if (r >= 0) return 0
+      const queued = Math.floor(-r / 4096)
+      const errno = -(-r % 4096)
+      if (errno === WAIT_FOR_MEMORY) {
+        if (queued > 0) this.schedule()
+        from += queued
+        return WAIT_FOR_MEMORY
+      }
+      // The first `queued` are pending; the rest were never submitted.
+      group.error ??= systemError(errno, 'read')
+      for (let i = from + queued; i < n; i++) this.release(tokens[i])
+      group.remaining -= rest - queued
+      if (group.remaining === 0) this.finishGroup(group)
+      return 0
+    }
+    const status = this.parked.length > 0 ? WAIT_FOR_MEMORY : submit()
+    if (status === WAIT_FOR_MEMORY) {
+      const op = new Op(K_MANY, 'read', group, undefined, from)
+      const retry = (): number => {
+        const st = submit()
+        op.index = from
+        return st
+      }
+      this.parked.push({ token: -1, op, file, submit: retry, tokens })
+    } else {
+      this.schedule()
+    }
+    return status
+  }
+
+  /** Submits parked ops again, oldest first, until one still has to wait. */
+  private readonly retryParked = (): void => {
+    this.retryScheduled = false
+    while (this.parked.length > 0) {
+      const w = this.parked[0]
+      const status = w.submit(w.token)
+      if (status === WAIT_FOR_MEMORY) return
+      this.parked.shift()
+      if (w.token < 0) continue // a readMany remainder: settled through its group
+      if (status < 0) {
+        if (this.ops[w.token] === w.op) this.release(w.token)
+        // EBADF: its file was closed meanwhile. It never reached the
+        // kernel, as for any op still queued when its file closes.
+        w.op.reject(systemError(status === EBADF ? ECANCELED : status, w.op.syscall, w.op.path))
+        continue
+      }
+      this.schedule()
+    }
+  }
+
+  /** Rejects the parked ops of `file` (all of them for -1) with ECANCELED: they never reached the kernel. */
+  dropParked(file: number): void {
+    for (let i = 0; i < this.parked.length; ) {
+      const w = this.parked[i]
+      if (file !== -1 && w.file !== file) {
+        i++
+        continue
+      }
+      this.parked.splice(i, 1)
+      if (w.token >= 0) {
+        if (this.ops[w.token] === w.op) this.release(w.token)
+        w.op.reject(systemError(ECANCELED, w.op.syscall, w.op.path))
+      } else {
+        this.dropGroupRest(w, systemError(ECANCELED, 'read'))
+      }
+    }
+  }
+
+  /** Settles the reads of a parked readMany remainder that never reached the kernel. */
+  private dropGroupRest(w: Parked, error: Error): void {
+    const g = w.op.ctx as Group
+    const tokens = w.tokens ?? []
+    for (let k = w.op.index; k < tokens.length; k++) this.release(tokens[k])
+    g.remaining -= tokens.length - w.op.index
+    g.error ??= error
+    if (g.remaining === 0) this.finishGroup(g)
   }
 
   /**
@@ -322,6 +454,7 @@ export class RingCore {
     const cap = r.length >> 1
     let pool: Buffer | undefined
     let off = 0
+    let thrown: { e: unknown } | undefined
     for (let i = 0; i < n; i++) {
       let token = r[2 * i]
       const result = r[2 * i + 1]
@@ -344,7 +477,13 @@ export class RingCore {
           chunk = this.payloads[i]
           if (chunk !== undefined) this.payloads[i] = undefined
         }
-        if (sink !== undefined) sink.event(value, chunk)
+        if (sink !== undefined) {
+          try {
+            sink.event(value, chunk)
+          } catch (e) {
+            thrown ??= { e }
+          }
+        }
         continue
       }
       const op = this.ops[token]
@@ -352,7 +491,26 @@ export class RingCore {
       this.ops[token] = undefined
       this.bufs[token] = undefined
       this.free.push(token)
-      if (op !== undefined) this.settle(op, result, extra)
+      if (op === undefined) continue
+      try {
+        this.settle(op, result, extra)
+      } catch (e) {
+        thrown ??= { e }
+      }
+    }
+    // Memory the batch gave back (recycled once this returns) may let
+    // parked ops go.
+    if (this.parked.length > 0 && !this.retryScheduled) {
+      this.retryScheduled = true
+      queueMicrotask(this.retryParked)
+    }
+    // Every op of the batch is settled; only now may an exception thrown
+    // by code run from a settlement (a stream's consumer) surface.
+    if (thrown !== undefined) {
+      const { e } = thrown
+      queueMicrotask(() => {
+        throw e
+      })
     }
   }
 
@@ -364,13 +522,16 @@ export class RingCore {
     }
     if (op.kind === K_MANY) {
       const g = op.ctx as Group
-      if (result < 0) g.error ??= systemError(result, op.syscall)
+      if (result === ECANCELED && g.aborted) g.error ??= new AbortError(undefined, { cause: g.reason })
+      else if (result < 0) g.error ??= systemError(result, op.syscall)
       else g.counts[op.index] = result
       if (--g.remaining === 0) this.finishGroup(g)
       return
     }
     if (result < 0) {
-      if (op.aborted) op.reject(new AbortError(undefined, { cause: op.signal?.reason }))
+      // The kernel did not run it because the signal fired: AbortError.
+      // An op that ran anyway reports what it did (below, or its error).
+      if (op.aborted && result === ECANCELED) op.reject(new AbortError(undefined, { cause: op.signal?.reason }))
       else op.reject(systemError(result, op.syscall, op.path))
       return
     }
@@ -424,6 +585,7 @@ export class RingCore {
     this.closing = new Promise<void>((resolve) => {
       this.closeResolve = resolve
     })
+    this.dropParked(-1)
     this.native.close()
     return this.closing
   }

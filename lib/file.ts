@@ -367,9 +367,12 @@ export class FileHandle {
   }
 
   /**
-   * Closes the file. Its ops still pending reject with ECANCELED; a closed
-   * handle rejects every later call with EBADF. Closing twice returns the
-   * same promise.
+   * Closes the file. Its ops that have not reached the kernel yet reject
+   * with ECANCELED; those in the kernel are cancelled where the kernel can
+   * stop them (they reject ECANCELED) and otherwise settle with what they
+   * did; the descriptor is closed after the last of them, and the promise
+   * resolves then. A closed handle rejects every later call with EBADF.
+   * Closing twice returns the same promise.
    */
   close(): Promise<void> {
     if (this.#closing !== null) return this.#closing
@@ -379,6 +382,7 @@ export class FileHandle {
     }
     const id = this.#id
     const native = this.#core.native
+    this.#core.dropParked(id)
     this.#closing = this.#core.begin(K_VOID, 'close', undefined, undefined, undefined, (t) => native.closeFile(t, id))
     return this.#closing
   }

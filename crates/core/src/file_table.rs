@@ -54,13 +54,15 @@ pub struct FileEntry {
     pub direct: Option<DioAlign>,
     /// Opened with `O_APPEND`: appends go to the kernel's end of file.
     pub append_mode: bool,
-    /// Next append position for files without `O_APPEND`, while appends
-    /// of this handle are in flight (otherwise it is the file's size).
-    pub append_pos: Option<u64>,
-    /// Appends of this handle not yet settled.
-    pub appends_in_flight: u32,
-    /// Ops of this file in the kernel or the backlog.
+    /// Ops that change the file (writes, truncates, appends) past the
+    /// driver's order gate and not yet settled (see `driver/order.rs`).
+    pub mutating: u32,
+    /// An append is among them: later changes wait until it is done.
+    pub barrier: bool,
+    /// Ops of this file in the kernel, the backlog or held by the gate.
     pub in_flight: u32,
+    /// A close waiting for the file's ops to finish: its token.
+    pub close_token: Option<u32>,
     /// A close has been requested; no further ops are accepted.
     pub closing: bool,
 }
@@ -72,9 +74,10 @@ impl FileEntry {
             fixed: None,
             direct: None,
             append_mode: false,
-            append_pos: None,
-            appends_in_flight: 0,
+            mutating: 0,
+            barrier: false,
             in_flight: 0,
+            close_token: None,
             closing: false,
         }
     }

@@ -195,6 +195,11 @@ pub const CQE_F_NOTIF: u32 = 1 << 3;
 /// Offset meaning "the file's current position" (read/write without pread).
 pub const CURRENT_POSITION: u64 = u64::MAX;
 
+/// Offset of a write meaning "at the end of the file as it is when the
+/// write runs" (`RWF_APPEND`, as `O_APPEND` does for every write of a file),
+/// without moving the file position.
+pub const END_OF_FILE: u64 = u64::MAX - 1;
+
 /// A completion: the op's user data, its result (`>= 0`, or `-errno`) and
 /// the engine's flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

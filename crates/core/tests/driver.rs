@@ -219,12 +219,20 @@ fn closing_a_file_cancels_its_pending_ops_exactly_once(eng: Eng) {
     assert!(cqes.is_empty(), "FIFO reads with no writer stay pending");
     let mut early = Vec::new();
     d.close_file(50, f, &mut early).unwrap();
-    assert_eq!(early.len(), 8, "every pending read settles at close");
-    assert!(early
-        .iter()
-        .all(|x| x.result == -i64::from(libc::ECANCELED)));
-    let got = settle(&mut d, &[50], early);
-    assert_eq!(got[&50].result, 0);
+    assert!(
+        early.is_empty(),
+        "reads in the kernel settle with what the kernel says, not before"
+    );
+    let tokens: Vec<u32> = (0..8).chain([50]).collect();
+    let got = settle(&mut d, &tokens, early);
+    for t in 0..8 {
+        assert_eq!(
+            got[&t].result,
+            -i64::from(libc::ECANCELED),
+            "read {t}: cancelled by the kernel, nothing read"
+        );
+    }
+    assert_eq!(got[&50].result, 0, "the close comes after its ops");
     assert!(drain(&mut d).is_empty(), "nothing settles a second time");
     assert_eq!(d.pending(), 0);
     let mut b = vec![0u8; 4];
@@ -235,6 +243,42 @@ fn closing_a_file_cancels_its_pending_ops_exactly_once(eng: Eng) {
     );
     let mut out = Vec::new();
     assert_eq!(d.close_file(61, f, &mut out), Err(libc::EBADF));
+}
+
+fn closing_a_file_settles_ops_the_kernel_ran_with_their_results(eng: Eng) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w");
+    std::fs::write(&path, vec![b'.'; 64 * 512]).unwrap();
+    let mut d = driver(eng, 16);
+    let f = open(&mut d, &path, libc::O_RDWR);
+    let mut bufs: Vec<Vec<u8>> = (0..64).map(|i| vec![b'a' + (i % 26) as u8; 512]).collect();
+    for (i, b) in bufs.iter_mut().enumerate() {
+        d.write(i as u32, f, user(b), (i * 512) as u64).unwrap();
+    }
+    let mut early = Vec::new();
+    d.close_file(100, f, &mut early).unwrap();
+    let tokens: Vec<u32> = (0..64).chain([100]).collect();
+    let got = settle(&mut d, &tokens, early);
+    let data = std::fs::read(&path).unwrap();
+    for i in 0..64u32 {
+        let r = got[&i].result;
+        let at = &data[i as usize * 512..(i as usize + 1) * 512];
+        if r == 512 {
+            assert_eq!(
+                at,
+                &bufs[i as usize][..],
+                "write {i} resolved: its data is there"
+            );
+        } else {
+            assert_eq!(r, -i64::from(libc::ECANCELED), "write {i}");
+            assert!(
+                at.iter().all(|&c| c == b'.'),
+                "write {i} rejected: no effect"
+            );
+        }
+    }
+    assert_eq!(got[&100].result, 0);
+    assert_eq!(d.pending(), 0);
 }
 
 fn cancel_settles_one_op_and_frees_it_when_the_kernel_lets_go(eng: Eng) {
@@ -250,11 +294,13 @@ fn cancel_settles_one_op_and_frees_it_when_the_kernel_lets_go(eng: Eng) {
     d.flush_and_reap(&mut cq).unwrap();
     let mut out = Vec::new();
     assert!(d.cancel(1, &mut out));
-    assert_eq!(out.len(), 1);
-    assert_eq!(
-        (out[0].token, out[0].result),
-        (1, -i64::from(libc::ECANCELED))
+    assert!(out.is_empty(), "settles when the kernel hands it back");
+    assert!(
+        d.cancel(1, &mut out),
+        "still pending: a second cancel is a no-op"
     );
+    let got = settle(&mut d, &[1], out);
+    assert_eq!(got[&1].result, -i64::from(libc::ECANCELED));
     assert!(!d.cancel(1, &mut Vec::new()), "already settled");
     assert!(!d.cancel(999, &mut Vec::new()), "unknown token");
     // Token 2 still works: feed the FIFO.
@@ -275,20 +321,157 @@ fn shutdown_settles_everything_and_drains(eng: Eng) {
     for (i, b) in bufs.iter_mut().enumerate() {
         d.read(i as u32, f, user(b), 0, CURRENT_POSITION).unwrap();
     }
+    d.flush().unwrap();
     let mut out = Vec::new();
     d.shutdown(&mut out);
-    let mut tokens: Vec<u32> = out.iter().map(|x| x.token).collect();
+    let mut queued: Vec<u32> = out.iter().map(|x| x.token).collect();
+    queued.sort();
+    assert_eq!(queued, (4..10).collect::<Vec<_>>(), "the backlog at once");
+    let mut all = out;
+    all.extend(drain(&mut d));
+    let mut tokens: Vec<u32> = all.iter().map(|x| x.token).collect();
     tokens.sort();
     assert_eq!(
         tokens,
         (0..10).collect::<Vec<_>>(),
-        "in flight and queued alike"
+        "in flight and queued alike, once each"
     );
-    assert!(out.iter().all(|x| x.result == -i64::from(libc::ECANCELED)));
-    assert!(drain(&mut d).is_empty());
+    assert!(all.iter().all(|x| x.result == -i64::from(libc::ECANCELED)));
     d.finish();
     let mut b = vec![0u8; 4];
     assert_eq!(d.read(20, f, user(&mut b), 0, 0), Err(libc::ECANCELED));
+}
+
+fn appends_wait_for_earlier_changes_and_land_in_call_order(eng: Eng) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    std::fs::write(&path, vec![b'z'; 10_000]).unwrap();
+    let mut d = driver(eng, 64);
+    let f = open(&mut d, &path, libc::O_RDWR);
+    // A write, a truncate and appends in one batch: the appends land after
+    // both, in order, with no gap.
+    let mut head = vec![b'A'; 4096];
+    d.write(1, f, user(&mut head), 0).unwrap();
+    let mut out = Vec::new();
+    d.truncate(2, f, 4096, &mut out).unwrap();
+    let mut recs: Vec<Vec<u8>> = (0..50)
+        .map(|i| format!("rec{i:03}\n").into_bytes())
+        .collect();
+    let mut tokens = vec![1, 2];
+    for (i, r) in recs.iter_mut().enumerate() {
+        let sync = (i % 5 == 0).then_some(SyncKind::Data);
+        d.append(10 + i as u32, f, user(r), sync).unwrap();
+        tokens.push(10 + i as u32);
+    }
+    let got = settle(&mut d, &tokens, out);
+    for t in &tokens {
+        assert!(got[t].result >= 0, "token {t}: {}", got[t].result);
+    }
+    let mut want = vec![b'A'; 4096];
+    for r in &recs {
+        want.extend_from_slice(r);
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), want);
+    assert_eq!(d.pending(), 0);
+}
+
+fn a_burst_of_closes_larger_than_the_completion_queue_all_settle(eng: Eng) {
+    // A 2-entry submission queue and a 4-entry completion queue: 300 closes
+    // (with reads in flight) post far more completions than fit; the
+    // kernel keeps the rest on its overflow list, and reaping must get
+    // them from there (they used to wait for a submission that never came).
+    let cfg = ringline_core::engine::EngineConfig {
+        entries: 2,
+        cq_entries: 4,
+        ..Default::default()
+    };
+    let mut d = Driver::new(
+        common::engine_with(eng, &cfg),
+        DriverConfig {
+            max_in_flight: 4,
+            ..Default::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    std::fs::write(&path, vec![5u8; 4096]).unwrap();
+    let files: Vec<FileId> = (0..300)
+        .map(|_| open(&mut d, &path, libc::O_RDONLY))
+        .collect();
+    let mut bufs: Vec<Vec<u8>> = (0..100).map(|_| vec![0u8; 16]).collect();
+    let mut tokens = Vec::new();
+    for (i, b) in bufs.iter_mut().enumerate() {
+        d.read(i as u32, files[0], user(b), 0, 0).unwrap();
+        tokens.push(i as u32);
+    }
+    let mut out = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        d.close_file(1000 + i as u32, *f, &mut out).unwrap();
+        tokens.push(1000 + i as u32);
+    }
+    // Reap as the completion thread does: no io_uring_enter of its own;
+    // the driver submits only what completions let into the kernel.
+    let mut got: HashMap<u32, i64> = out.iter().map(|x| (x.token, x.result)).collect();
+    let mut cqes = Vec::new();
+    let mut idle = 0;
+    while d.pending() > 0 {
+        d.flush().unwrap();
+        cqes.clear();
+        d.engine().reap(&mut cqes);
+        if cqes.is_empty() {
+            idle += 1;
+            assert!(
+                idle < 2000,
+                "{} ops never completed (lost in an overflowed completion queue?)",
+                d.pending()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            continue;
+        }
+        idle = 0;
+        let mut done = Vec::new();
+        for c in cqes.drain(..) {
+            d.complete(c, &mut done);
+        }
+        for x in done {
+            assert!(got.insert(x.token, x.result).is_none(), "settled twice");
+        }
+    }
+    for t in &tokens {
+        assert!(got.contains_key(t), "token {t} never settled");
+    }
+    for i in 0..300u32 {
+        assert_eq!(got[&(1000 + i)], 0, "close {i}");
+    }
+}
+
+fn a_write_beyond_the_bounce_budget_waits_for_memory(eng: Eng) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big");
+    let mut d = driver(eng, 1024);
+    let f = open(&mut d, &path, libc::O_RDWR | libc::O_CREAT);
+    let mut chunk = vec![7u8; 1 << 20];
+    let mut n = 0u32;
+    loop {
+        match d.write(n, f, user(&mut chunk), u64::from(n) << 20) {
+            Ok(()) => n += 1,
+            Err(e) => {
+                assert_eq!(e, ringline_core::driver::WAIT_FOR_MEMORY);
+                break;
+            }
+        }
+        assert!(n < 1000, "the budget never refused");
+    }
+    assert!(
+        (n as usize) << 20 <= ringline_core::driver::BOUNCE_BUDGET,
+        "at most the budget is held: {n} MiB"
+    );
+    let tokens: Vec<u32> = (0..n).collect();
+    settle(&mut d, &tokens, vec![]);
+    // Memory came back: the next write goes.
+    d.write(n, f, user(&mut chunk), u64::from(n) << 20).unwrap();
+    settle(&mut d, &[n], vec![]);
+    assert_eq!(d.pending(), 0);
 }
 
 fn append_with_sync_lands_in_order_at_the_end(eng: Eng) {
@@ -410,7 +593,7 @@ fn vectored_round_trip_with_user_buffers(eng: Eng) {
     assert_eq!(d.vectored(3, f, &[], 0, false), Err(libc::EINVAL));
 }
 
-fn a_refused_append_leaves_the_append_cursor_alone(eng: Eng) {
+fn a_refused_append_leaves_later_appends_right(eng: Eng) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log");
     std::fs::write(&path, vec![1u8; 100]).unwrap();
@@ -423,9 +606,14 @@ fn a_refused_append_leaves_the_append_cursor_alone(eng: Eng) {
         ptr: block.as_ptr(),
         len: 4096,
     };
-    // The end of the file (100) is not block-aligned: refused before submitting.
-    assert_eq!(d.append(2, f, rec, Some(SyncKind::Data)), Err(libc::EINVAL));
+    // The end of the file (100) is not block-aligned: O_DIRECT refuses it.
+    d.append(2, f, rec, Some(SyncKind::Data)).unwrap();
+    assert_eq!(
+        settle(&mut d, &[2], vec![])[&2].result,
+        -i64::from(libc::EINVAL)
+    );
     assert_eq!(d.pending(), 0);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 100);
     // Once the file ends on a block, the append lands exactly there.
     std::fs::OpenOptions::new()
         .write(true)
@@ -442,6 +630,10 @@ per_engine!(
     write_then_read_back_through_bounce_and_pinned_memory,
     backlog_holds_ops_beyond_the_in_flight_bound,
     closing_a_file_cancels_its_pending_ops_exactly_once,
+    closing_a_file_settles_ops_the_kernel_ran_with_their_results,
+    appends_wait_for_earlier_changes_and_land_in_call_order,
+    a_write_beyond_the_bounce_budget_waits_for_memory,
+    a_burst_of_closes_larger_than_the_completion_queue_all_settle,
     cancel_settles_one_op_and_frees_it_when_the_kernel_lets_go,
     shutdown_settles_everything_and_drains,
     append_with_sync_lands_in_order_at_the_end,
@@ -449,5 +641,5 @@ per_engine!(
     stat_truncate_and_sync,
     open_errors_are_negative_errno,
     vectored_round_trip_with_user_buffers,
-    a_refused_append_leaves_the_append_cursor_alone,
+    a_refused_append_leaves_later_appends_right,
 );

@@ -104,7 +104,7 @@ pub fn spawn(shared: Arc<Shared>, tsfn: Tsfn) -> std::io::Result<JoinHandle<()>>
 /// and makes one threadsafe-function call per batch, none while one is
 /// still on its way.
 fn run(shared: &Shared, tsfn: Tsfn) {
-    let engine = shared.engine.clone();
+    let engine = shared.engine();
     loop {
         if shared.stop.load(Ordering::Acquire) {
             return;

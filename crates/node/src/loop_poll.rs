@@ -351,5 +351,5 @@ unsafe extern "C" fn on_prepare(h: *mut UvPrepare) {
         return;
     }
     // SAFETY: Shared outlives the handle (stopped before it is dropped).
-    unsafe { &*shared }.engine.idle();
+    unsafe { &*shared }.engine().idle();
 }

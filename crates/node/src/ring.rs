@@ -16,7 +16,7 @@ use ringline_core::op::{Cqe, Statx};
 use ringline_core::{FileId, SyncKind, CURRENT_POSITION};
 use std::ffi::{c_void, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::thread::JoinHandle;
 
 /// JS-thread-only state: references and the threadsafe function.
@@ -59,7 +59,12 @@ unsafe impl Send for JsState {}
 /// the env cleanup hook share.
 pub struct Shared {
     pub driver: Mutex<Driver>,
-    pub engine: Arc<dyn Engine>,
+    /// The driver's engine, for the threads that reap without the driver's
+    /// lock; replaced by a closed one when the ring is finalized, so its
+    /// descriptors go then (see `finalize`).
+    engine: RwLock<Arc<dyn Engine>>,
+    /// The engine's name (`ring.backend`), also after it is released.
+    backend: &'static str,
     /// Set when the completion thread must exit.
     pub stop: AtomicBool,
     /// Completions reaped and not yet settled, in the kernel's order. Every
@@ -105,10 +110,19 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// The ring's engine (a closed one once the ring is finalized).
+    pub fn engine(&self) -> Arc<dyn Engine> {
+        self.engine
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Reaps what is ready into the inbox; whether the inbox holds any.
     pub fn reap_into_inbox(&self) -> bool {
+        let engine = self.engine();
         let mut ib = lock(&self.inbox);
-        self.engine.reap(&mut ib);
+        engine.reap(&mut ib);
         !ib.is_empty()
     }
 
@@ -444,7 +458,7 @@ impl Shared {
                 _ => return,
             }
         };
-        if let Some(fd) = self.engine.notify_fd() {
+        if let Some(fd) = self.engine().notify_fd() {
             crate::loop_poll::drain_eventfd(fd);
         }
         crate::loop_poll::in_callback_scope(env, scope.0, scope.1, || {
@@ -534,6 +548,10 @@ impl Shared {
         }
         self.stop_thread(thread);
         lock(&self.driver).finish();
+        // Nothing reaps any more (thread joined, poll stopped, notifier
+        // cleared): let the engine go, with its descriptors and threads.
+        *self.engine.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(ringline_core::engine::closed::ClosedEngine);
         if let Some(t) = tsfn {
             // SAFETY: JS thread; the completion thread is joined, so nothing
             // calls the function any more.
@@ -568,7 +586,7 @@ impl Shared {
     fn stop_thread(&self, thread: Option<JoinHandle<()>>) {
         self.stop.store(true, Ordering::Release);
         // Worker threads post no more (waits for one posting now).
-        self.engine.set_notify(None);
+        self.engine().set_notify(None);
         lock(&self.driver).wake();
         if let Some(t) = thread {
             let _ = t.join();
@@ -590,9 +608,10 @@ impl Shared {
         let reaped = self.take_inbox();
         self.process(None, &reaped);
         let mut batch = Vec::new();
+        let engine = self.engine();
         while lock(&self.driver).pending() > 0 {
             batch.clear();
-            if self.engine.wait(&mut batch).is_err() {
+            if engine.wait(&mut batch).is_err() {
                 break;
             }
             self.process(None, &batch);
@@ -873,7 +892,8 @@ impl NativeRing {
         };
         let shared = Arc::new(Shared {
             driver: Mutex::new(driver),
-            engine,
+            backend: engine.name(),
+            engine: RwLock::new(engine.clone()),
             stop: AtomicBool::new(false),
             inbox: Mutex::new(Vec::new()),
             posted: AtomicBool::new(false),
@@ -912,8 +932,7 @@ impl NativeRing {
         unsafe { sys::napi_add_env_cleanup_hook(raw, Some(env_cleanup), hook as *mut c_void) };
         lock(&shared.js).hook = hook;
         if loop_mode {
-            let fd = shared
-                .engine
+            let fd = engine
                 .notify_fd()
                 .ok_or_else(|| napi::Error::from_reason("engine has no notify fd"))?;
             let poll = crate::loop_poll::LoopPoll::start(raw, Arc::as_ptr(&shared), fd)
@@ -924,9 +943,7 @@ impl NativeRing {
             let thread = completion::spawn(shared.clone(), tsfn).map_err(|e| {
                 napi::Error::from_reason(format!("cannot start completion thread: {e}"))
             })?;
-            shared
-                .engine
-                .set_notify(Some(completion::notifier(&shared, tsfn)));
+            engine.set_notify(Some(completion::notifier(&shared, tsfn)));
             let timer = crate::loop_poll::LoopTimer::new(raw, Arc::as_ptr(&shared));
             let prepare = crate::loop_poll::LoopPrepare::start(raw, Arc::as_ptr(&shared));
             let mut s = lock(&shared.js);
@@ -940,7 +957,7 @@ impl NativeRing {
 
     #[napi(getter)]
     pub fn backend(&self) -> String {
-        self.shared.engine.name().to_string()
+        self.shared.backend.to_string()
     }
 
     /// Why io_uring was not used, or null.
@@ -1117,7 +1134,7 @@ impl NativeRing {
     pub fn stats(&self) -> NativeStats {
         let s = lock(&self.shared.driver).stats();
         NativeStats {
-            backend: self.shared.engine.name().to_string(),
+            backend: self.shared.backend.to_string(),
             submitted: s.submitted as f64,
             completed: s.completed as f64,
             in_flight: s.in_flight as u32,

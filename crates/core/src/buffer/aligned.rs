@@ -2,6 +2,16 @@
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Blocks of at least this many bytes are mapped straight from the kernel
+/// (on Unix), not taken from the heap: their pages are zero without being
+/// written, and only the pages the kernel fills (a read of a short file
+/// into a large buffer) or the copy touches become resident. `alloc_zeroed`
+/// with page alignment wrote every byte of them.
+const MAP_MIN: usize = 256 << 10;
+const PAGE: usize = 4096;
 
 /// A heap block aligned to at least `align` bytes. The memory never moves
 /// and is freed only when the last owner drops it, so the kernel may hold its
@@ -11,6 +21,11 @@ pub struct AlignedBuf {
     ptr: NonNull<u8>,
     len: usize,
     layout: Layout,
+    /// Mapped with `mmap` (freed with `munmap`), not from the heap.
+    mapped: bool,
+    /// A counter of bytes held, charged with `capacity()` while this block
+    /// is out (see [`AlignedBuf::charge`]); given back when it drops.
+    charged: Option<Arc<AtomicUsize>>,
 }
 
 // SAFETY: AlignedBuf owns its block exclusively; it is plain memory with no
@@ -29,9 +44,54 @@ impl AlignedBuf {
         }
         let size = len.max(1).checked_next_multiple_of(align)?;
         let layout = Layout::from_size_align(size, align).ok()?;
+        #[cfg(unix)]
+        if size >= MAP_MIN && align <= PAGE {
+            // SAFETY: an anonymous private mapping of `size` bytes; checked.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    size,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                return None;
+            }
+            return Some(AlignedBuf {
+                ptr: NonNull::new(p.cast())?,
+                len,
+                layout,
+                mapped: true,
+                charged: None,
+            });
+        }
         // SAFETY: layout has non-zero size (len.max(1) rounded up).
         let ptr = NonNull::new(unsafe { alloc_zeroed(layout) })?;
-        Some(AlignedBuf { ptr, len, layout })
+        Some(AlignedBuf {
+            ptr,
+            len,
+            layout,
+            mapped: false,
+            charged: None,
+        })
+    }
+
+    /// Charges `counter` with this block's capacity until it drops or
+    /// [`AlignedBuf::discharge`] is called.
+    pub fn charge(&mut self, counter: &Arc<AtomicUsize>) {
+        self.discharge();
+        counter.fetch_add(self.capacity(), Ordering::Relaxed);
+        self.charged = Some(counter.clone());
+    }
+
+    /// Gives back what [`AlignedBuf::charge`] took.
+    pub fn discharge(&mut self) {
+        if let Some(c) = self.charged.take() {
+            c.fetch_sub(self.capacity(), Ordering::Relaxed);
+        }
     }
 
     pub fn as_ptr(&self) -> *mut u8 {
@@ -74,6 +134,13 @@ impl AlignedBuf {
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
+        self.discharge();
+        #[cfg(unix)]
+        if self.mapped {
+            // SAFETY: ptr came from mmap of exactly layout.size() bytes.
+            unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.layout.size()) };
+            return;
+        }
         // SAFETY: ptr came from alloc_zeroed with exactly this layout.
         unsafe { dealloc(self.ptr.as_ptr(), self.layout) }
     }

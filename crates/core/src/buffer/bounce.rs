@@ -4,6 +4,8 @@
 //! reused, up to a byte budget.
 
 use super::AlignedBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 const MIN_CLASS: usize = 4096;
 const MAX_CLASS: usize = 1 << 20;
@@ -17,6 +19,8 @@ pub struct BouncePool {
     align: usize,
     classes: [Vec<AlignedBuf>; CLASSES],
     kept: usize,
+    /// Bytes of the blocks handed out and not given back or dropped.
+    out: Arc<AtomicUsize>,
 }
 
 fn class_of(len: usize) -> Option<usize> {
@@ -34,11 +38,24 @@ impl BouncePool {
             align,
             classes: Default::default(),
             kept: 0,
+            out: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Bytes of the blocks handed out by [`BouncePool::take`] that are
+    /// still out (neither given back nor dropped).
+    pub fn outstanding(&self) -> usize {
+        self.out.load(Ordering::Relaxed)
     }
 
     /// A block of `len` bytes; `None` only when the allocator fails.
     pub fn take(&mut self, len: usize) -> Option<AlignedBuf> {
+        let mut b = self.take_block(len)?;
+        b.charge(&self.out);
+        Some(b)
+    }
+
+    fn take_block(&mut self, len: usize) -> Option<AlignedBuf> {
         match class_of(len) {
             Some(c) => {
                 if let Some(mut b) = self.classes[c].pop() {
@@ -55,7 +72,8 @@ impl BouncePool {
     }
 
     /// Returns a block for reuse (or frees it when the pool is full).
-    pub fn give(&mut self, b: AlignedBuf) {
+    pub fn give(&mut self, mut b: AlignedBuf) {
+        b.discharge();
         if let Some(c) = class_of(b.capacity()) {
             if b.capacity() == MIN_CLASS << c && self.kept + b.capacity() <= KEEP_BYTES {
                 self.kept += b.capacity();
@@ -94,6 +112,18 @@ mod tests {
         assert_eq!(a.as_ptr() as usize % 4096, 0);
         p.give(a);
         assert_eq!(p.kept_bytes(), 0);
+    }
+
+    #[test]
+    fn counts_blocks_out_until_given_back_or_dropped() {
+        let mut p = BouncePool::new(4096);
+        let a = p.take(3000).unwrap();
+        let b = p.take(2 << 20).unwrap();
+        assert_eq!(p.outstanding(), 4096 + (2 << 20));
+        p.give(a);
+        assert_eq!(p.outstanding(), 2 << 20);
+        drop(b);
+        assert_eq!(p.outstanding(), 0);
     }
 
     #[test]

@@ -1,23 +1,34 @@
-//! Settling ops early: cancel by token, closing a file, shutting down the
-//! driver. Settled entries stay in the slab (orphaned) until the kernel
-//! hands them back, so it never writes into freed memory.
+//! Cancelling: by token (an AbortSignal), closing a file, closing the
+//! driver.
+//!
+//! What never reached the kernel (the backlog, a file's order gate) settles
+//! with `ECANCELED` right here. A file op the kernel has is asked to stop,
+//! and settles with what the kernel then reports: `ECANCELED` only if it
+//! did not run, its result if it did (a write that landed is never reported
+//! as failed, so a caller that retries failures duplicates nothing). Opens
+//! and socket ops are settled at once ("orphaned": an open that completes
+//! anyway is closed again, with no effect left); their entries stay in the
+//! slab until the kernel hands them back, so it never writes into freed
+//! memory.
 
 use super::*;
 
 impl Driver {
-    /// Settles `token` with `ECANCELED` if it is still pending, and asks the
-    /// kernel to cancel it. Returns whether it was pending.
+    /// Cancels `token` if it is still pending: see the module
+    /// documentation. Returns whether it was pending.
     pub fn cancel(&mut self, token: u32, out: &mut Vec<Done>) -> bool {
         self.counting(out, |d, out| d.cancel_inner(token, out))
     }
 
-    /// See [`Driver::cancel`]. Settles `token` with `ECANCELED` if it is still pending, and asks the
-    /// kernel to cancel it. Returns whether it was pending.
     pub(super) fn cancel_inner(&mut self, token: u32, out: &mut Vec<Done>) -> bool {
         if token == NO_TOKEN {
             return false;
         }
-        // Backlog first: never seen by the kernel, settled right here.
+        if let Some(g) = self.take_held_token(token) {
+            self.drop_unsubmitted(g, out);
+            return true;
+        }
+        // Backlog next: never seen by the kernel, settled right here.
         for gi in 0..self.backlog.len() {
             let hit = self.backlog[gi]
                 .iter()
@@ -39,14 +50,51 @@ impl Driver {
         if keys.is_empty() {
             return false;
         }
-        for k in &keys {
-            self.orphan(*k, out);
-            let op = Op::Cancel {
-                user_data: u64::from(*k),
-            };
-            self.submit_internal(op);
+        for k in keys {
+            self.cancel_key(k, out);
         }
         true
+    }
+
+    /// Asks the kernel to stop the op in slab slot `k`: orphaned at once if
+    /// it is an open or a socket op; otherwise it settles on its completion.
+    /// Only the write of an append chain is cancelled: once it has run, the
+    /// sync that makes it durable is left to finish.
+    fn cancel_key(&mut self, k: u32, out: &mut Vec<Done>) {
+        let Some(e) = self.slab.get_mut(k) else {
+            return;
+        };
+        if e.cancel_sent || e.orphaned {
+            return;
+        }
+        if matches!(e.kind, Kind::Chain(_)) && !matches!(e.op, Op::Write { .. }) {
+            return;
+        }
+        e.cancel_sent = true;
+        if Self::settles_early(e.kind) {
+            self.orphan(k, out);
+        }
+        self.submit_internal(Op::Cancel {
+            user_data: u64::from(k),
+        });
+    }
+
+    /// Ops settled as soon as they are cancelled: opens (one that completes
+    /// anyway is closed again) and socket ops.
+    fn settles_early(kind: Kind) -> bool {
+        matches!(
+            kind,
+            Kind::Open { .. }
+                | Kind::Accept
+                | Kind::Recv
+                | Kind::Connect { .. }
+                | Kind::Send { .. }
+                | Kind::SockShutdown
+        )
+    }
+
+    fn is_socket(&mut self, id: FileId) -> bool {
+        self.net.sock(id).is_some()
     }
 
     pub(super) fn chain_token(&self, e: &Entry) -> Option<u32> {
@@ -56,8 +104,8 @@ impl Driver {
         }
     }
 
-    /// Marks a slab entry settled: its token (or its chain's) rejects now
-    /// with `ECANCELED`; the entry stays until the kernel is done with it.
+    /// Marks a slab entry settled: its token rejects now with `ECANCELED`;
+    /// the entry stays until the kernel is done with it.
     pub(super) fn orphan(&mut self, key: u32, out: &mut Vec<Done>) {
         let Some(e) = self.slab.get_mut(key) else {
             return;
@@ -66,58 +114,42 @@ impl Driver {
             return;
         }
         e.orphaned = true;
-        let (token, kind, append, file) = (e.token, e.kind, e.append, e.file);
-        if let Kind::Chain(c) = kind {
-            if let Some(ch) = self.chains.get_mut(c) {
-                if !ch.orphaned {
-                    ch.orphaned = true;
-                    out.push(Done::err(ch.token, libc::ECANCELED));
-                    let f = ch.file;
-                    self.append_settled(f);
-                }
-            }
-        } else if token != NO_TOKEN {
+        let token = e.token;
+        if token != NO_TOKEN {
             out.push(Done::err(token, libc::ECANCELED));
-            if let (true, Some(f)) = (append, file) {
-                self.append_settled(f);
-            }
         }
     }
 
+    /// Settles a group that never reached the kernel with `ECANCELED`.
     pub(super) fn drop_unsubmitted(&mut self, group: Vec<Entry>, out: &mut Vec<Done>) {
         for e in group {
-            if let Some(f) = e.file {
-                if let Ok(fe) = self.files.entry_mut(f) {
-                    fe.in_flight = fe.in_flight.saturating_sub(1);
-                }
-            }
             match e.kind {
                 Kind::Chain(c) => {
                     if let Some(ch) = self.chains.get_mut(c) {
+                        ch.pending = ch.pending.saturating_sub(1);
                         let first = !ch.orphaned;
+                        ch.orphaned = true;
                         if first {
-                            ch.orphaned = true;
                             out.push(Done::err(ch.token, libc::ECANCELED));
                         }
-                        let f = ch.file;
-                        ch.pending = ch.pending.saturating_sub(1);
                         if ch.pending == 0 {
-                            self.chains.remove(c);
-                        }
-                        if first {
-                            self.append_settled(f);
+                            self.end_chain(c, None, out);
                         }
                     }
                 }
-                _ if e.token != NO_TOKEN => {
-                    out.push(Done::err(e.token, libc::ECANCELED));
-                    if let (true, Some(f)) = (e.append, e.file) {
-                        self.append_settled(f);
+                _ => {
+                    if e.token != NO_TOKEN {
+                        out.push(Done::err(e.token, libc::ECANCELED));
+                    }
+                    if let (true, Some(f)) = (e.gated, e.file) {
+                        self.order_done(f, e.order == order::Order::Append);
                     }
                 }
-                _ => {}
             }
             self.reclaim(e.mem);
+            if let Some(f) = e.file {
+                self.file_op_gone(f);
+            }
         }
     }
 
@@ -126,9 +158,12 @@ impl Driver {
         self.counting(out, |d, out| d.close_file_inner(token, id, out))
     }
 
-    /// Closes a file: its pending ops settle with `ECANCELED` now, the
-    /// kernel is asked to cancel those in flight, and `token` settles when
-    /// the descriptor is closed. The handle is refused from here on.
+    /// Closes a file. The handle is refused from here on. Its ops that
+    /// never reached the kernel settle with `ECANCELED` now; those in the
+    /// kernel are asked to stop and settle with what the kernel reports;
+    /// the descriptor is closed (and `token` settles) after the last of
+    /// them, so no op ever runs on a closed or reused descriptor. A
+    /// socket's ops settle at once and it closes right away.
     pub(super) fn close_file_inner(
         &mut self,
         token: u32,
@@ -137,49 +172,54 @@ impl Driver {
     ) -> Result<(), i32> {
         self.refuse_if_closed()?;
         self.file(id)?;
+        let socket = self.is_socket(id);
         self.forget_socket(id, out);
         let (e, _) = self.file(id)?;
         e.closing = true;
-        let (fd, fixed, busy) = (e.fd, e.fixed, e.in_flight > 0);
-        if busy {
-            let mut i = 0;
-            while i < self.backlog.len() {
-                if self.backlog[i].iter().any(|e| e.file == Some(id)) {
-                    let g = self.backlog.remove(i).expect("index valid");
-                    self.drop_unsubmitted(g, out);
-                } else {
-                    i += 1;
+        let fd = e.fd;
+        for g in self.take_held(Some(id)) {
+            self.drop_unsubmitted(g, out);
+        }
+        let mut i = 0;
+        while i < self.backlog.len() {
+            if self.backlog[i].iter().any(|e| e.file == Some(id)) {
+                let g = self.backlog.remove(i).expect("index valid");
+                self.drop_unsubmitted(g, out);
+            } else {
+                i += 1;
+            }
+        }
+        let keys: Vec<u32> = self
+            .slab
+            .iter()
+            .filter(|(_, e)| e.file == Some(id) && !e.orphaned)
+            .map(|(k, _)| k)
+            .collect();
+        if !keys.is_empty() {
+            for k in &keys {
+                if let Some(e) = self.slab.get_mut(*k) {
+                    e.cancel_sent = true;
+                }
+                if socket {
+                    self.orphan(*k, out);
                 }
             }
-            let keys: Vec<u32> = self
-                .slab
-                .iter()
-                .filter(|(_, e)| e.file == Some(id))
-                .map(|(k, _)| k)
-                .collect();
-            for k in &keys {
-                self.orphan(*k, out);
-            }
-            if !keys.is_empty() {
-                // By the plain fd: it names the same open file as the fixed
-                // slot the ops used, and the slot is released just below.
-                let op = Op::CancelFile {
-                    target: Target::Fd(fd),
-                };
-                self.submit_internal(op);
-            }
+            // By the plain fd: it names the same open file as the fixed
+            // slot the ops used.
+            self.submit_internal(Op::CancelFile {
+                target: Target::Fd(fd),
+            });
         }
-        if let Some(slot) = fixed {
-            // In-flight ops hold their own reference to the file; the slot
-            // can go now.
-            self.engine.unregister_file(slot);
-            self.stats.registered_files = self.stats.registered_files.saturating_sub(1);
-            if let Ok(fe) = self.files.entry_mut(id) {
-                fe.fixed = None;
+        let busy = self.files.entry(id).is_ok_and(|e| e.in_flight > 0);
+        if busy && !socket {
+            if let Ok(e) = self.files.entry_mut(id) {
+                e.close_token = Some(token);
             }
+            // Pending until the close is sent: counted as submitted now.
+            self.stats.submitted += 1;
+        } else {
+            self.submit_close(token, id);
         }
-        let op = Op::Close { fd };
-        self.submit_op(token, Some(id), Kind::Close, op, Mem::None);
         Ok(())
     }
 
@@ -188,8 +228,9 @@ impl Driver {
         self.counting(out, |d, out| d.shutdown_inner(out))
     }
 
-    /// Closes the driver: every pending op settles with `ECANCELED` now and
-    /// the kernel is asked to cancel them all. Keep reaping and passing
+    /// Closes the driver: ops that never reached the kernel settle with
+    /// `ECANCELED` now, the kernel is asked to cancel the rest, which
+    /// settle as the module documentation says. Keep reaping and passing
     /// completions to [`Driver::complete`] until [`Driver::pending`] is 0,
     /// then call [`Driver::finish`].
     pub(super) fn shutdown_inner(&mut self, out: &mut Vec<Done>) {
@@ -200,12 +241,21 @@ impl Driver {
         for id in self.net.ids() {
             self.forget_socket(id, out);
         }
+        for g in self.take_held(None) {
+            self.drop_unsubmitted(g, out);
+        }
         while let Some(g) = self.backlog.pop_front() {
             self.drop_unsubmitted(g, out);
         }
         let keys: Vec<u32> = self.slab.iter().map(|(k, _)| k).collect();
         for k in &keys {
-            self.orphan(k.to_owned(), out);
+            let Some(e) = self.slab.get_mut(*k) else {
+                continue;
+            };
+            e.cancel_sent = true;
+            if Self::settles_early(e.kind) {
+                self.orphan(*k, out);
+            }
         }
         if !keys.is_empty() {
             self.submit_internal(Op::CancelAll);
@@ -223,5 +273,8 @@ impl Driver {
         }
         self.buffers.clear();
         self.finish_net();
+        // The engine's descriptors and threads go now (once every other
+        // holder of it, such as a completion thread, has let go too).
+        self.engine = Arc::new(crate::engine::closed::ClosedEngine);
     }
 }

@@ -21,11 +21,14 @@ impl Driver {
         let Some(e) = self.slab.remove(key) else {
             return;
         };
-        if let Some(f) = e.file {
-            if let Ok(fe) = self.files.entry_mut(f) {
-                fe.in_flight = fe.in_flight.saturating_sub(1);
-            }
+        let file = e.file;
+        self.settle_entry(e, cqe, out);
+        if let Some(f) = file {
+            self.file_op_gone(f);
         }
+    }
+
+    fn settle_entry(&mut self, e: Entry, cqe: Cqe, out: &mut Vec<Done>) {
         if e.kind.is_stream() {
             self.streams -= 1;
         }
@@ -48,7 +51,9 @@ impl Driver {
             Kind::Internal => {}
             Kind::Open { direct, append } => out.push(self.opened(e.token, res, direct, append)),
             Kind::Close => {
-                if let Some(f) = e.file {
+                // A close the kernel did not run (cancelled) leaves the fd
+                // to `finish`; any other result means it is not ours now.
+                if let (Some(f), true) = (e.file, res != -libc::ECANCELED) {
                     let _ = self.files.remove(f);
                 }
                 out.push(Done {
@@ -78,14 +83,8 @@ impl Driver {
                 });
             }
             Kind::Plain => {
-                if let (true, Some(f)) = (e.append, e.file) {
-                    self.append_settled(f);
-                    if res < 0 {
-                        // The cursor may now run past the file: relearn it.
-                        if let Ok(fe) = self.files.entry_mut(f) {
-                            fe.append_pos = None;
-                        }
-                    }
+                if let (true, Some(f)) = (e.gated, e.file) {
+                    self.order_done(f, e.order == order::Order::Append);
                 }
                 self.reclaim(e.mem);
                 out.push(Done {
@@ -155,62 +154,73 @@ impl Driver {
             return;
         }
         if ch.orphaned {
-            let ch = self.chains.remove(c).expect("live chain");
-            self.reclaim(ch.data);
+            self.end_chain(c, None, out);
             return;
         }
-        let w = ch.write_res.unwrap_or(-libc::ECANCELED);
-        let rest = ch.total - ch.written;
-        let outcome: Option<i64> = if w < 0 {
-            Some(w.into())
-        } else if (w as usize) < rest {
-            if w == 0 {
-                Some((-libc::ENOSPC).into())
-            } else {
-                ch.written += w as usize;
-                None
+        if let Some(w) = ch.write_res {
+            if w == -libc::ECANCELED && ch.written > 0 {
+                // A retry round cancelled (the ring is closing): part of
+                // the data is in the file already, so finish it.
+                return self.continue_chain(c, true, out);
             }
-        } else {
+            if w < 0 {
+                // Nothing of this round was written (a cancelled write
+                // wrote nothing; a failed one reports why).
+                return self.end_chain(c, Some(w.into()), out);
+            }
             ch.written += w as usize;
-            match ch.sync_res {
-                Some(s) if s < 0 => Some(s.into()),
-                _ => Some(ch.written as i64),
-            }
-        };
-        match outcome {
-            Some(result) => {
-                let ch = self.chains.remove(c).expect("live chain");
-                self.append_settled(ch.file);
-                if result < 0 {
-                    // The append cursor no longer matches the file: relearn it.
-                    if let Ok(fe) = self.files.entry_mut(ch.file) {
-                        fe.append_pos = None;
-                    }
+            if ch.written < ch.total {
+                if w == 0 {
+                    return self.end_chain(c, Some((-libc::ENOSPC).into()), out);
                 }
-                out.push(Done {
-                    token: ch.token,
-                    result,
-                    payload: Payload::None,
-                });
-                self.reclaim(ch.data);
-            }
-            None => {
-                // Short write: the kernel cancelled the linked sync; write the
-                // rest and sync again.
-                let file = ch.file;
-                match self.file(file) {
-                    Ok((_, target)) => {
-                        self.stats.submitted = self.stats.submitted.saturating_sub(1);
-                        self.submit_chain(c, target);
-                    }
-                    Err(errno) => {
-                        let ch = self.chains.remove(c).expect("live chain");
-                        self.append_settled(ch.file);
-                        out.push(Done::err(ch.token, errno));
-                        self.reclaim(ch.data);
-                    }
-                }
+                // Short write: the kernel cancelled the linked sync; write
+                // the rest and sync again.
+                return self.continue_chain(c, true, out);
             }
         }
+        match ch.sync_res {
+            // The data is written but the sync was cancelled (a close or a
+            // ring close cancelling the file's ops): the append is not
+            // durable yet, so sync again rather than report either a
+            // failure (the data is there) or success (it may not last).
+            Some(s) if s == -libc::ECANCELED => self.continue_chain(c, false, out),
+            Some(s) if s < 0 => self.end_chain(c, Some(s.into()), out),
+            _ => {
+                let n = ch.written as i64;
+                self.end_chain(c, Some(n), out)
+            }
+        }
+    }
+
+    /// Submits the rest of chain `c` (see [`Driver::submit_chain`]) on its
+    /// file's descriptor, also while the file is closing (its close waits).
+    fn continue_chain(&mut self, c: u32, write: bool, out: &mut Vec<Done>) {
+        let file = self.chains.get(c).expect("live chain").file;
+        match self.files.entry(file) {
+            Ok(fe) => {
+                let target = Target::Fd(fe.fd);
+                self.submit_chain(c, target, write);
+            }
+            Err(e) => self.end_chain(c, Some(-i64::from(file_errno(e))), out),
+        }
+    }
+
+    /// Removes chain `c`, settling its token with `result` (none when it
+    /// was settled already), and gives its place in the file's order up.
+    pub(super) fn end_chain(&mut self, c: u32, result: Option<i64>, out: &mut Vec<Done>) {
+        let Some(ch) = self.chains.remove(c) else {
+            return;
+        };
+        if let Some(result) = result {
+            out.push(Done {
+                token: ch.token,
+                result,
+                payload: Payload::None,
+            });
+        }
+        if ch.gated {
+            self.order_done(ch.file, true);
+        }
+        self.reclaim(ch.data);
     }
 }

@@ -14,6 +14,7 @@ mod cancel;
 mod complete;
 mod net;
 mod net_complete;
+mod order;
 mod queue;
 mod submit;
 
@@ -22,7 +23,7 @@ pub use net::{NetConfig, SockOption};
 use crate::buffer::{AlignedBuf, BouncePool, BufferRegistry, Pinned, Registration};
 use crate::engine::{Engine, Feature};
 use crate::file_table::{DioAlign, FileEntry, FileError, FileId, FileTable};
-use crate::op::{Cqe, Op, Statx, SyncKind, Target, Timespec, CURRENT_POSITION};
+use crate::op::{Cqe, Op, Statx, SyncKind, Target, Timespec, CURRENT_POSITION, END_OF_FILE};
 use crate::slab::Slab;
 use std::collections::VecDeque;
 use std::ffi::CString;
@@ -42,6 +43,15 @@ pub const MAX_IO: usize = 0x7fff_f000;
 /// Most iovecs in one vectored op: Linux's `UIO_MAXIOV` (macOS's
 /// `IOV_MAX` is the same 1024).
 const MAX_IOV: usize = 1024;
+/// Bytes of bounce memory the ops of one driver may hold at once. An op
+/// whose bounce block would go past it is refused with [`WAIT_FOR_MEMORY`]
+/// (unless no other op holds any, so one op of any size can always run):
+/// the caller submits it again once earlier ops gave memory back. Without
+/// it, 1,000 writes of one 1 MiB Buffer held 1 GB of copies at once.
+pub const BOUNCE_BUDGET: usize = 32 << 20;
+/// Not an errno: "no bounce memory now, submit again after a completion"
+/// (see [`BOUNCE_BUDGET`]). Below 4096, so it fits readMany's encoding.
+pub const WAIT_FOR_MEMORY: i32 = 4000;
 
 /// Options of a driver.
 #[derive(Clone, Debug)]
@@ -213,10 +223,15 @@ struct Entry {
     op: Op,
     mem: Mem,
     link: bool,
+    /// Settled early (a socket's op at close, an open at ring close): the
+    /// completion only frees the entry.
     orphaned: bool,
-    /// A plain (unsynced) append: settling it ends one of the file's
-    /// appends in flight.
-    append: bool,
+    /// Where the op stands in its file's order (see `order.rs`).
+    order: order::Order,
+    /// It passed its file's order gate (and counts in `mutating`).
+    gated: bool,
+    /// A cancel for it was sent to the engine already.
+    cancel_sent: bool,
 }
 
 /// A write linked to an fsync/fdatasync, settling one token.
@@ -228,12 +243,14 @@ struct Chain {
     fixed: Option<u16>,
     total: usize,
     written: usize,
-    offset: u64,
     sync: SyncKind,
     pending: u8,
     write_res: Option<i32>,
     sync_res: Option<i32>,
     orphaned: bool,
+    /// The chain passed its file's order gate (it holds the barrier until
+    /// it settles).
+    gated: bool,
 }
 
 /// Per-Ring op table over one engine.
@@ -241,6 +258,8 @@ pub struct Driver {
     engine: Arc<dyn Engine>,
     slab: Slab<Entry>,
     backlog: VecDeque<Vec<Entry>>,
+    /// Groups waiting at their file's order gate, oldest first.
+    held: Vec<(FileId, Vec<Entry>)>,
     chains: Slab<Chain>,
     files: FileTable,
     buffers: BufferRegistry,
@@ -271,6 +290,7 @@ impl Driver {
             engine,
             slab: Slab::with_capacity(cfg.max_in_flight.max(2) + RESERVE + net::MAX_STREAMS),
             backlog: VecDeque::new(),
+            held: Vec::new(),
             chains: Slab::with_capacity(usize::MAX),
             files: FileTable::new(),
             buffers: BufferRegistry::new(fixed_buffers),
@@ -289,9 +309,15 @@ impl Driver {
         &self.engine
     }
 
-    /// Ops in the kernel plus ops waiting in the backlog.
+    /// Ops in the kernel plus ops waiting in the backlog or at a gate.
     pub fn pending(&self) -> usize {
-        self.slab.len() + self.backlog.iter().map(Vec::len).sum::<usize>()
+        self.slab.len() + self.queued()
+    }
+
+    /// Ops waiting in the backlog or at a file's order gate.
+    fn queued(&self) -> usize {
+        self.backlog.iter().map(Vec::len).sum::<usize>()
+            + self.held.iter().map(|(_, g)| g.len()).sum::<usize>()
     }
 
     pub fn is_closed(&self) -> bool {
@@ -301,7 +327,7 @@ impl Driver {
     pub fn stats(&self) -> Stats {
         let mut s = self.stats.clone();
         s.in_flight = self.slab.len();
-        s.queued = self.backlog.iter().map(Vec::len).sum();
+        s.queued = self.queued();
         s.open_files = self.files.len();
         s.registered_buffers = self.buffers.registered();
         s.unregistered_buffers = self.buffers.len() - self.buffers.registered();
@@ -350,7 +376,7 @@ impl Driver {
         buf: UserBuf,
         need: usize,
         copy_in: bool,
-    ) -> io::Result<(Mem, *mut u8, Option<u16>)> {
+    ) -> Result<(Mem, *mut u8, Option<u16>), i32> {
         if let Some(pin) = self.buffers.lookup(buf.ptr, buf.len) {
             if (buf.ptr as usize).is_multiple_of(need) {
                 let fixed = pin.fixed;
@@ -360,10 +386,7 @@ impl Driver {
                 return Ok((Mem::Pinned(pin), buf.ptr, fixed));
             }
         }
-        let mut b = self
-            .bounce
-            .take(buf.len)
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
+        let mut b = self.take_bounce(buf.len)?;
         if copy_in && buf.len > 0 {
             // SAFETY: the caller lends buf.ptr for buf.len bytes during this call;
             // b holds at least buf.len bytes; the two never overlap.
@@ -372,6 +395,16 @@ impl Driver {
         self.stats.bounced += 1;
         let p = b.as_mut_slice().as_mut_ptr();
         Ok((Mem::Bounce(b), p, None))
+    }
+
+    /// A bounce block of `len` bytes within [`BOUNCE_BUDGET`], or
+    /// [`WAIT_FOR_MEMORY`] while other ops hold too much.
+    fn take_bounce(&mut self, len: usize) -> Result<AlignedBuf, i32> {
+        let out = self.bounce.outstanding();
+        if out > 0 && out + len > BOUNCE_BUDGET {
+            return Err(WAIT_FOR_MEMORY);
+        }
+        self.bounce.take(len).ok_or(libc::ENOMEM)
     }
 
     fn file(&mut self, id: FileId) -> Result<(&mut FileEntry, Target), i32> {
@@ -396,9 +429,8 @@ impl Driver {
         match e.direct {
             Some(a) => {
                 let o = u64::from(a.offset.max(1));
-                if (offset != CURRENT_POSITION && !offset.is_multiple_of(o))
-                    || !(len as u64).is_multiple_of(o)
-                {
+                let known = offset != CURRENT_POSITION && offset != END_OF_FILE;
+                if (known && !offset.is_multiple_of(o)) || !(len as u64).is_multiple_of(o) {
                     return Err(libc::EINVAL);
                 }
                 Ok(a.mem.max(1) as usize)
@@ -416,13 +448,9 @@ impl Driver {
             mem,
             link: false,
             orphaned: false,
-            append: false,
-        }
-    }
-
-    fn append_settled(&mut self, f: FileId) {
-        if let Ok(fe) = self.files.entry_mut(f) {
-            fe.appends_in_flight = fe.appends_in_flight.saturating_sub(1);
+            order: order::Order::Free,
+            gated: false,
+            cancel_sent: false,
         }
     }
 
@@ -473,16 +501,6 @@ fn last_errno() -> i32 {
 
 fn errno(e: io::Error) -> i32 {
     e.raw_os_error().unwrap_or(libc::EIO)
-}
-
-fn file_size(fd: i32) -> Result<u64, i32> {
-    // SAFETY: stat is plain old data; fstat fills it.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fd is owned by the file table; st is a valid out pointer.
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
-        return Err(last_errno());
-    }
-    Ok(st.st_size as u64)
 }
 
 /// `O_DIRECT` alignment from `statx(STATX_DIOALIGN)`, or 512/512 (the

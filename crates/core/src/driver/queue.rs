@@ -5,8 +5,6 @@
 use super::*;
 
 impl Driver {
-    /// Puts a group of entries (a link chain, or one op) into the kernel, or
-    /// into the backlog when the slab has no room. Never fails.
     /// Queues one op owning `mem` for `token`.
     pub(super) fn submit_op(
         &mut self,
@@ -24,14 +22,31 @@ impl Driver {
         self.enqueue_one(Self::entry(NO_TOKEN, None, Kind::Internal, op, Mem::None));
     }
 
-    pub(super) fn enqueue_one(&mut self, e: Entry) {
-        if let Some(f) = e.file {
-            if let Ok(fe) = self.files.entry_mut(f) {
-                fe.in_flight += 1;
+    /// Counts a group in as submitted and pending on its file.
+    fn count_in(&mut self, group: &[Entry]) {
+        for e in group {
+            if let Some(f) = e.file {
+                if let Ok(fe) = self.files.entry_mut(f) {
+                    fe.in_flight += 1;
+                }
+            }
+            if e.token != NO_TOKEN {
+                self.stats.submitted += 1;
             }
         }
-        if e.token != NO_TOKEN {
-            self.stats.submitted += 1;
+    }
+
+    /// Queues one op: through its file's order gate (see `order.rs`), then
+    /// into the kernel, or into the backlog when the slab has no room.
+    pub(super) fn enqueue_one(&mut self, mut e: Entry) {
+        self.count_in(std::slice::from_ref(&e));
+        if e.order != order::Order::Free {
+            let file = e.file.expect("ordered ops have a file");
+            if !self.pass_gate(file, e.order) {
+                self.held.push((file, vec![e]));
+                return;
+            }
+            e.gated = true;
         }
         if !self.room_for(std::slice::from_ref(&e)) {
             self.backlog.push_back(vec![e]);
@@ -40,6 +55,45 @@ impl Driver {
         match self.slab.insert(e) {
             Ok(k) => self.push_slot(k, false),
             Err(e) => self.backlog.push_back(vec![e]),
+        }
+    }
+
+    /// Queues a link chain (single ops go through `enqueue_one`), through
+    /// the order gate when its first op is ordered.
+    pub(super) fn enqueue(&mut self, mut group: Vec<Entry>) {
+        self.count_in(&group);
+        let order = group[0].order;
+        if order != order::Order::Free {
+            let file = group[0].file.expect("ordered ops have a file");
+            if !self.pass_gate(file, order) {
+                self.held.push((file, group));
+                return;
+            }
+            self.mark_gated(&mut group);
+        }
+        self.place(group);
+    }
+
+    /// Puts a group that may go into the kernel, or into the backlog.
+    pub(super) fn place(&mut self, group: Vec<Entry>) {
+        if self.room_for(&group) {
+            self.admit(group);
+        } else {
+            self.backlog.push_back(group);
+        }
+    }
+
+    /// One op of file `f` is gone (completed, or settled unsubmitted): a
+    /// close waiting for the file's ops goes to the kernel after the last.
+    pub(super) fn file_op_gone(&mut self, f: FileId) {
+        let Ok(fe) = self.files.entry_mut(f) else {
+            return;
+        };
+        fe.in_flight = fe.in_flight.saturating_sub(1);
+        if fe.in_flight == 0 {
+            if let Some(token) = fe.close_token.take() {
+                self.submit_close(token, f);
+            }
         }
     }
 
@@ -56,23 +110,6 @@ impl Driver {
             self.unflushed = 0;
         }
         self.unflushed += 1;
-    }
-
-    /// Queues a link chain (single ops go through `enqueue_one`).
-    pub(super) fn enqueue(&mut self, group: Vec<Entry>) {
-        for e in &group {
-            if let Some(f) = e.file {
-                if let Ok(fe) = self.files.entry_mut(f) {
-                    fe.in_flight += 1;
-                }
-            }
-        }
-        self.stats.submitted += group.iter().filter(|e| e.token != NO_TOKEN).count() as u64;
-        if self.room_for(&group) {
-            self.admit(group);
-        } else {
-            self.backlog.push_back(group);
-        }
     }
 
     pub(super) fn admit(&mut self, group: Vec<Entry>) {

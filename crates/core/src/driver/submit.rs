@@ -37,9 +37,7 @@ impl Driver {
         let (e, target) = self.file(id)?;
         let need = Self::check_direct(e, offset, len)?;
         let direct = e.direct.is_some();
-        let (mem, ptr, fixed) = self
-            .data_for(UserBuf { ptr: buf.ptr, len }, need, copy_in)
-            .map_err(errno)?;
+        let (mem, ptr, fixed) = self.data_for(UserBuf { ptr: buf.ptr, len }, need, copy_in)?;
         Ok(Prepared {
             target,
             mem,
@@ -102,7 +100,9 @@ impl Driver {
             offset,
             fixed,
         };
-        self.submit_op(token, Some(id), Kind::Plain, op, mem);
+        let mut e = Self::entry(token, Some(id), Kind::Plain, op, mem);
+        e.order = order::Order::Change;
+        self.enqueue_one(e);
         Ok(())
     }
 
@@ -169,7 +169,7 @@ impl Driver {
                 (op, Mem::Vectored(iov, pins), Kind::Plain)
             }
             None => {
-                let b = self.bounce.take(total).ok_or(libc::ENOMEM)?;
+                let b = self.take_bounce(total)?;
                 self.stats.bounced += 1;
                 if write {
                     let mut at = 0;
@@ -205,7 +205,11 @@ impl Driver {
                 (op, Mem::Bounce(b), kind)
             }
         };
-        self.submit_op(token, Some(id), kind, op, mem);
+        let mut e = Self::entry(token, Some(id), kind, op, mem);
+        if write {
+            e.order = order::Order::Change;
+        }
+        self.enqueue_one(e);
         Ok(())
     }
 
@@ -245,7 +249,6 @@ impl Driver {
         self.refuse_if_closed()?;
         let native = self.engine.supports(Feature::Ftruncate);
         let (e, target) = self.file(id)?;
-        e.append_pos = None;
         if !native {
             // The kernel lacks IORING_OP_FTRUNCATE (< 6.9): a metadata
             // update, short on every filesystem we know.
@@ -265,13 +268,17 @@ impl Driver {
             return Ok(());
         }
         let op = Op::Ftruncate { target, len };
-        self.submit_op(token, Some(id), Kind::Plain, op, Mem::None);
+        let mut e = Self::entry(token, Some(id), Kind::Plain, op, Mem::None);
+        e.order = order::Order::Change;
+        self.enqueue_one(e);
         Ok(())
     }
 
-    /// Appends `buf` at the end of the file; with `sync`, a linked
-    /// fsync/fdatasync follows in the same submission, and the token settles
-    /// with the byte count only once the data is durable.
+    /// Appends `buf` at the end of the file (see `order.rs`: after the
+    /// changes submitted before it, at the end of file the kernel sees when
+    /// it writes); with `sync`, a linked fsync/fdatasync follows in the same
+    /// submission, and the token settles with the byte count only once the
+    /// data is durable.
     pub fn append(
         &mut self,
         token: u32,
@@ -281,20 +288,6 @@ impl Driver {
     ) -> Result<(), i32> {
         self.refuse_if_closed()?;
         let len = buf.len.min(MAX_IO);
-        let (e, _) = self.file(id)?;
-        let append_mode = e.append_mode;
-        let offset = if append_mode {
-            CURRENT_POSITION
-        } else {
-            // The end of the file as it is now (other writers, positional
-            // writes and truncates included), or past our own appends still
-            // in flight, which the size does not show yet.
-            let size = file_size(e.fd)?;
-            match e.append_pos {
-                Some(p) if e.appends_in_flight > 0 => p.max(size),
-                _ => size,
-            }
-        };
         let Prepared {
             target,
             mem,
@@ -302,28 +295,17 @@ impl Driver {
             fixed,
             len,
             ..
-        } = self.prepare_rw(
-            id,
-            UserBuf { ptr: buf.ptr, len },
-            if append_mode { 0 } else { offset },
-            true,
-        )?;
-        // Nothing can fail from here on: only now move the append cursor.
-        let e = self.files.entry_mut(id).map_err(|_| libc::EBADF)?;
-        if !append_mode {
-            e.append_pos = Some(offset + len as u64);
-        }
-        e.appends_in_flight += 1;
+        } = self.prepare_rw(id, UserBuf { ptr: buf.ptr, len }, END_OF_FILE, true)?;
         let Some(kind) = sync else {
             let op = Op::Write {
                 target,
                 ptr,
                 len: len as u32,
-                offset,
+                offset: END_OF_FILE,
                 fixed,
             };
             let mut entry = Self::entry(token, Some(id), Kind::Plain, op, mem);
-            entry.append = true;
+            entry.order = order::Order::Append;
             self.enqueue_one(entry);
             return Ok(());
         };
@@ -335,51 +317,78 @@ impl Driver {
             fixed,
             total: len,
             written: 0,
-            offset,
             sync: kind,
             pending: 0,
             write_res: None,
             sync_res: None,
             orphaned: false,
+            gated: false,
         };
         let Ok(c) = self.chains.insert(chain) else {
             unreachable!("the chain slab is unbounded")
         };
-        self.submit_chain(c, target);
+        self.submit_chain(c, target, true);
+        // The chain's token counts once as submitted.
+        self.stats.submitted += 1;
         Ok(())
     }
 
-    pub(super) fn submit_chain(&mut self, c: u32, target: Target) {
+    /// Submits what is left of chain `c`: the rest of its write linked to
+    /// the sync, or (`write == false`, the data is all written) the sync
+    /// alone. The first submission goes through the file's order gate; the
+    /// chain holds its place there until it settles.
+    pub(super) fn submit_chain(&mut self, c: u32, target: Target, write: bool) {
         let ch = self.chains.get_mut(c).expect("live chain");
-        ch.pending = 2;
         ch.write_res = None;
         ch.sync_res = None;
-        let rest = ch.total - ch.written;
-        let offset = if ch.offset == CURRENT_POSITION {
-            CURRENT_POSITION
-        } else {
-            ch.offset + ch.written as u64
-        };
+        let first = !ch.gated;
+        let file = Some(ch.file);
+        let sync = Self::entry(
+            NO_TOKEN,
+            file,
+            Kind::Chain(c),
+            Op::Fsync {
+                target,
+                kind: ch.sync,
+            },
+            Mem::None,
+        );
+        if !write {
+            ch.pending = 1;
+            self.enqueue(vec![sync]);
+            return;
+        }
+        ch.pending = 2;
         // SAFETY: ch.ptr points at ch.total bytes owned by ch.data.
         let ptr = unsafe { ch.ptr.add(ch.written) };
-        let write = Op::Write {
+        let op = Op::Write {
             target,
             ptr,
-            len: rest as u32,
-            offset,
+            len: (ch.total - ch.written) as u32,
+            offset: END_OF_FILE,
             fixed: ch.fixed,
         };
-        let sync = Op::Fsync {
-            target,
-            kind: ch.sync,
-        };
-        let file = Some(ch.file);
-        let mut w = Self::entry(NO_TOKEN, file, Kind::Chain(c), write, Mem::None);
+        let mut w = Self::entry(NO_TOKEN, file, Kind::Chain(c), op, Mem::None);
         w.link = true;
-        let s = Self::entry(NO_TOKEN, file, Kind::Chain(c), sync, Mem::None);
-        self.enqueue(vec![w, s]);
-        // The chain's token counts once as submitted.
-        self.stats.submitted += 1;
+        if first {
+            w.order = order::Order::Append;
+        }
+        self.enqueue(vec![w, sync]);
+    }
+
+    /// Sends the close of file `id` (settling `token`) to the kernel: its
+    /// registered slot goes first (ops in flight held their own reference
+    /// to the file; there are none left now).
+    pub(super) fn submit_close(&mut self, token: u32, id: FileId) {
+        let Ok(e) = self.files.entry_mut(id) else {
+            return;
+        };
+        let (fd, fixed) = (e.fd, e.fixed.take());
+        if let Some(slot) = fixed {
+            self.engine.unregister_file(slot);
+            self.stats.registered_files = self.stats.registered_files.saturating_sub(1);
+        }
+        self.submit_op(token, Some(id), Kind::Close, Op::Close { fd }, Mem::None);
     }
 }
 

@@ -5,6 +5,7 @@ use crate::op::{Cqe, Op};
 use std::io;
 use std::sync::Arc;
 
+pub mod closed;
 #[cfg(unix)]
 pub mod mio;
 mod select;

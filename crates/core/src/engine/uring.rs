@@ -7,7 +7,7 @@
 
 use super::{Engine, EngineConfig, Feature};
 use crate::net::send_slab::SEND_ZC_REPORT_USAGE;
-use crate::op::{Cqe, Op, SyncKind, Target};
+use crate::op::{Cqe, Op, SyncKind, Target, END_OF_FILE};
 use io_uring::{opcode, squeue, types, IoUring, Probe};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -55,6 +55,10 @@ const REQUIRED: &[(u8, &str)] = &[
     (opcode::Shutdown::CODE, "SHUTDOWN"),
 ];
 
+/// `io_uring_enter` flag: wait for (and flush overflowed) completions
+/// (`include/uapi/linux/io_uring.h`; the io-uring crate keeps it private).
+const IORING_ENTER_GETEVENTS: u32 = 1;
+
 /// Flags of every send: no SIGPIPE on a closed peer, and the kernel keeps
 /// going until every byte is sent (the driver still handles short sends).
 const SEND_FLAGS: i32 = libc::MSG_NOSIGNAL | libc::MSG_WAITALL;
@@ -76,7 +80,8 @@ impl UringEngine {
         if cfg.sqpoll {
             b.setup_sqpoll(2000);
         }
-        let ring = b.build(cfg.entries.max(1)).map_err(|e| {
+        // Two at least: a write and its linked sync go in one submission.
+        let ring = b.build(cfg.entries.max(2)).map_err(|e| {
             let errno = e.raw_os_error().unwrap_or(libc::EINVAL);
             SetupError {
                 errno,
@@ -151,16 +156,49 @@ impl UringEngine {
         })
     }
 
+    /// Takes every completion ready, also those the kernel had to keep
+    /// aside because the completion queue was full (`IORING_FEAT_NODROP`
+    /// keeps them on an overflow list and sets `IORING_SQ_CQ_OVERFLOW`
+    /// until an `io_uring_enter` with `GETEVENTS` moves them back). Without
+    /// that flush they waited for the next submission, which might never
+    /// come: a burst of closes hung with their completions on the list.
     fn drain(&self, out: &mut Vec<Cqe>) {
-        let Ok(_g) = self.cq_lock.lock() else { return };
-        // SAFETY: the CQ is only ever accessed under cq_lock, so this is the
-        // only live CompletionQueue view.
-        let cq = unsafe { self.ring.completion_shared() };
-        out.extend(cq.map(|c| Cqe {
-            user_data: c.user_data(),
-            result: c.result(),
-            flags: c.flags(),
-        }));
+        loop {
+            {
+                let Ok(_g) = self.cq_lock.lock() else { return };
+                // SAFETY: the CQ is only ever accessed under cq_lock, so
+                // this is the only live CompletionQueue view.
+                let cq = unsafe { self.ring.completion_shared() };
+                out.extend(cq.map(|c| Cqe {
+                    user_data: c.user_data(),
+                    result: c.result(),
+                    flags: c.flags(),
+                }));
+            }
+            if !self.cq_overflowed() {
+                return;
+            }
+            // SAFETY: no submission (to_submit 0) and no argument: this
+            // only flushes the overflow list into the (now empty) CQ.
+            let r = unsafe {
+                self.ring
+                    .submitter()
+                    .enter::<libc::sigset_t>(0, 0, IORING_ENTER_GETEVENTS, None)
+            };
+            if r.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Whether the kernel holds completions that did not fit in the CQ.
+    fn cq_overflowed(&self) -> bool {
+        let Ok(_g) = self.sq_lock.lock() else {
+            return false;
+        };
+        // SAFETY: the SQ is only accessed under sq_lock; this reads its
+        // flags word.
+        unsafe { self.ring.submission_shared() }.cq_overflow()
     }
 }
 
@@ -218,14 +256,25 @@ fn sqe_for(op: &Op) -> squeue::Entry {
             len,
             offset,
             fixed,
-        } => match fixed {
-            Some(idx) => with_target!(t, |f| opcode::WriteFixed::new(f, ptr, len, idx)
-                .offset(offset)
-                .build()),
-            None => with_target!(t, |f| opcode::Write::new(f, ptr, len)
-                .offset(offset)
-                .build()),
-        },
+        } => {
+            // An append: RWF_APPEND writes at the end of file as the kernel
+            // sees it when the write runs (the offset is then ignored, and
+            // the file position is left alone).
+            let (offset, flags) = match offset {
+                END_OF_FILE => (0, libc::RWF_APPEND),
+                o => (o, 0),
+            };
+            match fixed {
+                Some(idx) => with_target!(t, |f| opcode::WriteFixed::new(f, ptr, len, idx)
+                    .offset(offset)
+                    .rw_flags(flags)
+                    .build()),
+                None => with_target!(t, |f| opcode::Write::new(f, ptr, len)
+                    .offset(offset)
+                    .rw_flags(flags)
+                    .build()),
+            }
+        }
         Op::Readv {
             target: t,
             iov,
@@ -358,32 +407,35 @@ impl Engine for UringEngine {
     }
 
     fn flush_and_reap(&self, out: &mut Vec<Cqe>) -> io::Result<usize> {
-        let _g = self
-            .sq_lock
-            .lock()
-            .map_err(|_| io::Error::other("sq lock poisoned"))?;
-        {
-            let _c = self
-                .cq_lock
+        let r = {
+            let _g = self
+                .sq_lock
                 .lock()
-                .map_err(|_| io::Error::other("cq lock poisoned"))?;
-            // SAFETY: CQ view under cq_lock; only the flags word is touched.
-            unsafe { self.ring.completion_shared() }.disable_eventfd();
-        }
-        let r = loop {
-            match self.ring.submitter().submit() {
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                r => break r,
+                .map_err(|_| io::Error::other("sq lock poisoned"))?;
+            {
+                let _c = self
+                    .cq_lock
+                    .lock()
+                    .map_err(|_| io::Error::other("cq lock poisoned"))?;
+                // SAFETY: CQ view under cq_lock; only the flags word is touched.
+                unsafe { self.ring.completion_shared() }.disable_eventfd();
             }
+            let r = loop {
+                match self.ring.submitter().submit() {
+                    Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                    r => break r,
+                }
+            };
+            {
+                let _c = self
+                    .cq_lock
+                    .lock()
+                    .map_err(|_| io::Error::other("cq lock poisoned"))?;
+                // SAFETY: as above.
+                unsafe { self.ring.completion_shared() }.enable_eventfd();
+            }
+            r
         };
-        {
-            let _c = self
-                .cq_lock
-                .lock()
-                .map_err(|_| io::Error::other("cq lock poisoned"))?;
-            // SAFETY: as above.
-            unsafe { self.ring.completion_shared() }.enable_eventfd();
-        }
         // Everything posted while muted is in the CQ now; what is posted
         // from here on signals the completion thread.
         self.drain(out);

@@ -16,11 +16,16 @@ pub enum Eng {
 /// A fresh engine of kind `e` (io_uring must be available: this suite runs
 /// on Linux with io_uring; the refusal test covers machines without it).
 pub fn engine(e: Eng) -> Arc<dyn Engine> {
+    engine_with(e, &EngineConfig::default())
+}
+
+/// A fresh engine of kind `e` set up with `cfg`.
+pub fn engine_with(e: Eng, cfg: &EngineConfig) -> Arc<dyn Engine> {
     let backend = match e {
         Eng::IoUring => Backend::IoUring,
         Eng::Mio => Backend::Mio,
     };
-    let sel = select(&EngineConfig::default(), backend).expect("engine available");
+    let sel = select(cfg, backend).expect("engine available");
     assert_eq!(sel.engine.name(), name(e));
     sel.engine
 }

@@ -1,7 +1,7 @@
 //! The syscalls behind the mio engine's ops, each returning what io_uring
 //! would put in the completion: the result, or `-errno`.
 
-use crate::op::{Op, Statx, SyncKind, Target, CURRENT_POSITION};
+use crate::op::{Op, Statx, SyncKind, Target, CURRENT_POSITION, END_OF_FILE};
 
 fn errno() -> i32 {
     std::io::Error::last_os_error()
@@ -59,6 +59,34 @@ fn on_fd(target: Target, want: Option<usize>, f: impl FnMut(i32) -> isize) -> (i
     (r, r >= 0 && want.is_none_or(|w| r as usize == w))
 }
 
+/// Writes `len` bytes at `ptr` at the end of the file as it is now,
+/// leaving the file position alone: `pwritev2(RWF_APPEND)`, as io_uring's
+/// `RWF_APPEND` write does.
+#[cfg(target_os = "linux")]
+fn append(fd: i32, ptr: *const u8, len: usize) -> isize {
+    let iov = libc::iovec {
+        iov_base: ptr as *mut libc::c_void,
+        iov_len: len,
+    };
+    // SAFETY: iov describes len readable bytes at ptr (the op's memory).
+    unsafe { libc::pwritev2(fd, &iov, 1, 0, libc::RWF_APPEND) }
+}
+
+/// Writes at the end of the file as it is now. Without `RWF_APPEND` the end
+/// is read first; the pool runs a file's writes one at a time, so no write
+/// of this ring comes in between (another process's may).
+#[cfg(not(target_os = "linux"))]
+fn append(fd: i32, ptr: *const u8, len: usize) -> isize {
+    // SAFETY: stat is plain old data; fstat fills it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is the op's descriptor; st is a valid out pointer.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return -1;
+    }
+    // SAFETY: ptr is readable for len bytes (the op's memory).
+    unsafe { libc::pwrite(fd, ptr.cast(), len, st.st_size) }
+}
+
 /// Runs a file op (blocking). Returns its result and whether it did all it
 /// was asked (a short read or write, or an error, breaks a link chain).
 /// Offset [`CURRENT_POSITION`] uses (and moves) the file position.
@@ -99,11 +127,18 @@ pub(super) fn file_op(op: &Op) -> (i32, bool) {
             len,
             offset,
             ..
-        } => on_fd(target, Some(len as usize), |fd| match here(offset) {
-            // SAFETY: ptr is readable for len bytes (the op's memory).
-            true => unsafe { libc::write(fd, ptr.cast(), len as usize) },
-            // SAFETY: as above.
-            false => unsafe { libc::pwrite(fd, ptr.cast(), len as usize, offset as libc::off_t) },
+        } => on_fd(target, Some(len as usize), |fd| {
+            if offset == END_OF_FILE {
+                return append(fd, ptr, len as usize);
+            }
+            match here(offset) {
+                // SAFETY: ptr is readable for len bytes (the op's memory).
+                true => unsafe { libc::write(fd, ptr.cast(), len as usize) },
+                // SAFETY: as above.
+                false => unsafe {
+                    libc::pwrite(fd, ptr.cast(), len as usize, offset as libc::off_t)
+                },
+            }
         }),
         Op::Readv {
             target,
