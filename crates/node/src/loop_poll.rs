@@ -165,10 +165,39 @@ pub fn in_callback_scope(
         sys::napi_open_callback_scope(env, resource, context, &mut cs);
     }
     f();
-    // SAFETY: as above.
+    // SAFETY: as above; the handle scope is still open for the exception.
     unsafe {
+        surface_exception(env);
         sys::napi_close_callback_scope(env, cs);
         sys::napi_close_handle_scope(env, hs);
+    }
+}
+
+/// A uv callback is not a Node-API callback: Node does not pick up an
+/// exception that a napi call in it left behind (JavaScript that threw, or
+/// the termination of a worker). Left there, it stayed in the env until the
+/// env's cleanup hooks, where napi-rs's own hook tried to read it without a
+/// handle scope and V8 aborted the process (`worker.terminate()` with
+/// `completion: 'loop'`). Take it now, inside the caller's handle scope, and
+/// raise it as an uncaught exception the way Node does for its callbacks
+/// (Node ignores that while the env is going away).
+///
+/// # Safety
+/// JS thread, inside an open handle scope.
+unsafe fn surface_exception(env: sys::napi_env) {
+    let mut pending = false;
+    // SAFETY: valid env and out pointer.
+    unsafe { sys::napi_is_exception_pending(env, &mut pending) };
+    if !pending {
+        return;
+    }
+    let mut exception = ptr::null_mut();
+    // SAFETY: valid env; the caller's handle scope holds the result.
+    if unsafe { sys::napi_get_and_clear_last_exception(env, &mut exception) }
+        == sys::Status::napi_ok
+    {
+        // SAFETY: as above.
+        unsafe { sys::napi_fatal_exception(env, exception) };
     }
 }
 

@@ -158,28 +158,37 @@ impl UringEngine {
 
     /// Takes every completion ready, also those the kernel had to keep
     /// aside because the completion queue was full (`IORING_FEAT_NODROP`
-    /// keeps them on an overflow list and sets `IORING_SQ_CQ_OVERFLOW`
+    /// keeps them on an overflow list, and posts later ones there too,
     /// until an `io_uring_enter` with `GETEVENTS` moves them back). Without
-    /// that flush they waited for the next submission, which might never
-    /// come: a burst of closes hung with their completions on the list.
+    /// that, they waited for the next submission, which might never come:
+    /// a burst of closes hung with its completions on the list.
+    ///
+    /// The list can only be non-empty after the queue was full, and a flush
+    /// moves entries until the queue is full again or the list is empty; so
+    /// a drain that took a whole queue's worth flushes and drains again,
+    /// and one that took less has seen everything. (Reading the
+    /// `IORING_SQ_CQ_OVERFLOW` flag instead needs a submission-queue view
+    /// on this thread, and that lost submissions: see the closing note.)
     fn drain(&self, out: &mut Vec<Cqe>) {
         loop {
-            {
+            let full = {
                 let Ok(_g) = self.cq_lock.lock() else { return };
                 // SAFETY: the CQ is only ever accessed under cq_lock, so
                 // this is the only live CompletionQueue view.
                 let cq = unsafe { self.ring.completion_shared() };
+                let full = cq.is_full();
                 out.extend(cq.map(|c| Cqe {
                     user_data: c.user_data(),
                     result: c.result(),
                     flags: c.flags(),
                 }));
-            }
-            if !self.cq_overflowed() {
+                full
+            };
+            if !full {
                 return;
             }
             // SAFETY: no submission (to_submit 0) and no argument: this
-            // only flushes the overflow list into the (now empty) CQ.
+            // only moves overflowed completions into the (now empty) CQ.
             let r = unsafe {
                 self.ring
                     .submitter()
@@ -189,16 +198,6 @@ impl UringEngine {
                 return;
             }
         }
-    }
-
-    /// Whether the kernel holds completions that did not fit in the CQ.
-    fn cq_overflowed(&self) -> bool {
-        let Ok(_g) = self.sq_lock.lock() else {
-            return false;
-        };
-        // SAFETY: the SQ is only accessed under sq_lock; this reads its
-        // flags word.
-        unsafe { self.ring.submission_shared() }.cq_overflow()
     }
 }
 
