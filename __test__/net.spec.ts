@@ -432,6 +432,33 @@ test('scatter-gather: an array (header + body + trailer) arrives whole and in or
   sameBytes(t, all, Buffer.concat([header, body, trailer, ...small, Buffer.from('ABCD')]))
 })
 
+test('an array of more views than one sendmsg takes (IOV_MAX 1024) is sent whole, in order, as one message: 10,000 Buffers, 3000 allocAligned slices (zero-copy too)', async (t) => {
+  const ring = ringFor(t)
+  const { client, server } = await pair(t, ring)
+  const got = readToEnd(server)
+  // Plain Buffers (copied into library memory), each with its own bytes.
+  const views = Array.from({ length: 10_000 }, (_, i) => Buffer.from(`${i},`))
+  const total = views.reduce((n, v) => n + v.length, 0)
+  // Library memory sent in place: 3000 iovecs, several sendmsg calls.
+  const aligned = ring.allocAligned(3000 * 8)
+  pattern(aligned.length, 5).copy(aligned)
+  const slices = Array.from({ length: 3000 }, (_, i) => aligned.subarray(i * 8, i * 8 + 8))
+  const wantAligned = Buffer.from(aligned)
+  // Issued without awaiting: the sends around them stay in their places.
+  const sends = [
+    client.send('<'),
+    client.send(views),
+    client.send('|'),
+    client.send(slices),
+    client.send('|'),
+    client.send(slices, { zeroCopy: true }),
+    client.send('>'),
+  ]
+  t.deepEqual(await Promise.all(sends), [1, total, 1, aligned.length, 1, aligned.length, 1])
+  await client.shutdown()
+  sameBytes(t, await got, Buffer.concat([Buffer.from('<'), ...views, Buffer.from('|'), wantAligned, Buffer.from('|'), wantAligned, Buffer.from('>')]))
+})
+
 test('many concurrent sends on one socket arrive whole and in call order', async (t) => {
   const ring = ringFor(t)
   const { client, server } = await pair(t, ring)

@@ -457,9 +457,12 @@ impl Driver {
         }
     }
 
-    /// Sends `bufs` in order as one message. Library memory is sent in
-    /// place; anything else is copied into library memory first (a copy-pool
-    /// slot when small), so JavaScript may reuse or free its buffers at once.
+    /// Sends `bufs` (any number of them) in order as one message. Library
+    /// memory is sent in place, [`IOV_MAX`](crate::net::send_slab::IOV_MAX)
+    /// iovecs per `sendmsg` at most (the entry resubmits the rest); anything
+    /// else is copied into library memory first (a copy-pool slot when
+    /// small, else at most `MAX_IOV` bounce blocks), so JavaScript may reuse
+    /// or free its buffers at once.
     /// `zero_copy` uses `SENDMSG_ZC` and settles only once the kernel's
     /// notification says it is done with the memory. Settles with the byte
     /// count.
@@ -474,7 +477,7 @@ impl Driver {
         if self.sock_checked(id)?.listener {
             return Err(libc::ENOTCONN);
         }
-        if bufs.is_empty() || bufs.len() > MAX_IOV {
+        if bufs.is_empty() {
             return Err(libc::EINVAL);
         }
         let total = bufs
