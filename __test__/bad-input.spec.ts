@@ -5,7 +5,7 @@
 import test from 'ava'
 import * as fs from 'node:fs'
 import { open, allocAligned, defaultRing, Ring, type FileHandle, type ReadRequest, type AppendOptions, type RingOptions } from '../index'
-import { problemsOf, makeTmpDir, props, removeTmpDir, uniquePath } from './helpers'
+import { problemsOf, makeTmpDir, outcome, props, removeTmpDir, tick, uniquePath } from './helpers'
 
 const dir = makeTmpDir('bad-input')
 test.after.always(() => removeTmpDir(dir))
@@ -30,6 +30,21 @@ function detached(): Buffer {
   const b = Buffer.from(ab)
   structuredClone(ab, { transfer: [ab] })
   return b
+}
+
+/** The error a getter installed by `withThrowingGetter` throws. */
+function getterError(): Error & { code: string } {
+  return Object.assign(new Error('getter called'), { code: 'ERR_TEST_GETTER' })
+}
+
+/** `arr` with a getter at index `i` that throws (an accessor element, as JavaScript allows). */
+function withThrowingGetter<T>(arr: T[], i: number): T[] {
+  Object.defineProperty(arr, i, {
+    get() {
+      throw getterError()
+    },
+  })
+  return arr
 }
 
 /** Calls a function with arguments its types do not allow, as JavaScript callers can. */
@@ -161,10 +176,13 @@ test('bad input is rejected with Node-style errors and nothing is submitted', as
     { name: 'readv([buf], position -2)', mode: A, call: () => fh.readv([buf], -2), cls: RangeError, code: RANGE },
     { name: 'readv([detached])', mode: A, call: () => fh.readv([detached()]), cls: TypeError, code: VALUE },
     { name: 'readv(1025 buffers)', mode: A, call: () => fh.readv(Array.from({ length: 1025 }, () => Buffer.alloc(1))), cls: TypeError, code: VALUE },
+    { name: 'readv(sparse array)', mode: A, call: () => fh.readv([buf, , buf] as Buffer[]), cls: TypeError, code: TYPE },
+    { name: 'readv(array with a throwing getter)', mode: A, call: () => fh.readv(withThrowingGetter([buf, buf], 1)), cls: Error, code: 'ERR_TEST_GETTER' },
     { name: 'writev(undefined)', mode: A, call: () => loose(fh.writev, fh), cls: TypeError, code: TYPE },
     { name: 'writev([buf], position -3)', mode: A, call: () => fh.writev([buf], -3), cls: RangeError, code: RANGE },
     { name: 'writev([buf], position 0.5)', mode: A, call: () => fh.writev([buf], 0.5), cls: RangeError, code: RANGE },
     { name: 'writev([null])', mode: A, call: () => loose(fh.writev, fh, [null]), cls: TypeError, code: TYPE },
+    { name: 'writev(sparse array)', mode: A, call: () => fh.writev(new Array<Buffer>(2)), cls: TypeError, code: TYPE },
     { name: 'writev([detached])', mode: A, call: () => fh.writev([buf, detached()]), cls: TypeError, code: VALUE },
     { name: 'readv on a closed handle', mode: A, call: () => closedFh.readv([buf]), cls: Error, code: 'EBADF', syscall: 'read', errno: -9 },
     { name: 'writev on a closed handle', mode: A, call: () => closedFh.writev([buf]), cls: Error, code: 'EBADF', syscall: 'write', errno: -9 },
@@ -235,6 +253,105 @@ test('bad input is rejected with Node-style errors and nothing is submitted', as
   // and the handle still works after all that
   const r = await fh.read(Buffer.alloc(3), 0, 3, 0)
   t.is(r.buffer.toString(), 'bad')
+  await fh.close()
+  await ring.close()
+})
+
+test('readv/writev of a sparse array reject like node:fs/promises FileHandle (TypeError ERR_INVALID_ARG_TYPE), nothing submitted', async (t) => {
+  const file = uniquePath(dir)
+  fs.writeFileSync(file, 'sparse arrays')
+  const ring = new Ring()
+  const fh = await ring.open(file, 'r+')
+  const nodeFh = await fs.promises.open(file, 'r+')
+  const before = ring.stats().submitted
+  const sparse = (): Buffer[] => {
+    const a = [Buffer.alloc(4), Buffer.alloc(4), Buffer.alloc(4)]
+    delete a[1]
+    return a
+  }
+  for (const [what, ours, theirs] of [
+    ['readv', () => fh.readv(sparse(), 0), () => nodeFh.readv(sparse(), 0)],
+    ['writev', () => fh.writev(sparse(), 0), () => nodeFh.writev(sparse(), 0)],
+  ] as const) {
+    const mine = await t.throwsAsync(ours())
+    const node = await t.throwsAsync(theirs())
+    // Node's own errors are subclasses made per code: compare what shows.
+    t.true(node instanceof TypeError && Object.getPrototypeOf(mine) === TypeError.prototype, `${what}: a TypeError as node:fs gives (${String(node?.message)})`)
+    t.is(mine?.name, node?.name, `${what}: same name as node:fs`)
+    t.is(props(mine).code, props(node).code, `${what}: same code as node:fs`)
+    t.is(props(mine).code, 'ERR_INVALID_ARG_TYPE')
+  }
+  t.is(ring.stats().submitted, before, 'nothing was submitted')
+  t.is(fs.readFileSync(file, 'utf8'), 'sparse arrays', 'nothing was written')
+  await nodeFh.close()
+  await fh.close()
+  await ring.close()
+})
+
+test("readv/writev read the caller's array once at submission: later changes to it (a throwing getter, a replaced element) change nothing, and readv still resolves with the caller's array", async (t) => {
+  const file = uniquePath(dir)
+  fs.writeFileSync(file, 'abcdefgh')
+  const ring = new Ring()
+  const fh = await ring.open(file, 'r+')
+
+  // Each index is read exactly once (a Proxy counts the reads).
+  const reads = new Map<PropertyKey, number>()
+  const counted = <T extends object>(target: T): T =>
+    new Proxy(target, {
+      get(o, key, receiver) {
+        reads.set(key, (reads.get(key) ?? 0) + 1)
+        return Reflect.get(o, key, receiver) as unknown
+      },
+    })
+  const a = Buffer.alloc(3)
+  const b = Buffer.alloc(5)
+  const proxied = counted([a, b])
+  const r0 = await fh.readv(proxied, 0)
+  t.is(r0.bytesRead, 8)
+  t.is(r0.buffers, proxied, 'resolves with the array passed')
+  t.is(a.toString() + b.toString(), 'abcdefgh')
+  t.is(reads.get('0'), 1, 'index 0 read once')
+  t.is(reads.get('1'), 1, 'index 1 read once')
+
+  // Plain Buffers are bounced: the data is copied at completion. A getter
+  // that throws, installed after submission, is never called.
+  const c = Buffer.alloc(4)
+  const d = Buffer.alloc(4)
+  const arr = [c, d]
+  let uncaught: unknown
+  const onUncaught = (e: unknown): void => {
+    uncaught = e
+  }
+  process.on('uncaughtException', onUncaught)
+  try {
+    const p = fh.readv(arr, 0)
+    withThrowingGetter(arr, 0)
+    withThrowingGetter(arr, 1)
+    const o = await outcome(p)
+    t.true(o.settled, 'the readv settles')
+    t.true(o.resolved, `the readv resolves (${String(o.error)})`)
+    t.is(o.value?.bytesRead, 8)
+    t.is(o.value?.buffers, arr, "resolves with the caller's array object")
+    t.is(c.toString() + d.toString(), 'abcdefgh', 'the data went into the views passed at submission')
+
+    // Ops after it still settle: the batch was not cut short.
+    const after = await outcome(fh.read(Buffer.alloc(2), 0, 2, 6))
+    t.is(after.value?.buffer.toString(), 'gh')
+
+    // writev: replacing an element after the call writes the original.
+    const w = [Buffer.from('12'), Buffer.from('34')]
+    const pw = fh.writev(w, 0)
+    w[0] = Buffer.from('XX')
+    withThrowingGetter(w, 1)
+    const ow = await outcome(pw)
+    t.true(ow.resolved, `the writev resolves (${String(ow.error)})`)
+    t.is(ow.value?.buffers, w)
+    t.is(fs.readFileSync(file, 'utf8'), '1234efgh')
+    await tick()
+    t.is(uncaught, undefined, 'no uncaught exception')
+  } finally {
+    process.off('uncaughtException', onUncaught)
+  }
   await fh.close()
   await ring.close()
 })

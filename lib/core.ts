@@ -160,7 +160,8 @@ export class RingCore {
 
   /**
    * Registers an op under a fresh token, calls `submit(token)` (the native
-   * call), and returns the op's promise.
+   * call), and returns the op's promise. `bufs` is what native code finds
+   * at `bufs[token]` (where a bounced read copies its data); default `ctx`.
    */
   begin<T>(
     kind: number,
@@ -169,11 +170,13 @@ export class RingCore {
     path: string | undefined,
     signal: AbortSignal | undefined,
     submit: (token: number) => number,
+    bufs: unknown = ctx,
   ): Promise<T> {
     if (signal?.aborted) return Promise.reject(new AbortError(undefined, { cause: signal.reason }))
     const token = this.token()
     const op = new Op(kind, syscall, ctx, path)
     const p = this.pending<T>(token, op)
+    this.bufs[token] = bufs
     return this.commit(token, op, submit(token), signal, p)
   }
 
