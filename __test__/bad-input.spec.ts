@@ -355,3 +355,26 @@ test("readv/writev read the caller's array once at submission: later changes to 
   await fh.close()
   await ring.close()
 })
+
+test('open() of a Uint8Array whose ArrayBuffer was detached rejects as node:fs/promises open does (same class, code and message)', async (t) => {
+  const detachedPath = (): Uint8Array => {
+    const u8 = new Uint8Array(Buffer.from(`${dir}/x`))
+    structuredClone(u8.buffer, { transfer: [u8.buffer] })
+    return u8
+  }
+  const node = await t.throwsAsync(fs.promises.open(detachedPath() as Buffer))
+  const ring = new Ring()
+  for (const [what, call] of [
+    ['ring.open', () => ring.open(detachedPath() as Buffer)],
+    ['open', () => open(detachedPath() as Buffer)],
+  ] as const) {
+    const p = call()
+    t.true(p instanceof Promise, `${what} returns a promise (no synchronous throw)`)
+    const mine = await t.throwsAsync(p)
+    t.is(Object.getPrototypeOf(mine), Object.getPrototypeOf(node), `${what}: class`)
+    t.is(mine?.name, node?.name, `${what}: name`)
+    t.is(props(mine).code, props(node).code, `${what}: code`)
+    t.is(mine?.message, node?.message, `${what}: message`)
+  }
+  await ring.close()
+})
