@@ -4,8 +4,9 @@
 
 import test from 'ava'
 import * as fs from 'node:fs'
+import * as path from 'node:path'
 import { open, allocAligned, defaultRing, Ring, type FileHandle, type ReadRequest, type AppendOptions, type RingOptions } from '../index'
-import { problemsOf, makeTmpDir, outcome, props, removeTmpDir, tick, uniquePath } from './helpers'
+import { problemsOf, makeTmpDir, outcome, props, removeTmpDir, repoRoot, run, tick, uniquePath, which } from './helpers'
 
 const dir = makeTmpDir('bad-input')
 test.after.always(() => removeTmpDir(dir))
@@ -377,4 +378,79 @@ test('open() of a Uint8Array whose ArrayBuffer was detached rejects as node:fs/p
     t.is(mine?.message, node?.message, `${what}: message`)
   }
   await ring.close()
+})
+
+// A child process out of file descriptors creates Rings: the descriptor
+// limit is no io_uring refusal, so every backend fails with EMFILE and
+// 'auto' does not fall back to mio for it.
+const FD_LIMIT_CHILD = `
+const fs = require('node:fs')
+const { Ring } = require(process.argv[1])
+const count = () => fs.readdirSync('/proc/self/fd').length
+const before = count()
+const held = []
+for (;;) {
+  try { held.push(fs.openSync('/dev/null', 'r')) } catch (e) { if (e.code !== 'EMFILE') throw e; break }
+}
+const out = { held: held.length, errors: {} }
+for (const backend of JSON.parse(process.argv[2])) {
+  try {
+    const r = new Ring(backend === 'default' ? undefined : { backend })
+    out.errors[backend] = { created: r.backend }
+    r.close()
+  } catch (e) {
+    out.errors[backend] = { proto: Object.getPrototypeOf(e) === Error.prototype ? 'Error' : String(e.constructor && e.constructor.name), code: e.code, errno: e.errno, syscall: e.syscall, message: e.message }
+  }
+}
+for (const fd of held) fs.closeSync(fd)
+out.leaked = count() - before
+const r = new Ring()
+out.afterwards = r.backend
+r.close().then(() => console.log('RESULT ' + JSON.stringify(out)))
+`
+
+interface FdLimitReport {
+  held: number
+  leaked: number
+  afterwards: string
+  errors: Record<string, { created?: string; proto?: string; code?: unknown; errno?: unknown; syscall?: unknown; message?: unknown }>
+}
+
+test('new Ring() out of file descriptors throws a system error EMFILE (errno -24, the syscall that failed) on every backend; auto does not fall back to mio', async (t) => {
+  let uringWorks = true
+  try {
+    await new Ring({ backend: 'io_uring' }).close()
+  } catch {
+    uringWorks = false
+  }
+  const backends = ['default', 'auto', 'mio', ...(uringWorks ? ['io_uring'] : [])]
+  // A low limit keeps the child quick; without prlimit(1) it fills the limit it has.
+  const prlimit = which('prlimit')
+  const nodeArgs = ['--import', 'tsx', '-e', FD_LIMIT_CHILD, path.join(repoRoot, 'index.ts'), JSON.stringify(backends)]
+  const [file, args] = prlimit !== null ? [prlimit, ['--nofile=64:64', process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs]
+  const r = await run(file, args, { cwd: repoRoot })
+  const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '))
+  if (line === undefined) {
+    t.fail(`the child printed no RESULT line (exit ${String(r.code)}, hung ${String(r.hung)}): ${r.stderr}`)
+    return
+  }
+  const report = JSON.parse(line.slice('RESULT '.length)) as FdLimitReport
+  t.log(`child held ${report.held} extra descriptors; errors: ${JSON.stringify(report.errors)}`)
+  t.true(report.held > 0)
+  for (const backend of backends) {
+    const e = report.errors[backend]
+    t.is(e.created, undefined, `${backend}: no Ring was created (got ${String(e.created)})`)
+    t.is(e.proto, 'Error', `${backend}: a plain Error, as Node's system errors are`)
+    t.is(e.code, 'EMFILE', `${backend}: code (${String(e.message)})`)
+    t.is(e.errno, -24, `${backend}: errno`)
+    t.true(typeof e.syscall === 'string' && e.syscall.length > 0, `${backend}: syscall names what failed`)
+    t.is(e.message, `EMFILE: too many open files, ${String(e.syscall)}`, `${backend}: message`)
+  }
+  if (uringWorks) {
+    for (const backend of ['auto', 'io_uring']) {
+      t.true(['io_uring_setup', 'eventfd'].includes(String(report.errors[backend].syscall)), `${backend}: the io_uring setup call, not a mio fallback`)
+    }
+  }
+  t.is(report.leaked, 0, 'the failed constructors left no descriptor open')
+  t.true(report.afterwards === 'io_uring' || report.afterwards === 'mio', `a Ring is created once descriptors are free (${report.afterwards})`)
 })
