@@ -4,8 +4,9 @@
 
 import test from 'ava'
 import * as fs from 'node:fs'
+import * as path from 'node:path'
 import { open, allocAligned, defaultRing, Ring, type FileHandle, type ReadRequest, type AppendOptions, type RingOptions } from '../index'
-import { problemsOf, makeTmpDir, props, removeTmpDir, uniquePath } from './helpers'
+import { problemsOf, makeTmpDir, outcome, props, removeTmpDir, repoRoot, run, tick, uniquePath, which } from './helpers'
 
 const dir = makeTmpDir('bad-input')
 test.after.always(() => removeTmpDir(dir))
@@ -30,6 +31,21 @@ function detached(): Buffer {
   const b = Buffer.from(ab)
   structuredClone(ab, { transfer: [ab] })
   return b
+}
+
+/** The error a getter installed by `withThrowingGetter` throws. */
+function getterError(): Error & { code: string } {
+  return Object.assign(new Error('getter called'), { code: 'ERR_TEST_GETTER' })
+}
+
+/** `arr` with a getter at index `i` that throws (an accessor element, as JavaScript allows). */
+function withThrowingGetter<T>(arr: T[], i: number): T[] {
+  Object.defineProperty(arr, i, {
+    get() {
+      throw getterError()
+    },
+  })
+  return arr
 }
 
 /** Calls a function with arguments its types do not allow, as JavaScript callers can. */
@@ -161,10 +177,13 @@ test('bad input is rejected with Node-style errors and nothing is submitted', as
     { name: 'readv([buf], position -2)', mode: A, call: () => fh.readv([buf], -2), cls: RangeError, code: RANGE },
     { name: 'readv([detached])', mode: A, call: () => fh.readv([detached()]), cls: TypeError, code: VALUE },
     { name: 'readv(1025 buffers)', mode: A, call: () => fh.readv(Array.from({ length: 1025 }, () => Buffer.alloc(1))), cls: TypeError, code: VALUE },
+    { name: 'readv(sparse array)', mode: A, call: () => fh.readv([buf, , buf] as Buffer[]), cls: TypeError, code: TYPE },
+    { name: 'readv(array with a throwing getter)', mode: A, call: () => fh.readv(withThrowingGetter([buf, buf], 1)), cls: Error, code: 'ERR_TEST_GETTER' },
     { name: 'writev(undefined)', mode: A, call: () => loose(fh.writev, fh), cls: TypeError, code: TYPE },
     { name: 'writev([buf], position -3)', mode: A, call: () => fh.writev([buf], -3), cls: RangeError, code: RANGE },
     { name: 'writev([buf], position 0.5)', mode: A, call: () => fh.writev([buf], 0.5), cls: RangeError, code: RANGE },
     { name: 'writev([null])', mode: A, call: () => loose(fh.writev, fh, [null]), cls: TypeError, code: TYPE },
+    { name: 'writev(sparse array)', mode: A, call: () => fh.writev(new Array<Buffer>(2)), cls: TypeError, code: TYPE },
     { name: 'writev([detached])', mode: A, call: () => fh.writev([buf, detached()]), cls: TypeError, code: VALUE },
     { name: 'readv on a closed handle', mode: A, call: () => closedFh.readv([buf]), cls: Error, code: 'EBADF', syscall: 'read', errno: -9 },
     { name: 'writev on a closed handle', mode: A, call: () => closedFh.writev([buf]), cls: Error, code: 'EBADF', syscall: 'write', errno: -9 },
@@ -237,4 +256,201 @@ test('bad input is rejected with Node-style errors and nothing is submitted', as
   t.is(r.buffer.toString(), 'bad')
   await fh.close()
   await ring.close()
+})
+
+test('readv/writev of a sparse array reject like node:fs/promises FileHandle (TypeError ERR_INVALID_ARG_TYPE), nothing submitted', async (t) => {
+  const file = uniquePath(dir)
+  fs.writeFileSync(file, 'sparse arrays')
+  const ring = new Ring()
+  const fh = await ring.open(file, 'r+')
+  const nodeFh = await fs.promises.open(file, 'r+')
+  const before = ring.stats().submitted
+  const sparse = (): Buffer[] => {
+    const a = [Buffer.alloc(4), Buffer.alloc(4), Buffer.alloc(4)]
+    delete a[1]
+    return a
+  }
+  for (const [what, ours, theirs] of [
+    ['readv', () => fh.readv(sparse(), 0), () => nodeFh.readv(sparse(), 0)],
+    ['writev', () => fh.writev(sparse(), 0), () => nodeFh.writev(sparse(), 0)],
+  ] as const) {
+    const mine = await t.throwsAsync(ours())
+    const node = await t.throwsAsync(theirs())
+    // Node's own errors are subclasses made per code: compare what shows.
+    t.true(node instanceof TypeError && Object.getPrototypeOf(mine) === TypeError.prototype, `${what}: a TypeError as node:fs gives (${String(node?.message)})`)
+    t.is(mine?.name, node?.name, `${what}: same name as node:fs`)
+    t.is(props(mine).code, props(node).code, `${what}: same code as node:fs`)
+    t.is(props(mine).code, 'ERR_INVALID_ARG_TYPE')
+  }
+  t.is(ring.stats().submitted, before, 'nothing was submitted')
+  t.is(fs.readFileSync(file, 'utf8'), 'sparse arrays', 'nothing was written')
+  await nodeFh.close()
+  await fh.close()
+  await ring.close()
+})
+
+test("readv/writev read the caller's array once at submission: later changes to it (a throwing getter, a replaced element) change nothing, and readv still resolves with the caller's array", async (t) => {
+  const file = uniquePath(dir)
+  fs.writeFileSync(file, 'abcdefgh')
+  const ring = new Ring()
+  const fh = await ring.open(file, 'r+')
+
+  // Each index is read exactly once (a Proxy counts the reads).
+  const reads = new Map<PropertyKey, number>()
+  const counted = <T extends object>(target: T): T =>
+    new Proxy(target, {
+      get(o, key, receiver) {
+        reads.set(key, (reads.get(key) ?? 0) + 1)
+        return Reflect.get(o, key, receiver) as unknown
+      },
+    })
+  const a = Buffer.alloc(3)
+  const b = Buffer.alloc(5)
+  const proxied = counted([a, b])
+  const r0 = await fh.readv(proxied, 0)
+  t.is(r0.bytesRead, 8)
+  t.is(r0.buffers, proxied, 'resolves with the array passed')
+  t.is(a.toString() + b.toString(), 'abcdefgh')
+  t.is(reads.get('0'), 1, 'index 0 read once')
+  t.is(reads.get('1'), 1, 'index 1 read once')
+
+  // Plain Buffers are bounced: the data is copied at completion. A getter
+  // that throws, installed after submission, is never called.
+  const c = Buffer.alloc(4)
+  const d = Buffer.alloc(4)
+  const arr = [c, d]
+  let uncaught: unknown
+  const onUncaught = (e: unknown): void => {
+    uncaught = e
+  }
+  process.on('uncaughtException', onUncaught)
+  try {
+    const p = fh.readv(arr, 0)
+    withThrowingGetter(arr, 0)
+    withThrowingGetter(arr, 1)
+    const o = await outcome(p)
+    t.true(o.settled, 'the readv settles')
+    t.true(o.resolved, `the readv resolves (${String(o.error)})`)
+    t.is(o.value?.bytesRead, 8)
+    t.is(o.value?.buffers, arr, "resolves with the caller's array object")
+    t.is(c.toString() + d.toString(), 'abcdefgh', 'the data went into the views passed at submission')
+
+    // Ops after it still settle: the batch was not cut short.
+    const after = await outcome(fh.read(Buffer.alloc(2), 0, 2, 6))
+    t.is(after.value?.buffer.toString(), 'gh')
+
+    // writev: replacing an element after the call writes the original.
+    const w = [Buffer.from('12'), Buffer.from('34')]
+    const pw = fh.writev(w, 0)
+    w[0] = Buffer.from('XX')
+    withThrowingGetter(w, 1)
+    const ow = await outcome(pw)
+    t.true(ow.resolved, `the writev resolves (${String(ow.error)})`)
+    t.is(ow.value?.buffers, w)
+    t.is(fs.readFileSync(file, 'utf8'), '1234efgh')
+    await tick()
+    t.is(uncaught, undefined, 'no uncaught exception')
+  } finally {
+    process.off('uncaughtException', onUncaught)
+  }
+  await fh.close()
+  await ring.close()
+})
+
+test('open() of a Uint8Array whose ArrayBuffer was detached rejects as node:fs/promises open does (same class, code and message)', async (t) => {
+  const detachedPath = (): Uint8Array => {
+    const u8 = new Uint8Array(Buffer.from(`${dir}/x`))
+    structuredClone(u8.buffer, { transfer: [u8.buffer] })
+    return u8
+  }
+  const node = await t.throwsAsync(fs.promises.open(detachedPath() as Buffer))
+  const ring = new Ring()
+  for (const [what, call] of [
+    ['ring.open', () => ring.open(detachedPath() as Buffer)],
+    ['open', () => open(detachedPath() as Buffer)],
+  ] as const) {
+    const p = call()
+    t.true(p instanceof Promise, `${what} returns a promise (no synchronous throw)`)
+    const mine = await t.throwsAsync(p)
+    t.is(Object.getPrototypeOf(mine), Object.getPrototypeOf(node), `${what}: class`)
+    t.is(mine?.name, node?.name, `${what}: name`)
+    t.is(props(mine).code, props(node).code, `${what}: code`)
+    t.is(mine?.message, node?.message, `${what}: message`)
+  }
+  await ring.close()
+})
+
+// A child process out of file descriptors creates Rings: the descriptor
+// limit is no io_uring refusal, so every backend fails with EMFILE and
+// 'auto' does not fall back to mio for it.
+const FD_LIMIT_CHILD = `
+const fs = require('node:fs')
+const { Ring } = require(process.argv[1])
+const count = () => fs.readdirSync('/proc/self/fd').length
+const before = count()
+const held = []
+for (;;) {
+  try { held.push(fs.openSync('/dev/null', 'r')) } catch (e) { if (e.code !== 'EMFILE') throw e; break }
+}
+const out = { held: held.length, errors: {} }
+for (const backend of JSON.parse(process.argv[2])) {
+  try {
+    const r = new Ring(backend === 'default' ? undefined : { backend })
+    out.errors[backend] = { created: r.backend }
+    r.close()
+  } catch (e) {
+    out.errors[backend] = { proto: Object.getPrototypeOf(e) === Error.prototype ? 'Error' : String(e.constructor && e.constructor.name), code: e.code, errno: e.errno, syscall: e.syscall, message: e.message }
+  }
+}
+for (const fd of held) fs.closeSync(fd)
+out.leaked = count() - before
+const r = new Ring()
+out.afterwards = r.backend
+r.close().then(() => console.log('RESULT ' + JSON.stringify(out)))
+`
+
+interface FdLimitReport {
+  held: number
+  leaked: number
+  afterwards: string
+  errors: Record<string, { created?: string; proto?: string; code?: unknown; errno?: unknown; syscall?: unknown; message?: unknown }>
+}
+
+test('new Ring() out of file descriptors throws a system error EMFILE (errno -24, the syscall that failed) on every backend; auto does not fall back to mio', async (t) => {
+  let uringWorks = true
+  try {
+    await new Ring({ backend: 'io_uring' }).close()
+  } catch {
+    uringWorks = false
+  }
+  const backends = ['default', 'auto', 'mio', ...(uringWorks ? ['io_uring'] : [])]
+  // A low limit keeps the child quick; without prlimit(1) it fills the limit it has.
+  const prlimit = which('prlimit')
+  const nodeArgs = ['--import', 'tsx', '-e', FD_LIMIT_CHILD, path.join(repoRoot, 'index.ts'), JSON.stringify(backends)]
+  const [file, args] = prlimit !== null ? [prlimit, ['--nofile=64:64', process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs]
+  const r = await run(file, args, { cwd: repoRoot })
+  const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '))
+  if (line === undefined) {
+    t.fail(`the child printed no RESULT line (exit ${String(r.code)}, hung ${String(r.hung)}): ${r.stderr}`)
+    return
+  }
+  const report = JSON.parse(line.slice('RESULT '.length)) as FdLimitReport
+  t.log(`child held ${report.held} extra descriptors; errors: ${JSON.stringify(report.errors)}`)
+  t.true(report.held > 0)
+  for (const backend of backends) {
+    const e = report.errors[backend]
+    t.is(e.created, undefined, `${backend}: no Ring was created (got ${String(e.created)})`)
+    t.is(e.proto, 'Error', `${backend}: a plain Error, as Node's system errors are`)
+    t.is(e.code, 'EMFILE', `${backend}: code (${String(e.message)})`)
+    t.is(e.errno, -24, `${backend}: errno`)
+    t.true(typeof e.syscall === 'string' && e.syscall.length > 0, `${backend}: syscall names what failed`)
+    t.is(e.message, `EMFILE: too many open files, ${String(e.syscall)}`, `${backend}: message`)
+  }
+  if (uringWorks) {
+    for (const backend of ['auto', 'io_uring']) {
+      t.true(['io_uring_setup', 'eventfd'].includes(String(report.errors[backend].syscall)), `${backend}: the io_uring setup call, not a mio fallback`)
+    }
+  }
+  t.is(report.leaked, 0, 'the failed constructors left no descriptor open')
+  t.true(report.afterwards === 'io_uring' || report.afterwards === 'mio', `a Ring is created once descriptors are free (${report.afterwards})`)
 })

@@ -7,6 +7,7 @@
 
 import test, { type ExecutionContext } from 'ava'
 import { execFileSync } from 'node:child_process'
+import * as fs from 'node:fs'
 import { lookup } from 'node:dns/promises'
 import { Readable, Transform, pipeline } from 'node:stream'
 import { Ring, Listener, Socket, listen, connect, defaultRing, type AddressInfo } from '../index'
@@ -22,6 +23,7 @@ import {
   closedPort,
   echo,
   hangingPort,
+  nodeConnect,
   nodeConnectError,
   nodeServer,
   pair,
@@ -430,6 +432,33 @@ test('scatter-gather: an array (header + body + trailer) arrives whole and in or
   sameBytes(t, all, Buffer.concat([header, body, trailer, ...small, Buffer.from('ABCD')]))
 })
 
+test('an array of more views than one sendmsg takes (IOV_MAX 1024) is sent whole, in order, as one message: 10,000 Buffers, 3000 allocAligned slices (zero-copy too)', async (t) => {
+  const ring = ringFor(t)
+  const { client, server } = await pair(t, ring)
+  const got = readToEnd(server)
+  // Plain Buffers (copied into library memory), each with its own bytes.
+  const views = Array.from({ length: 10_000 }, (_, i) => Buffer.from(`${i},`))
+  const total = views.reduce((n, v) => n + v.length, 0)
+  // Library memory sent in place: 3000 iovecs, several sendmsg calls.
+  const aligned = ring.allocAligned(3000 * 8)
+  pattern(aligned.length, 5).copy(aligned)
+  const slices = Array.from({ length: 3000 }, (_, i) => aligned.subarray(i * 8, i * 8 + 8))
+  const wantAligned = Buffer.from(aligned)
+  // Issued without awaiting: the sends around them stay in their places.
+  const sends = [
+    client.send('<'),
+    client.send(views),
+    client.send('|'),
+    client.send(slices),
+    client.send('|'),
+    client.send(slices, { zeroCopy: true }),
+    client.send('>'),
+  ]
+  t.deepEqual(await Promise.all(sends), [1, total, 1, aligned.length, 1, aligned.length, 1])
+  await client.shutdown()
+  sameBytes(t, await got, Buffer.concat([Buffer.from('<'), ...views, Buffer.from('|'), wantAligned, Buffer.from('|'), wantAligned, Buffer.from('>')]))
+})
+
 test('many concurrent sends on one socket arrive whole and in call order', async (t) => {
   const ring = ringFor(t)
   const { client, server } = await pair(t, ring)
@@ -701,6 +730,89 @@ test('noDelay/keepAlive options and setNoDelay/setKeepAlive: chainable, and keep
   }
   await client.send('opts')
   t.is((await readAtLeast(server, 4)).toString(), 'opts')
+})
+
+/** The keep-alive timer of a local socket as ss(8) shows it, in minutes (whole units only), or null. */
+function keepAliveMinutes(localPort: number | undefined): number | null {
+  const out = execFileSync('ss', ['-tnoH', 'state', 'established', `sport = :${String(localPort)}`]).toString()
+  const m = /timer:\(keepalive,([^,)]+)/.exec(out)
+  if (m === null) return null
+  const unit = (re: RegExp): number => Number(re.exec(m[1])?.[1] ?? 0)
+  return unit(/(\d+)d/) * 1440 + unit(/(\d+)h/) * 60 + unit(/(\d+)min/)
+}
+
+test('keepAliveInitialDelay beyond what the kernel takes connects, as node:net does: the idle time is clamped (no EINVAL, no wrap-around of 2**32 s), and no socket is left behind', async (t) => {
+  const ring = ringFor(t)
+  const listener = closeLater(t, await ring.listen({ ...LOCAL }))
+  const port = listener.address().port
+  const ss = which('ss')
+  const base = ring.stats().sockets
+  // 40e6 ms is past Linux's 32767 s; 4294967301000 ms is 2**32 + 5 s, which
+  // a 32-bit conversion turns into 5 s.
+  for (const delay of [40e6, 4294967301000]) {
+    const o = await outcome(ring.connect({ port, host: '127.0.0.1', keepAlive: true, keepAliveInitialDelay: delay }))
+    t.true(o.resolved, `keepAliveInitialDelay ${delay}: connects (${String(o.error)})`)
+    const accepted = await listener.accept()
+    if (o.value === undefined || accepted === null) continue
+    const sock = o.value
+    if (ss !== null) {
+      const min = keepAliveMinutes(sock.localPort)
+      // Clamped to 32767 s (546 min) on Linux; 5 s would show as 0 minutes.
+      t.true(min !== null && min >= 500, `keepAliveInitialDelay ${delay}: keep-alive on with the longest idle time, not a wrapped one (${String(min)} min)`)
+    }
+    t.is(sock.setKeepAlive(true, delay), sock, `setKeepAlive(true, ${delay}) does not throw`)
+    t.is(sock.setKeepAlive(true, 2 ** 53 - 1), sock, 'setKeepAlive(true, MAX_SAFE_INTEGER) does not throw')
+    if (ss !== null) t.true((keepAliveMinutes(sock.localPort) ?? 0) >= 500, 'setKeepAlive clamps too')
+    await sock.close()
+    await accepted.close()
+  }
+  // node:net connects with the same options.
+  const n = await nodeConnect(t, port, '127.0.0.1', { keepAlive: true, keepAliveInitialDelay: 40e6 })
+  t.is(typeof n.localPort, 'number', 'node:net connects')
+  n.destroy()
+  await listener.accept().then((s) => s?.close())
+  t.is(ring.stats().sockets, base, 'no socket left open')
+})
+
+test.serial('a connect() that fails after the connection exists closes the socket before it rejects', async (t) => {
+  const ring = ringFor(t)
+  const listener = closeLater(t, await ring.listen({ ...LOCAL }))
+  const port = listener.address().port
+  const base = ring.stats().sockets
+  const fds = (): number => fs.readdirSync('/proc/self/fd').length
+  const fdsBefore = fds()
+  // A socket option the kernel refuses after connecting, made to happen.
+  const original = Object.getOwnPropertyDescriptor(Socket.prototype, 'setKeepAlive')
+  t.truthy(original)
+  Object.defineProperty(Socket.prototype, 'setKeepAlive', {
+    configurable: true,
+    writable: true,
+    value(): never {
+      throw Object.assign(new Error('EINVAL: invalid argument, setsockopt'), { code: 'EINVAL', errno: -22, syscall: 'setsockopt' })
+    },
+  })
+  let err: unknown
+  try {
+    err = await rejection(t, ring.connect({ port, host: '127.0.0.1', keepAlive: true, keepAliveInitialDelay: 1000 }))
+  } finally {
+    if (original !== undefined) Object.defineProperty(Socket.prototype, 'setKeepAlive', original)
+  }
+  t.is(props(err).code, 'EINVAL', 'the failure is what connect() rejects with')
+  t.is(ring.stats().sockets, base, 'the socket was closed before the promise rejected')
+  // The peer sees the connection end.
+  const accepted = await listener.accept()
+  t.truthy(accepted)
+  if (accepted !== null) {
+    const eof = await outcome(readToEnd(accepted))
+    t.true(eof.resolved && eof.value?.length === 0, 'the peer reads end of stream')
+    await accepted.close()
+  }
+  // Other tests may close descriptors meanwhile, never open one of this connection.
+  t.true(fds() <= fdsBefore, `no descriptor left behind (${fds()} open, ${fdsBefore} before)`)
+  if (which('ss') !== null) {
+    const open = execFileSync('ss', ['-tnH', 'state', 'established', `dport = :${port}`]).toString().trim()
+    t.is(open, '', 'no connection to the listener is open')
+  }
 })
 
 // ---------------------------------------------------------------- IPv6

@@ -186,7 +186,8 @@ export class RingCore {
 
   /**
    * Registers an op under a fresh token, calls `submit(token)` (the native
-   * call), and returns the op's promise.
+   * call), and returns the op's promise. `bufs` is what native code finds
+   * at `bufs[token]` (where a bounced read copies its data); default `ctx`.
    */
   begin<T>(
     kind: number,
@@ -195,11 +196,13 @@ export class RingCore {
     path: string | undefined,
     signal: AbortSignal | undefined,
     submit: (token: number) => number,
+    bufs: unknown = ctx,
   ): Promise<T> {
     if (signal?.aborted) return Promise.reject(new AbortError(undefined, { cause: signal.reason }))
     const token = this.token()
     const op = new Op(kind, syscall, ctx, path)
     const p = this.pending<T>(token, op)
+    this.bufs[token] = bufs
     return this.commit(token, op, this.parked.length > 0 ? WAIT_FOR_MEMORY : submit(token), signal, p, -1, submit)
   }
 

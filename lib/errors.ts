@@ -94,13 +94,26 @@ export function ringClosed(syscall: string): Error & { code: string } {
 const IO_URING_UNAVAILABLE = 'io_uring unavailable: '
 
 /**
- * The error of `new Ring({ backend: 'io_uring' })` where io_uring cannot be
- * used: code ERR_RINGLINE_IO_URING_UNAVAILABLE, the reason (for example
+ * How the native constructor's message starts when a system error stopped
+ * every engine (the descriptor limit): `system error <errno> <syscall>: `.
+ */
+const SYSTEM_ERROR = /^system error (\d+) (\w+): /
+
+/**
+ * What `new Ring()` throws for the native constructor's error. Out of file
+ * descriptors (whatever the backend): a Node-style system error, `EMFILE`
+ * or `ENFILE` with negative `errno` and the `syscall` that failed (such as
+ * `io_uring_setup` or `eventfd`), as node:fs gives for the same limit.
+ * `{ backend: 'io_uring' }` where io_uring cannot be used: code
+ * ERR_RINGLINE_IO_URING_UNAVAILABLE, the reason (for example
  * "io_uring_setup: EPERM (blocked by seccomp or kernel.io_uring_disabled)")
  * in the message and in `reason`. Other errors pass through unchanged.
  */
 export function backendError(err: unknown): unknown {
-  if (!(err instanceof Error) || !err.message.startsWith(IO_URING_UNAVAILABLE)) return err
+  if (!(err instanceof Error)) return err
+  const sys = SYSTEM_ERROR.exec(err.message)
+  if (sys !== null) return systemError(-Number(sys[1]), sys[2])
+  if (!err.message.startsWith(IO_URING_UNAVAILABLE)) return err
   const reason = err.message.slice(IO_URING_UNAVAILABLE.length)
   const e = new Error(`io_uring is not available: ${reason}`) as Error & { code: string; reason: string }
   e.reason = reason

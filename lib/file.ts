@@ -206,29 +206,44 @@ export class FileHandle {
     }
   }
 
-  #vector(buffers: unknown): BufferLike[] {
+  /**
+   * A copy of `buffers`, each element checked: every index is read exactly
+   * once, in order, into a fresh plain array, and only the copy goes to
+   * native code (the views, and the array a bounced read is copied back
+   * across at completion). So a hole (a sparse array) is an argument error
+   * as in node:fs, and getters or a Proxy on the caller's array run only
+   * here, where what they throw rejects the call; changing the array after
+   * the call changes nothing. Returns the copy and its total byte length.
+   */
+  #vector(buffers: unknown): [BufferLike[], number] {
     if (!Array.isArray(buffers)) throw invalidArgType('buffers', 'an instance of Array', buffers)
-    if (buffers.length === 0) throw invalidArgValue('buffers', buffers, 'must not be empty')
-    if (buffers.length > 1024) throw invalidArgValue('buffers', `Array(${buffers.length})`, 'must hold at most 1024 buffers')
+    const n = buffers.length
+    if (n === 0) throw invalidArgValue('buffers', buffers, 'must not be empty')
+    if (n > 1024) throw invalidArgValue('buffers', `Array(${n})`, 'must hold at most 1024 buffers')
+    const copy: BufferLike[] = new Array<BufferLike>(n)
     let total = 0
-    buffers.forEach((b, i) => {
-      total += validateBuffer(b, `buffers[${i}]`).byteLength
-    })
-    if (total > MAX_IO) throw invalidArgValue('buffers', `Array(${buffers.length})`, `must hold at most ${MAX_IO} bytes in all`)
-    return buffers as BufferLike[]
+    for (let i = 0; i < n; i++) {
+      const b = validateBuffer(buffers[i], `buffers[${i}]`)
+      copy[i] = b
+      total += b.byteLength
+    }
+    if (total > MAX_IO) throw invalidArgValue('buffers', `Array(${n})`, `must hold at most ${MAX_IO} bytes in all`)
+    return [copy, total]
   }
 
-  /** Scatter read into `buffers`, in order, from `position` (or the current position). */
+  /**
+   * Scatter read into `buffers`, in order, from `position` (or the current
+   * position). Resolves `{ bytesRead, buffers }` with the caller's array.
+   */
   readv<T extends BufferLike[]>(buffers: T, position?: Position): Promise<ReadvResult<T>> {
     try {
-      const bufs = this.#vector(buffers)
+      const [bufs, total] = this.#vector(buffers)
       const pos = validatePosition(position)
-      const total = bufs.reduce((s, b) => s + b.byteLength, 0)
       const err = this.#closed('read') ?? this.#alignment('read', pos, total)
       if (err) return Promise.reject(err)
       const id = this.#id
       const native = this.#core.native
-      return this.#core.begin(K_READV, 'read', buffers, undefined, undefined, (t) => native.vectored(t, id, bufs, pos, false))
+      return this.#core.begin(K_READV, 'read', buffers, undefined, undefined, (t) => native.vectored(t, id, bufs, pos, false), bufs)
     } catch (e) {
       return Promise.reject(e)
     }
@@ -237,14 +252,13 @@ export class FileHandle {
   /** Gather write of `buffers`, in order, at `position` (or the current position). */
   writev<T extends BufferLike[]>(buffers: T, position?: Position): Promise<WritevResult<T>> {
     try {
-      const bufs = this.#vector(buffers)
+      const [bufs, total] = this.#vector(buffers)
       const pos = validatePosition(position)
-      const total = bufs.reduce((s, b) => s + b.byteLength, 0)
       const err = this.#closed('write') ?? this.#alignment('write', pos, total)
       if (err) return Promise.reject(err)
       const id = this.#id
       const native = this.#core.native
-      return this.#core.begin(K_WRITEV, 'write', buffers, undefined, undefined, (t) => native.vectored(t, id, bufs, pos, true))
+      return this.#core.begin(K_WRITEV, 'write', buffers, undefined, undefined, (t) => native.vectored(t, id, bufs, pos, true), bufs)
     } catch (e) {
       return Promise.reject(e)
     }

@@ -49,7 +49,10 @@ export interface ConnectOptions {
   noDelay?: boolean
   /** `SO_KEEPALIVE`; default false. */
   keepAlive?: boolean
-  /** Idle time before the first keep-alive probe, in ms; default 0 (the system's). */
+  /**
+   * Idle time before the first keep-alive probe, in ms; default 0 (the
+   * system's). Longer than the kernel allows (32767 s on Linux): clamped.
+   */
   keepAliveInitialDelay?: number
   /** Give up connecting after this many ms (`ETIMEDOUT`). */
   timeout?: number
@@ -397,7 +400,11 @@ export class Socket implements AsyncIterable<Buffer> {
     return this
   }
 
-  /** `SO_KEEPALIVE`, with the idle time before the first probe in ms. */
+  /**
+   * `SO_KEEPALIVE`, with the idle time before the first probe in ms (whole
+   * seconds count; 0: the system's). A time longer than the kernel allows
+   * (32767 s on Linux) is clamped to it, where node:net leaves the system's.
+   */
   setKeepAlive(enable = false, initialDelay = 0): this {
     const on = validateBoolean(enable, 'enable')
     const ms = validateInteger(initialDelay, 'initialDelay', 0)
@@ -626,7 +633,14 @@ export async function connectOn(ring: Ring, core: RingCore, options: ConnectOpti
   } catch (e) {
     throw withHostPort(e, 'connect', address, port)
   }
-  if (noDelay) sock.setNoDelay(true)
-  if (keepAlive) sock.setKeepAlive(true, keepAliveDelay)
+  // From here on the socket exists: whatever fails closes it before the
+  // promise rejects, so a rejected connect() never leaves a connection open.
+  try {
+    if (noDelay) sock.setNoDelay(true)
+    if (keepAlive) sock.setKeepAlive(true, keepAliveDelay)
+  } catch (e) {
+    await sock.close().catch(() => undefined)
+    throw e
+  }
   return sock
 }

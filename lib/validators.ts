@@ -141,12 +141,22 @@ export function parseMode(value: unknown, def: number): number {
   return validateInteger(value, 'mode', 0, 2 ** 32 - 1)
 }
 
+/** `TypedArray.prototype.includes`, taken at load (as Node's primordials are). */
+const typedArrayIncludes = (Object.getPrototypeOf(Uint8Array.prototype) as Uint8Array).includes
+
 /** A path as Node accepts it: string, Buffer/Uint8Array or file: URL. */
 export function validatePath(value: unknown, name = 'path'): string {
   let p: string
   if (typeof value === 'string') p = value
-  else if (value instanceof Uint8Array) p = Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8')
-  else if (value instanceof URL) {
+  else if (value instanceof Uint8Array) {
+    // node:fs looks for NUL bytes with TypedArray.prototype.includes before
+    // anything else; on a detached buffer that throws V8's own TypeError
+    // (no code), which is what node:fs gives, so the same call here.
+    if (typedArrayIncludes.call(value, 0)) {
+      throw invalidArgValue(name, value, 'must be a string, Uint8Array, or URL without null bytes')
+    }
+    p = Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8')
+  } else if (value instanceof URL) {
     if (value.protocol !== 'file:') throw invalidArgType(name, 'of type string or an instance of Buffer or URL', value)
     p = fileURLToPath(value)
   } else throw invalidArgType(name, 'of type string or an instance of Buffer or URL', value)

@@ -113,10 +113,15 @@ impl NativeRing {
     }
 
     /// Keep-alive on or off, with the idle time in seconds (0: default).
+    /// Taken as a number, not a `u32`: a JavaScript number past `u32::MAX`
+    /// would wrap around (4294967301 s to 5 s); here it saturates, and the
+    /// driver clamps it to the longest idle time the kernel takes.
     #[napi]
-    pub fn set_keep_alive(&self, fid: f64, on: bool, idle_secs: u32) -> i32 {
+    pub fn set_keep_alive(&self, fid: f64, on: bool, idle_secs: f64) -> i32 {
+        // `as` saturates: NaN and negatives give 0 (the system's idle time).
+        let idle = idle_secs as u32;
         let r = file(fid).and_then(|f| {
-            lock(&self.shared.driver).set_sock_option(f, SockOption::KeepAlive(on, idle_secs))
+            lock(&self.shared.driver).set_sock_option(f, SockOption::KeepAlive(on, idle))
         });
         r.err().map_or(0, |e| -e)
     }

@@ -855,10 +855,11 @@ impl NativeRing {
             napi::Error::from_reason(format!("unknown backend {:?}", options.backend))
         })?;
         let selected = select(&cfg, backend).map_err(|e| {
-            let prefix = if e.io_uring_unavailable {
-                IO_URING_UNAVAILABLE
-            } else {
-                ""
+            let prefix = match e.system {
+                // lib/errors.ts (backendError) makes this a system error.
+                Some((errno, syscall)) => format!("system error {errno} {syscall}: "),
+                None if e.io_uring_unavailable => IO_URING_UNAVAILABLE.to_owned(),
+                None => String::new(),
             };
             napi::Error::new(
                 napi::Status::GenericFailure,

@@ -60,7 +60,8 @@ impl Default for NetConfig {
 pub enum SockOption {
     NoDelay(bool),
     /// Keep-alive on or off; with the idle time before the first probe, in
-    /// seconds (0: the system's).
+    /// seconds (0: the system's). A time beyond what the kernel takes is
+    /// clamped to its longest (32767 s on Linux).
     KeepAlive(bool, u32),
 }
 
@@ -456,9 +457,12 @@ impl Driver {
         }
     }
 
-    /// Sends `bufs` in order as one message. Library memory is sent in
-    /// place; anything else is copied into library memory first (a copy-pool
-    /// slot when small), so JavaScript may reuse or free its buffers at once.
+    /// Sends `bufs` (any number of them) in order as one message. Library
+    /// memory is sent in place, [`IOV_MAX`](crate::net::send_slab::IOV_MAX)
+    /// iovecs per `sendmsg` at most (the entry resubmits the rest); anything
+    /// else is copied into library memory first (a copy-pool slot when
+    /// small, else at most `MAX_IOV` bounce blocks), so JavaScript may reuse
+    /// or free its buffers at once.
     /// `zero_copy` uses `SENDMSG_ZC` and settles only once the kernel's
     /// notification says it is done with the memory. Settles with the byte
     /// count.
@@ -473,7 +477,7 @@ impl Driver {
         if self.sock_checked(id)?.listener {
             return Err(libc::ENOTCONN);
         }
-        if bufs.is_empty() || bufs.len() > MAX_IOV {
+        if bufs.is_empty() {
             return Err(libc::EINVAL);
         }
         let total = bufs
@@ -773,7 +777,8 @@ impl Driver {
             SockOption::KeepAlive(on, idle) => {
                 set_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, on.into())?;
                 if on && idle > 0 {
-                    set_int(fd, libc::IPPROTO_TCP, KEEPALIVE_IDLE, idle as i32)?;
+                    let idle = idle.min(KEEPALIVE_IDLE_MAX) as i32;
+                    set_int(fd, libc::IPPROTO_TCP, KEEPALIVE_IDLE, idle)?;
                 }
                 Ok(())
             }
@@ -814,6 +819,20 @@ const KEEPALIVE_IDLE: i32 = libc::TCP_KEEPIDLE;
 /// macOS spells `TCP_KEEPIDLE` as `TCP_KEEPALIVE` (also seconds).
 #[cfg(target_vendor = "apple")]
 const KEEPALIVE_IDLE: i32 = libc::TCP_KEEPALIVE;
+
+/// The longest keep-alive idle time the kernel takes, in seconds: Linux
+/// refuses more than `MAX_TCP_KEEPIDLE` (32767) with `EINVAL`. node:net
+/// connects anyway there (it ignores the refusal and keeps the system's
+/// idle time; libuv clamps only on Solaris, to ten days); ringline clamps,
+/// so a long delay asked for gets the longest there is.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const KEEPALIVE_IDLE_MAX: u32 = 32767;
+/// The longest keep-alive idle time, in seconds, elsewhere: macOS and the
+/// BSDs keep it in ticks of an `int`-sized counter (macOS refuses more than
+/// `u32::MAX / 1000`, FreeBSD more than `INT_MAX / hz`); this bound is
+/// below both at `hz` up to 1000.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const KEEPALIVE_IDLE_MAX: u32 = i32::MAX as u32 / 1000;
 
 /// A close-on-exec TCP socket for `addr`'s family.
 #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]

@@ -38,7 +38,24 @@ pub struct Selected {
 pub struct SelectError {
     /// io_uring was asked for and is not available (the rest is the reason).
     pub io_uring_unavailable: bool,
+    /// The process (or system) ran out of file descriptors: `EMFILE` or
+    /// `ENFILE` (positive) and the call that failed. No engine can be made
+    /// then, mio included, so it is reported as that system error (never as
+    /// io_uring being unavailable, and `Auto` does not fall back for it).
+    pub system: Option<(i32, &'static str)>,
     pub reason: String,
+}
+
+/// An engine's setup failed: the errno when the failure is the descriptor
+/// limit (see [`SelectError::system`]), and the reason.
+struct Failure {
+    system: Option<(i32, &'static str)>,
+    reason: String,
+}
+
+/// Whether `errno` says the descriptor limit was hit.
+fn fd_limit(errno: Option<i32>) -> bool {
+    matches!(errno, Some(libc::EMFILE | libc::ENFILE))
 }
 
 /// Makes the engine `backend` asks for.
@@ -52,13 +69,25 @@ pub fn select(cfg: &EngineConfig, backend: Backend) -> Result<Selected, SelectEr
                     fallback_reason: None,
                 })
             }
-            Err(reason) if backend == Backend::IoUring => {
+            // Out of descriptors: mio would be too, and io_uring is there.
+            Err(Failure {
+                system: Some(system),
+                reason,
+            }) => {
                 return Err(SelectError {
-                    io_uring_unavailable: true,
+                    io_uring_unavailable: false,
+                    system: Some(system),
                     reason,
                 })
             }
-            Err(reason) => Some(reason),
+            Err(f) if backend == Backend::IoUring => {
+                return Err(SelectError {
+                    io_uring_unavailable: true,
+                    system: None,
+                    reason: f.reason,
+                })
+            }
+            Err(f) => Some(f.reason),
         },
     };
     match mio(cfg) {
@@ -68,6 +97,7 @@ pub fn select(cfg: &EngineConfig, backend: Backend) -> Result<Selected, SelectEr
         }),
         Err(e) => Err(SelectError {
             io_uring_unavailable: false,
+            system: fd_limit(e.raw_os_error()).then(|| (e.raw_os_error().unwrap_or(0), MIO_SETUP)),
             reason: match uring_reason {
                 Some(r) => format!("{r}; and the mio engine failed: {e}"),
                 None => format!("the mio engine failed: {e}"),
@@ -76,19 +106,42 @@ pub fn select(cfg: &EngineConfig, backend: Backend) -> Result<Selected, SelectEr
     }
 }
 
+/// What a mio setup failure names as its call: the engine makes several
+/// descriptors (the poller, its waker, a timer, the waiter's pipe and
+/// epoll set), and its error does not say which one failed.
+const MIO_SETUP: &str = "mio_engine_init";
+
 #[cfg(target_os = "linux")]
-fn uring(cfg: &EngineConfig) -> Result<Arc<dyn Engine>, String> {
+fn uring(cfg: &EngineConfig) -> Result<Arc<dyn Engine>, Failure> {
     super::uring::UringEngine::new(cfg)
         .map(|e| Arc::new(e) as Arc<dyn Engine>)
-        .map_err(|e| e.reason)
+        .map_err(|e| Failure {
+            system: fd_limit(Some(e.errno)).then(|| (e.errno, setup_call(&e.reason))),
+            reason: e.reason,
+        })
+}
+
+/// The call a failed io_uring setup names first (its reason reads
+/// "io_uring_setup: ..." or "eventfd: ..."): of the calls it makes, only
+/// these two create a descriptor.
+#[cfg(target_os = "linux")]
+fn setup_call(reason: &str) -> &'static str {
+    if reason.starts_with("eventfd") {
+        "eventfd"
+    } else {
+        "io_uring_setup"
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn uring(_cfg: &EngineConfig) -> Result<Arc<dyn Engine>, String> {
-    Err(format!(
-        "io_uring exists only on Linux (this is {})",
-        std::env::consts::OS
-    ))
+fn uring(_cfg: &EngineConfig) -> Result<Arc<dyn Engine>, Failure> {
+    Err(Failure {
+        system: None,
+        reason: format!(
+            "io_uring exists only on Linux (this is {})",
+            std::env::consts::OS
+        ),
+    })
 }
 
 #[cfg(unix)]

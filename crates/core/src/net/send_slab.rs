@@ -45,6 +45,14 @@ pub const NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
 /// `ioprio`: have notifications say whether the data was copied.
 pub const SEND_ZC_REPORT_USAGE: u16 = 1 << 3;
 
+/// Most iovecs one `sendmsg` takes (`IOV_MAX`; more fail with `EINVAL`). An
+/// entry with more points its `msghdr` at the first `IOV_MAX` not yet sent:
+/// the kernel sends those, the completion falls short of the rest, and the
+/// entry resubmits the next ones, so a send of any number of iovecs is
+/// still one message, in order (the driver keeps one send per socket in the
+/// kernel at a time).
+pub const IOV_MAX: usize = 1024;
+
 /// A live entry of a [`SendSlab`]: its index and the generation of that
 /// index when the entry went in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -212,7 +220,7 @@ impl<G> SendEntry<G> {
     /// alive. `zero_copy` chooses when the user's promise settles (see
     /// [`SendProgress`]); it does not change how notifications are counted.
     ///
-    /// The kernel refuses more than `IOV_MAX` (1024) iovecs per message.
+    /// Any number of iovecs: each submission carries at most [`IOV_MAX`].
     pub fn new(iovecs: Vec<libc::iovec>, guards: Vec<G>, zero_copy: bool) -> SendEntry<G> {
         let iovecs = iovecs.into_boxed_slice();
         let total = iovecs
@@ -249,8 +257,9 @@ impl<G> SendEntry<G> {
         self
     }
 
-    /// The `msghdr` to submit; valid until this send's next completion is
-    /// fed to the slab (see the type's docs).
+    /// The `msghdr` to submit: the first [`IOV_MAX`] iovecs not yet sent;
+    /// valid until this send's next completion is fed to the slab (see the
+    /// type's docs).
     pub fn msghdr(&self) -> *const libc::msghdr {
         &self.msg.hdr
     }
@@ -301,7 +310,7 @@ impl<G> SendEntry<G> {
 
     /// Moves past `n` more sent bytes (at most `remaining()`): drops fully
     /// sent iovecs, shortens the first partly sent one, skips empty ones,
-    /// and points the msghdr at what is left.
+    /// and points the msghdr at what is left ([`IOV_MAX`] iovecs at most).
     fn advance(&mut self, n: usize) {
         debug_assert!(n <= self.remaining());
         self.sent += n;
@@ -323,7 +332,7 @@ impl<G> SendEntry<G> {
         } else {
             m.iovecs.as_mut_ptr().wrapping_add(m.first)
         };
-        m.hdr.msg_iovlen = rest as _;
+        m.hdr.msg_iovlen = rest.min(IOV_MAX) as _;
     }
 }
 
@@ -561,12 +570,12 @@ mod tests {
             .collect()
     }
 
-    /// The msghdr points at exactly the remaining iovecs.
+    /// The msghdr points at the remaining iovecs (the first IOV_MAX of them).
     fn assert_msghdr_consistent<G>(e: &SendEntry<G>) {
         // SAFETY: msghdr() points into the entry's boxed msghdr, alive and
         // not mutated while `e` is borrowed.
         let m = unsafe { &*e.msghdr() };
-        assert_eq!(m.msg_iovlen as u64, e.iovecs().len() as u64);
+        assert_eq!(m.msg_iovlen as u64, e.iovecs().len().min(IOV_MAX) as u64);
         if e.iovecs().is_empty() {
             assert!(m.msg_iov.is_null());
         } else {
@@ -624,6 +633,51 @@ mod tests {
         assert_eq!(drops.get(), 2);
         assert!(s.is_empty());
         assert!(s.get(k).is_none());
+    }
+
+    #[test]
+    fn more_iovecs_than_iov_max_go_in_submissions_of_iov_max() {
+        let (g, drops) = guards(1);
+        let mut s = SendSlab::with_capacity(1);
+        let n = 2 * IOV_MAX + 500;
+        let k = s
+            .insert(SendEntry::new(iovs(&vec![2; n]), g, false))
+            .unwrap();
+        let submitted = |s: &SendSlab<Guard>| {
+            let e = s.get(k).unwrap();
+            assert_msghdr_consistent(e);
+            // SAFETY: as in assert_msghdr_consistent.
+            let m = unsafe { &*e.msghdr() };
+            m.msg_iovlen as usize
+        };
+        assert_eq!(submitted(&s), IOV_MAX);
+        // The kernel sends what the msghdr names: short of the whole send.
+        assert!(matches!(
+            s.on_completion(k, (2 * IOV_MAX) as i32, false),
+            Some(SendProgress::Resubmit)
+        ));
+        assert_eq!(s.get(k).unwrap().iovecs().len(), IOV_MAX + 500);
+        assert_eq!(submitted(&s), IOV_MAX);
+        // A short send inside the second batch: the next starts mid-iovec.
+        assert!(matches!(
+            s.on_completion(k, 3, false),
+            Some(SendProgress::Resubmit)
+        ));
+        assert_eq!(s.get(k).unwrap().iovecs()[0].iov_len, 1);
+        assert_eq!(s.get(k).unwrap().iovecs().len(), IOV_MAX + 499);
+        assert_eq!(submitted(&s), IOV_MAX);
+        // All of the third batch: 1 + 2 * 1023 bytes.
+        assert!(matches!(
+            s.on_completion(k, (2 * IOV_MAX - 1) as i32, false),
+            Some(SendProgress::Resubmit)
+        ));
+        assert_eq!(submitted(&s), 499);
+        assert_eq!(s.get(k).unwrap().remaining(), 998);
+        let p = s.on_completion(k, 998, false).unwrap();
+        assert_eq!(p.settled(), Some(2 * n as i64));
+        drop(p);
+        assert_eq!(drops.get(), 1);
+        assert!(s.is_empty());
     }
 
     #[test]
