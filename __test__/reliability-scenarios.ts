@@ -88,7 +88,11 @@ function checkReads(results: Settled<ReadResult>[], data: Buffer, positions: num
   })
 }
 
-/** arg: `same-tick` (close in the submitting tick) or `in-flight` (close once the reads went to the kernel). */
+/**
+ * arg: `same-tick` (close in the submitting tick) or `in-flight` (close
+ * once the reads went to the kernel). Ten rounds on one ring: a completion
+ * thread that keeps up hides a lost completion most of the time.
+ */
 const readsThenClose: Scenario = async (arg) => {
   const problems: string[] = []
   const p = tmp('reads')
@@ -96,24 +100,29 @@ const readsThenClose: Scenario = async (arg) => {
   fs.writeFileSync(p, data)
   const ring = new Ring()
   const tr = new Tracker('1100 reads, then fh.close()')
-  const fh = await ring.open(p)
-  const positions: number[] = []
-  const reads: Promise<Settled<ReadResult>>[] = []
-  for (let i = 0; i < 1100; i++) {
-    const pos = (i * 4096) % data.length
-    positions.push(pos)
-    reads.push(tr.track(`read ${i}`, fh.read(Buffer.alloc(4096), 0, 4096, pos)))
+  const all: Settled<ReadResult>[] = []
+  for (let round = 0; round < 10; round++) {
+    const fh = await ring.open(p)
+    const positions: number[] = []
+    const reads: Promise<Settled<ReadResult>>[] = []
+    for (let i = 0; i < 1100; i++) {
+      const pos = (i * 4096) % data.length
+      positions.push(pos)
+      reads.push(tr.track(`round ${round} read ${i}`, fh.read(Buffer.alloc(4096), 0, 4096, pos)))
+    }
+    if (arg === 'in-flight') await Promise.resolve()
+    const closed = await tr.track(`round ${round} fh.close()`, fh.close())
+    if (!closed.resolved) problems.push(`round ${round}: fh.close() rejected: ${codeOf(closed.error)}`)
+    const results = await Promise.all(reads)
+    all.push(...results)
+    checkReads(results, data, positions, problems, `round ${round}`)
+    await atRest(ring, problems, `round ${round}, after close`)
   }
-  if (arg === 'in-flight') await Promise.resolve()
-  const closed = await tr.track('fh.close()', fh.close())
-  if (!closed.resolved) problems.push(`fh.close() rejected: ${codeOf(closed.error)}`)
-  const results = await Promise.all(reads)
-  checkReads(results, data, positions, problems, 'reads')
-  await atRest(ring, problems, 'after close')
   await closeRing(ring, tr, problems)
-  return { problems, settled: tr.settled, tracked: tr.tracked, reads: tally(results) }
+  return { problems, settled: tr.settled, tracked: tr.tracked, reads: tally(all) }
 }
 
+/** 2,000 files opened, then all closed in one synchronous run; three rounds. */
 const openClose2000: Scenario = async () => {
   const problems: string[] = []
   const n = 2000
@@ -125,55 +134,70 @@ const openClose2000: Scenario = async () => {
   }
   const ring = new Ring()
   const tr = new Tracker('2000 opens, then 2000 closes in one tick')
-  const opens = await Promise.all(paths.map((p, i) => tr.track(`open ${i}`, ring.open(p))))
-  const handles: FileHandle[] = []
-  for (const o of opens) {
-    if (o.resolved && o.value !== undefined) handles.push(o.value)
-    else problems.push(`${o.label} rejected: ${codeOf(o.error)}`)
+  let opened = 0
+  const all: Settled<void>[] = []
+  for (let round = 0; round < 3; round++) {
+    const opens = await Promise.all(paths.map((p, i) => tr.track(`round ${round} open ${i}`, ring.open(p))))
+    const handles: FileHandle[] = []
+    for (const o of opens) {
+      if (o.resolved && o.value !== undefined) handles.push(o.value)
+      else problems.push(`${o.label} rejected: ${codeOf(o.error)}`)
+    }
+    opened += handles.length
+    // every close in one synchronous run
+    const closes = handles.map((fh, i) => tr.track(`round ${round} close ${i}`, fh.close()))
+    const closed = await Promise.all(closes)
+    all.push(...closed)
+    for (const c of closed) if (!c.resolved) problems.push(`${c.label} rejected: ${codeOf(c.error)}`)
+    await atRest(ring, problems, `round ${round}, after the closes`)
+    const openFiles = ring.stats().openFiles
+    if (openFiles !== 0) problems.push(`round ${round}: stats().openFiles is ${openFiles} after every close resolved`)
   }
-  // every close in one synchronous run
-  const closes = handles.map((fh, i) => tr.track(`close ${i}`, fh.close()))
-  const closed = await Promise.all(closes)
-  for (const c of closed) if (!c.resolved) problems.push(`${c.label} rejected: ${codeOf(c.error)}`)
-  await atRest(ring, problems, 'after the closes')
-  const openFiles = ring.stats().openFiles
-  if (openFiles !== 0) problems.push(`stats().openFiles is ${openFiles} after every close resolved`)
   await closeRing(ring, tr, problems)
-  return { problems, opened: handles.length, closes: tally(closed), settled: tr.settled, tracked: tr.tracked }
+  return { problems, opened, closes: tally(all), settled: tr.settled, tracked: tr.tracked }
 }
 
-/** arg: `<maxInFlight>:<file|ring>`, which close ends the 100 reads. */
+/**
+ * arg: `<maxInFlight>:<file|ring>`, which close ends the 100 reads. Fifty
+ * rounds, each on a fresh ring of one entry (with a completion thread that
+ * keeps up, a lost completion shows only now and then).
+ */
 const tinyRing: Scenario = async (arg) => {
   const [mif, which] = arg.split(':')
   const problems: string[] = []
   const p = tmp('tiny')
   const data = randomBytes(16 * 1024)
   fs.writeFileSync(p, data)
-  const ring = new Ring({ entries: 1, maxInFlight: Number(mif) })
   const tr = new Tracker(`entries 1, maxInFlight ${mif}: 100 reads then ${which} close`)
-  const fh = await ring.open(p)
-  const positions: number[] = []
-  const reads: Promise<Settled<ReadResult>>[] = []
-  for (let i = 0; i < 100; i++) {
-    const pos = (i * 1024) % data.length
-    positions.push(pos)
-    reads.push(tr.track(`read ${i}`, fh.read(Buffer.alloc(1024), 0, 1024, pos)))
+  const all: Settled<ReadResult>[] = []
+  for (let round = 0; round < 50; round++) {
+    const ring = new Ring({ entries: 1, maxInFlight: Number(mif) })
+    const fh = await ring.open(p)
+    const positions: number[] = []
+    const reads: Promise<Settled<ReadResult>>[] = []
+    for (let i = 0; i < 100; i++) {
+      const pos = (i * 1024) % data.length
+      positions.push(pos)
+      reads.push(tr.track(`round ${round} read ${i}`, fh.read(Buffer.alloc(1024), 0, 1024, pos)))
+    }
+    if (which === 'file') {
+      const c = await tr.track(`round ${round} fh.close()`, fh.close())
+      if (!c.resolved) problems.push(`round ${round}: fh.close() rejected: ${codeOf(c.error)}`)
+      const results = await Promise.all(reads)
+      all.push(...results)
+      checkReads(results, data, positions, problems, `round ${round}`)
+      await atRest(ring, problems, `round ${round}, after fh.close()`)
+      await closeRing(ring, tr, problems)
+    } else {
+      await closeRing(ring, tr, problems)
+      const results = await Promise.all(reads)
+      all.push(...results)
+      checkReads(results, data, positions, problems, `round ${round}`)
+      const st = ring.stats()
+      if (st.inFlight !== 0 || st.queued !== 0) problems.push(`round ${round}: after ring.close(): inFlight ${st.inFlight}, queued ${st.queued}`)
+    }
   }
-  if (which === 'file') {
-    const c = await tr.track('fh.close()', fh.close())
-    if (!c.resolved) problems.push(`fh.close() rejected: ${codeOf(c.error)}`)
-    const results = await Promise.all(reads)
-    checkReads(results, data, positions, problems, 'reads')
-    await atRest(ring, problems, 'after fh.close()')
-    await closeRing(ring, tr, problems)
-    return { problems, reads: tally(results), settled: tr.settled, tracked: tr.tracked }
-  }
-  await closeRing(ring, tr, problems)
-  const results = await Promise.all(reads)
-  checkReads(results, data, positions, problems, 'reads')
-  const st = ring.stats()
-  if (st.inFlight !== 0 || st.queued !== 0) problems.push(`after ring.close(): inFlight ${st.inFlight}, queued ${st.queued}`)
-  return { problems, reads: tally(results), settled: tr.settled, tracked: tr.tracked }
+  return { problems, reads: tally(all), settled: tr.settled, tracked: tr.tracked }
 }
 
 /**
