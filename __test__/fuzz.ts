@@ -316,7 +316,9 @@ export async function runSeed(seed: number, opts: FuzzOptions): Promise<FuzzResu
       const len = file.data.length
       if (kind === 'read') {
         const pos = int(0, len + 2048)
-        const n = int(1, 8192)
+        // Now and then a read large enough that a few of them exceed the
+        // ring's bounce budget (32 MiB): they wait for memory, in order.
+        const n = chance(0.02) ? int(6 << 20, 20 << 20) : int(1, 8192)
         const aligned = chance(0.3)
         const buf = aligned ? h.ring.ring.allocAligned(n) : Buffer.alloc(n + 16)
         const off = aligned ? 0 : int(0, 16)
@@ -346,7 +348,7 @@ export async function runSeed(seed: number, opts: FuzzOptions): Promise<FuzzResu
       }
       if (kind === 'write') {
         if (h.flags === 'a') continue
-        const n = int(1, 8192)
+        const n = chance(0.02) ? int(6 << 20, 20 << 20) : int(1, 8192)
         let pos = chance(0.2) ? len + int(0, 4096) : int(0, Math.max(0, len - 1))
         if (s.appendHandle !== null) {
           // with appends in the batch, writes stay inside the file

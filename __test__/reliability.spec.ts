@@ -77,7 +77,7 @@ test('1,000 x (new Ring(); await ring.close()) keeps no descriptor (no forced GC
 
 test('connect() with keepAliveInitialDelay 40e6 (20 times) connects or rejects, and leaks no socket', inChild('keepAliveLeak'))
 
-test('connect() refuses a keepAliveInitialDelay above 2**31-1 ms with RangeError ERR_OUT_OF_RANGE before submitting anything', async (t) => {
+test('connect() with a keepAliveInitialDelay past 2**31-1 ms connects as node:net does (the idle time is clamped, never wrapped)', async (t) => {
   let connections = 0
   const server = net.createServer((s) => {
     connections++
@@ -93,15 +93,19 @@ test('connect() refuses a keepAliveInitialDelay above 2**31-1 ms with RangeError
   })
   // 2**32 s + 1 s in ms would wrap to 1 s in a u32 of seconds
   for (const delay of [2 ** 31, 2 ** 32, 4294967297000]) {
-    const before = ring.stats().submitted
-    const e = await rejection(t, ring.connect({ port: a.port, host: '127.0.0.1', keepAlive: true, keepAliveInitialDelay: delay }))
-    t.true(e instanceof RangeError, `delay ${delay}: a RangeError, got ${String(e)}`)
-    t.is(props(e).code, 'ERR_OUT_OF_RANGE', `delay ${delay}`)
-    t.is(ring.stats().submitted, before, `delay ${delay}: nothing was submitted`)
+    const nodeSock = net.connect({ port: a.port, host: '127.0.0.1', keepAlive: true, keepAliveInitialDelay: delay })
+    const nodeOk = await new Promise<boolean>((resolve) => {
+      nodeSock.once('connect', () => resolve(true))
+      nodeSock.once('error', () => resolve(false))
+    })
+    nodeSock.destroy()
+    t.true(nodeOk, `node:net connects with delay ${delay}`)
+    const r = await outcome(ring.connect({ port: a.port, host: '127.0.0.1', keepAlive: true, keepAliveInitialDelay: delay }))
+    t.true(r.resolved, `delay ${delay}: connects as node:net does, got ${String(r.error)}`)
+    if (r.resolved) await (r.value as { close(): Promise<void> }).close()
   }
-  // give a (wrongly) made connection the chance to arrive
-  await waitFor(() => connections > 0, 20, 5)
-  t.is(connections, 0, 'no connection was made')
+  await waitFor(() => connections >= 6, 200, 5)
+  t.is(connections, 6, 'both connected each time')
 })
 
 // ---------------------------------------------------------------- (h) the errors Node gives
@@ -134,7 +138,7 @@ test('readv and writev of a sparse array reject TypeError ERR_INVALID_ARG_TYPE, 
   t.is(fs.readFileSync(p, 'utf8'), 'abcdef', 'nothing was written')
 })
 
-test('open() of a Uint8Array whose buffer was detached rejects with an error that has a code (the class node:fs/promises gives)', async (t) => {
+test('open() of a Uint8Array whose buffer was detached rejects with the error node:fs/promises gives', async (t) => {
   const detached = (): Uint8Array => {
     const u8 = new Uint8Array(Buffer.from(uniquePath(dir)))
     structuredClone(u8.buffer, { transfer: [u8.buffer] })
@@ -152,9 +156,10 @@ test('open() of a Uint8Array whose buffer was detached rejects with an error tha
   if (p === undefined) return
   const e = await rejection(t, p)
   t.true(e instanceof Error, `an Error, got ${String(e)}`)
+  // Node 20 gives V8's TypeError with no code here; ringline gives the same.
   t.is(props(e).name, props(nodeErr).name, `the class node:fs/promises gives (${String(props(nodeErr).name)}): ${String(e)}`)
-  t.is(typeof props(e).code, 'string', `the error has a code: ${String(e)}`)
-  if (typeof props(nodeErr).code === 'string') t.is(props(e).code, props(nodeErr).code, "node's code")
+  t.is(props(e).code, props(nodeErr).code, "node's code (or none, as node)")
+  t.is(props(e).message, props(nodeErr).message, "node's message")
 })
 
 test('send() of 10,000 one-byte buffers delivers all 10,000 bytes or rejects before submission, never EINVAL', async (t) => {

@@ -379,7 +379,11 @@ export class RingCore {
       const status = w.submit(w.token)
       if (status === WAIT_FOR_MEMORY) return
       this.parked.shift()
-      if (w.token < 0) continue // a readMany remainder: settled through its group
+      if (w.token < 0) {
+        // A readMany remainder: its reads settle through their group.
+        this.schedule()
+        continue
+      }
       if (status < 0) {
         if (this.ops[w.token] === w.op) this.release(w.token)
         // EBADF: its file was closed meanwhile. It never reached the

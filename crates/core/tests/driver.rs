@@ -279,6 +279,8 @@ fn closing_a_file_settles_ops_the_kernel_ran_with_their_results(eng: Eng) {
     }
     assert_eq!(got[&100].result, 0);
     assert_eq!(d.pending(), 0);
+    let st = d.stats();
+    assert_eq!(st.submitted, st.completed, "a deferred close counts once");
 }
 
 fn cancel_settles_one_op_and_frees_it_when_the_kernel_lets_go(eng: Eng) {

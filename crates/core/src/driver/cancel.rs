@@ -212,11 +212,10 @@ impl Driver {
         }
         let busy = self.files.entry(id).is_ok_and(|e| e.in_flight > 0);
         if busy && !socket {
+            // Counted as submitted when it is sent (`file_op_gone`).
             if let Ok(e) = self.files.entry_mut(id) {
                 e.close_token = Some(token);
             }
-            // Pending until the close is sent: counted as submitted now.
-            self.stats.submitted += 1;
         } else {
             self.submit_close(token, id);
         }
