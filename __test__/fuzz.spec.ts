@@ -32,3 +32,18 @@ test(`fuzzer: ${SEEDS} seeds from ${START}: files match the model, every op sett
   t.regex(summary, new RegExp(`^fuzz: ${SEEDS} seeds from ${START}, \\d+ ops, 0 failed$`), what)
   t.log(summary)
 })
+
+// Seeds that found bugs in long runs, kept as regressions: in 10112 and
+// 10290 a positional read that a close or ring.close was cancelling stopped
+// at a page boundary mid-file and resolved with that short count (it now
+// rejects ECANCELED: it changed nothing but the buffer).
+for (const seed of [10112, 10290]) {
+  test(`fuzzer: seed ${seed} (a read cut short by a cancel, once)`, async (t) => {
+    const cli = path.join(repoRoot, 'scripts', 'fuzz.ts')
+    const r = await run(process.execPath, ['--import', 'tsx', cli, '--seed', String(seed)], { cwd: repoRoot, polls: 30000 })
+    const what = `code ${String(r.code)}, signal ${String(r.signal)}, hung ${String(r.hung)}\nstdout: ${r.stdout.slice(-3000)}\nstderr: ${r.stderr.slice(-3000)}`
+    t.false(r.hung, what)
+    t.is(r.code, 0, what)
+    t.regex(r.stdout.trim().split('\n').pop() ?? '', /, 0 failed$/, what)
+  })
+}

@@ -21,11 +21,68 @@ impl Driver {
         let Some(e) = self.slab.remove(key) else {
             return;
         };
+        let Some((e, cqe)) = self.continue_read(e, cqe) else {
+            return;
+        };
         let file = e.file;
         self.settle_entry(e, cqe, out);
         if let Some(f) = file {
             self.file_op_gone(f);
         }
+    }
+
+    /// A positional read that came back short, with more asked for, is
+    /// read on from where it stopped: io_uring may end a buffered read at a
+    /// page boundary (a read waiting for a page that a write to the same
+    /// file holds), where `pread` and node:fs return every byte up to the
+    /// end of the file. The next round's 0 means the end of the file. The
+    /// entry goes back into the kernel (into the slab slot it just left),
+    /// still counted pending; `None` then. Otherwise returns the entry with
+    /// the completion that settles it, its result the bytes of every round.
+    ///
+    /// A positional read that was being cancelled (an abort, a close) and
+    /// stopped short settles as cancelled: it changed nothing but the
+    /// caller's buffer, and a short count mid-file would read as the end of
+    /// the file (the fuzzer found one: 2,201 of 5,176 bytes at a close).
+    /// A read at the file position reports what it read: the position
+    /// moved, and a pipe's bytes are gone.
+    fn continue_read(&mut self, mut e: Entry, mut cqe: Cqe) -> Option<(Entry, Cqe)> {
+        let Op::Read {
+            target,
+            ptr,
+            len,
+            offset,
+            fixed,
+        } = e.op
+        else {
+            return Some((e, cqe));
+        };
+        let positional = offset != CURRENT_POSITION && !matches!(e.kind, Kind::Chain(_));
+        let short = cqe.result > 0 && (cqe.result as u32) < len;
+        let cancelled = e.cancel_sent || e.orphaned;
+        if positional && short && !cancelled {
+            let n = cqe.result as u32;
+            e.partial += n;
+            e.op = Op::Read {
+                target,
+                // SAFETY: n < len: still inside the op's memory.
+                ptr: unsafe { ptr.add(n as usize) },
+                len: len - n,
+                offset: offset + u64::from(n),
+                fixed,
+            };
+            match self.slab.insert(e) {
+                Ok(k) => self.push_slot(k, false),
+                Err(_) => unreachable!("the slot was just freed"),
+            }
+            return None;
+        }
+        if positional && cancelled && (short || (cqe.result < 0 && e.partial > 0)) {
+            cqe.result = -libc::ECANCELED;
+        } else if e.partial > 0 {
+            cqe.result = e.partial as i32 + cqe.result.max(0);
+        }
+        Some((e, cqe))
     }
 
     fn settle_entry(&mut self, e: Entry, cqe: Cqe, out: &mut Vec<Done>) {

@@ -232,6 +232,9 @@ struct Entry {
     gated: bool,
     /// A cancel for it was sent to the engine already.
     cancel_sent: bool,
+    /// Bytes a positional read got in earlier rounds (see
+    /// `Driver::continue_read`).
+    partial: u32,
 }
 
 /// A write linked to an fsync/fdatasync, settling one token.
@@ -451,6 +454,7 @@ impl Driver {
             order: order::Order::Free,
             gated: false,
             cancel_sent: false,
+            partial: 0,
         }
     }
 
