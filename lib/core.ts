@@ -203,7 +203,9 @@ export class RingCore {
     const op = new Op(kind, syscall, ctx, path)
     const p = this.pending<T>(token, op)
     this.bufs[token] = bufs
-    return this.commit(token, op, this.parked.length > 0 ? WAIT_FOR_MEMORY : submit(token), signal, p, -1, submit)
+    const status = this.parked.length > 0 ? WAIT_FOR_MEMORY : submit(token)
+    if (status === WAIT_FOR_MEMORY) return this.park(token, op, -1, submit, signal, p)
+    return this.commit(token, op, status, signal, p)
   }
 
   /** Registers `op` under `token`; returns its promise. */
@@ -217,24 +219,8 @@ export class RingCore {
     return p
   }
 
-  /**
-   * After the native call: park the op when it waits for memory, reject on
-   * a refused submission, else watch the signal and schedule the flush.
-   */
-  private commit<T>(
-    token: number,
-    op: Op,
-    status: number,
-    signal: AbortSignal | undefined,
-    p: Promise<T>,
-    file: number,
-    submit: (token: number) => number,
-  ): Promise<T> {
-    if (status === WAIT_FOR_MEMORY) {
-      this.parked.push({ token, op, file, submit })
-      if (signal !== undefined) this.watch(token, op, signal)
-      return p
-    }
+  /** After the native call: reject on a refused submission, else watch the signal and schedule the flush. */
+  private commit<T>(token: number, op: Op, status: number, signal: AbortSignal | undefined, p: Promise<T>): Promise<T> {
     if (status < 0) {
       if (this.ops[token] === op) this.release(token)
       op.reject(systemError(status, op.syscall, op.path))
@@ -245,14 +231,26 @@ export class RingCore {
     return p
   }
 
-  /** The hot path of FileHandle.read: no closure, one native call. */
+  /**
+   * An op the native side has no bounce memory for yet (or that would pass
+   * ops already waiting): it waits in `parked`, and `submit(token)` makes
+   * its native call again after the next completions.
+   */
+  private park<T>(token: number, op: Op, file: number, submit: (token: number) => number, signal: AbortSignal | undefined, p: Promise<T>): Promise<T> {
+    this.parked.push({ token, op, file, submit })
+    if (signal !== undefined) this.watch(token, op, signal)
+    return p
+  }
+
+  /** The hot path of FileHandle.read: one native call; a closure only when it has to wait for memory. */
   read<T>(file: number, buffer: ArrayBufferView, off: number, len: number, pos: number, signal: AbortSignal | undefined): Promise<T> {
     if (signal?.aborted) return Promise.reject(new AbortError(undefined, { cause: signal.reason }))
     const token = this.token()
     const op = new Op(K_READ, 'read', buffer, undefined)
     const p = this.pending<T>(token, op)
-    const submit = (t: number): number => this.fast.read(t, file, buffer, off, len, pos)
-    return this.commit(token, op, this.parked.length > 0 ? WAIT_FOR_MEMORY : submit(token), signal, p, file, submit)
+    const status = this.parked.length > 0 ? WAIT_FOR_MEMORY : this.fast.read(token, file, buffer, off, len, pos)
+    if (status === WAIT_FOR_MEMORY) return this.park(token, op, file, (t) => this.fast.read(t, file, buffer, off, len, pos), signal, p)
+    return this.commit(token, op, status, signal, p)
   }
 
   /** The hot path of FileHandle.write. */
@@ -262,8 +260,9 @@ export class RingCore {
     const op = new Op(K_WRITE, 'write', ctx, undefined)
     const p = this.pending<T>(token, op)
     this.bufs[token] = buffer
-    const submit = (t: number): number => this.fast.write(t, file, buffer, off, len, pos)
-    return this.commit(token, op, this.parked.length > 0 ? WAIT_FOR_MEMORY : submit(token), signal, p, file, submit)
+    const status = this.parked.length > 0 ? WAIT_FOR_MEMORY : this.fast.write(token, file, buffer, off, len, pos)
+    if (status === WAIT_FOR_MEMORY) return this.park(token, op, file, (t) => this.fast.write(t, file, buffer, off, len, pos), signal, p)
+    return this.commit(token, op, status, signal, p)
   }
 
   /** The hot path of Socket.send: no closure. Resolves with the byte count. */
@@ -271,8 +270,7 @@ export class RingCore {
     const token = this.token()
     const op = new Op(K_NUMBER, 'send', data, undefined)
     const p = this.pending<number>(token, op)
-    const submit = (t: number): number => this.fast.send(t, file, data, zeroCopy)
-    return this.commit(token, op, submit(token), undefined, p, file, submit)
+    return this.commit(token, op, this.fast.send(token, file, data, zeroCopy), undefined, p)
   }
 
   private watch(token: number, op: Op, signal: AbortSignal): void {
