@@ -172,7 +172,7 @@ impl Driver {
         let mut fe = FileEntry::new(fd);
         fe.append_mode = append;
         if direct {
-            fe.direct = Some(dio_align(fd));
+            fe.direct = Some(self.engine.dio_align(fd));
         }
         let id = match self.files.insert(fe) {
             Ok(id) => id,

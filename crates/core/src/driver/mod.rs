@@ -480,14 +480,10 @@ impl Driver {
     }
 
     /// Closes a descriptor the driver owns and no op uses, directly (not
-    /// through an op), after the engine forgot it: the one place the driver
-    /// closes descriptors itself, so no engine keeps watching a number the
-    /// next open may reuse.
+    /// through an op), through the engine (which forgets it first): the one
+    /// place the driver closes descriptors itself.
     fn close_fd(&self, fd: i32) {
-        self.engine.forget_fd(fd);
-        // SAFETY: the caller owns fd (the kernel just handed it over, or the
-        // file table held it) and nothing refers to it any more.
-        unsafe { libc::close(fd) };
+        self.engine.close_fd(fd);
     }
 
     fn reclaim(&mut self, mem: Mem) {
@@ -497,53 +493,8 @@ impl Driver {
     }
 }
 
-fn last_errno() -> i32 {
-    io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
-}
-
 fn errno(e: io::Error) -> i32 {
     e.raw_os_error().unwrap_or(libc::EIO)
-}
-
-/// `O_DIRECT` alignment from `statx(STATX_DIOALIGN)`, or 512/512 (the
-/// smallest logical block) where the filesystem does not say.
-#[cfg(target_os = "linux")]
-fn dio_align(fd: i32) -> DioAlign {
-    // SAFETY: statx is plain old data; all-zero is valid.
-    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
-    // SAFETY: valid fd, NUL-terminated empty path with AT_EMPTY_PATH, valid out pointer.
-    let r = unsafe {
-        libc::statx(
-            fd,
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            libc::STATX_DIOALIGN,
-            &mut stx,
-        )
-    };
-    if r == 0 && stx.stx_mask & libc::STATX_DIOALIGN != 0 && stx.stx_dio_offset_align != 0 {
-        DioAlign {
-            mem: stx.stx_dio_mem_align.max(1),
-            offset: stx.stx_dio_offset_align,
-        }
-    } else {
-        DioAlign {
-            mem: 512,
-            offset: 512,
-        }
-    }
-}
-
-/// Without `statx` there is no way to ask: 512/512 (the smallest logical
-/// block).
-#[cfg(not(target_os = "linux"))]
-fn dio_align(_fd: i32) -> DioAlign {
-    DioAlign {
-        mem: 512,
-        offset: 512,
-    }
 }
 
 // The driver holds raw pointers (in Chain) into memory it owns; it is used

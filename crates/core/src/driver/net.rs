@@ -231,25 +231,18 @@ impl Driver {
         reuse_port: bool,
     ) -> Result<FileId, i32> {
         self.refuse_if_closed()?;
-        let fd = new_socket(&addr)?;
+        let engine = self.engine.clone();
+        let fd = engine.socket(&addr)?;
         let setup = || -> Result<(), i32> {
-            set_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+            engine.set_sock_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
             if reuse_port {
-                set_int(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+                engine.set_sock_int(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
             }
             if addr.is_ipv6() {
-                set_int(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, ipv6_only.into())?;
+                engine.set_sock_int(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, ipv6_only.into())?;
             }
             let (sa, len) = to_sockaddr(&addr);
-            // SAFETY: sa is a valid sockaddr of len bytes.
-            if unsafe { libc::bind(fd, (&sa as *const libc::sockaddr_storage).cast(), len) } != 0 {
-                return Err(last_errno());
-            }
-            // SAFETY: plain syscall on our fd.
-            if unsafe { libc::listen(fd, backlog) } != 0 {
-                return Err(last_errno());
-            }
-            Ok(())
+            engine.bind_listen(fd, &sa, len, backlog)
         };
         if let Err(e) = setup() {
             self.close_fd(fd);
@@ -268,7 +261,7 @@ impl Driver {
         timeout_ms: Option<u64>,
     ) -> Result<(), i32> {
         self.refuse_if_closed()?;
-        let fd = new_socket(&addr)?;
+        let fd = self.engine.socket(&addr)?;
         let id = self.add_socket(fd, false)?;
         let (sa, len) = to_sockaddr(&addr);
         let sa = Box::new(sa);
@@ -750,21 +743,7 @@ impl Driver {
     /// The local (`peer == false`) or remote address of socket `id`.
     pub fn sock_addr(&self, id: FileId, peer: bool) -> Result<SocketAddr, i32> {
         let e = self.files.entry(id).map_err(file_errno)?;
-        // SAFETY: all-zero is a valid sockaddr_storage.
-        let mut sa: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        let p = (&mut sa as *mut libc::sockaddr_storage).cast();
-        // SAFETY: sa has room for len bytes; fd is owned by the table.
-        let r = unsafe {
-            if peer {
-                libc::getpeername(e.fd, p, &mut len)
-            } else {
-                libc::getsockname(e.fd, p, &mut len)
-            }
-        };
-        if r != 0 {
-            return Err(last_errno());
-        }
+        let sa = self.engine.sock_name(e.fd, peer)?;
         from_sockaddr(&sa).ok_or(libc::EAFNOSUPPORT)
     }
 
@@ -773,12 +752,17 @@ impl Driver {
         self.sock_checked(id)?;
         let fd = self.files.entry(id).map_err(file_errno)?.fd;
         match opt {
-            SockOption::NoDelay(on) => set_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, on.into()),
+            SockOption::NoDelay(on) => {
+                self.engine
+                    .set_sock_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, on.into())
+            }
             SockOption::KeepAlive(on, idle) => {
-                set_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, on.into())?;
+                self.engine
+                    .set_sock_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, on.into())?;
                 if on && idle > 0 {
                     let idle = idle.min(KEEPALIVE_IDLE_MAX) as i32;
-                    set_int(fd, libc::IPPROTO_TCP, KEEPALIVE_IDLE, idle)?;
+                    self.engine
+                        .set_sock_int(fd, libc::IPPROTO_TCP, KEEPALIVE_IDLE, idle)?;
                 }
                 Ok(())
             }
@@ -833,71 +817,6 @@ const KEEPALIVE_IDLE_MAX: u32 = 32767;
 /// below both at `hz` up to 1000.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 const KEEPALIVE_IDLE_MAX: u32 = i32::MAX as u32 / 1000;
-
-/// A close-on-exec TCP socket for `addr`'s family.
-#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-fn new_socket(addr: &SocketAddr) -> Result<i32, i32> {
-    // SAFETY: plain syscall; the result is checked.
-    let fd = unsafe { libc::socket(domain(addr), libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(last_errno());
-    }
-    Ok(fd)
-}
-
-/// A close-on-exec TCP socket for `addr`'s family, where `socket` takes no
-/// `SOCK_CLOEXEC` (macOS): the flag is set right after, and on Apple
-/// platforms `SO_NOSIGPIPE` too (a send to a reset peer fails with `EPIPE`
-/// instead of raising `SIGPIPE`: the mio engine sends without `MSG_NOSIGNAL`
-/// there).
-#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-fn new_socket(addr: &SocketAddr) -> Result<i32, i32> {
-    // SAFETY: plain syscall; the result is checked.
-    let fd = unsafe { libc::socket(domain(addr), libc::SOCK_STREAM, 0) };
-    if fd < 0 {
-        return Err(last_errno());
-    }
-    let setup = || {
-        // SAFETY: plain fcntl on the descriptor just created, which we own.
-        if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
-            return Err(last_errno());
-        }
-        #[cfg(target_vendor = "apple")]
-        set_int(fd, libc::SOL_SOCKET, libc::SO_NOSIGPIPE, 1)?;
-        Ok(())
-    };
-    if let Err(e) = setup() {
-        // SAFETY: the descriptor is ours and nothing else refers to it.
-        unsafe { libc::close(fd) };
-        return Err(e);
-    }
-    Ok(fd)
-}
-
-fn domain(addr: &SocketAddr) -> i32 {
-    if addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    }
-}
-
-fn set_int(fd: i32, level: i32, name: i32, value: i32) -> Result<(), i32> {
-    // SAFETY: value is a live i32 of the size passed.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&value as *const i32).cast(),
-            std::mem::size_of::<i32>() as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        return Err(last_errno());
-    }
-    Ok(())
-}
 
 /// Sets a socket address's own length field, which only the BSDs (macOS
 /// included) have; elsewhere the statement is compiled out, field and all.

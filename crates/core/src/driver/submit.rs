@@ -252,16 +252,14 @@ impl Driver {
         if !native {
             // The kernel lacks IORING_OP_FTRUNCATE (< 6.9): a metadata
             // update, short on every filesystem we know.
-            // SAFETY: plain syscall on an fd the table owns.
-            let r = unsafe { libc::ftruncate(e.fd, len as libc::off_t) };
-            let done = if r == 0 {
-                Done {
+            let fd = e.fd;
+            let done = match self.engine.ftruncate_now(fd, len) {
+                Ok(()) => Done {
                     token,
                     result: 0,
                     payload: Payload::None,
-                }
-            } else {
-                Done::err(token, last_errno())
+                },
+                Err(errno) => Done::err(token, errno),
             };
             self.stats.submitted += 1;
             self.counting(out, |_, out| out.push(done));

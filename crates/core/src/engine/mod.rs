@@ -1,11 +1,14 @@
 //! Engines turn ops into kernel work and report completions. The driver
 //! above them owns everything else (DESIGN.md: one driver, thin engines).
 
+use crate::file_table::DioAlign;
 use crate::op::{Cqe, Op};
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub mod closed;
+pub mod control;
 #[cfg(unix)]
 pub mod mio;
 mod select;
@@ -177,5 +180,53 @@ pub trait Engine: Send + Sync + 'static {
     /// (empty for io_uring itself). `ring.stats()` reports them.
     fn degradations(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    // The driver's calls outside ops (see [`control`]): the kernel's by
+    // default; an engine that is no kernel answers them from its model.
+
+    /// Closes a descriptor the driver owns and no op uses, after forgetting
+    /// it ([`Engine::forget_fd`]), so no engine keeps watching a number the
+    /// next open may reuse.
+    fn close_fd(&self, fd: i32) {
+        self.forget_fd(fd);
+        control::close(fd);
+    }
+
+    /// The `O_DIRECT` alignment of the open file `fd`.
+    fn dio_align(&self, fd: i32) -> DioAlign {
+        control::dio_align(fd)
+    }
+
+    /// `ftruncate`, done at once, where the engine has no truncate op
+    /// ([`Feature::Ftruncate`]).
+    fn ftruncate_now(&self, fd: i32, len: u64) -> Result<(), i32> {
+        control::ftruncate(fd, len)
+    }
+
+    /// A new close-on-exec TCP socket for `addr`'s family.
+    fn socket(&self, addr: &SocketAddr) -> Result<i32, i32> {
+        control::socket(addr)
+    }
+
+    /// `setsockopt` of an `int` option.
+    fn set_sock_int(&self, fd: i32, level: i32, name: i32, value: i32) -> Result<(), i32> {
+        control::set_int(fd, level, name, value)
+    }
+
+    /// Binds `fd` to `sa` (`len` bytes) and listens.
+    fn bind_listen(
+        &self,
+        fd: i32,
+        sa: &libc::sockaddr_storage,
+        len: libc::socklen_t,
+        backlog: i32,
+    ) -> Result<(), i32> {
+        control::bind_listen(fd, sa, len, backlog)
+    }
+
+    /// The local (`peer == false`) or remote address of socket `fd`.
+    fn sock_name(&self, fd: i32, peer: bool) -> Result<libc::sockaddr_storage, i32> {
+        control::sock_name(fd, peer)
     }
 }
