@@ -156,6 +156,17 @@ impl UringEngine {
         })
     }
 
+    /// `io_uring_enter` for what the SQ holds, again on `EINTR`. The caller
+    /// holds `sq_lock`.
+    fn submit(&self) -> io::Result<usize> {
+        loop {
+            match self.ring.submitter().submit() {
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                r => return r,
+            }
+        }
+    }
+
     /// Takes every completion ready, also those the kernel had to keep
     /// aside because the completion queue was full (`IORING_FEAT_NODROP`
     /// keeps them on an overflow list, and posts later ones there too,
@@ -396,13 +407,7 @@ impl Engine for UringEngine {
             .sq_lock
             .lock()
             .map_err(|_| io::Error::other("sq lock poisoned"))?;
-        loop {
-            match self.ring.submitter().submit() {
-                Ok(n) => return Ok(n),
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                Err(e) => return Err(e),
-            }
-        }
+        self.submit()
     }
 
     fn flush_and_reap(&self, out: &mut Vec<Cqe>) -> io::Result<usize> {
@@ -419,12 +424,7 @@ impl Engine for UringEngine {
                 // SAFETY: CQ view under cq_lock; only the flags word is touched.
                 unsafe { self.ring.completion_shared() }.disable_eventfd();
             }
-            let r = loop {
-                match self.ring.submitter().submit() {
-                    Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                    r => break r,
-                }
-            };
+            let r = self.submit();
             {
                 let _c = self
                     .cq_lock
