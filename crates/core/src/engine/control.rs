@@ -29,15 +29,9 @@ pub fn close(fd: i32) {
 pub fn dio_align(fd: i32) -> DioAlign {
     // SAFETY: statx is plain old data; all-zero is valid.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
-    // SAFETY: valid fd, NUL-terminated empty path with AT_EMPTY_PATH, valid out pointer.
+    // SAFETY: stx is a valid out buffer.
     let r = unsafe {
-        libc::statx(
-            fd,
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            libc::STATX_DIOALIGN,
-            &mut stx,
-        )
+        super::glibc_compat::statx(fd, c"", libc::AT_EMPTY_PATH, libc::STATX_DIOALIGN, &mut stx)
     };
     if r == 0 && stx.stx_mask & libc::STATX_DIOALIGN != 0 && stx.stx_dio_offset_align != 0 {
         DioAlign {

@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 pub mod closed;
 pub mod control;
+#[cfg(target_os = "linux")]
+pub mod glibc_compat;
 #[cfg(unix)]
 pub mod mio;
 mod select;

@@ -69,7 +69,7 @@ fn append(fd: i32, ptr: *const u8, len: usize) -> isize {
         iov_len: len,
     };
     // SAFETY: iov describes len readable bytes at ptr (the op's memory).
-    unsafe { libc::pwritev2(fd, &iov, 1, 0, libc::RWF_APPEND) }
+    unsafe { crate::engine::glibc_compat::pwritev2(fd, &iov, 1, 0, libc::RWF_APPEND) }
 }
 
 /// Writes at the end of the file as it is now. Without `RWF_APPEND` the end
@@ -191,12 +191,11 @@ pub(super) fn file_op(op: &Op) -> (i32, bool) {
 
 #[cfg(target_os = "linux")]
 fn statx(fd: i32, out: *mut Statx) -> i32 {
-    // SAFETY: out points at a statx buffer owned by the op's slab entry;
-    // the path is an empty C string with AT_EMPTY_PATH.
+    // SAFETY: out points at a statx buffer owned by the op's slab entry.
     let r = unsafe {
-        libc::statx(
+        crate::engine::glibc_compat::statx(
             fd,
-            c"".as_ptr(),
+            c"",
             libc::AT_EMPTY_PATH,
             libc::STATX_BASIC_STATS | libc::STATX_BTIME,
             out,
@@ -356,7 +355,7 @@ pub(super) fn read_nowait(op: &Op) -> Option<i32> {
     // SAFETY: iov names count writable buffers (the op's memory, or `one`,
     // alive for this call).
     let r = res(retry(|| unsafe {
-        libc::preadv2(fd, iov, count, pos, libc::RWF_NOWAIT)
+        crate::engine::glibc_compat::preadv2(fd, iov, count, pos, libc::RWF_NOWAIT)
     }));
     // SAFETY: iov points at count iovecs.
     let want = unsafe { iov_len(iov, count as u32) };
