@@ -12,11 +12,13 @@
 //   - type-checks fixtures/usage.ts with `tsc --strict` and TypeScript's
 //     other defaults, fixtures/usage.mts with --module nodenext, and checks
 //     that fixtures/wrong.ts fails with exactly the errors it marks;
-//   - damages the platform package, then removes it, and checks that the
-//     error's first line names it.
+//   - damages the platform package, changes its version, leaves only
+//     another platform's package, then removes it, and checks each time that
+//     the error's first line names it and what is wrong.
 //
-// Prints the tarball sizes and the install time. Needs a source build of
-// this machine's platform (npm install made it) and dist/.
+// Prints the tarball sizes and the install time. Needs dist/ and a .node of
+// this machine's platform: the source build npm install made, or the one
+// under `--artifacts DIR` (e.g. a CI build leg's).
 'use strict'
 const fs = require('node:fs')
 const os = require('node:os')
@@ -139,9 +141,18 @@ async function main() {
 
     // The packages, staged and packed as the publish job does.
     const host = platformName()
-    const staged = stage({ out: path.join(tmp, 'stage'), env })
+    const i = process.argv.indexOf('--artifacts')
+    const artifacts = i < 0 ? root : path.resolve(process.argv[i + 1])
+    let staged
+    try {
+      staged = stage({ out: path.join(tmp, 'stage'), artifacts, env })
+    } catch (e) {
+      const out = `${e.stdout ?? ''}${e.stderr ?? ''}`.trim()
+      check(false, `staging the packages with no Rust toolchain on PATH (npm pack must build nothing): ${out.split('\n').slice(-12).join('\n') || e.message}`)
+      return
+    }
     const platform = staged.platforms.find((p) => p.name === host)
-    if (!check(platform !== undefined, `a platform package for this machine (${host}) is staged (from ${path.relative(root, platform?.from ?? '') || 'nowhere: run npm run build:native'})`)) return
+    if (!check(platform !== undefined, `a platform package for this machine (${host}) is staged (from ${platform?.from ?? 'nowhere: run npm run build:native'})`)) return
     const tarballs = path.join(tmp, 'tarballs')
     fs.mkdirSync(tarballs)
     const rootPack = await pack(staged.root, tarballs, env)
@@ -177,6 +188,9 @@ async function main() {
       const t = Date.now()
       await run('npm', ['install', manifest.name, '--registry', registry.url, '--no-audit', '--no-fund', '--loglevel=error'], { cwd: app, env })
       installMs = Date.now() - t
+    } catch (e) {
+      check(false, `npm install ${manifest.name} from the staged packages, without a Rust toolchain: ${`${e.stderr ?? ''}`.trim().split('\n').slice(-12).join('\n') || e.message}`)
+      return
     } finally {
       await registry.close()
     }
@@ -213,7 +227,8 @@ async function main() {
     const got = tscErrors(bad.out)
     check(!bad.ok && JSON.stringify(got) === JSON.stringify(expected), `tsc --strict rejects wrong.ts with exactly its ${expected.length} marked errors${JSON.stringify(got) === JSON.stringify(expected) ? '' : `; got: ${got.join(', ') || bad.out}`}`)
 
-    // A platform package that is there but does not load, then none at all.
+    // A platform package that does not load, a platform with none, a
+    // package of another version, one of another platform only, none at all.
     fs.copyFileSync(path.join(fixtures, 'missing.js'), path.join(app, 'missing.js'))
     const nodeFile = path.join(app, 'node_modules', platform.packageName, platform.file)
     fs.writeFileSync(nodeFile, 'not a shared object')
@@ -222,7 +237,33 @@ async function main() {
       damaged.code === 'ERR_RINGLINE_NATIVE_MODULE' && damaged.firstLine.includes(platform.packageName) && damaged.firstLine.includes('did not load'),
       `a damaged ${platform.packageName}: the error's first line names it: ${damaged.firstLine}`,
     )
-    fs.rmSync(path.join(app, 'node_modules', platform.packageName), { recursive: true })
+    // A platform ringline does not publish (as Node reports it: process.arch).
+    fs.writeFileSync(path.join(app, 'ia32.js'), "Object.defineProperty(process, 'arch', { value: 'ia32' })\n")
+    const ia32 = JSON.parse((await run(process.execPath, ['-r', './ia32.js', 'missing.js'], { cwd: app, env })).stdout)
+    check(
+      ia32.code === 'ERR_RINGLINE_NATIVE_MODULE' && /^Cannot load ringline: it has no native module for \S+-ia32/.test(ia32.firstLine) && ia32.firstLine.includes(ia32.packageName),
+      `a platform ringline does not publish: the error's first line names the package it looked for and where ringline runs: ${ia32.firstLine}`,
+    )
+    const installedDir = path.join(app, 'node_modules', platform.packageName)
+    const installedManifest = path.join(installedDir, 'package.json')
+    const manifestText = fs.readFileSync(installedManifest, 'utf8')
+    fs.writeFileSync(installedManifest, JSON.stringify({ ...JSON.parse(manifestText), version: '0.0.1' }))
+    const old = JSON.parse((await run(process.execPath, ['missing.js'], { cwd: app, env })).stdout)
+    check(
+      old.code === 'ERR_RINGLINE_NATIVE_MODULE' && old.firstLine.includes(`${platform.packageName} is version 0.0.1, not ${manifest.version}`),
+      `${platform.packageName} of another version: the error's first line names it and both versions: ${old.firstLine}`,
+    )
+    // As if node_modules came from another machine: another platform's
+    // package is there, this one's is not.
+    const other = `${manifest.napi.binaryName}-${host === 'darwin-arm64' ? 'linux-x64-gnu' : 'darwin-arm64'}`
+    fs.writeFileSync(installedManifest, JSON.stringify({ ...JSON.parse(manifestText), name: other }))
+    fs.renameSync(installedDir, path.join(app, 'node_modules', other))
+    const foreign = JSON.parse((await run(process.execPath, ['missing.js'], { cwd: app, env })).stdout)
+    check(
+      foreign.code === 'ERR_RINGLINE_NATIVE_MODULE' && foreign.firstLine.includes(`${platform.packageName} is not installed`) && foreign.firstLine.includes(`another platform (${other} is there)`),
+      `node_modules from another platform: the error's first line names the missing package and the one there: ${foreign.firstLine}`,
+    )
+    fs.rmSync(path.join(app, 'node_modules', other), { recursive: true })
     const missing = JSON.parse((await run(process.execPath, ['missing.js'], { cwd: app, env })).stdout)
     check(
       missing.code === 'ERR_RINGLINE_NATIVE_MODULE' &&
