@@ -10,20 +10,8 @@
 /// # Safety
 /// `iov` points at `count` iovecs naming writable memory.
 pub unsafe fn preadv2(fd: i32, iov: *const libc::iovec, count: i32, pos: i64, flags: i32) -> isize {
-    // SAFETY: the caller upholds preadv2's contract. The offset goes in two
-    // halves (low, high) as the kernel takes it; on 64-bit targets the low
-    // half holds all of it and the high half is ignored.
-    unsafe {
-        libc::syscall(
-            libc::SYS_preadv2,
-            fd,
-            iov,
-            count,
-            pos as u64 as libc::c_long,
-            ((pos as u64) >> 32) as libc::c_long,
-            flags,
-        ) as isize
-    }
+    // SAFETY: the caller upholds preadv2's contract.
+    unsafe { vectored(libc::SYS_preadv2, fd, iov, count, pos, flags) }
 }
 
 /// `pwritev2(2)`.
@@ -37,10 +25,29 @@ pub unsafe fn pwritev2(
     pos: i64,
     flags: i32,
 ) -> isize {
-    // SAFETY: the caller upholds pwritev2's contract; the offset as in preadv2.
+    // SAFETY: the caller upholds pwritev2's contract.
+    unsafe { vectored(libc::SYS_pwritev2, fd, iov, count, pos, flags) }
+}
+
+/// preadv2 or pwritev2 (`nr`). The offset goes in two halves (low, high),
+/// as the kernel takes it; on 64-bit targets the low half holds all of it
+/// and the high half is ignored.
+///
+/// # Safety
+/// As the call's own: `iov` points at `count` iovecs naming memory the call
+/// may write (preadv2) or read (pwritev2).
+unsafe fn vectored(
+    nr: libc::c_long,
+    fd: i32,
+    iov: *const libc::iovec,
+    count: i32,
+    pos: i64,
+    flags: i32,
+) -> isize {
+    // SAFETY: the caller upholds the call's contract.
     unsafe {
         libc::syscall(
-            libc::SYS_pwritev2,
+            nr,
             fd,
             iov,
             count,
