@@ -619,6 +619,48 @@ test('truncate shrinks, extends with zeros, and treats negative lengths as 0', a
   await ro.close()
 })
 
+test('close() waits for the ops called before it, as node:fs/promises does: the writes land, then the file closes', async (t) => {
+  // The example of the issue, side by side with node:fs/promises.
+  for (const impl of ['node', 'ringline'] as const) {
+    const p = tmp()
+    const fh: Pick<FileHandle, 'write' | 'close'> = impl === 'node' ? ((await fs.promises.open(p, 'w+')) as unknown as FileHandle) : await open(p, 'w+')
+    const w = fh.write(Buffer.from('hello'), 0, 5, 0)
+    const closing = fh.close()
+    t.is((await w).bytesWritten, 5, impl)
+    t.is(await closing, undefined, impl)
+    t.is(fs.readFileSync(p, 'utf8'), 'hello', `${impl}: the write called before close() landed`)
+  }
+  // Ops still queued when close() is called (beyond maxInFlight, behind an
+  // append, waiting for bounce memory) run too, in order.
+  const ring = new Ring({ maxInFlight: 4 })
+  try {
+    const p = tmp()
+    const fh = await ring.open(p, 'w+')
+    const big = 12 << 20 // three of them pass the 32 MiB bounce budget
+    const ops: Promise<unknown>[] = []
+    for (let i = 0; i < 4; i++) ops.push(fh.write(Buffer.alloc(big, 0x61 + i), 0, big, i * big))
+    for (let i = 0; i < 32; i++) ops.push(fh.append(`record ${i}\n`, { sync: i % 8 === 7 ? 'data' : 'none' }))
+    ops.push(fh.truncate(4 * big + 32 * 10))
+    const read = fh.read(Buffer.alloc(4), 0, 4, 0)
+    const closing = fh.close()
+    const late = await outcome(fh.write('late', 0))
+    t.false(late.resolved, 'an op called after close() is refused')
+    t.is(props(late.error).code, 'EBADF')
+    const settled = await Promise.allSettled(ops)
+    t.deepEqual(settled.filter((r) => r.status === 'rejected'), [], 'every op called before close() resolved')
+    t.is((await read).bytesRead, 4)
+    t.is(await closing, undefined)
+    t.is(ring.stats().openFiles, 0)
+    const got = fs.readFileSync(p)
+    t.is(got.length, 4 * big + 32 * 10)
+    for (let i = 0; i < 4; i++) t.is(got[i * big + big - 1], 0x61 + i, `write ${i} landed`)
+    const tail = got.subarray(4 * big).toString()
+    t.is(tail.slice(0, 20), 'record 0\nrecord 1\nre', 'the appends landed at the end, in call order')
+  } finally {
+    await ring.close()
+  }
+})
+
 test('fd is a number while open and -1 after close; close twice returns the same promise', async (t) => {
   const p = tmp()
   fs.writeFileSync(p, 'x')

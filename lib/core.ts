@@ -131,6 +131,8 @@ export class RingCore {
   private readonly ops: (Op | undefined)[] = []
   /** Ops waiting for bounce memory, oldest first (see WAIT_FOR_MEMORY). */
   private readonly parked: Parked[] = []
+  /** Closes waiting for their file's parked ops to be submitted (see whenUnparked). */
+  private readonly unparkWaiters: { file: number; resolve: () => void }[] = []
   private retryScheduled = false
   private readonly free: number[] = []
   private next = 0
@@ -369,9 +371,36 @@ export class RingCore {
     return status
   }
 
+  /**
+   * null when no op of `file` waits for memory; otherwise a promise that
+   * resolves once every one of them has been submitted (or dropped). A
+   * file's close waits for it: the ops called before a close run first.
+   */
+  whenUnparked(file: number): Promise<void> | null {
+    if (!this.parked.some((w) => w.file === file)) return null
+    return new Promise((resolve) => this.unparkWaiters.push({ file, resolve }))
+  }
+
+  private wakeUnparked(): void {
+    for (let i = 0; i < this.unparkWaiters.length; ) {
+      const w = this.unparkWaiters[i]
+      if (this.parked.some((p) => p.file === w.file)) {
+        i++
+        continue
+      }
+      this.unparkWaiters.splice(i, 1)
+      w.resolve()
+    }
+  }
+
   /** Submits parked ops again, oldest first, until one still has to wait. */
   private readonly retryParked = (): void => {
     this.retryScheduled = false
+    this.submitParked()
+    if (this.unparkWaiters.length > 0) this.wakeUnparked()
+  }
+
+  private submitParked(): void {
     while (this.parked.length > 0) {
       const w = this.parked[0]
       const status = w.submit(w.token)
@@ -393,15 +422,9 @@ export class RingCore {
     }
   }
 
-  /** Rejects the parked ops of `file` (all of them for -1) with ECANCELED: they never reached the kernel. */
-  dropParked(file: number): void {
-    for (let i = 0; i < this.parked.length; ) {
-      const w = this.parked[i]
-      if (file !== -1 && w.file !== file) {
-        i++
-        continue
-      }
-      this.parked.splice(i, 1)
+  /** Rejects every parked op with ECANCELED (the ring closes): they never reached the kernel. */
+  private dropParked(): void {
+    for (const w of this.parked.splice(0)) {
       if (w.token >= 0) {
         if (this.ops[w.token] === w.op) this.release(w.token)
         w.op.reject(systemError(ECANCELED, w.op.syscall, w.op.path))
@@ -409,6 +432,7 @@ export class RingCore {
         this.dropGroupRest(w, systemError(ECANCELED, 'read'))
       }
     }
+    if (this.unparkWaiters.length > 0) this.wakeUnparked()
   }
 
   /** Settles the reads of a parked readMany remainder that never reached the kernel. */
@@ -590,7 +614,7 @@ export class RingCore {
     this.closing = new Promise<void>((resolve) => {
       this.closeResolve = resolve
     })
-    this.dropParked(-1)
+    this.dropParked()
     this.native.close()
     return this.closing
   }

@@ -381,12 +381,11 @@ export class FileHandle {
   }
 
   /**
-   * Closes the file. Its ops that have not reached the kernel yet reject
-   * with ECANCELED; those in the kernel are cancelled where the kernel can
-   * stop them (they reject ECANCELED) and otherwise settle with what they
-   * did; the descriptor is closed after the last of them, and the promise
-   * resolves then. A closed handle rejects every later call with EBADF.
-   * Closing twice returns the same promise.
+   * Closes the file once the ops called before it have completed, as
+   * node:fs/promises does: they all run (cancel one with its AbortSignal,
+   * or close the ring, to stop it), then the descriptor is closed and the
+   * promise resolves. Calls made after close() reject with EBADF. Closing
+   * twice returns the same promise.
    */
   close(): Promise<void> {
     if (this.#closing !== null) return this.#closing
@@ -395,9 +394,12 @@ export class FileHandle {
       return this.#closing
     }
     const id = this.#id
-    const native = this.#core.native
-    this.#core.dropParked(id)
-    this.#closing = this.#core.begin(K_VOID, 'close', undefined, undefined, undefined, (t) => native.closeFile(t, id))
+    const core = this.#core
+    const go = (): Promise<void> =>
+      core.closed ? Promise.resolve() : core.begin(K_VOID, 'close', undefined, undefined, undefined, (t) => core.native.closeFile(t, id))
+    // Ops still waiting for bounce memory are submitted before the close.
+    const waiting = core.whenUnparked(id)
+    this.#closing = waiting === null ? go() : waiting.then(go)
     return this.#closing
   }
 }

@@ -1,5 +1,5 @@
-//! Cancelling: by token (an AbortSignal), closing a file, closing the
-//! driver.
+//! Cancelling: by token (an AbortSignal), closing a socket, closing the
+//! driver; and closing a file, which waits for its ops instead.
 //!
 //! What never reached the kernel (the backlog, a file's order gate) settles
 //! with `ECANCELED` right here. A file op the kernel has is asked to stop,
@@ -158,12 +158,14 @@ impl Driver {
         self.counting(out, |d, out| d.close_file_inner(token, id, out))
     }
 
-    /// Closes a file. The handle is refused from here on. Its ops that
-    /// never reached the kernel settle with `ECANCELED` now; those in the
-    /// kernel are asked to stop and settle with what the kernel reports;
-    /// the descriptor is closed (and `token` settles) after the last of
-    /// them, so no op ever runs on a closed or reused descriptor. A
-    /// socket's ops settle at once and it closes right away.
+    /// Closes a file. The handle is refused from here on. A file's ops
+    /// called before the close all run, as `node:fs/promises` documents
+    /// for `FileHandle.close()`: those still queued (the backlog, the
+    /// order gate) go to the kernel as usual, and the descriptor is closed
+    /// (and `token` settles) after the last of them has completed, so no op
+    /// ever runs on a closed or reused descriptor. Cancelling them is what
+    /// an AbortSignal or closing the ring does. A socket's ops are
+    /// cancelled and settle at once, and it closes right away.
     pub(super) fn close_file_inner(
         &mut self,
         token: u32,
@@ -172,7 +174,17 @@ impl Driver {
     ) -> Result<(), i32> {
         self.refuse_if_closed()?;
         self.file(id)?;
-        let socket = self.is_socket(id);
+        if !self.is_socket(id) {
+            let (e, _) = self.file(id)?;
+            e.closing = true;
+            if e.in_flight > 0 {
+                // Counted as submitted when it is sent (`file_op_gone`).
+                e.close_token = Some(token);
+            } else {
+                self.submit_close(token, id);
+            }
+            return Ok(());
+        }
         self.forget_socket(id, out);
         let (e, _) = self.file(id)?;
         e.closing = true;
@@ -200,9 +212,7 @@ impl Driver {
                 if let Some(e) = self.slab.get_mut(*k) {
                     e.cancel_sent = true;
                 }
-                if socket {
-                    self.orphan(*k, out);
-                }
+                self.orphan(*k, out);
             }
             // By the plain fd: it names the same open file as the fixed
             // slot the ops used.
@@ -210,15 +220,7 @@ impl Driver {
                 target: Target::Fd(fd),
             });
         }
-        let busy = self.files.entry(id).is_ok_and(|e| e.in_flight > 0);
-        if busy && !socket {
-            // Counted as submitted when it is sent (`file_op_gone`).
-            if let Ok(e) = self.files.entry_mut(id) {
-                e.close_token = Some(token);
-            }
-        } else {
-            self.submit_close(token, id);
-        }
+        self.submit_close(token, id);
         Ok(())
     }
 

@@ -14,8 +14,9 @@
 //! - a change submitted while an append waits or runs waits behind it;
 //! - everything else (reads, stat, sync) never waits here.
 //!
-//! Held groups count as pending ops; cancelling one or closing its file
-//! settles it with `ECANCELED`: it never reached the kernel.
+//! Held groups count as pending ops: closing their file waits for them.
+//! Cancelling one (its signal, closing a socket or the ring) settles it
+//! with `ECANCELED`: it never reached the kernel.
 
 use super::*;
 
