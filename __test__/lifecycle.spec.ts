@@ -150,3 +150,21 @@ test('the package loads with require() and import() and both expose the same API
   }
   t.is(info.read, 'esm works')
 })
+
+test('a FileHandle collected unclosed has its descriptor closed, with the warnings node:fs/promises gives', async (t) => {
+  const out: Record<string, { before: number; opened: number; after: number; warnings: number; first: { message: string }[]; deprecations: number }> = {}
+  for (const impl of ['node', 'ringline']) {
+    const r = await run(node, ['--expose-gc', '--import', 'tsx', path.join(fixtures, 'unclosed-handles.ts'), impl])
+    t.is(r.code, 0, `${impl}: ${r.stderr.slice(-500)}`)
+    out[impl] = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}')
+  }
+  const { node: n, ringline: r } = out
+  t.log(JSON.stringify(out))
+  t.true(n.opened - n.before >= 500 && r.opened - r.before >= 500, `both opened 500 descriptors: ${JSON.stringify(out)}`)
+  t.true(n.after <= n.before + 20, `node:fs/promises closes them: ${n.after} left of ${n.opened}`)
+  t.true(r.after <= r.before + 20, `ringline closes them: ${r.after} left of ${r.opened} (node: ${n.after} of ${n.opened})`)
+  t.is(r.warnings - r.deprecations, n.warnings - n.deprecations, 'one warning per descriptor, as node gives')
+  t.regex(r.first[0]?.message ?? '', /^Closing file descriptor \d+ on garbage collection$/)
+  t.is(r.deprecations, 1, 'and DEP0137 once, as node gives')
+  t.is(n.deprecations, 1)
+})

@@ -62,6 +62,27 @@ export interface DirectAlignment {
 
 const DEFAULT_READ_SIZE = 16384
 
+/**
+ * A FileHandle that becomes unreachable without close() has its descriptor
+ * closed, with the warnings node:fs/promises gives for the same mistake
+ * (its FileHandle closes on garbage collection too). Ops in flight keep
+ * their handle's file open: the close waits for them, as close() does.
+ */
+let gcDeprecationWarned = false
+const unclosedHandles = new FinalizationRegistry<{ core: RingCore; id: number; fd: number }>(({ core, id, fd }) => {
+  if (core.closed) return
+  core.begin(K_VOID, 'close', undefined, undefined, undefined, (t) => core.native.closeFile(t, id)).catch(() => {})
+  process.emitWarning(`Closing file descriptor ${fd} on garbage collection`)
+  if (!gcDeprecationWarned) {
+    gcDeprecationWarned = true
+    process.emitWarning(
+      'Closing a FileHandle object on garbage collection is deprecated. Please close FileHandle objects explicitly using FileHandle.prototype.close(). In the future, an error will be thrown if a file descriptor is closed during garbage collection.',
+      'DeprecationWarning',
+      'DEP0137',
+    )
+  }
+})
+
 /** An open file of a Ring. */
 export class FileHandle {
   /** The Ring this file was opened on (held, so the Ring stays open while the handle is reachable). */
@@ -81,6 +102,7 @@ export class FileHandle {
     this.#fd = info[0]
     this.#direct = info[2] > 0 ? { memory: info[1], offset: info[2] } : null
     this.#path = path
+    unclosedHandles.register(this, { core, id, fd: this.#fd }, this)
   }
 
   /** The file descriptor, like node:fs/promises FileHandle.fd (-1 once closed). */
@@ -389,6 +411,7 @@ export class FileHandle {
    */
   close(): Promise<void> {
     if (this.#closing !== null) return this.#closing
+    unclosedHandles.unregister(this)
     if (this.#core.closed) {
       this.#closing = Promise.resolve()
       return this.#closing
