@@ -161,6 +161,47 @@ test('open with numeric flags and with Buffer and file: URL paths', async (t) =>
   await fu.close()
 })
 
+test('a Buffer path names the file byte for byte, as in node:fs (a name that is not UTF-8)', async (t) => {
+  const dir = tmp()
+  fs.mkdirSync(dir)
+  const name = Buffer.concat([Buffer.from(`${dir}/`), Buffer.from([0x61, 0xff, 0xfe, 0x62])])
+  fs.writeFileSync(name, 'bytes')
+  const fh = await open(name, 'r')
+  t.is((await fh.read(Buffer.alloc(5), 0, 5, 0)).buffer.toString(), 'bytes')
+  await fh.close()
+  // The same bytes in a Uint8Array that is not a Buffer.
+  const u8 = new Uint8Array(name.length + 2).subarray(1, name.length + 1)
+  u8.set(name)
+  const fu = await open(u8 as Buffer, 'r+')
+  await fu.write('BYTES', 0)
+  await fu.close()
+  t.is(fs.readFileSync(name, 'utf8'), 'BYTES')
+  // The name decoded (U+FFFD for the bad bytes) is another name: not found,
+  // on both sides, with the same message.
+  const lossy = name.toString('utf8')
+  const ours = await rejection(t, open(lossy, 'r'))
+  const theirs = await rejection(t, fs.promises.open(lossy, 'r'))
+  t.is(props(ours).code, 'ENOENT')
+  t.is((ours as Error).message, (theirs as Error).message)
+  fs.rmSync(dir, { recursive: true })
+})
+
+test('file: URLs and URL-like objects as node:fs takes them, and its errors for the others', async (t) => {
+  const p = tmp()
+  fs.writeFileSync(p, 'url')
+  const like = { href: pathToFileURL(p).href, protocol: 'file:', hostname: '', pathname: pathToFileURL(p).pathname }
+  const fh = await open(like as unknown as URL, 'r')
+  t.is((await fh.read(Buffer.alloc(3), 0, 3, 0)).buffer.toString(), 'url')
+  await fh.close()
+  for (const bad of [new URL('http://example.com/x'), new URL('file://host/x'), new URL('file:///tmp/%2f')]) {
+    const ours = await rejection(t, open(bad))
+    const theirs = await rejection(t, fs.promises.open(bad))
+    t.is(props(ours).code, props(theirs).code, bad.href)
+    t.is((ours as Error).message, (theirs as Error).message, bad.href)
+    t.is((ours as Error).name, (theirs as Error).name, bad.href)
+  }
+})
+
 test('open applies mode (number and octal string) to created files', async (t) => {
   const p = tmp()
   const fh = await open(p, 'wx', 0o600)

@@ -68,7 +68,8 @@ export interface FastPath {
 export interface NativeRing {
   readonly backend: string
   readonly fallbackReason: string | null
-  open(token: number, path: string, flags: number, mode: number): number
+  /** `path`: a string, or a Buffer whose bytes are the name. */
+  open(token: number, path: string | Buffer, flags: number, mode: number): number
   vectored(token: number, file: number, bufs: ArrayBufferView[], pos: number, write: boolean): number
   append(token: number, file: number, buf: ArrayBufferView, sync: number): number
   sync(token: number, file: number, datasync: boolean): number

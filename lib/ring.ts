@@ -7,7 +7,7 @@ import { invalidArgValue, ringClosed } from './errors'
 import { FileHandle } from './file'
 import { connectOn, listenOn, type ConnectOptions, type ListenOptions, type Listener, type Socket } from './net'
 import type { NativeStats } from './native'
-import { parseFlags, parseMode, validateBoolean, validateInteger, validateObject, validatePath, validateSignal } from './validators'
+import { parseFlags, parseMode, pathText, validateBoolean, validateInteger, validateObject, validatePath, validateSignal } from './validators'
 
 export interface RingOptions {
   /** Submission queue entries, 1 to 32768. Default 256. */
@@ -158,13 +158,14 @@ export class Ring {
         signal = validateSignal(o.signal)
       }
       if (this.#core.closed) return Promise.reject(ringClosed('open'))
-      if (p === '') {
+      const text = pathText(p)
+      if (p.length === 0) {
         // What the kernel answers; no need to ask it.
-        return this.#core.begin(Kinds.K_OPEN, 'open', null, p, undefined, () => -2)
+        return this.#core.begin(Kinds.K_OPEN, 'open', null, text, undefined, () => -2)
       }
       const core = this.#core
-      const factory = (id: number, info: number[]): FileHandle => new FileHandle(this, core, id, info, p)
-      return core.begin(Kinds.K_OPEN, 'open', factory, p, signal, (t) => core.native.open(t, p, f, m))
+      const factory = (id: number, info: number[]): FileHandle => new FileHandle(this, core, id, info, text)
+      return core.begin(Kinds.K_OPEN, 'open', factory, text, signal, (t) => core.native.open(t, p, f, m))
     } catch (e) {
       return Promise.reject(e)
     }

@@ -144,24 +144,34 @@ export function parseMode(value: unknown, def: number): number {
 /** `TypedArray.prototype.includes`, taken at load (as Node's primordials are). */
 const typedArrayIncludes = (Object.getPrototypeOf(Uint8Array.prototype) as Uint8Array).includes
 
-/** A path as Node accepts it: string, Buffer/Uint8Array or file: URL. */
-export function validatePath(value: unknown, name = 'path'): string {
-  let p: string
-  if (typeof value === 'string') p = value
-  else if (value instanceof Uint8Array) {
-    // node:fs looks for NUL bytes with TypedArray.prototype.includes before
-    // anything else; on a detached buffer that throws V8's own TypeError
-    // (no code), which is what node:fs gives, so the same call here.
-    if (typedArrayIncludes.call(value, 0)) {
-      throw invalidArgValue(name, value, 'must be a string, Uint8Array, or URL without null bytes')
-    }
-    p = Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8')
-  } else if (value instanceof URL) {
-    if (value.protocol !== 'file:') throw invalidArgType(name, 'of type string or an instance of Buffer or URL', value)
-    p = fileURLToPath(value)
-  } else throw invalidArgType(name, 'of type string or an instance of Buffer or URL', value)
-  if (p.includes('\u0000')) {
-    throw invalidArgValue(name, value, 'must be a string, Uint8Array, or URL without null bytes')
+/** node:url's test for a URL (or a URL-like object), as node:fs applies it to paths. */
+function isURL(v: unknown): v is URL {
+  const u = v as { href?: unknown; protocol?: unknown; auth?: unknown; path?: unknown } | null | undefined
+  return Boolean(u?.href && u.protocol && u.auth === undefined && u.path === undefined)
+}
+
+/**
+ * A path as node:fs accepts it: a string, a Buffer or Uint8Array (its bytes
+ * are the name, byte for byte, whatever their encoding), or a file: URL
+ * (node:url's fileURLToPath gives the errors of a bad one). Returns the
+ * string, or a Buffer over the caller's bytes (the native call reads them
+ * before it returns).
+ */
+export function validatePath(value: unknown, name = 'path'): string | Buffer {
+  const p = isURL(value) ? fileURLToPath(value) : value
+  if (typeof p === 'string') {
+    if (p.includes('\u0000')) throw invalidArgValue(name, p, 'must be a string, Uint8Array, or URL without null bytes')
+    return p
   }
-  return p
+  if (!(p instanceof Uint8Array)) throw invalidArgType(name, 'of type string or an instance of Buffer or URL', p)
+  // node:fs looks for NUL bytes with TypedArray.prototype.includes before
+  // anything else; on a detached buffer that throws V8's own TypeError
+  // (no code), which is what node:fs gives, so the same call here.
+  if (typedArrayIncludes.call(p, 0)) throw invalidArgValue(name, p, 'must be a string, Uint8Array, or URL without null bytes')
+  return Buffer.isBuffer(p) ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength)
+}
+
+/** A validated path as text, for messages and `err.path` (bytes decoded as UTF-8, as node:fs shows them). */
+export function pathText(p: string | Buffer): string {
+  return typeof p === 'string' ? p : p.toString('utf8')
 }

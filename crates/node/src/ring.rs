@@ -6,7 +6,7 @@
 
 use crate::completion::{self, Tsfn};
 use crate::js;
-use napi::bindgen_prelude::{FromNapiValue, Unknown};
+use napi::bindgen_prelude::{Buffer, Either, FromNapiValue, Unknown};
 use napi::{sys, Env, JsValue, Result};
 use napi_derive::napi;
 use ringline_core::buffer::{AlignedBuf, Registration};
@@ -805,6 +805,16 @@ pub fn views(env: sys::napi_env, arr: sys::napi_value) -> std::result::Result<Ve
     Ok(v)
 }
 
+/// A path from JS as the kernel takes it: a string's UTF-8, or a Buffer's
+/// bytes as they are (a name need not be valid UTF-8). None if it holds a
+/// NUL byte (JS refuses those first).
+pub fn c_path(path: Either<String, Buffer>) -> Option<CString> {
+    match path {
+        Either::A(s) => CString::new(s).ok(),
+        Either::B(b) => CString::new(b.to_vec()).ok(),
+    }
+}
+
 pub fn position(pos: f64) -> u64 {
     if pos < 0.0 {
         CURRENT_POSITION
@@ -981,8 +991,15 @@ impl NativeRing {
     }
 
     #[napi]
-    pub fn open(&self, env: Env, token: u32, path: String, flags: i32, mode: u32) -> i32 {
-        let Ok(path) = CString::new(path) else {
+    pub fn open(
+        &self,
+        env: Env,
+        token: u32,
+        path: Either<String, Buffer>,
+        flags: i32,
+        mode: u32,
+    ) -> i32 {
+        let Some(path) = c_path(path) else {
             return -libc::EINVAL;
         };
         let r = lock(&self.shared.driver).open(token, path, flags, mode);
