@@ -62,6 +62,11 @@ export interface DirectAlignment {
 
 const DEFAULT_READ_SIZE = 16384
 
+/** readv/writev's position as node:fs/promises takes it: a number, or else the current position. */
+function vectorPosition(position: unknown): number {
+  return typeof position === 'number' ? validatePosition(position) : -1
+}
+
 /**
  * A FileHandle that becomes unreachable without close() has its descriptor
  * closed, with the warnings node:fs/promises gives for the same mistake
@@ -172,6 +177,13 @@ export class FileHandle {
         position = o.position
         signal = validateSignal(o.signal)
       }
+      if (buffer.byteLength === 0) {
+        // node:fs/promises: a read of nothing resolves; asking for bytes
+        // into an empty buffer is its own error, before the range checks.
+        const off = offset === undefined || offset === null ? 0 : validateInteger(offset, 'offset', 0)
+        if ((length ?? -off) === 0) return Promise.resolve({ bytesRead: 0, buffer: buffer as T })
+        throw invalidArgValue('buffer', buffer, 'is empty and cannot be written')
+      }
       const [off, len] = validateRange(buffer, offset, length)
       const pos = validatePosition(position)
       const closed = this.#closed('read') ?? this.#alignment('read', pos, len)
@@ -199,8 +211,10 @@ export class FileHandle {
       let position: unknown
       let signal: AbortSignal | undefined
       if (typeof a === 'string') {
-        const enc = c === undefined || c === null ? 'utf8' : c
-        if (typeof enc !== 'string' || !Buffer.isEncoding(enc)) throw invalidArgValue('encoding', c, 'is invalid encoding')
+        // As node:fs/promises: an encoding it does not know (or not a
+        // string) means UTF-8; hex of odd length is refused.
+        const enc = typeof c === 'string' && Buffer.isEncoding(c) ? c : 'utf8'
+        if (enc.toLowerCase() === 'hex' && a.length % 2 !== 0) throw invalidArgValue('encoding', c, `is invalid for data of length ${a.length}`)
         buffer = Buffer.from(a, enc)
         ctx = a
         position = b
@@ -240,7 +254,6 @@ export class FileHandle {
   #vector(buffers: unknown): [BufferLike[], number] {
     if (!Array.isArray(buffers)) throw invalidArgType('buffers', 'an instance of Array', buffers)
     const n = buffers.length
-    if (n === 0) throw invalidArgValue('buffers', buffers, 'must not be empty')
     if (n > 1024) throw invalidArgValue('buffers', `Array(${n})`, 'must hold at most 1024 buffers')
     const copy: BufferLike[] = new Array<BufferLike>(n)
     let total = 0
@@ -260,9 +273,11 @@ export class FileHandle {
   readv<T extends BufferLike[]>(buffers: T, position?: Position): Promise<ReadvResult<T>> {
     try {
       const [bufs, total] = this.#vector(buffers)
-      const pos = validatePosition(position)
+      const pos = vectorPosition(position)
       const err = this.#closed('read') ?? this.#alignment('read', pos, total)
       if (err) return Promise.reject(err)
+      // What node:fs gives: libuv refuses a read into no buffers.
+      if (bufs.length === 0) return Promise.reject(systemError(-22, 'read'))
       const id = this.#id
       const native = this.#core.native
       return this.#core.begin(K_READV, 'read', buffers, undefined, undefined, (t) => native.vectored(t, id, bufs, pos, false), bufs)
@@ -275,9 +290,10 @@ export class FileHandle {
   writev<T extends BufferLike[]>(buffers: T, position?: Position): Promise<WritevResult<T>> {
     try {
       const [bufs, total] = this.#vector(buffers)
-      const pos = validatePosition(position)
+      const pos = vectorPosition(position)
       const err = this.#closed('write') ?? this.#alignment('write', pos, total)
       if (err) return Promise.reject(err)
+      if (bufs.length === 0) return Promise.resolve({ bytesWritten: 0, buffers })
       const id = this.#id
       const native = this.#core.native
       return this.#core.begin(K_WRITEV, 'write', buffers, undefined, undefined, (t) => native.vectored(t, id, bufs, pos, true), bufs)
@@ -362,29 +378,41 @@ export class FileHandle {
 
   /** fdatasync(2). */
   datasync(): Promise<void> {
-    const err = this.#closed('fdatasync')
-    if (err) return Promise.reject(err)
-    const id = this.#id
-    const native = this.#core.native
-    return this.#core.begin(K_VOID, 'fdatasync', undefined, undefined, undefined, (t) => native.sync(t, id, true))
+    try {
+      const err = this.#closed('fdatasync')
+      if (err) return Promise.reject(err)
+      const id = this.#id
+      const native = this.#core.native
+      return this.#core.begin(K_VOID, 'fdatasync', undefined, undefined, undefined, (t) => native.sync(t, id, true))
+    } catch (e) {
+      return Promise.reject(e)
+    }
   }
 
   /** fsync(2). */
   sync(): Promise<void> {
-    const err = this.#closed('fsync')
-    if (err) return Promise.reject(err)
-    const id = this.#id
-    const native = this.#core.native
-    return this.#core.begin(K_VOID, 'fsync', undefined, undefined, undefined, (t) => native.sync(t, id, false))
+    try {
+      const err = this.#closed('fsync')
+      if (err) return Promise.reject(err)
+      const id = this.#id
+      const native = this.#core.native
+      return this.#core.begin(K_VOID, 'fsync', undefined, undefined, undefined, (t) => native.sync(t, id, false))
+    } catch (e) {
+      return Promise.reject(e)
+    }
   }
 
   /** statx(2) of the open file, as fs.Stats. */
   stat(): Promise<Stats> {
-    const err = this.#closed('fstat')
-    if (err) return Promise.reject(err)
-    const id = this.#id
-    const native = this.#core.native
-    return this.#core.begin(K_STAT, 'fstat', undefined, undefined, undefined, (t) => native.stat(t, id))
+    try {
+      const err = this.#closed('fstat')
+      if (err) return Promise.reject(err)
+      const id = this.#id
+      const native = this.#core.native
+      return this.#core.begin(K_STAT, 'fstat', undefined, undefined, undefined, (t) => native.stat(t, id))
+    } catch (e) {
+      return Promise.reject(e)
+    }
   }
 
   /** Truncates (or extends with zeros) to `len` bytes; negative means 0, as in node:fs. */
@@ -409,7 +437,9 @@ export class FileHandle {
    * promise resolves. Calls made after close() reject with EBADF. Closing
    * twice returns the same promise.
    */
-  close(): Promise<void> {
+  // An own property bound to its handle, as node:fs/promises' FileHandle
+  // has it: `const { close } = fh; close()` closes fh.
+  readonly close = (): Promise<void> => {
     if (this.#closing !== null) return this.#closing
     unclosedHandles.unregister(this)
     if (this.#core.closed) {

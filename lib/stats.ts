@@ -1,6 +1,6 @@
 // Stats of an open file, shaped like node:fs Stats.
 
-import { constants } from 'node:fs'
+import { constants, Stats as NodeStats } from 'node:fs'
 
 const { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO, S_IFSOCK, S_IFBLK, S_IFCHR } = constants
 
@@ -56,3 +56,8 @@ export class Stats {
   isBlockDevice(): boolean { return (this.mode & S_IFMT) === S_IFBLK }
   isCharacterDevice(): boolean { return (this.mode & S_IFMT) === S_IFCHR }
 }
+
+// Instances pass `instanceof fs.Stats` (and inherit whatever node:fs adds to
+// its prototype), as code that checks what node:fs returned expects. Taken
+// at load, so a patched fs changes nothing here.
+Object.setPrototypeOf(Stats.prototype, NodeStats.prototype)
