@@ -579,7 +579,8 @@ export class RingCore {
         resolve({ bytesWritten: result, buffers: op.ctx })
         break
       case K_STAT:
-        resolve(new Stats(extra as Float64Array))
+        // ctx: another shape of the record (BigIntStats), or none.
+        resolve(op.ctx === undefined ? new Stats(extra as Float64Array) : (op.ctx as (f: Float64Array) => unknown)(extra as Float64Array))
         break
       case K_SOCKET:
         resolve((op.ctx as (id: number) => unknown)(result))

@@ -15,7 +15,8 @@ export interface SystemError extends Error {
   path?: string
 }
 
-function withCode<E extends Error>(err: E, code: string): E & { code: string } {
+/** `err` with node's `code` (and its stack's first line, "TypeError [ERR_X]: ...", as node prints it). */
+export function withCode<E extends Error>(err: E, code: string): E & { code: string } {
   const e = err as E & { code: string }
   e.code = code
   // Node prints "TypeError [ERR_X]: ..." from the stack; match it.

@@ -2,8 +2,14 @@
 // node:fs/promises FileHandle (signatures, results, errors), plus
 // readMany (one batch, one promise) and append (write + linked sync).
 
+import { EventEmitter } from 'node:events'
+import * as readline from 'node:readline'
 import { Kinds, type RingCore, type ReadResult, type WriteResult, type ReadvResult, type WritevResult } from './core'
-import { systemError, invalidArgType, invalidArgValue, type SystemError } from './errors'
+import { systemError, invalidArgType, invalidArgValue, withCode, type SystemError } from './errors'
+import { getOptions, type WholeFileOptions } from './fs/options'
+import { readFileHandle } from './fs/read-file'
+import { writeFileData, writeFileHandle, type WriteFileIterable } from './fs/write-file'
+import { createReadStream, createWriteStream, type ReadStreamOptions, type WriteStreamOptions } from './fs/streams'
 import {
   validateBuffer,
   validateInteger,
@@ -15,10 +21,16 @@ import {
   type BufferLike,
   type Position,
 } from './validators'
-import type { Stats } from './stats'
+import { BigIntStats, type Stats } from './stats'
 import type { Ring } from './ring'
+import type { ReadStream, WriteStream } from 'node:fs'
+import type { ReadableStream } from 'node:stream/web'
 
 const { K_VOID, K_WRITE, K_READV, K_WRITEV, K_STAT } = Kinds
+
+// Taken at load, like everything ringline takes from Node.
+const WebReadableStream = globalThis.ReadableStream
+const { createInterface } = readline
 
 export interface ReadOptions<T extends BufferLike = Buffer> {
   buffer?: T
@@ -88,8 +100,25 @@ const unclosedHandles = new FinalizationRegistry<{ core: RingCore; id: number; f
   }
 })
 
-/** An open file of a Ring. */
-export class FileHandle {
+/** Options of FileHandle.stat(). */
+export interface StatOptions {
+  /** Numbers as bigint, with nanosecond times (`BigIntStats`). */
+  bigint?: boolean
+}
+
+/** Options of FileHandle.readableWebStream(). */
+export interface ReadableWebStreamOptions {
+  /** `'bytes'`: a byte stream (BYOB readers read into their own buffers). */
+  type?: 'bytes'
+}
+
+const makeBigIntStats = (f: Float64Array): BigIntStats => new BigIntStats(f)
+
+/**
+ * An open file of a Ring. An EventEmitter, as node:fs/promises' FileHandle
+ * is: it emits `'close'` when `close()` is called.
+ */
+export class FileHandle extends EventEmitter {
   /** The Ring this file was opened on (held, so the Ring stays open while the handle is reachable). */
   readonly ring: Ring
   #core: RingCore
@@ -98,9 +127,11 @@ export class FileHandle {
   #path: string
   #direct: DirectAlignment | null
   #closing: Promise<void> | null = null
+  #webStreamLocked = false
 
   /** @internal Created by `open()`. */
   constructor(ring: Ring, core: RingCore, id: number, info: number[], path: string) {
+    super()
     this.ring = ring
     this.#core = core
     this.#id = id
@@ -403,16 +434,129 @@ export class FileHandle {
   }
 
   /** statx(2) of the open file, as fs.Stats. */
-  stat(): Promise<Stats> {
+  stat(options?: StatOptions & { bigint?: false }): Promise<Stats>
+  stat(options: StatOptions & { bigint: true }): Promise<BigIntStats>
+  stat(options?: StatOptions): Promise<Stats | BigIntStats>
+  stat(options?: StatOptions): Promise<Stats | BigIntStats> {
     try {
       const err = this.#closed('fstat')
       if (err) return Promise.reject(err)
       const id = this.#id
       const native = this.#core.native
-      return this.#core.begin(K_STAT, 'fstat', undefined, undefined, undefined, (t) => native.stat(t, id))
+      const shape = options?.bigint ? makeBigIntStats : undefined
+      return this.#core.begin(K_STAT, 'fstat', shape, undefined, undefined, (t) => native.stat(t, id))
     } catch (e) {
       return Promise.reject(e)
     }
+  }
+
+  /**
+   * The rest of the file from the file position, like node:fs/promises
+   * `filehandle.readFile(options)`: a Buffer, or a string with `encoding`
+   * (or an encoding string as the options); `signal` stops it between reads.
+   */
+  readFile(options?: { encoding?: null; signal?: AbortSignal } | null): Promise<Buffer>
+  readFile(options: { encoding: BufferEncoding; signal?: AbortSignal } | BufferEncoding): Promise<string>
+  readFile(options?: WholeFileOptions | BufferEncoding | null): Promise<string | Buffer>
+  readFile(options?: WholeFileOptions | BufferEncoding | null): Promise<string | Buffer> {
+    try {
+      const err = this.#closed('read')
+      if (err) return Promise.reject(err)
+      const o = getOptions(options, { flag: 'r' })
+      return readFileHandle(this, o.signal, (o.encoding ?? undefined) as BufferEncoding | undefined)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /**
+   * Writes `data` (a string, a view, or an iterable or async iterable of
+   * them) at the file position, all of it, like node:fs/promises
+   * `filehandle.writeFile(data, options)`.
+   */
+  writeFile(data: string | ArrayBufferView | WriteFileIterable, options?: WholeFileOptions | BufferEncoding | null): Promise<void> {
+    try {
+      const err = this.#closed('write')
+      if (err) return Promise.reject(err)
+      const o = getOptions(options, { encoding: 'utf8', mode: 0o666, flag: 'w', flush: false })
+      if (o.flush !== undefined && typeof o.flush !== 'boolean') throw invalidArgType('options.flush', 'of type boolean', o.flush)
+      const bytes = writeFileData(data, o.encoding)
+      validateSignal(o.signal)
+      return writeFileHandle(this, bytes, o.signal, o.encoding)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /** As node:fs/promises `filehandle.appendFile`: writeFile at the file position (the end, for a file opened with 'a'). */
+  appendFile(data: string | ArrayBufferView | WriteFileIterable, options?: WholeFileOptions | BufferEncoding | null): Promise<void> {
+    return this.writeFile(data, options)
+  }
+
+  /** A node:fs ReadStream over this file, driven by ringline reads (node:fs's options: start, end, highWaterMark, encoding, ...). */
+  createReadStream(options?: ReadStreamOptions): ReadStream {
+    return createReadStream(this, options)
+  }
+
+  /** A node:fs WriteStream over this file, driven by ringline writes. */
+  createWriteStream(options?: WriteStreamOptions): WriteStream {
+    return createWriteStream(this, options)
+  }
+
+  /** The file's lines, as node:fs/promises `filehandle.readLines()`: a readline Interface over createReadStream(options). */
+  readLines(options?: ReadStreamOptions): readline.Interface {
+    return createInterface({ input: this.createReadStream(options), crlfDelay: Infinity })
+  }
+
+  /**
+   * A web ReadableStream of the file from the file position, as
+   * node:fs/promises `filehandle.readableWebStream()` gives it: ArrayBuffer
+   * chunks, or with `{ type: 'bytes' }` a byte stream of Uint8Arrays; one
+   * per handle, and not once the handle is closing.
+   */
+  readableWebStream(options: ReadableWebStreamOptions = {}): ReadableStream<Uint8Array | ArrayBuffer> {
+    if (this.#closing !== null || this.#core.closed) throw withCode(new Error('Invalid state: The FileHandle is closed'), 'ERR_INVALID_STATE')
+    if (this.#webStreamLocked) throw withCode(new Error('Invalid state: The FileHandle is locked'), 'ERR_INVALID_STATE')
+    validateObject(options, 'options')
+    if (options.type !== undefined && typeof options.type !== 'string') throw invalidArgType('options.type', 'of type string', options.type)
+    this.#webStreamLocked = true
+    const unlock = (): void => {
+      this.#webStreamLocked = false
+    }
+    if (options.type === 'bytes') {
+      return new WebReadableStream({
+        type: 'bytes',
+        autoAllocateChunkSize: 16384,
+        pull: async (controller) => {
+          const view = controller.byobRequest!.view!
+          const { bytesRead } = await this.read(view as Uint8Array, 0, view.byteLength, null)
+          if (bytesRead === 0) {
+            unlock()
+            controller.close()
+          }
+          controller.byobRequest!.respond(bytesRead)
+        },
+        cancel: unlock,
+      }) as unknown as ReadableStream<Uint8Array | ArrayBuffer>
+    }
+    return new WebReadableStream<ArrayBuffer>({
+      pull: async (controller) => {
+        const { bytesRead, buffer } = await this.read(Buffer.allocUnsafe(65536), 0, 65536, null)
+        if (bytesRead === 0) {
+          unlock()
+          controller.close()
+        } else {
+          // ArrayBuffer chunks, as node's default (non-byte) stream gives.
+          controller.enqueue(buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + bytesRead) as ArrayBuffer)
+        }
+      },
+      cancel: unlock,
+    }) as unknown as ReadableStream<Uint8Array | ArrayBuffer>
+  }
+
+  /** `await using fh = await open(...)` closes it at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close()
   }
 
   /** Truncates (or extends with zeros) to `len` bytes; negative means 0, as in node:fs. */
@@ -453,6 +597,7 @@ export class FileHandle {
     // Ops still waiting for bounce memory are submitted before the close.
     const waiting = core.whenUnparked(id)
     this.#closing = waiting === null ? go() : waiting.then(go)
+    this.emit('close')
     return this.#closing
   }
 }

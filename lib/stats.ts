@@ -57,6 +57,74 @@ export class Stats {
   isCharacterDevice(): boolean { return (this.mode & S_IFMT) === S_IFCHR }
 }
 
+/**
+ * The result of `stat({ bigint: true })`: node:fs's BigIntStats, every
+ * number a bigint, with nanosecond times (`atimeNs`, ...).
+ */
+export class BigIntStats {
+  readonly dev: bigint
+  readonly ino: bigint
+  readonly mode: bigint
+  readonly nlink: bigint
+  readonly uid: bigint
+  readonly gid: bigint
+  readonly rdev: bigint
+  readonly size: bigint
+  readonly blksize: bigint
+  readonly blocks: bigint
+  readonly atimeMs: bigint
+  readonly mtimeMs: bigint
+  readonly ctimeMs: bigint
+  readonly birthtimeMs: bigint
+  readonly atimeNs: bigint
+  readonly mtimeNs: bigint
+  readonly ctimeNs: bigint
+  readonly birthtimeNs: bigint
+  readonly atime: Date
+  readonly mtime: Date
+  readonly ctime: Date
+  readonly birthtime: Date
+
+  /** @internal `f` is the native record: see stat_fields in crates/node. */
+  constructor(f: Float64Array) {
+    this.dev = BigInt(f[0])
+    this.ino = BigInt(f[1])
+    this.mode = BigInt(f[2])
+    this.nlink = BigInt(f[3])
+    this.uid = BigInt(f[4])
+    this.gid = BigInt(f[5])
+    this.rdev = BigInt(f[6])
+    this.size = BigInt(f[7])
+    this.blksize = BigInt(f[8])
+    this.blocks = BigInt(f[9])
+    const ns = (i: number): bigint => BigInt(f[i]) * 1_000_000_000n + BigInt(f[i + 1])
+    this.atimeNs = ns(10)
+    this.mtimeNs = ns(12)
+    this.ctimeNs = ns(14)
+    this.birthtimeNs = ns(16)
+    this.atimeMs = this.atimeNs / 1_000_000n
+    this.mtimeMs = this.mtimeNs / 1_000_000n
+    this.ctimeMs = this.ctimeNs / 1_000_000n
+    this.birthtimeMs = this.birthtimeNs / 1_000_000n
+    this.atime = new Date(Number(this.atimeMs))
+    this.mtime = new Date(Number(this.mtimeMs))
+    this.ctime = new Date(Number(this.ctimeMs))
+    this.birthtime = new Date(Number(this.birthtimeMs))
+  }
+
+  #is(type: number): boolean {
+    return (this.mode & BigInt(S_IFMT)) === BigInt(type)
+  }
+
+  isFile(): boolean { return this.#is(S_IFREG) }
+  isDirectory(): boolean { return this.#is(S_IFDIR) }
+  isSymbolicLink(): boolean { return this.#is(S_IFLNK) }
+  isFIFO(): boolean { return this.#is(S_IFIFO) }
+  isSocket(): boolean { return this.#is(S_IFSOCK) }
+  isBlockDevice(): boolean { return this.#is(S_IFBLK) }
+  isCharacterDevice(): boolean { return this.#is(S_IFCHR) }
+}
+
 // Instances pass `instanceof fs.Stats` (and inherit whatever node:fs adds to
 // its prototype), as code that checks what node:fs returned expects. Taken
 // at load, so a patched fs changes nothing here.

@@ -3,7 +3,7 @@
 // anything is submitted (DESIGN.md invariant 5).
 
 import { constants } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import * as url from 'node:url'
 import { invalidArgType, invalidArgValue, outOfRange } from './errors'
 
 /** Buffer, TypedArray or DataView: what the I/O functions accept. */
@@ -143,6 +143,9 @@ export function parseMode(value: unknown, def: number): number {
 
 /** `TypedArray.prototype.includes`, taken at load (as Node's primordials are). */
 const typedArrayIncludes = (Object.getPrototypeOf(Uint8Array.prototype) as Uint8Array).includes
+
+// Taken at load: a program that patches node:url changes nothing here.
+const { fileURLToPath } = url
 
 /** node:url's test for a URL (or a URL-like object), as node:fs applies it to paths. */
 function isURL(v: unknown): v is URL {
