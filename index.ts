@@ -22,6 +22,6 @@ export {
   type AddressInfo,
   type NetError,
 } from './lib/net'
-export { Stats } from './lib/stats'
+export { Stats, BigIntStats } from './lib/stats'
 export { AbortError, type SystemError } from './lib/errors'
 export type { BufferLike, Position } from './lib/validators'

@@ -165,7 +165,8 @@ test('bad input is rejected with Node-style errors and nothing is submitted', as
     { name: 'write(buf, offset past the end)', mode: A, call: () => fh.write(buf, 11, 0), cls: RangeError, code: RANGE },
     { name: 'write(buf, {position: -5})', mode: A, call: () => fh.write(buf, { position: -5 }), cls: RangeError, code: RANGE },
     { name: 'write(buf, {offset: 0.5})', mode: A, call: () => fh.write(buf, { offset: 0.5 }), cls: RangeError, code: RANGE },
-    { name: "write(string, 0, 'bogus')", mode: A, call: () => loose(fh.write, fh, 'x', 0, 'bogus'), cls: TypeError, code: VALUE },
+    // An unknown encoding means UTF-8, as in node:fs (node-semantics.spec.ts); odd-length hex is refused.
+    { name: "write('abc', 0, 'hex')", mode: A, call: () => loose(fh.write, fh, 'abc', 0, 'hex'), cls: TypeError, code: VALUE },
     { name: 'write(string, position 1.5)', mode: A, call: () => fh.write('x', 1.5), cls: RangeError, code: RANGE },
     { name: "write(string, position '3')", mode: A, call: () => loose(fh.write, fh, 'x', '3'), cls: TypeError, code: TYPE },
     { name: 'write(detached buffer)', mode: A, call: () => fh.write(detached()), cls: TypeError, code: VALUE },
@@ -176,7 +177,8 @@ test('bad input is rejected with Node-style errors and nothing is submitted', as
     { name: "readv('x')", mode: A, call: () => loose(fh.readv, fh, 'x'), cls: TypeError, code: TYPE },
     { name: 'readv(buffer, not an array)', mode: A, call: () => loose(fh.readv, fh, buf), cls: TypeError, code: TYPE },
     { name: 'readv(array-like object)', mode: A, call: () => loose(fh.readv, fh, { 0: buf, length: 1 }), cls: TypeError, code: TYPE },
-    { name: 'readv([])', mode: A, call: () => fh.readv([]), cls: TypeError, code: VALUE },
+    // What node:fs gives: libuv refuses a read into no buffers.
+    { name: 'readv([])', mode: A, call: () => fh.readv([]), cls: Error, code: 'EINVAL', syscall: 'read', errno: -22 },
     { name: "readv([buf, 'x'])", mode: A, call: () => loose(fh.readv, fh, [buf, 'x']), cls: TypeError, code: TYPE },
     { name: 'readv([buf], position -2)', mode: A, call: () => fh.readv([buf], -2), cls: RangeError, code: RANGE },
     { name: 'readv([detached])', mode: A, call: () => fh.readv([detached()]), cls: TypeError, code: VALUE },

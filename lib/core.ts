@@ -75,6 +75,8 @@ class Op {
   aborted = false
   signal: AbortSignal | undefined = undefined
   onAbort: (() => void) | undefined = undefined
+  /** The second path of a two-path call, for its errors (`dest`). */
+  dest: string | undefined = undefined
   constructor(
     readonly kind: number,
     readonly syscall: string,
@@ -199,10 +201,12 @@ export class RingCore {
     signal: AbortSignal | undefined,
     submit: (token: number) => number,
     bufs: unknown = ctx,
+    dest?: string,
   ): Promise<T> {
     if (signal?.aborted) return Promise.reject(new AbortError(undefined, { cause: signal.reason }))
     const token = this.token()
     const op = new Op(kind, syscall, ctx, path)
+    op.dest = dest
     const p = this.pending<T>(token, op)
     this.bufs[token] = bufs
     const status = this.parked.length > 0 ? WAIT_FOR_MEMORY : submit(token)
@@ -225,7 +229,7 @@ export class RingCore {
   private commit<T>(token: number, op: Op, status: number, signal: AbortSignal | undefined, p: Promise<T>): Promise<T> {
     if (status < 0) {
       if (this.ops[token] === op) this.release(token)
-      op.reject(systemError(status, op.syscall, op.path))
+      op.reject(systemError(status, op.syscall, op.path, undefined, op.dest))
       return p
     }
     if (signal !== undefined && this.ops[token] === op) this.watch(token, op, signal)
@@ -561,7 +565,7 @@ export class RingCore {
       // The kernel did not run it because the signal fired: AbortError.
       // An op that ran anyway reports what it did (below, or its error).
       if (op.aborted && result === ECANCELED) op.reject(new AbortError(undefined, { cause: op.signal?.reason }))
-      else op.reject(systemError(result, op.syscall, op.path))
+      else op.reject(systemError(result, op.syscall, op.path, undefined, op.dest))
       return
     }
     const resolve = op.resolve as (v: unknown) => void

@@ -13,6 +13,8 @@ export interface SystemError extends Error {
   errno: number
   syscall: string
   path?: string
+  /** The second path of a two-path call (rename, link, symlink, copyFile). */
+  dest?: string
 }
 
 /** `err` with node's `code` (and its stack's first line, "TypeError [ERR_X]: ...", as node prints it). */
@@ -62,16 +64,18 @@ const systemErrors = getSystemErrorMap()
  * A system error for a negative errno from the kernel, shaped like Node's:
  * `ENOENT: no such file or directory, open '/x'`.
  */
-export function systemError(errno: number, syscall: string, path?: string, detail?: string): SystemError {
+export function systemError(errno: number, syscall: string, path?: string, detail?: string, dest?: string): SystemError {
   const neg = errno > 0 ? -errno : errno
   const [code, description] = systemErrors.get(neg) ?? [`Unknown system error ${neg}`, 'unknown error']
   let message = `${code}: ${detail ?? description}, ${syscall}`
   if (path !== undefined) message += ` '${path}'`
+  if (dest !== undefined) message += ` -> '${dest}'`
   const err = new Error(message) as SystemError
   err.errno = neg
   err.code = code
   err.syscall = syscall
   if (path !== undefined) err.path = path
+  if (dest !== undefined) err.dest = dest
   return err
 }
 

@@ -74,6 +74,8 @@ export interface NativeRing {
   append(token: number, file: number, buf: ArrayBufferView, sync: number): number
   sync(token: number, file: number, datasync: boolean): number
   stat(token: number, file: number): number
+  /** An op on names: `code` from PATH_OPS; `b` the second path of rename, symlink, link; `mode` for mkdir. */
+  pathOp(token: number, code: number, a: string | Buffer, b: string | Buffer | null, mode: number): number
   truncate(token: number, file: number, len: number): number
   closeFile(token: number, file: number): number
   cancel(token: number): boolean
@@ -104,3 +106,6 @@ export interface NativeRingConstructor {
 }
 
 export const { NativeRing } = loadNative<{ NativeRing: NativeRingConstructor }>()
+
+/** The codes of NativeRing.pathOp (crates/node/src/ring.rs `path_op`). */
+export const PATH_OPS = { stat: 0, lstat: 1, unlink: 2, rmdir: 3, rename: 4, mkdir: 5, symlink: 6, link: 7 } as const

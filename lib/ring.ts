@@ -5,6 +5,7 @@ import { constants } from 'node:fs'
 import { Kinds, RingCore } from './core'
 import { invalidArgValue, ringClosed } from './errors'
 import { FileHandle } from './file'
+import { RingFs } from './fs/paths'
 import { connectOn, listenOn, type ConnectOptions, type ListenOptions, type Listener, type Socket } from './net'
 import type { NativeStats } from './native'
 import { parseFlags, parseMode, pathText, validateBoolean, validateInteger, validateObject, validatePath, validateSignal } from './validators'
@@ -101,6 +102,8 @@ function flagOption(o: Record<string, unknown>, key: string, def: boolean): bool
 
 export class Ring {
   readonly #core: RingCore
+  /** node:fs/promises functions on this ring (`ringline/fs` has them on the default ring). */
+  readonly fs: RingFs
   readonly #completion: 'thread' | 'loop'
 
   constructor(options?: RingOptions) {
@@ -119,6 +122,7 @@ export class Ring {
       backend: backendOption(o),
       fileThreads: option(o, 'fileThreads', 1, 1024, 16),
     })
+    this.fs = new RingFs(this, this.#core)
     unclosed.register(this, this.#core, this)
   }
 

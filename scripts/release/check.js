@@ -95,18 +95,24 @@ function elfSections(file) {
   return names
 }
 
-/** What the root tarball must hold: dist/ built from index.ts and lib/*.ts, and nothing else. */
+/** What the root tarball must hold: dist/ built from index.ts, fs.ts and lib/**/*.ts, and nothing else. */
 function expectedRootFiles() {
-  const lib = fs.readdirSync(path.join(root, 'lib')).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
+  const sources = []
+  const walk = (dir) => {
+    for (const e of fs.readdirSync(path.join(root, dir), { withFileTypes: true })) {
+      const rel = `${dir}/${e.name}`
+      if (e.isDirectory()) walk(rel)
+      else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) sources.push(rel.replace(/\.ts$/, ''))
+    }
+  }
+  walk('lib')
+  const entries = ['index', 'fs']
   return [
     'LICENSE',
     'README.md',
     'package.json',
-    'dist/index.js',
-    'dist/index.d.ts',
-    'dist/index.mjs',
-    'dist/index.d.mts',
-    ...lib.flatMap((f) => [`dist/lib/${f.replace(/\.ts$/, '.js')}`, `dist/lib/${f.replace(/\.ts$/, '.d.ts')}`]),
+    ...entries.flatMap((e) => [`dist/${e}.js`, `dist/${e}.d.ts`, `dist/${e}.mjs`, `dist/${e}.d.mts`]),
+    ...sources.flatMap((f) => [`dist/${f}.js`, `dist/${f}.d.ts`]),
   ].sort()
 }
 
@@ -158,7 +164,7 @@ async function main() {
     const rootPack = await pack(staged.root, tarballs, env)
     const platPack = await pack(platform.staged, tarballs, env)
 
-    sameList(rootPack.files, expectedRootFiles(), `${manifest.name} holds dist/, README.md, LICENSE, package.json and nothing else`)
+    sameList(rootPack.files, expectedRootFiles(), `${manifest.name} holds dist/ (index, fs, lib/), README.md, LICENSE, package.json and nothing else`)
     sameList(platPack.files, ['LICENSE', 'README.md', 'package.json', platform.file].sort(), `${platform.packageName} holds ${platform.file}, README.md, LICENSE, package.json`)
     const sections = elfSections(path.join(platform.staged, platform.file))
     if (sections !== null) {

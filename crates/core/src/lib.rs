@@ -10,6 +10,6 @@ pub mod net;
 pub mod op;
 pub mod slab;
 
-pub use driver::{Done, Driver, DriverConfig, Payload, Stats, UserBuf};
+pub use driver::{Done, Driver, DriverConfig, PathOp, Payload, Stats, UserBuf};
 pub use file_table::FileId;
 pub use op::{SyncKind, CURRENT_POSITION};

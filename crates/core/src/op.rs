@@ -117,6 +117,38 @@ pub enum Op {
         target: Target,
         len: u64,
     },
+    /// `statx` of a path (relative to the working directory);
+    /// `AT_SYMLINK_NOFOLLOW` in `flags` for lstat.
+    StatPath {
+        path: *const libc::c_char,
+        flags: i32,
+        out: *mut Statx,
+    },
+    /// `unlinkat(AT_FDCWD, path, flags)`: `AT_REMOVEDIR` removes a directory.
+    Unlink {
+        path: *const libc::c_char,
+        flags: i32,
+    },
+    /// `renameat(AT_FDCWD, from, AT_FDCWD, to)`.
+    Rename {
+        from: *const libc::c_char,
+        to: *const libc::c_char,
+    },
+    /// `mkdirat(AT_FDCWD, path, mode)`.
+    Mkdir {
+        path: *const libc::c_char,
+        mode: u32,
+    },
+    /// `symlinkat(target, AT_FDCWD, path)`: `path` becomes a link to `target`.
+    Symlink {
+        target: *const libc::c_char,
+        path: *const libc::c_char,
+    },
+    /// `linkat(AT_FDCWD, from, AT_FDCWD, to, 0)`: a hard link.
+    Link {
+        from: *const libc::c_char,
+        to: *const libc::c_char,
+    },
     /// Cancel the op submitted with this user data.
     Cancel {
         user_data: u64,

@@ -6,7 +6,7 @@
 mod common;
 use common::Eng;
 
-use ringline_core::driver::{Done, Driver, DriverConfig, Payload, UserBuf};
+use ringline_core::driver::{Done, Driver, DriverConfig, PathOp, Payload, UserBuf};
 use ringline_core::{FileId, SyncKind, CURRENT_POSITION};
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -285,6 +285,179 @@ fn closing_a_file_lets_its_writes_land_first(eng: Eng) {
     assert_eq!(d.pending(), 0);
     let st = d.stats();
     assert_eq!(st.submitted, st.completed, "a deferred close counts once");
+}
+
+/// Runs one path op to its end; returns its result and stat payload.
+fn path_op(d: &mut Driver, op: PathOp) -> (i64, Option<u32>) {
+    d.path_op(7000, op).unwrap();
+    let done = settle(d, &[7000], vec![]).remove(&7000).unwrap();
+    let mode = match done.payload {
+        Payload::Stat(s) => Some(u32::from(s.stx_mode)),
+        _ => None,
+    };
+    (done.result, mode)
+}
+
+fn path_ops_make_look_at_and_remove_names(eng: Eng) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = driver(eng, 8);
+    let p = |name: &str| cpath(&dir.path().join(name));
+    let kind = |m: Option<u32>| m.map(|m| m & libc::S_IFMT);
+    let neg = |e: i32| -i64::from(e);
+
+    assert_eq!(
+        path_op(
+            &mut d,
+            PathOp::Mkdir {
+                path: p("d"),
+                mode: 0o750
+            }
+        )
+        .0,
+        0
+    );
+    let (r, m) = path_op(
+        &mut d,
+        PathOp::Stat {
+            path: p("d"),
+            follow: true,
+        },
+    );
+    assert_eq!((r, kind(m)), (0, Some(libc::S_IFDIR)));
+    assert_eq!(m.unwrap() & 0o777, 0o750 & !umask());
+    assert_eq!(
+        path_op(
+            &mut d,
+            PathOp::Mkdir {
+                path: p("d"),
+                mode: 0o750
+            }
+        )
+        .0,
+        neg(libc::EEXIST)
+    );
+
+    std::fs::write(dir.path().join("d/f"), b"data").unwrap();
+    assert_eq!(
+        path_op(
+            &mut d,
+            PathOp::Symlink {
+                target: p("d/f"),
+                path: p("s")
+            }
+        )
+        .0,
+        0
+    );
+    let (_, m) = path_op(
+        &mut d,
+        PathOp::Stat {
+            path: p("s"),
+            follow: false,
+        },
+    );
+    assert_eq!(kind(m), Some(libc::S_IFLNK), "lstat sees the link");
+    let (_, m) = path_op(
+        &mut d,
+        PathOp::Stat {
+            path: p("s"),
+            follow: true,
+        },
+    );
+    assert_eq!(kind(m), Some(libc::S_IFREG), "stat follows it");
+
+    assert_eq!(
+        path_op(
+            &mut d,
+            PathOp::Link {
+                from: p("d/f"),
+                to: p("h")
+            }
+        )
+        .0,
+        0
+    );
+    assert_eq!(std::fs::read(dir.path().join("h")).unwrap(), b"data");
+    assert_eq!(
+        path_op(
+            &mut d,
+            PathOp::Rename {
+                from: p("h"),
+                to: p("h2")
+            }
+        )
+        .0,
+        0
+    );
+    assert!(!dir.path().join("h").exists() && dir.path().join("h2").exists());
+
+    assert_eq!(
+        path_op(
+            &mut d,
+            PathOp::Unlink {
+                path: p("d"),
+                dir: true
+            }
+        )
+        .0,
+        neg(libc::ENOTEMPTY)
+    );
+    assert_eq!(
+        path_op(
+            &mut d,
+            PathOp::Unlink {
+                path: p("d"),
+                dir: false
+            }
+        )
+        .0,
+        neg(libc::EISDIR)
+    );
+    for name in ["d/f", "s", "h2"] {
+        assert_eq!(
+            path_op(
+                &mut d,
+                PathOp::Unlink {
+                    path: p(name),
+                    dir: false
+                }
+            )
+            .0,
+            0,
+            "{name}"
+        );
+    }
+    assert_eq!(
+        path_op(
+            &mut d,
+            PathOp::Unlink {
+                path: p("d"),
+                dir: true
+            }
+        )
+        .0,
+        0
+    );
+    let (r, m) = path_op(
+        &mut d,
+        PathOp::Stat {
+            path: p("d"),
+            follow: true,
+        },
+    );
+    assert_eq!(
+        (r, m),
+        (neg(libc::ENOENT), None),
+        "no stat payload for an error"
+    );
+    assert_eq!(d.pending(), 0);
+}
+
+/// The process's umask, read without changing it (other tests run at once).
+fn umask() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
+    u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
 }
 
 fn cancel_settles_one_op_and_frees_it_when_the_kernel_lets_go(eng: Eng) {
@@ -648,4 +821,5 @@ per_engine!(
     open_errors_are_negative_errno,
     vectored_round_trip_with_user_buffers,
     a_refused_append_leaves_later_appends_right,
+    path_ops_make_look_at_and_remove_names,
 );

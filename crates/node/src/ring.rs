@@ -13,7 +13,7 @@ use ringline_core::buffer::{AlignedBuf, Registration};
 use ringline_core::driver::{Done, Driver, DriverConfig, NetConfig, Payload, UserBuf};
 use ringline_core::engine::{select, Backend, Engine, EngineConfig};
 use ringline_core::op::{Cqe, Statx};
-use ringline_core::{FileId, SyncKind, CURRENT_POSITION};
+use ringline_core::{FileId, PathOp, SyncKind, CURRENT_POSITION};
 use std::ffi::{c_void, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
@@ -815,6 +815,40 @@ pub fn c_path(path: Either<String, Buffer>) -> Option<CString> {
     }
 }
 
+/// The PathOp of `code` (lib/native.ts `PATH_OPS`), or `-EINVAL`.
+fn path_op(
+    code: u32,
+    a: Either<String, Buffer>,
+    b: Option<Either<String, Buffer>>,
+    mode: u32,
+) -> std::result::Result<PathOp, i32> {
+    let a = c_path(a).ok_or(libc::EINVAL)?;
+    let b = || b.and_then(c_path).ok_or(libc::EINVAL);
+    Ok(match code {
+        0 => PathOp::Stat {
+            path: a,
+            follow: true,
+        },
+        1 => PathOp::Stat {
+            path: a,
+            follow: false,
+        },
+        2 => PathOp::Unlink {
+            path: a,
+            dir: false,
+        },
+        3 => PathOp::Unlink { path: a, dir: true },
+        4 => PathOp::Rename { from: a, to: b()? },
+        5 => PathOp::Mkdir { path: a, mode },
+        6 => PathOp::Symlink {
+            target: a,
+            path: b()?,
+        },
+        7 => PathOp::Link { from: a, to: b()? },
+        _ => return Err(libc::EINVAL),
+    })
+}
+
 pub fn position(pos: f64) -> u64 {
     if pos < 0.0 {
         CURRENT_POSITION
@@ -1047,6 +1081,24 @@ impl NativeRing {
             SyncKind::Full
         };
         let r = file(fid).and_then(|f| lock(&self.shared.driver).sync(token, f, kind));
+        self.submitted(&env, r)
+    }
+
+    /// An op on names (see `PATH_OPS` in lib/native.ts for `code`): `a` the
+    /// path (or a rename's, link's source, a symlink's target), `b` the
+    /// second path where there is one, `mode` for mkdir.
+    #[napi]
+    pub fn path_op(
+        &self,
+        env: Env,
+        token: u32,
+        code: u32,
+        a: Either<String, Buffer>,
+        b: Option<Either<String, Buffer>>,
+        mode: u32,
+    ) -> i32 {
+        let r =
+            path_op(code, a, b, mode).and_then(|op| lock(&self.shared.driver).path_op(token, op));
         self.submitted(&env, r)
     }
 

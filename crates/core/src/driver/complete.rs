@@ -152,7 +152,7 @@ impl Driver {
             }
             Kind::Stat => {
                 let payload = match e.mem {
-                    Mem::Statx(s) if res >= 0 => Payload::Stat(s),
+                    Mem::Statx(s) | Mem::PathStat(_, s) if res >= 0 => Payload::Stat(s),
                     _ => Payload::None,
                 };
                 out.push(Done {

@@ -15,10 +15,12 @@ mod complete;
 mod net;
 mod net_complete;
 mod order;
+mod path;
 mod queue;
 mod submit;
 
 pub use net::{NetConfig, SockOption};
+pub use path::PathOp;
 
 use crate::buffer::{AlignedBuf, BouncePool, BufferRegistry, Pinned, Registration};
 use crate::engine::{Engine, Feature};
@@ -168,6 +170,10 @@ enum Mem {
         #[allow(dead_code)] Vec<Pinned>,
     ),
     Statx(Box<Statx>),
+    /// The paths of an op on names (the CStrings own the bytes it points at).
+    Paths(#[allow(dead_code)] Vec<CString>),
+    /// A stat by path: the path and the statx buffer.
+    PathStat(#[allow(dead_code)] CString, Box<Statx>),
     /// A socket address for connect.
     Addr(#[allow(dead_code)] Box<libc::sockaddr_storage>),
     /// A linked timeout's duration.

@@ -45,6 +45,11 @@ const REQUIRED: &[(u8, &str)] = &[
     (opcode::WriteFixed::CODE, "WRITE_FIXED"),
     (opcode::Fsync::CODE, "FSYNC"),
     (opcode::Statx::CODE, "STATX"),
+    (opcode::UnlinkAt::CODE, "UNLINKAT"),
+    (opcode::RenameAt::CODE, "RENAMEAT"),
+    (opcode::MkDirAt::CODE, "MKDIRAT"),
+    (opcode::SymlinkAt::CODE, "SYMLINKAT"),
+    (opcode::LinkAt::CODE, "LINKAT"),
     (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
     (opcode::Accept::CODE, "ACCEPT"),
     (opcode::Connect::CODE, "CONNECT"),
@@ -315,6 +320,35 @@ fn sqe_for(op: &Op) -> squeue::Entry {
         Op::Ftruncate { target: t, len } => {
             with_target!(t, |f| opcode::Ftruncate::new(f, len).build())
         }
+        Op::StatPath { path, flags, out } => {
+            opcode::Statx::new(types::Fd(libc::AT_FDCWD), path, out.cast())
+                .flags(flags)
+                .mask(libc::STATX_BASIC_STATS | libc::STATX_BTIME)
+                .build()
+        }
+        Op::Unlink { path, flags } => opcode::UnlinkAt::new(types::Fd(libc::AT_FDCWD), path)
+            .flags(flags)
+            .build(),
+        Op::Rename { from, to } => opcode::RenameAt::new(
+            types::Fd(libc::AT_FDCWD),
+            from,
+            types::Fd(libc::AT_FDCWD),
+            to,
+        )
+        .build(),
+        Op::Mkdir { path, mode } => opcode::MkDirAt::new(types::Fd(libc::AT_FDCWD), path)
+            .mode(mode)
+            .build(),
+        Op::Symlink { target, path } => {
+            opcode::SymlinkAt::new(types::Fd(libc::AT_FDCWD), target, path).build()
+        }
+        Op::Link { from, to } => opcode::LinkAt::new(
+            types::Fd(libc::AT_FDCWD),
+            from,
+            types::Fd(libc::AT_FDCWD),
+            to,
+        )
+        .build(),
         Op::Cancel { user_data } => opcode::AsyncCancel::new(user_data).build(),
         Op::CancelFile { target: t } => {
             let b = match t {

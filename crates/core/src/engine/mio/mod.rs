@@ -288,7 +288,13 @@ impl MioEngine {
                 | Op::Writev { .. }
                 | Op::Fsync { .. }
                 | Op::Statx { .. }
-                | Op::Ftruncate { .. } => jobs.push(file_job(chain)),
+                | Op::Ftruncate { .. }
+                | Op::StatPath { .. }
+                | Op::Unlink { .. }
+                | Op::Rename { .. }
+                | Op::Mkdir { .. }
+                | Op::Symlink { .. }
+                | Op::Link { .. } => jobs.push(file_job(chain)),
                 Op::Close { fd } => {
                     // Earlier jobs on fd must run before it goes.
                     self.pool.submit(std::mem::take(&mut jobs));

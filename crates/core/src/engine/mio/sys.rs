@@ -87,6 +87,18 @@ fn append(fd: i32, ptr: *const u8, len: usize) -> isize {
     unsafe { libc::pwrite(fd, ptr.cast(), len, st.st_size) }
 }
 
+/// `AT_EMPTY_PATH` (Linux's value elsewhere, where only [`statx_at`] reads it).
+#[cfg(target_os = "linux")]
+const AT_EMPTY_PATH: i32 = libc::AT_EMPTY_PATH;
+#[cfg(not(target_os = "linux"))]
+const AT_EMPTY_PATH: i32 = 0x1000;
+
+/// A syscall's `-1`/errno result as an op's result, and whether it did it.
+fn done(r: libc::c_int) -> (i32, bool) {
+    let r = res(r as isize);
+    (r, r >= 0)
+}
+
 /// Runs a file op (blocking). Returns its result and whether it did all it
 /// was asked (a short read or write, or an error, breaks a link chain).
 /// Offset [`CURRENT_POSITION`] uses (and moves) the file position.
@@ -177,8 +189,31 @@ pub(super) fn file_op(op: &Op) -> (i32, bool) {
             SyncKind::Data => unsafe { fdatasync(fd) as isize },
         }),
         Op::Statx { fd, out } => {
-            let r = statx(fd, out);
+            let r = statx_at(fd, c"".as_ptr(), AT_EMPTY_PATH, out);
             (r, r >= 0)
+        }
+        Op::StatPath { path, flags, out } => {
+            let r = statx_at(libc::AT_FDCWD, path, flags, out);
+            (r, r >= 0)
+        }
+        // SAFETY (the path ops below): every path is a NUL-terminated string
+        // owned by the op's slab entry (Engine::push's contract).
+        Op::Unlink { path, flags } => done(unsafe { libc::unlinkat(libc::AT_FDCWD, path, flags) }),
+        Op::Rename { from, to } => {
+            // SAFETY: as above.
+            done(unsafe { libc::renameat(libc::AT_FDCWD, from, libc::AT_FDCWD, to) })
+        }
+        // SAFETY: as above.
+        Op::Mkdir { path, mode } => {
+            done(unsafe { libc::mkdirat(libc::AT_FDCWD, path, mode as libc::mode_t) })
+        }
+        Op::Symlink { target, path } => {
+            // SAFETY: as above.
+            done(unsafe { libc::symlinkat(target, libc::AT_FDCWD, path) })
+        }
+        Op::Link { from, to } => {
+            // SAFETY: as above.
+            done(unsafe { libc::linkat(libc::AT_FDCWD, from, libc::AT_FDCWD, to, 0) })
         }
         Op::Ftruncate { target, len } => on_fd(target, None, |fd| {
             // SAFETY: plain syscall on the op's fd.
@@ -189,14 +224,17 @@ pub(super) fn file_op(op: &Op) -> (i32, bool) {
     }
 }
 
+/// `statx` of `path` under `fd` (`AT_EMPTY_PATH` with an empty path: of
+/// `fd` itself), as io_uring's STATX op makes it.
 #[cfg(target_os = "linux")]
-fn statx(fd: i32, out: *mut Statx) -> i32 {
-    // SAFETY: out points at a statx buffer owned by the op's slab entry.
+fn statx_at(fd: i32, path: *const libc::c_char, flags: i32, out: *mut Statx) -> i32 {
+    // SAFETY: path is NUL-terminated and out points at a statx buffer, both
+    // owned by the op's slab entry.
     let r = unsafe {
         crate::engine::glibc_compat::statx(
             fd,
-            c"",
-            libc::AT_EMPTY_PATH,
+            std::ffi::CStr::from_ptr(path),
+            flags,
             libc::STATX_BASIC_STATS | libc::STATX_BTIME,
             out,
         )
@@ -204,12 +242,13 @@ fn statx(fd: i32, out: *mut Statx) -> i32 {
     res(r as isize)
 }
 
-/// `statx` where there is none: [`Statx`] filled from `fstat`, with the
-/// birth time where the platform records one.
+/// `statx` where there is none: [`Statx`] filled from `fstat` (of `fd`,
+/// for `AT_EMPTY_PATH`) or `fstatat` (of `path`), with the birth time where
+/// the platform records one.
 #[cfg(not(target_os = "linux"))]
 // Field types differ between platforms; some casts are no-ops on some.
 #[allow(clippy::unnecessary_cast)]
-fn statx(fd: i32, out: *mut Statx) -> i32 {
+fn statx_at(fd: i32, path: *const libc::c_char, flags: i32, out: *mut Statx) -> i32 {
     use crate::op::StatxTimestamp;
     // Linux's STATX_BASIC_STATS and STATX_BTIME.
     const BASIC_STATS: u32 = 0x7ff;
@@ -221,8 +260,15 @@ fn statx(fd: i32, out: *mut Statx) -> i32 {
     };
     // SAFETY: stat is plain old data; all-zero is valid.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: st is a valid out pointer; a bad fd just fails.
-    let r = res(retry(|| unsafe { libc::fstat(fd, &mut st) } as isize));
+    let r = if flags & AT_EMPTY_PATH != 0 {
+        // SAFETY: st is a valid out pointer; a bad fd just fails.
+        res(retry(|| unsafe { libc::fstat(fd, &mut st) } as isize))
+    } else {
+        // SAFETY: path is NUL-terminated (the op's memory); st is valid.
+        res(retry(
+            || unsafe { libc::fstatat(fd, path, &mut st, flags) } as isize
+        ))
+    };
     if r < 0 {
         return r;
     }

@@ -1,0 +1,211 @@
+// ringline/fs against node:fs/promises, side by side: each scenario runs
+// on both, each in a directory of its own with the same contents, and what
+// each call gives (its result, or its error's name, code, errno, syscall,
+// path, dest and message, with the directory written as <dir>) must match,
+// as must the directory tree afterwards.
+import test from 'ava'
+import * as fs from 'node:fs'
+import * as fsp from 'node:fs/promises'
+import * as path from 'node:path'
+import * as rfs from '../fs'
+import { Ring } from '../index'
+import { makeTmpDir, removeTmpDir } from './helpers'
+
+const root = makeTmpDir('fs-paths')
+test.after.always(() => removeTmpDir(root))
+
+/** What both modules have in common, loosely typed (bad arguments on purpose). */
+type Api = Record<string, (...args: unknown[]) => Promise<unknown>>
+let counter = 0
+
+function tree(dir: string): string[] {
+  const out: string[] = []
+  const walk = (d: string, rel: string): void => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = path.join(d, e.name)
+      const r = `${rel}${e.name}`
+      const st = fs.lstatSync(p)
+      if (st.isSymbolicLink()) out.push(`${r} -> ${fs.readlinkSync(p).replace(dir, '<dir>')}`)
+      else if (st.isDirectory()) {
+        out.push(`${r}/ ${(st.mode & 0o777).toString(8)}`)
+        walk(p, `${r}/`)
+      } else out.push(`${r} ${fs.readFileSync(p).toString('base64')} ${(st.mode & 0o777).toString(8)} nlink=${st.nlink}`)
+    }
+  }
+  walk(dir, '')
+  return out
+}
+
+function shape(v: unknown, dir: string): unknown {
+  const clean = (s: string): string => s.split(dir).join('<dir>')
+  if (v instanceof Error) {
+    const e = v as Error & Record<string, unknown>
+    return { name: e.name, code: e.code, errno: e.errno, syscall: e.syscall, path: typeof e.path === 'string' ? clean(e.path) : e.path, dest: typeof e.dest === 'string' ? clean(e.dest) : e.dest, message: clean(e.message) }
+  }
+  if (v instanceof fs.Stats) {
+    const s = v as fs.Stats
+    return { stats: true, isFile: s.isFile(), isDirectory: s.isDirectory(), isSymbolicLink: s.isSymbolicLink(), size: s.size, mode: s.mode, nlink: s.nlink }
+  }
+  if (v !== null && typeof v === 'object' && typeof (v as { isFile?: unknown }).isFile === 'function') {
+    const s = v as { isFile(): boolean; size: unknown; mode: unknown; mtimeNs?: unknown }
+    return { stats: 'other', isFile: s.isFile(), size: s.size, mode: s.mode, mtimeNs: typeof s.mtimeNs }
+  }
+  if (typeof v === 'string') return clean(v)
+  if (Buffer.isBuffer(v)) return `<Buffer ${v.toString('base64')}>`
+  return v
+}
+
+/** Runs `steps` against both modules in fresh copies of `setup`; compares every step's outcome and the final trees. */
+async function sideBySide(t: import('ava').ExecutionContext, setup: (dir: string) => void, steps: (api: Api, dir: string) => Promise<unknown>[] | Promise<Promise<unknown>[]>): Promise<void> {
+  const got: Record<string, { outcomes: unknown[]; tree: string[] }> = {}
+  const n = String(counter++).padStart(4, '0')
+  for (const [name, api] of [['node', fsp], ['ringline', rfs]] as const) {
+    // Names of the same length on both sides: a symlink's size is its target's length.
+    const dir = path.join(root, `${n}-${name === 'node' ? 'node' : 'ring'}`)
+    fs.mkdirSync(dir)
+    setup(dir)
+    const outcomes: unknown[] = []
+    for (const p of await steps(api as unknown as Api, dir)) {
+      try {
+        outcomes.push({ ok: shape(await p, dir) })
+      } catch (e) {
+        outcomes.push({ err: shape(e, dir) })
+      }
+    }
+    got[name] = { outcomes, tree: tree(dir) }
+  }
+  t.deepEqual(got.ringline, got.node)
+}
+
+// Steps run one after another (each awaited before the next starts).
+function seq(f: (api: Api, dir: string) => (() => Promise<unknown>)[]): (api: Api, dir: string) => Promise<Promise<unknown>[]> {
+  return async (api, dir) => {
+    const out: Promise<unknown>[] = []
+    for (const step of f(api, dir)) {
+      const p = step()
+      p.catch(() => undefined)
+      await p.catch(() => undefined)
+      out.push(p)
+    }
+    return out
+  }
+}
+
+const files = (dir: string): void => {
+  fs.writeFileSync(path.join(dir, 'a'), 'alpha')
+  fs.mkdirSync(path.join(dir, 'sub'))
+  fs.writeFileSync(path.join(dir, 'sub', 'b'), 'beta')
+}
+
+test('stat and lstat: files, directories, symlinks, missing names, bigint', async (t) => {
+  await sideBySide(t, files, seq((api, dir) => [
+    () => api.stat(path.join(dir, 'a')),
+    () => api.stat(path.join(dir, 'sub')),
+    () => api.stat(path.join(dir, 'nope')),
+    () => api.stat(path.join(dir, 'a', 'x')),
+    () => api.symlink(path.join(dir, 'a'), path.join(dir, 'ln')),
+    () => api.lstat(path.join(dir, 'ln')),
+    () => api.stat(path.join(dir, 'ln')),
+    () => api.stat(path.join(dir, 'a'), { bigint: true }),
+    () => api.lstat(path.join(dir, 'missing')),
+    () => api.stat(Buffer.from(path.join(dir, 'a'))),
+    () => api.stat(new URL(`file://${path.join(dir, 'a')}`)),
+    () => api.stat(42),
+    () => api.stat(`${dir}/a\u0000`),
+  ]))
+})
+
+test('unlink, rmdir, rename, link: results and errors, path and dest', async (t) => {
+  await sideBySide(t, files, seq((api, dir) => [
+    () => api.rename(path.join(dir, 'a'), path.join(dir, 'a2')),
+    () => api.rename(path.join(dir, 'nope'), path.join(dir, 'x')),
+    () => api.rename(path.join(dir, 'sub'), path.join(dir, 'a2')),
+    () => api.link(path.join(dir, 'a2'), path.join(dir, 'hard')),
+    () => api.link(path.join(dir, 'a2'), path.join(dir, 'hard')),
+    () => api.link(path.join(dir, 'nope'), path.join(dir, 'h2')),
+    () => api.symlink('relative-target', path.join(dir, 'rel')),
+    () => api.symlink('x', path.join(dir, 'rel')),
+    () => api.unlink(path.join(dir, 'hard')),
+    () => api.unlink(path.join(dir, 'sub')),
+    () => api.unlink(path.join(dir, 'nope')),
+    () => api.rmdir(path.join(dir, 'sub')),
+    () => api.rmdir(path.join(dir, 'a2')),
+    () => api.unlink(path.join(dir, 'sub', 'b')),
+    () => api.rmdir(path.join(dir, 'sub')),
+    () => api.rename(42, 'x'),
+    () => api.rename('x', {}),
+    () => api.link('x', null),
+  ]))
+})
+
+test('mkdir: mode, recursive (what it returns), and its errors', async (t) => {
+  await sideBySide(t, files, seq((api, dir) => [
+    () => api.mkdir(path.join(dir, 'm'), 0o700),
+    () => api.mkdir(path.join(dir, 'm')),
+    () => api.mkdir(path.join(dir, 'x', 'y')),
+    () => api.mkdir(path.join(dir, 'r1', 'r2', 'r3'), { recursive: true }),
+    () => api.mkdir(path.join(dir, 'r1', 'r2', 'r3'), { recursive: true }),
+    () => api.mkdir(path.join(dir, 'r1', 'r2', 'r4'), { recursive: true, mode: '750' }),
+    () => api.mkdir(path.join(dir, 'a'), { recursive: true }),
+    () => api.mkdir(path.join(dir, 'a', 'b', 'c'), { recursive: true }),
+    () => api.mkdir(path.join(dir, 'sub'), { recursive: true }),
+    () => api.mkdir(path.join(dir, 'q'), { recursive: 'yes' }),
+    () => api.mkdir(path.join(dir, 'q'), 'rwx'),
+  ]))
+})
+
+test('readFile, writeFile, appendFile, truncate by path: flags, encodings, flush, errors', async (t) => {
+  await sideBySide(t, files, seq((api, dir) => [
+    () => api.readFile(path.join(dir, 'a')),
+    () => api.readFile(path.join(dir, 'a'), 'utf8'),
+    () => api.readFile(path.join(dir, 'a'), { encoding: 'base64' }),
+    () => api.readFile(path.join(dir, 'nope')),
+    () => api.readFile(path.join(dir, 'sub')),
+    () => api.writeFile(path.join(dir, 'w'), 'written'),
+    () => api.writeFile(path.join(dir, 'w'), Buffer.from('over')),
+    () => api.writeFile(path.join(dir, 'w2'), 'x', { flag: 'wx', mode: 0o600 }),
+    () => api.writeFile(path.join(dir, 'w2'), 'y', { flag: 'wx' }),
+    () => api.writeFile(path.join(dir, 'w3'), ['a', 'b', Buffer.from('c')], { flush: true }),
+    () => api.appendFile(path.join(dir, 'w'), ' more'),
+    () => api.appendFile(path.join(dir, 'new'), 'fresh', 'latin1'),
+    () => api.writeFile(path.join(dir, 'nodir', 'f'), 'x'),
+    () => api.writeFile(path.join(dir, 'w4'), 42),
+    () => api.readFile(path.join(dir, 'w'), { flag: 'a+' }),
+    () => api.truncate(path.join(dir, 'w'), 3),
+    () => api.readFile(path.join(dir, 'w'), 'utf8'),
+    () => api.truncate(path.join(dir, 'w')),
+    () => api.truncate(path.join(dir, 'nope')),
+    () => api.readFile(path.join(dir, 'a'), { signal: AbortSignal.abort() }),
+  ]))
+})
+
+test('ring.fs: the same functions on a ring of your own, on both engines', async (t) => {
+  for (const backend of ['io_uring', 'mio'] as const) {
+    let ring: Ring
+    try {
+      ring = new Ring({ backend })
+    } catch {
+      t.is(backend, 'io_uring', 'only io_uring may be missing')
+      continue
+    }
+    const dir = path.join(root, `ring-${backend}`)
+    await ring.fs.mkdir(path.join(dir, 'x', 'y'), { recursive: true })
+    await ring.fs.writeFile(path.join(dir, 'x', 'y', 'f'), 'on a ring')
+    t.is(await ring.fs.readFile(path.join(dir, 'x', 'y', 'f'), 'utf8'), 'on a ring')
+    t.true((await ring.fs.stat(path.join(dir, 'x'))).isDirectory())
+    await ring.fs.rename(path.join(dir, 'x', 'y', 'f'), path.join(dir, 'g'))
+    await ring.fs.unlink(path.join(dir, 'g'))
+    await ring.fs.rmdir(path.join(dir, 'x', 'y'))
+    t.deepEqual(fs.readdirSync(dir), ['x'])
+    t.is(ring.stats().inFlight, 0)
+    await ring.close()
+  }
+})
+
+test('rmdir with recursive is refused clearly (it needs directory listing, not there yet), and nothing is removed', async (t) => {
+  const dir = path.join(root, 'rmdir-recursive')
+  fs.mkdirSync(path.join(dir, 'd'), { recursive: true })
+  const e = await t.throwsAsync(rfs.rmdir(dir, { recursive: true }))
+  t.is((e as Error & { code?: string }).code, 'ERR_METHOD_NOT_IMPLEMENTED')
+  t.true(fs.existsSync(path.join(dir, 'd')))
+})

@@ -1,0 +1,286 @@
+// node:fs/promises functions on names, over one ring's ops: stat, lstat,
+// unlink, rmdir, mkdir (recursive too), rename, symlink, link; and the
+// whole-file functions by path (readFile, writeFile, appendFile, truncate),
+// which open, use and close a FileHandle as node:fs/promises does. Same
+// arguments, results and errors (code, errno, syscall, path, dest,
+// message) as node:fs/promises.
+
+import * as path from 'node:path'
+import type { RingCore } from '../core'
+import { Kinds } from '../core'
+import { invalidArgType, withCode } from '../errors'
+import type { FileHandle } from '../file'
+import { PATH_OPS } from '../native'
+import type { Ring } from '../ring'
+import { BigIntStats, type Stats } from '../stats'
+import { parseMode, pathText, validateInteger, validatePath } from '../validators'
+import { checkAborted, getOptions, type WholeFileOptions } from './options'
+import { readFileHandle } from './read-file'
+import { writeFileData, writeFileHandle, type WriteFileIterable } from './write-file'
+
+const { K_VOID, K_STAT } = Kinds
+// Taken at load, like everything ringline takes from Node.
+const { dirname } = path
+
+type PathLike = string | Buffer | URL
+
+export interface StatOptions {
+  bigint?: boolean
+}
+
+export interface MakeDirectoryOptions {
+  recursive?: boolean
+  mode?: string | number
+}
+
+export interface RmDirOptions {
+  recursive?: boolean
+  maxRetries?: number
+  retryDelay?: number
+}
+
+const makeBigIntStats = (f: Float64Array): BigIntStats => new BigIntStats(f)
+
+/** The functions of one ring; `ring.fs` and the `ringline/fs` module (on the default ring) are these. */
+export class RingFs {
+  readonly #ring: Ring
+  readonly #core: RingCore
+
+  /** @internal Made by Ring. */
+  constructor(ring: Ring, core: RingCore) {
+    this.#ring = ring
+    this.#core = core
+  }
+
+  /** One op on names; `dest` is the second path's text for errors. */
+  #op<T>(kind: number, syscall: string, code: number, a: string | Buffer, b: string | Buffer | null, mode: number, shape?: unknown): Promise<T> {
+    const core = this.#core
+    const dest = b === null ? undefined : pathText(b)
+    return core.begin<T>(kind, syscall, shape, pathText(a), undefined, (t) => core.native.pathOp(t, code, a, b, mode), shape, dest)
+  }
+
+  stat(p: PathLike, options?: StatOptions & { bigint?: false }): Promise<Stats>
+  stat(p: PathLike, options: StatOptions & { bigint: true }): Promise<BigIntStats>
+  stat(p: PathLike, options?: StatOptions): Promise<Stats | BigIntStats>
+  stat(p: PathLike, options: StatOptions = { bigint: false }): Promise<Stats | BigIntStats> {
+    try {
+      const a = validatePath(p)
+      return this.#op(K_STAT, 'stat', PATH_OPS.stat, a, null, 0, options?.bigint ? makeBigIntStats : undefined)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  lstat(p: PathLike, options?: StatOptions & { bigint?: false }): Promise<Stats>
+  lstat(p: PathLike, options: StatOptions & { bigint: true }): Promise<BigIntStats>
+  lstat(p: PathLike, options?: StatOptions): Promise<Stats | BigIntStats>
+  lstat(p: PathLike, options: StatOptions = { bigint: false }): Promise<Stats | BigIntStats> {
+    try {
+      const a = validatePath(p)
+      return this.#op(K_STAT, 'lstat', PATH_OPS.lstat, a, null, 0, options?.bigint ? makeBigIntStats : undefined)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  unlink(p: PathLike): Promise<void> {
+    try {
+      return this.#op(K_VOID, 'unlink', PATH_OPS.unlink, validatePath(p), null, 0)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /**
+   * rmdir(2). `recursive` (deprecated in node, DEP0147) needs directory
+   * listing, which ringline does not have yet: it is refused with
+   * ERR_METHOD_NOT_IMPLEMENTED rather than half done.
+   */
+  rmdir(p: PathLike, options?: RmDirOptions): Promise<void> {
+    try {
+      const a = validatePath(p)
+      if (options?.recursive) {
+        throw withCode(new Error('The rmdir() method with { recursive: true } is not implemented by ringline yet; use rm(path, { recursive: true }) from node:fs/promises'), 'ERR_METHOD_NOT_IMPLEMENTED')
+      }
+      return this.#op(K_VOID, 'rmdir', PATH_OPS.rmdir, a, null, 0)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /**
+   * mkdir(2); `{ recursive: true }` makes the missing parents too and
+   * resolves with the first directory it made (undefined if there was none
+   * to make), as node:fs/promises does.
+   */
+  mkdir(p: PathLike, options?: MakeDirectoryOptions | string | number): Promise<string | undefined> {
+    try {
+      let mode = 0o777
+      let recursive = false
+      if (typeof options === 'number' || typeof options === 'string') {
+        mode = parseMode(options, 0o777)
+      } else if (options != null) {
+        if (options.recursive !== undefined && typeof options.recursive !== 'boolean') throw invalidArgType('options.recursive', 'of type boolean', options.recursive)
+        recursive = options.recursive ?? false
+        mode = parseMode(options.mode, 0o777)
+      }
+      const a = validatePath(p)
+      if (!recursive) return this.#op<undefined>(K_VOID, 'mkdir', PATH_OPS.mkdir, a, null, mode)
+      return this.#mkdirp(a, mode)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /**
+   * libuv's mkdirp: make `p`; if its parent is missing, make the parent
+   * first. An existing directory is fine; an existing file is EEXIST at the
+   * end of the path and ENOTDIR on the way, each naming the path asked for.
+   * Buffer paths are walked as latin1 text, which keeps every byte.
+   */
+  async #mkdirp(a: string | Buffer, mode: number): Promise<string | undefined> {
+    const asked = pathText(a)
+    const text = typeof a === 'string' ? a : a.toString('latin1')
+    const back = (s: string): string | Buffer => (typeof a === 'string' ? s : Buffer.from(s, 'latin1'))
+    const isDir = async (s: string): Promise<boolean> => {
+      try {
+        return (await this.#op<Stats>(K_STAT, 'stat', PATH_OPS.stat, back(s), null, 0)).isDirectory()
+      } catch {
+        return false
+      }
+    }
+    const fail = (e: unknown, code: 'EEXIST' | 'ENOTDIR'): never => {
+      const err = e as Error & { code?: string; errno?: number; path?: string }
+      err.code = code
+      err.errno = code === 'EEXIST' ? -17 : -20
+      err.message = `${code}: ${code === 'EEXIST' ? 'file already exists' : 'not a directory'}, mkdir '${asked}'`
+      err.path = asked
+      throw err
+    }
+    const make = async (s: string, last: boolean): Promise<string | undefined> => {
+      try {
+        await this.#op(K_VOID, 'mkdir', PATH_OPS.mkdir, back(s), null, mode)
+        return s
+      } catch (e) {
+        const code = (e as { code?: string }).code
+        if (code === 'EEXIST') {
+          if (await isDir(s)) return undefined
+          return fail(e, last ? 'EEXIST' : 'ENOTDIR')
+        }
+        const parent = dirname(s)
+        if (code !== 'ENOENT' || parent === s) {
+          if (code === 'ENOENT' || code === 'ENOTDIR') (e as { path?: string }).path = asked
+          throw e
+        }
+        const first = await make(parent, false)
+        try {
+          await this.#op(K_VOID, 'mkdir', PATH_OPS.mkdir, back(s), null, mode)
+        } catch (e2) {
+          if ((e2 as { code?: string }).code === 'EEXIST' && (await isDir(s))) return first
+          throw e2
+        }
+        return first ?? s
+      }
+    }
+    const first = await make(text, true)
+    return first === undefined ? undefined : typeof a === 'string' ? first : Buffer.from(first, 'latin1').toString('utf8')
+  }
+
+  rename(oldPath: PathLike, newPath: PathLike): Promise<void> {
+    try {
+      const a = validatePath(oldPath, 'oldPath')
+      const b = validatePath(newPath, 'newPath')
+      return this.#op(K_VOID, 'rename', PATH_OPS.rename, a, b, 0)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /** symlink(2): `p` becomes a link to `target`. `type` matters on Windows only, as in node. */
+  symlink(target: PathLike, p: PathLike, type?: string | null): Promise<void> {
+    try {
+      if (type != null && typeof type !== 'string') throw invalidArgType('type', 'of type string', type)
+      const a = validatePath(target, 'target')
+      const b = validatePath(p)
+      return this.#op(K_VOID, 'symlink', PATH_OPS.symlink, a, b, 0)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  link(existingPath: PathLike, newPath: PathLike): Promise<void> {
+    try {
+      const a = validatePath(existingPath, 'existingPath')
+      const b = validatePath(newPath, 'newPath')
+      return this.#op(K_VOID, 'link', PATH_OPS.link, a, b, 0)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /** The whole file, as node:fs/promises readFile: a path (opened with `flag`, default 'r') or a FileHandle. */
+  readFile(p: PathLike | FileHandle, options?: { encoding?: null; flag?: string | number; signal?: AbortSignal } | null): Promise<Buffer>
+  readFile(p: PathLike | FileHandle, options: { encoding: BufferEncoding; flag?: string | number; signal?: AbortSignal } | BufferEncoding): Promise<string>
+  readFile(p: PathLike | FileHandle, options?: WholeFileOptions | BufferEncoding | null): Promise<string | Buffer>
+  async readFile(p: PathLike | FileHandle, options?: WholeFileOptions | BufferEncoding | null): Promise<string | Buffer> {
+    const o = getOptions(options, { flag: 'r' })
+    const encoding = (o.encoding ?? undefined) as BufferEncoding | undefined
+    if (this.#isHandle(p)) return p.readFile(o as WholeFileOptions)
+    checkAborted(o.signal)
+    const fh = await this.#ring.open(p, o.flag || 'r', 0o666)
+    return this.#thenClose(fh, readFileHandle(fh, o.signal, encoding))
+  }
+
+  /** node:fs/promises writeFile: replaces the file (flag 'w') with `data`; `flush: true` syncs it before closing. */
+  async writeFile(p: PathLike | FileHandle, data: string | ArrayBufferView | WriteFileIterable, options?: WholeFileOptions | BufferEncoding | null): Promise<void> {
+    const o = getOptions(options, { encoding: 'utf8', mode: 0o666, flag: 'w', flush: false })
+    const flush = o.flush ?? false
+    if (typeof flush !== 'boolean') throw invalidArgType('options.flush', 'of type boolean', flush)
+    const bytes = writeFileData(data, o.encoding)
+    if (o.signal !== undefined) getOptions({ signal: o.signal }, {})
+    if (this.#isHandle(p)) return writeFileHandle(p, bytes, o.signal, o.encoding)
+    checkAborted(o.signal)
+    const fh = await this.#ring.open(p, o.flag || 'w', o.mode)
+    let op = writeFileHandle(fh, bytes, o.signal, o.encoding)
+    if (flush) op = op.then(() => fh.sync())
+    return this.#thenClose(fh, op)
+  }
+
+  /** node:fs/promises appendFile: writeFile with flag 'a'. */
+  appendFile(p: PathLike | FileHandle, data: string | ArrayBufferView | WriteFileIterable, options?: WholeFileOptions | BufferEncoding | null): Promise<void> {
+    try {
+      const o = { ...getOptions(options, { encoding: 'utf8', mode: 0o666, flag: 'a' }) }
+      o.flag = o.flag || 'a'
+      return this.writeFile(p, data, o)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /** node:fs/promises truncate: opens the path 'r+', truncates to `len` (default 0), closes. */
+  async truncate(p: PathLike, len: number = 0): Promise<void> {
+    validateInteger(len, 'len')
+    const fh = await this.#ring.open(p, 'r+')
+    return this.#thenClose(fh, fh.truncate(len))
+  }
+
+  #isHandle(p: unknown): p is FileHandle {
+    return p !== null && typeof p === 'object' && typeof (p as FileHandle).readFile === 'function' && typeof (p as FileHandle).fd === 'number'
+  }
+
+  /**
+   * node's handleFdClose: the handle is closed whatever `op` does; the
+   * result is op's, or op's error (a close error only if op succeeded).
+   */
+  async #thenClose<T>(fh: FileHandle, op: Promise<T>): Promise<T> {
+    let value: T
+    try {
+      value = await op
+    } catch (e) {
+      await fh.close().catch(() => undefined)
+      throw e
+    }
+    await fh.close()
+    return value
+  }
+}
