@@ -95,7 +95,7 @@ function elfSections(file) {
   return names
 }
 
-/** What the root tarball must hold: dist/ built from index.ts, fs.ts and lib/**/*.ts, and nothing else. */
+/** What the root tarball must hold: dist/ built from index.ts, fs.ts and every .ts under lib/, and nothing else. */
 function expectedRootFiles() {
   const sources = []
   const walk = (dir) => {
