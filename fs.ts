@@ -28,6 +28,12 @@ export const readFile = onDefaultRing('readFile')
 export const writeFile = onDefaultRing('writeFile')
 export const appendFile = onDefaultRing('appendFile')
 export const truncate = onDefaultRing('truncate')
+export const access = onDefaultRing('access')
+export const readdir = onDefaultRing('readdir')
+export const readlink = onDefaultRing('readlink')
+export const realpath = onDefaultRing('realpath')
+export const chmod = onDefaultRing('chmod')
+export const rm = onDefaultRing('rm')
 export { open, constants }
 export type { FileHandle } from './lib/file'
 export type { Stats, BigIntStats } from './lib/stats'

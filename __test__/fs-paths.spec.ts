@@ -209,3 +209,78 @@ test('rmdir with recursive is refused clearly (it needs directory listing, not t
   t.is((e as Error & { code?: string }).code, 'ERR_METHOD_NOT_IMPLEMENTED')
   t.true(fs.existsSync(path.join(dir, 'd')))
 })
+
+/** Sorts what readdir gave (the filesystem's order differs between two directories). */
+async function sorted(p: Promise<unknown>): Promise<unknown> {
+  const v = await p
+  if (!Array.isArray(v)) return v
+  return v
+    .map((x) => (x instanceof fs.Dirent ? { name: String(x.name), file: x.isFile(), dir: x.isDirectory(), link: x.isSymbolicLink(), parent: typeof x.parentPath, dirent: true } : Buffer.isBuffer(x) ? `<Buffer ${x.toString()}>` : x))
+    .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)))
+}
+
+const treeSetup = (dir: string): void => {
+  files(dir)
+  fs.mkdirSync(path.join(dir, 'sub', 'deep', 'er'), { recursive: true })
+  fs.writeFileSync(path.join(dir, 'sub', 'deep', 'er', 'z'), 'zed')
+  fs.symlinkSync('a', path.join(dir, 'ln'))
+  fs.symlinkSync('sub', path.join(dir, 'dirlink'))
+}
+
+test('readdir: names, encodings, withFileTypes (fs.Dirent), recursive, errors', async (t) => {
+  await sideBySide(t, treeSetup, seq((api, dir) => [
+    () => sorted(api.readdir(dir)),
+    () => sorted(api.readdir(dir, 'buffer')),
+    () => sorted(api.readdir(dir, { encoding: 'hex' })),
+    () => sorted(api.readdir(dir, { withFileTypes: true })),
+    () => sorted(api.readdir(dir, { recursive: true })),
+    () => sorted(api.readdir(dir, { recursive: true, withFileTypes: true })),
+    () => api.readdir(path.join(dir, 'nope')),
+    () => api.readdir(path.join(dir, 'a')),
+    () => api.readdir(dir, { encoding: 'bogus' }),
+  ]))
+  const ents = (await rfs.readdir(root, { withFileTypes: true })) as fs.Dirent[]
+  t.true(ents.every((d) => d instanceof fs.Dirent), 'entries are fs.Dirent')
+})
+
+test('access, readlink, realpath, chmod, FileHandle.chmod: results and errors', async (t) => {
+  await sideBySide(t, treeSetup, seq((api, dir) => [
+    () => api.access(path.join(dir, 'a')),
+    () => api.access(path.join(dir, 'a'), fs.constants.R_OK | fs.constants.W_OK),
+    () => api.access(path.join(dir, 'nope')),
+    () => api.access(path.join(dir, 'a'), 9),
+    () => api.access(path.join(dir, 'a'), 'r'),
+    () => api.access(path.join(dir, 'a'), 1.5),
+    () => api.access(path.join(dir, 'a'), 2 ** 31),
+    () => api.access(path.join(dir, 'a'), null),
+    () => api.readlink(path.join(dir, 'ln')),
+    () => api.readlink(path.join(dir, 'ln'), 'buffer'),
+    () => api.readlink(path.join(dir, 'a')),
+    () => api.realpath(path.join(dir, 'dirlink', 'deep')),
+    () => api.realpath(path.join(dir, 'nope')),
+    () => api.chmod(path.join(dir, 'a'), 0o600),
+    () => api.chmod(path.join(dir, 'sub'), '711'),
+    () => api.chmod(path.join(dir, 'nope'), 0o600),
+    () => api.chmod(path.join(dir, 'a')),
+    async () => {
+      const fh = await (api.open as (p: string, f: string) => Promise<{ chmod(m: number): Promise<void>; close(): Promise<void> }>)(path.join(dir, 'sub', 'b'), 'r')
+      try {
+        await fh.chmod(0o604)
+      } finally {
+        await fh.close()
+      }
+    },
+  ]))
+})
+
+test('rm: files, links, directories (recursive), force, and ERR_FS_EISDIR', async (t) => {
+  await sideBySide(t, treeSetup, seq((api, dir) => [
+    () => api.rm(path.join(dir, 'a')),
+    () => api.rm(path.join(dir, 'a')),
+    () => api.rm(path.join(dir, 'a'), { force: true }),
+    () => api.rm(path.join(dir, 'dirlink')),
+    () => api.rm(path.join(dir, 'sub')),
+    () => api.rm(path.join(dir, 'sub'), { recursive: true }),
+    () => api.rm(path.join(dir, 'x'), { recursive: 'yes' }),
+  ]))
+})

@@ -23,6 +23,8 @@ const K_OPEN = 7
 const K_MANY = 8
 const K_STREAM = 9
 const K_SOCKET = 10
+/** A call of the blocking lane: ctx decodes its bytes (or undefined) and result. */
+const K_CALL = 11
 
 /**
  * Receives the events of a stream (an accept or receive stream): one token
@@ -589,6 +591,9 @@ export class RingCore {
       case K_SOCKET:
         resolve((op.ctx as (id: number) => unknown)(result))
         break
+      case K_CALL:
+        resolve((op.ctx as (bytes: Buffer | undefined, n: number) => unknown)(extra as Buffer | undefined, result))
+        break
       case K_OPEN: {
         const info = this.native.fileInfo(result)
         if (info === null) op.reject(systemError(-9, op.syscall, op.path))
@@ -625,5 +630,5 @@ export class RingCore {
   }
 }
 
-export const Kinds = { K_VOID, K_NUMBER, K_READ, K_WRITE, K_READV, K_WRITEV, K_STAT, K_OPEN, K_SOCKET } as const
+export const Kinds = { K_VOID, K_NUMBER, K_READ, K_WRITE, K_READV, K_WRITEV, K_STAT, K_OPEN, K_SOCKET, K_CALL } as const
 export type { SystemError }

@@ -11,6 +11,7 @@ import { readFileHandle } from './fs/read-file'
 import { writeFileData, writeFileHandle, type WriteFileIterable } from './fs/write-file'
 import { createReadStream, createWriteStream, type ReadStreamOptions, type WriteStreamOptions } from './fs/streams'
 import {
+  parseMode,
   validateBuffer,
   validateInteger,
   validateObject,
@@ -552,6 +553,21 @@ export class FileHandle extends EventEmitter {
       },
       cancel: unlock,
     }) as unknown as ReadableStream<Uint8Array | ArrayBuffer>
+  }
+
+  /** fchmod(2), in the blocking lane. `mode`: a number or an octal string. */
+  chmod(mode: string | number): Promise<void> {
+    try {
+      if (mode === undefined) throw invalidArgType('mode', 'of type number', mode)
+      const m = parseMode(mode, 0)
+      const err = this.#closed('fchmod')
+      if (err) return Promise.reject(err)
+      const id = this.#id
+      const native = this.#core.native
+      return this.#core.begin(K_VOID, 'fchmod', undefined, undefined, undefined, (t) => native.fchmod(t, id, m))
+    } catch (e) {
+      return Promise.reject(e)
+    }
   }
 
   /** `await using fh = await open(...)` closes it at the end of the scope. */

@@ -76,6 +76,10 @@ export interface NativeRing {
   stat(token: number, file: number): number
   /** An op on names: `code` from PATH_OPS; `b` the second path of rename, symlink, link; `mode` for mkdir. */
   pathOp(token: number, code: number, a: string | Buffer, b: string | Buffer | null, mode: number): number
+  /** A call of the blocking lane on `path` (`code` from CALLS); its bytes, if any, arrive in bufs[token]. */
+  call(token: number, code: number, path: string | Buffer, mode: number): number
+  /** fchmod(2) of an open file, in the blocking lane. */
+  fchmod(token: number, file: number, mode: number): number
   truncate(token: number, file: number, len: number): number
   closeFile(token: number, file: number): number
   cancel(token: number): boolean
@@ -109,3 +113,6 @@ export const { NativeRing } = loadNative<{ NativeRing: NativeRingConstructor }>(
 
 /** The codes of NativeRing.pathOp (crates/node/src/ring.rs `path_op`). */
 export const PATH_OPS = { stat: 0, lstat: 1, unlink: 2, rmdir: 3, rename: 4, mkdir: 5, symlink: 6, link: 7 } as const
+
+/** The codes of NativeRing.call (crates/node/src/ring.rs `blocking_call`). */
+export const CALLS = { access: 0, readdir: 1, readlink: 2, realpath: 3, chmod: 4 } as const

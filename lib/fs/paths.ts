@@ -5,22 +5,66 @@
 // arguments, results and errors (code, errno, syscall, path, dest,
 // message) as node:fs/promises.
 
+import * as nodeFs from 'node:fs'
 import * as path from 'node:path'
 import type { RingCore } from '../core'
 import { Kinds } from '../core'
 import { invalidArgType, withCode } from '../errors'
 import type { FileHandle } from '../file'
-import { PATH_OPS } from '../native'
+import { CALLS, PATH_OPS } from '../native'
 import type { Ring } from '../ring'
 import { BigIntStats, type Stats } from '../stats'
 import { parseMode, pathText, validateInteger, validatePath } from '../validators'
+
+/** chmod's mode: required, a number or an octal string (node's parseFileMode). */
+function parseRequiredMode(mode: unknown): number {
+  if (mode === undefined) throw invalidArgType('mode', 'of type number', mode)
+  return parseMode(mode, 0)
+}
 import { checkAborted, getOptions, type WholeFileOptions } from './options'
 import { readFileHandle } from './read-file'
 import { writeFileData, writeFileHandle, type WriteFileIterable } from './write-file'
 
-const { K_VOID, K_STAT } = Kinds
+const { K_VOID, K_STAT, K_CALL } = Kinds
 // Taken at load, like everything ringline takes from Node.
-const { dirname } = path
+const { dirname, join, relative } = path
+const { Dirent } = nodeFs
+const { F_OK, R_OK, W_OK, X_OK } = nodeFs.constants
+
+/** Linux's DT_* (what readdir gives) as libuv's UV_DIRENT_* (what fs.Dirent takes). */
+const DIRENT_TYPE: Record<number, number> = { 0: 0, 8: 1, 4: 2, 10: 3, 1: 4, 12: 5, 2: 6, 6: 7 }
+const UV_DIRENT_UNKNOWN = 0
+
+export interface ReaddirOptions {
+  encoding?: BufferEncoding | 'buffer' | null
+  withFileTypes?: boolean
+  recursive?: boolean
+}
+
+export interface RmOptions {
+  force?: boolean
+  recursive?: boolean
+  maxRetries?: number
+  retryDelay?: number
+}
+
+/** readdir's raw answer: names as bytes, with their DT_* types. */
+interface RawEntry {
+  name: Buffer
+  type: number
+}
+
+function parseEntries(bytes: Buffer | undefined): RawEntry[] {
+  const out: RawEntry[] = []
+  if (bytes === undefined) return out
+  let i = 0
+  while (i < bytes.length) {
+    const end = bytes.indexOf(0, i + 1)
+    out.push({ type: bytes[i], name: bytes.subarray(i + 1, end) })
+    i = end + 1
+  }
+  return out
+}
 
 type PathLike = string | Buffer | URL
 
@@ -216,6 +260,182 @@ export class RingFs {
     } catch (e) {
       return Promise.reject(e)
     }
+  }
+
+  /** A call of the blocking lane on a path; `decode` turns its bytes into the result. */
+  #call<T>(syscall: string, code: number, a: string | Buffer, mode: number, decode: (bytes: Buffer | undefined, n: number) => T): Promise<T> {
+    const core = this.#core
+    return core.begin<T>(K_CALL, syscall, decode, pathText(a), undefined, (t) => core.native.call(t, code, a, mode), undefined)
+  }
+
+  /** access(2) (faccessat), in the blocking lane: resolves if `mode` (F_OK, R_OK, W_OK, X_OK) is allowed. */
+  access(p: PathLike, mode?: number): Promise<void> {
+    try {
+      const a = validatePath(p)
+      // As node 20 checks it (in C++): a number, taken as int32, 0 to 7.
+      let m = F_OK
+      if (mode != null) {
+        if (typeof mode !== 'number') throw withCode(new TypeError('mode must be int32 or null/undefined'), 'ERR_INVALID_ARG_TYPE')
+        m = mode | 0
+        if (m < F_OK || m > (R_OK | W_OK | X_OK)) {
+          throw withCode(new RangeError(`mode is out of range: >= ${F_OK} && <= ${R_OK | W_OK | X_OK}`), 'ERR_OUT_OF_RANGE')
+        }
+      }
+      return this.#call('access', CALLS.access, a, m, () => undefined)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /**
+   * The names in a directory, as node:fs/promises readdir: strings in
+   * `encoding` (Buffers for 'buffer'), fs.Dirent objects with
+   * `withFileTypes`, and with `recursive` every name below it, relative to
+   * it. Listed in the blocking lane (getdents), in the filesystem's order.
+   */
+  readdir(p: PathLike, options?: ReaddirOptions | BufferEncoding | 'buffer' | null): Promise<string[] | Buffer[] | nodeFs.Dirent[]> {
+    try {
+      const o: ReaddirOptions = typeof options === 'string' ? { encoding: options } : options ?? {}
+      if (typeof o !== 'object') throw invalidArgType('options', 'one of type string or object', options)
+      if (o.encoding != null && o.encoding !== 'buffer' && !Buffer.isEncoding(o.encoding)) {
+        throw withCode(new TypeError(`The argument 'encoding' is invalid encoding. Received '${String(o.encoding)}'`), 'ERR_INVALID_ARG_VALUE')
+      }
+      const a = validatePath(p)
+      const encoding = o.encoding ?? 'utf8'
+      const name = (b: Buffer): string | Buffer => (encoding === 'buffer' ? Buffer.from(b) : b.toString(encoding))
+      if (o.recursive) return this.#readdirRecursive(a, name, Boolean(o.withFileTypes))
+      if (!o.withFileTypes) return this.#list(a).then((es) => es.map((e) => name(e.name)) as string[] | Buffer[])
+      return this.#list(a).then((es) => this.#dirents(pathText(a), es, name))
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  #list(a: string | Buffer): Promise<RawEntry[]> {
+    return this.#call('scandir', CALLS.readdir, a, 0, parseEntries)
+  }
+
+  /** fs.Dirent objects for `entries` of `dir`; where the filesystem does not say the type, lstat does (as node does). */
+  async #dirents(dir: string, entries: RawEntry[], name: (b: Buffer) => string | Buffer): Promise<nodeFs.Dirent[]> {
+    const DirentClass = Dirent as unknown as new (name: string | Buffer, type: number, path: string) => nodeFs.Dirent
+    return Promise.all(
+      entries.map(async (e) => {
+        let type = DIRENT_TYPE[e.type] ?? UV_DIRENT_UNKNOWN
+        if (type === UV_DIRENT_UNKNOWN) {
+          const st = await this.lstat(join(dir, e.name.toString('utf8')))
+          type = st.isFile() ? 1 : st.isDirectory() ? 2 : st.isSymbolicLink() ? 3 : st.isFIFO() ? 4 : st.isSocket() ? 5 : st.isCharacterDevice() ? 6 : st.isBlockDevice() ? 7 : 0
+        }
+        return new DirentClass(name(e.name), type, dir)
+      }),
+    )
+  }
+
+  /** node:fs/promises' readdirRecursive: a stack of directories still to list, each name pushed as found. */
+  async #readdirRecursive(a: string | Buffer, name: (b: Buffer) => string | Buffer, withFileTypes: boolean): Promise<string[] | Buffer[] | nodeFs.Dirent[]> {
+    const root = pathText(a)
+    const stack: [string, RawEntry[]][] = [[root, await this.#list(a)]]
+    if (withFileTypes) {
+      const result: nodeFs.Dirent[] = []
+      while (stack.length > 0) {
+        const [dir, entries] = stack.pop()!
+        for (const d of await this.#dirents(dir, entries, name)) {
+          result.push(d)
+          if (d.isDirectory()) {
+            const sub = join(dir, String(d.name))
+            stack.push([sub, await this.#list(sub)])
+          }
+        }
+      }
+      return result
+    }
+    const result: (string | Buffer)[] = []
+    while (stack.length > 0) {
+      const [dir, entries] = stack.pop()!
+      for (const e of entries) {
+        const full = join(dir, e.name.toString('utf8'))
+        const rel = relative(root, full)
+        result.push(typeof name(e.name) === 'string' ? rel : Buffer.from(rel))
+        let isDir = e.type === 4
+        if (e.type === 0 || e.type === 10) isDir = await this.stat(full).then((s) => s.isDirectory(), () => false)
+        if (isDir) stack.push([full, await this.#list(full)])
+      }
+    }
+    return result as string[] | Buffer[]
+  }
+
+  /** readlink(2), in the blocking lane: the link's target (a Buffer with encoding 'buffer'). */
+  readlink(p: PathLike, options?: { encoding?: BufferEncoding | 'buffer' | null } | BufferEncoding | 'buffer' | null): Promise<string | Buffer> {
+    try {
+      const o = getOptions(options, {}) as { encoding?: BufferEncoding | 'buffer' | null }
+      const a = validatePath(p, 'oldPath')
+      const enc = o.encoding ?? 'utf8'
+      return this.#call('readlink', CALLS.readlink, a, 0, (b) => (enc === 'buffer' ? Buffer.from(b!) : b!.toString(enc)))
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /** realpath(3), in the blocking lane: the absolute path with every symlink resolved. */
+  realpath(p: PathLike, options?: { encoding?: BufferEncoding | 'buffer' | null } | BufferEncoding | 'buffer' | null): Promise<string | Buffer> {
+    try {
+      const o = getOptions(options, {}) as { encoding?: BufferEncoding | 'buffer' | null }
+      const a = validatePath(p)
+      const enc = o.encoding ?? 'utf8'
+      return this.#call('realpath', CALLS.realpath, a, 0, (b) => (enc === 'buffer' ? Buffer.from(b!) : b!.toString(enc)))
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /** chmod(2) (fchmodat), in the blocking lane. `mode`: a number or an octal string. */
+  chmod(p: PathLike, mode: string | number): Promise<void> {
+    try {
+      const a = validatePath(p)
+      const m = parseRequiredMode(mode)
+      return this.#call('chmod', CALLS.chmod, a, m, () => undefined)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /**
+   * node:fs/promises rm: a file or symlink is unlinked; a directory needs
+   * `recursive` (ERR_FS_EISDIR otherwise) and is removed with everything
+   * in it, depth first; `force` ignores a path that does not exist.
+   */
+  async rm(p: PathLike, options?: RmOptions): Promise<void> {
+    const o = options ?? {}
+    if (typeof o !== 'object' || o === null) throw invalidArgType('options', 'of type object', options)
+    for (const k of ['force', 'recursive'] as const) {
+      if (o[k] !== undefined && typeof o[k] !== 'boolean') throw invalidArgType(`options.${k}`, 'of type boolean', o[k])
+    }
+    const a = validatePath(p)
+    let st: Stats
+    try {
+      st = await this.lstat(a)
+    } catch (e) {
+      if (o.force && (e as { code?: string }).code === 'ENOENT') return
+      throw e
+    }
+    if (!st.isDirectory()) return this.unlink(a)
+    if (!o.recursive) {
+      const text = pathText(a)
+      const err = withCode(new Error(`Path is a directory: rm returned EISDIR (is a directory) ${text}`), 'ERR_FS_EISDIR') as unknown as Error & Record<string, unknown>
+      err.name = 'SystemError'
+      Object.assign(err, { errno: 21, syscall: 'rm', path: text, info: { code: 'EISDIR', message: 'is a directory', path: text, syscall: 'rm', errno: 21 } })
+      throw err
+    }
+    await this.#rmTree(pathText(a))
+  }
+
+  async #rmTree(dir: string): Promise<void> {
+    for (const e of await this.#list(dir)) {
+      const full = join(dir, e.name.toString('utf8'))
+      const isDir = e.type === 4 || (e.type === 0 && (await this.lstat(full)).isDirectory())
+      if (isDir) await this.#rmTree(full)
+      else await this.unlink(full)
+    }
+    await this.rmdir(dir)
   }
 
   /** The whole file, as node:fs/promises readFile: a path (opened with `flag`, default 'r') or a FileHandle. */

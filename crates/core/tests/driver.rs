@@ -7,6 +7,7 @@ mod common;
 use common::Eng;
 
 use ringline_core::driver::{Done, Driver, DriverConfig, PathOp, Payload, UserBuf};
+use ringline_core::op::BlockingCall;
 use ringline_core::{FileId, SyncKind, CURRENT_POSITION};
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -453,6 +454,138 @@ fn path_ops_make_look_at_and_remove_names(eng: Eng) {
     assert_eq!(d.pending(), 0);
 }
 
+/// Makes one blocking-lane call; returns its result and the call back.
+fn lane(d: &mut Driver, call: BlockingCall) -> (i64, Option<BlockingCall>) {
+    d.call(7001, call).unwrap();
+    let done = settle(d, &[7001], vec![]).remove(&7001).unwrap();
+    match done.payload {
+        Payload::Call(c) => (done.result, Some(*c)),
+        _ => (done.result, None),
+    }
+}
+
+fn blocking_lane_calls_list_check_and_resolve_names(eng: Eng) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = driver(eng, 8);
+    let p = |name: &str| cpath(&dir.path().join(name));
+    std::fs::write(dir.path().join("f"), b"x").unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::os::unix::fs::symlink("f", dir.path().join("ln")).unwrap();
+
+    let (n, call) = lane(
+        &mut d,
+        BlockingCall::Readdir {
+            path: p(""),
+            out: Vec::new(),
+        },
+    );
+    assert_eq!(n, 3);
+    let Some(BlockingCall::Readdir { out, .. }) = call else {
+        panic!("no entries")
+    };
+    let mut names: Vec<(u8, String)> = out
+        .split(|&b| b == 0)
+        .filter(|e| !e.is_empty())
+        .map(|e| (e[0], String::from_utf8(e[1..].to_vec()).unwrap()))
+        .collect();
+    names.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(
+        names,
+        vec![
+            (libc::DT_REG, "f".into()),
+            (libc::DT_LNK, "ln".into()),
+            (libc::DT_DIR, "sub".into())
+        ]
+    );
+    assert_eq!(
+        lane(
+            &mut d,
+            BlockingCall::Readdir {
+                path: p("nope"),
+                out: Vec::new()
+            }
+        )
+        .0,
+        -i64::from(libc::ENOENT)
+    );
+
+    assert_eq!(
+        lane(
+            &mut d,
+            BlockingCall::Access {
+                path: p("f"),
+                mode: libc::R_OK
+            }
+        )
+        .0,
+        0
+    );
+    assert_eq!(
+        lane(
+            &mut d,
+            BlockingCall::Access {
+                path: p("nope"),
+                mode: libc::F_OK
+            }
+        )
+        .0,
+        -i64::from(libc::ENOENT)
+    );
+    let (n, call) = lane(
+        &mut d,
+        BlockingCall::Readlink {
+            path: p("ln"),
+            out: Vec::new(),
+        },
+    );
+    assert_eq!(n, 1);
+    assert!(matches!(call, Some(BlockingCall::Readlink { out, .. }) if out == b"f"));
+    assert_eq!(
+        lane(
+            &mut d,
+            BlockingCall::Readlink {
+                path: p("f"),
+                out: Vec::new()
+            }
+        )
+        .0,
+        -i64::from(libc::EINVAL)
+    );
+    let (_, call) = lane(
+        &mut d,
+        BlockingCall::Realpath {
+            path: p("ln"),
+            out: Vec::new(),
+        },
+    );
+    let real = std::fs::canonicalize(dir.path().join("f")).unwrap();
+    assert!(
+        matches!(call, Some(BlockingCall::Realpath { out, .. }) if out == real.as_os_str().as_bytes())
+    );
+    assert_eq!(
+        lane(
+            &mut d,
+            BlockingCall::Chmod {
+                path: Some(p("f")),
+                fd: -1,
+                mode: 0o640
+            }
+        )
+        .0,
+        0
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(dir.path().join("f"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o640
+    );
+    assert_eq!(d.pending(), 0);
+}
+
 /// The process's umask, read without changing it (other tests run at once).
 fn umask() -> u32 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -822,4 +955,5 @@ per_engine!(
     vectored_round_trip_with_user_buffers,
     a_refused_append_leaves_later_appends_right,
     path_ops_make_look_at_and_remove_names,
+    blocking_lane_calls_list_check_and_resolve_names,
 );

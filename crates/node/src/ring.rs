@@ -12,7 +12,7 @@ use napi_derive::napi;
 use ringline_core::buffer::{AlignedBuf, Registration};
 use ringline_core::driver::{Done, Driver, DriverConfig, NetConfig, Payload, UserBuf};
 use ringline_core::engine::{select, Backend, Engine, EngineConfig};
-use ringline_core::op::{Cqe, Statx};
+use ringline_core::op::{BlockingCall, Cqe, Statx};
 use ringline_core::{FileId, PathOp, SyncKind, CURRENT_POSITION};
 use std::ffi::{c_void, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -274,6 +274,14 @@ impl Shared {
                         }
                     } else if let Some(b) = js::buffer_from_parts(env, &parts, total) {
                         js::set_element(env, payloads, n as u32, b);
+                    }
+                }
+                Payload::Call(c) => {
+                    if let Some(bytes) = c.output() {
+                        let part = [(bytes.as_ptr(), bytes.len())];
+                        if let Some(b) = js::buffer_from_parts(env, &part, bytes.len()) {
+                            js::set_element(env, bufs, done.token, b);
+                        }
                     }
                 }
                 Payload::Accepted(_) | Payload::Opened(_) | Payload::None => {}
@@ -815,6 +823,31 @@ pub fn c_path(path: Either<String, Buffer>) -> Option<CString> {
     }
 }
 
+/// The BlockingCall of `code` on `path` (lib/native.ts `CALLS`), or `-EINVAL`.
+fn blocking_call(
+    code: u32,
+    path: Either<String, Buffer>,
+    mode: u32,
+) -> std::result::Result<BlockingCall, i32> {
+    let path = c_path(path).ok_or(libc::EINVAL)?;
+    let out = Vec::new();
+    Ok(match code {
+        0 => BlockingCall::Access {
+            path,
+            mode: mode as i32,
+        },
+        1 => BlockingCall::Readdir { path, out },
+        2 => BlockingCall::Readlink { path, out },
+        3 => BlockingCall::Realpath { path, out },
+        4 => BlockingCall::Chmod {
+            path: Some(path),
+            fd: -1,
+            mode,
+        },
+        _ => return Err(libc::EINVAL),
+    })
+}
+
 /// The PathOp of `code` (lib/native.ts `PATH_OPS`), or `-EINVAL`.
 fn path_op(
     code: u32,
@@ -1099,6 +1132,36 @@ impl NativeRing {
     ) -> i32 {
         let r =
             path_op(code, a, b, mode).and_then(|op| lock(&self.shared.driver).path_op(token, op));
+        self.submitted(&env, r)
+    }
+
+    /// A call of the blocking lane on a path (see `CALLS` in lib/native.ts
+    /// for `code`); `mode` for access and chmod. Settles with the call's
+    /// bytes, if it made any, in `bufs[token]`.
+    #[napi]
+    pub fn call(
+        &self,
+        env: Env,
+        token: u32,
+        code: u32,
+        path: Either<String, Buffer>,
+        mode: u32,
+    ) -> i32 {
+        let r =
+            blocking_call(code, path, mode).and_then(|c| lock(&self.shared.driver).call(token, c));
+        self.submitted(&env, r)
+    }
+
+    /// `fchmod` of an open file, in the blocking lane.
+    #[napi]
+    pub fn fchmod(&self, env: Env, token: u32, fid: f64, mode: u32) -> i32 {
+        let r = file(fid).and_then(|f| {
+            lock(&self.shared.driver).file_call(token, f, |fd| BlockingCall::Chmod {
+                path: None,
+                fd,
+                mode,
+            })
+        });
         self.submitted(&env, r)
     }
 

@@ -150,6 +150,17 @@ impl Driver {
                     payload: Payload::None,
                 });
             }
+            Kind::Call => {
+                let payload = match e.mem {
+                    Mem::Call(c) if res >= 0 => Payload::Call(c),
+                    _ => Payload::None,
+                };
+                out.push(Done {
+                    token: e.token,
+                    result: res.into(),
+                    payload,
+                });
+            }
             Kind::Stat => {
                 let payload = match e.mem {
                     Mem::Statx(s) | Mem::PathStat(_, s) if res >= 0 => Payload::Stat(s),

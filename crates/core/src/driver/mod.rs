@@ -92,6 +92,8 @@ pub enum Payload {
         user_offset: usize,
     },
     Stat(Box<Statx>),
+    /// A blocking-lane call that succeeded, with what it produced.
+    Call(Box<crate::op::BlockingCall>),
     Opened(FileId),
     /// One event of a receive stream: `result` bytes arrived in provided
     /// buffer `bid`. Read them with [`Driver::received`], then give the
@@ -174,6 +176,8 @@ enum Mem {
     Paths(#[allow(dead_code)] Vec<CString>),
     /// A stat by path: the path and the statx buffer.
     PathStat(#[allow(dead_code)] CString, Box<Statx>),
+    /// A call of the blocking lane, with its arguments and result.
+    Call(Box<crate::op::BlockingCall>),
     /// A socket address for connect.
     Addr(#[allow(dead_code)] Box<libc::sockaddr_storage>),
     /// A linked timeout's duration.
@@ -194,6 +198,8 @@ enum Kind {
     },
     Plain,
     Stat,
+    /// A call of the blocking lane: settles with the call back.
+    Call,
     /// A member of an append chain.
     Chain(u32),
     Internal,

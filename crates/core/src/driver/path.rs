@@ -2,9 +2,12 @@
 //! rename, mkdir, symlink and link. Each is one op of the engine (an
 //! io_uring opcode, or a syscall in the mio engine's pool) that owns its
 //! paths until the kernel is done with them. Results: 0 or `-errno`; a
-//! stat settles with `Payload::Stat`.
+//! stat settles with `Payload::Stat`. And the calls with no opcode
+//! ([`BlockingCall`]: readdir, access, readlink, ...), made in the engine's
+//! blocking lane; they settle with `Payload::Call`.
 
 use super::*;
+use crate::op::BlockingCall;
 
 /// One op on names. Paths are relative to the working directory.
 #[derive(Debug)]
@@ -92,6 +95,37 @@ impl Driver {
             }
         };
         self.submit_op(token, None, kind, op, mem);
+        Ok(())
+    }
+
+    /// Makes `call` in the engine's blocking lane for `token`; it settles
+    /// with the call back (`Payload::Call`) when it succeeded.
+    pub fn call(&mut self, token: u32, call: BlockingCall) -> Result<(), i32> {
+        self.refuse_if_closed()?;
+        let mut call = Box::new(call);
+        let op = Op::Blocking {
+            call: &mut *call as *mut BlockingCall,
+        };
+        self.submit_op(token, None, Kind::Call, op, Mem::Call(call));
+        Ok(())
+    }
+
+    /// Makes the call `make` returns for the descriptor of file `id` (an
+    /// fchmod, ...) in the blocking lane. It counts as an op of the file, so
+    /// the file's close waits for it.
+    pub fn file_call(
+        &mut self,
+        token: u32,
+        id: FileId,
+        make: impl FnOnce(i32) -> BlockingCall,
+    ) -> Result<(), i32> {
+        self.refuse_if_closed()?;
+        let (e, _) = self.file(id)?;
+        let mut call = Box::new(make(e.fd));
+        let op = Op::Blocking {
+            call: &mut *call as *mut BlockingCall,
+        };
+        self.submit_op(token, Some(id), Kind::Call, op, Mem::Call(call));
         Ok(())
     }
 }

@@ -5,13 +5,15 @@
 //! thread (which reaps inline right after a flush, where buffered reads that
 //! hit the page cache have usually completed already), under a lock.
 
+use super::mio::pool::{self, Job, Pool, Step};
 use super::{Engine, EngineConfig, Feature};
 use crate::net::send_slab::SEND_ZC_REPORT_USAGE;
 use crate::op::{Cqe, Op, SyncKind, Target, END_OF_FILE};
 use io_uring::{opcode, squeue, types, IoUring, Probe};
 use std::io;
-use std::os::fd::AsRawFd;
-use std::sync::Mutex;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// An io_uring instance.
 pub struct UringEngine {
@@ -30,6 +32,14 @@ pub struct UringEngine {
     fixed_buffers: u16,
     has_ftruncate: bool,
     has_send_zc: bool,
+    /// The blocking lane: calls with no opcode ([`Op::Blocking`]) run on
+    /// these threads (the mio engine's file pool, started as needed). Their
+    /// completions wait in `lane_done` and ring `eventfd`, so the thread
+    /// sleeping on it wakes and drains them with the ring's.
+    lane: Arc<Pool>,
+    lane_done: Arc<pool::Done>,
+    /// Lane calls not drained yet: `drain` skips the lane's lock at 0.
+    lane_pending: AtomicUsize,
 }
 
 /// Opcodes the engine issues; a kernel missing any of them is not used.
@@ -149,7 +159,28 @@ impl UringEngine {
         } else {
             0
         };
+        // The lane rings a descriptor of its own for the same eventfd, which
+        // lives as long as the lane does (its threads may outlast the engine
+        // by one call).
+        let lane_fd: OwnedFd = eventfd.try_clone().map_err(|e| SetupError {
+            errno: e.raw_os_error().unwrap_or(libc::EINVAL),
+            reason: format!("eventfd dup: {e}"),
+        })?;
+        let lane_done = Arc::new(pool::Done {
+            cqes: Mutex::new(Vec::new()),
+            wake: Box::new(move || {
+                let one = 1u64;
+                // SAFETY: writes 8 bytes from a local u64 to an eventfd the
+                // closure owns.
+                unsafe { libc::write(lane_fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+            }),
+            notify: RwLock::new(None),
+        });
+        let lane = Pool::new(cfg.file_threads.max(1), lane_done.clone());
         Ok(UringEngine {
+            lane,
+            lane_done,
+            lane_pending: AtomicUsize::new(0),
             ring,
             eventfd,
             sq_lock: Mutex::new(()),
@@ -186,6 +217,15 @@ impl UringEngine {
     /// `IORING_SQ_CQ_OVERFLOW` flag instead needs a submission-queue view
     /// on this thread, and that lost submissions: see the closing note.)
     fn drain(&self, out: &mut Vec<Cqe>) {
+        if self.lane_pending.load(Ordering::Acquire) > 0 {
+            let mut done = self
+                .lane_done
+                .cqes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            self.lane_pending.fetch_sub(done.len(), Ordering::AcqRel);
+            out.append(&mut done);
+        }
         loop {
             let full = {
                 let Ok(_g) = self.cq_lock.lock() else { return };
@@ -403,6 +443,15 @@ fn sqe_for(op: &Op) -> squeue::Entry {
         Op::Shutdown { target: t, how } => {
             with_target!(t, |f| opcode::Shutdown::new(f, how).build())
         }
+        // Run by the lane (see `push`); never an SQE.
+        Op::Blocking { .. } => opcode::Nop::new().build(),
+    }
+}
+
+impl Drop for UringEngine {
+    fn drop(&mut self) {
+        // The lane's idle threads hold it: let them go.
+        self.lane.stop();
     }
 }
 
@@ -412,6 +461,17 @@ impl Engine for UringEngine {
     }
 
     unsafe fn push(&self, user_data: u64, op: &Op, link: bool) -> bool {
+        if let Op::Blocking { .. } = op {
+            // Never linked: the driver makes lane calls alone.
+            debug_assert!(!link);
+            self.lane_pending.fetch_add(1, Ordering::AcqRel);
+            self.lane.submit(vec![Job {
+                steps: vec![Step { user_data, op: *op }],
+                fd: None,
+                serial: false,
+            }]);
+            return true;
+        }
         let mut sqe = sqe_for(op).user_data(user_data);
         if link {
             sqe = sqe.flags(squeue::Flags::IO_LINK);

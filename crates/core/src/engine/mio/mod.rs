@@ -16,7 +16,7 @@
 //! What io_uring has and this engine has not is reported by
 //! [`Engine::degradations`].
 
-mod pool;
+pub(crate) mod pool;
 mod sock;
 mod sys;
 mod waiter;
@@ -294,7 +294,8 @@ impl MioEngine {
                 | Op::Rename { .. }
                 | Op::Mkdir { .. }
                 | Op::Symlink { .. }
-                | Op::Link { .. } => jobs.push(file_job(chain)),
+                | Op::Link { .. }
+                | Op::Blocking { .. } => jobs.push(file_job(chain)),
                 Op::Close { fd } => {
                     // Earlier jobs on fd must run before it goes.
                     self.pool.submit(std::mem::take(&mut jobs));

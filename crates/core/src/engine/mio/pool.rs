@@ -14,7 +14,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 /// One op of a job, with its user data.
 #[derive(Clone, Copy)]
-pub(super) struct Step {
+pub(crate) struct Step {
     pub user_data: u64,
     pub op: Op,
 }
@@ -25,7 +25,7 @@ pub(super) struct Step {
 unsafe impl Send for Step {}
 
 /// A chain of ops on (at most) one file descriptor.
-pub(super) struct Job {
+pub(crate) struct Job {
     pub steps: Vec<Step>,
     /// The descriptor the job uses, for cancel-by-file and deferred closes.
     pub fd: Option<i32>,
@@ -47,7 +47,7 @@ struct Queue {
 }
 
 /// Completions made by pool threads, for the engine to reap.
-pub(super) struct Done {
+pub(crate) struct Done {
     pub cqes: Mutex<Vec<Cqe>>,
     /// Rung when `cqes` goes from empty to non-empty and no `notify` is set.
     pub wake: Box<dyn Fn() + Send + Sync>,
@@ -55,7 +55,7 @@ pub(super) struct Done {
     pub notify: RwLock<Option<Notify>>,
 }
 
-pub(super) struct Pool {
+pub(crate) struct Pool {
     queue: Mutex<Queue>,
     ready: Condvar,
     done: Arc<Done>,

@@ -211,6 +211,12 @@ pub(super) fn file_op(op: &Op) -> (i32, bool) {
             // SAFETY: as above.
             done(unsafe { libc::symlinkat(target, libc::AT_FDCWD, path) })
         }
+        Op::Blocking { call } => {
+            // SAFETY: the call is owned by the op's slab entry, which nothing
+            // else touches until this op's completion is reaped.
+            let r = unsafe { (*call).run() };
+            (r, r >= 0)
+        }
         Op::Link { from, to } => {
             // SAFETY: as above.
             done(unsafe { libc::linkat(libc::AT_FDCWD, from, libc::AT_FDCWD, to, 0) })

@@ -7,6 +7,9 @@
 
 use std::os::fd::RawFd;
 
+pub mod call;
+pub use call::BlockingCall;
+
 /// What [`Op::Statx`] fills in: the kernel's `struct statx` on Linux.
 #[cfg(target_os = "linux")]
 pub use libc::statx as Statx;
@@ -148,6 +151,10 @@ pub enum Op {
     Link {
         from: *const libc::c_char,
         to: *const libc::c_char,
+    },
+    /// A call with no opcode, made in the blocking lane (a pool thread).
+    Blocking {
+        call: *mut BlockingCall,
     },
     /// Cancel the op submitted with this user data.
     Cancel {
