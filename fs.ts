@@ -34,6 +34,13 @@ export const readlink = onDefaultRing('readlink')
 export const realpath = onDefaultRing('realpath')
 export const chmod = onDefaultRing('chmod')
 export const rm = onDefaultRing('rm')
+export const chown = onDefaultRing('chown')
+export const lchown = onDefaultRing('lchown')
+export const utimes = onDefaultRing('utimes')
+export const lutimes = onDefaultRing('lutimes')
+export const mkdtemp = onDefaultRing('mkdtemp')
+export const statfs = onDefaultRing('statfs')
+export const copyFile = onDefaultRing('copyFile')
 export { open, constants }
 export type { FileHandle } from './lib/file'
 export type { Stats, BigIntStats } from './lib/stats'

@@ -33,7 +33,8 @@ function tree(dir: string): string[] {
     }
   }
   walk(dir, '')
-  return out
+  // mkdtemp's names are random on each side.
+  return out.map((l) => l.replace(/tmp-[A-Za-z0-9]{6}/g, 'tmp-XXXXXX'))
 }
 
 function shape(v: unknown, dir: string): unknown {
@@ -283,4 +284,56 @@ test('rm: files, links, directories (recursive), force, and ERR_FS_EISDIR', asyn
     () => api.rm(path.join(dir, 'sub'), { recursive: true }),
     () => api.rm(path.join(dir, 'x'), { recursive: 'yes' }),
   ]))
+})
+
+test('chown, lchown, utimes, lutimes, FileHandle chown/utimes: results and errors', async (t) => {
+  const uid = process.getuid?.() ?? 0
+  const gid = process.getgid?.() ?? 0
+  await sideBySide(t, treeSetup, seq((api, dir) => [
+    () => api.chown(path.join(dir, 'a'), uid, gid),
+    () => api.chown(path.join(dir, 'a'), -1, -1),
+    () => api.chown(path.join(dir, 'nope'), uid, gid),
+    () => api.chown(path.join(dir, 'a'), 'x', gid),
+    () => api.chown(path.join(dir, 'a'), -2, gid),
+    () => api.lchown(path.join(dir, 'ln'), uid, gid),
+    () => api.utimes(path.join(dir, 'a'), 1_600_000_000.1234567, new Date(1_700_000_000_123)),
+    () => api.stat(path.join(dir, 'a'), { bigint: true }).then((s) => [String((s as unknown as { atimeNs: bigint }).atimeNs), String((s as unknown as { mtimeNs: bigint }).mtimeNs)]),
+    () => api.utimes(path.join(dir, 'a'), '1500000000', 1_500_000_000),
+    () => api.utimes(path.join(dir, 'a'), {}, 1),
+    () => api.utimes(path.join(dir, 'nope'), 1, 1),
+    () => api.lutimes(path.join(dir, 'ln'), 1_400_000_000, 1_400_000_000),
+    () => api.lstat(path.join(dir, 'ln'), { bigint: true }).then((s) => String((s as unknown as { mtimeNs: bigint }).mtimeNs)),
+    async () => {
+      const fh = await (api.open as (p: string, f: string) => Promise<{ chown(u: number, g: number): Promise<void>; utimes(a: number, m: number): Promise<void>; close(): Promise<void> }>)(path.join(dir, 'sub', 'b'), 'r+')
+      try {
+        await fh.chown(uid, gid)
+        await fh.utimes(1_300_000_000.5, 1_300_000_001)
+      } finally {
+        await fh.close()
+      }
+      return fs.statSync(path.join(dir, 'sub', 'b')).mtimeMs
+    },
+  ]))
+})
+
+test('mkdtemp, statfs, copyFile: results and errors', async (t) => {
+  await sideBySide(t, treeSetup, seq((api, dir) => [
+    () => api.mkdtemp(path.join(dir, 'tmp-')).then((p) => /^.*tmp-[A-Za-z0-9]{6}$/.test(String(p)) && fs.statSync(String(p)).isDirectory()),
+    () => api.mkdtemp(path.join(dir, 'nope', 'x-')).catch((e: Error & { code?: string }) => `${e.code} ${/mkdtemp '.*nope\/x-.{6}'$/.test(e.message)}`),
+    () => api.mkdtemp(42),
+    () => api.statfs(dir).then((s) => Object.keys(s as object).join(',') + (s as { constructor: { name: string } }).constructor.name),
+    () => api.statfs(dir, { bigint: true }).then((s) => typeof (s as { bsize: unknown }).bsize),
+    () => api.statfs(path.join(dir, 'nope')),
+    () => api.copyFile(path.join(dir, 'a'), path.join(dir, 'copy')),
+    () => api.copyFile(path.join(dir, 'a'), path.join(dir, 'copy'), fs.constants.COPYFILE_EXCL),
+    () => api.copyFile(path.join(dir, 'sub', 'b'), path.join(dir, 'copy')),
+    () => api.copyFile(path.join(dir, 'nope'), path.join(dir, 'c2')),
+    () => api.copyFile(path.join(dir, 'a'), path.join(dir, 'a')),
+    () => api.copyFile(path.join(dir, 'a'), path.join(dir, 'c3'), 8),
+    () => api.copyFile(path.join(dir, 'a'), path.join(dir, 'c4'), fs.constants.COPYFILE_FICLONE),
+  ]))
+  const big = path.join(root, 'big-src')
+  fs.writeFileSync(big, Buffer.alloc(3 << 20, 7))
+  await rfs.copyFile(big, `${big}.copy`)
+  t.true(fs.readFileSync(`${big}.copy`).equals(fs.readFileSync(big)), 'a 3 MiB copy is whole')
 })

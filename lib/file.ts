@@ -23,6 +23,8 @@ import {
   type Position,
 } from './validators'
 import { BigIntStats, type Stats } from './stats'
+import { FILE_CALLS } from './native'
+import { toTimespec } from './fs/options'
 import type { Ring } from './ring'
 import type { ReadStream, WriteStream } from 'node:fs'
 import type { ReadableStream } from 'node:stream/web'
@@ -564,7 +566,37 @@ export class FileHandle extends EventEmitter {
       if (err) return Promise.reject(err)
       const id = this.#id
       const native = this.#core.native
-      return this.#core.begin(K_VOID, 'fchmod', undefined, undefined, undefined, (t) => native.fchmod(t, id, m))
+      return this.#core.begin(K_VOID, 'fchmod', undefined, undefined, undefined, (t) => native.fileCall(t, FILE_CALLS.fchmod, id, [m]))
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /** fchown(2), in the blocking lane; -1 leaves an id as it is. */
+  chown(uid: number, gid: number): Promise<void> {
+    try {
+      validateInteger(uid, 'uid', -1, 2 ** 32 - 1)
+      validateInteger(gid, 'gid', -1, 2 ** 32 - 1)
+      const ids = [uid === -1 ? 2 ** 32 - 1 : uid, gid === -1 ? 2 ** 32 - 1 : gid]
+      const err = this.#closed('fchown')
+      if (err) return Promise.reject(err)
+      const id = this.#id
+      const native = this.#core.native
+      return this.#core.begin(K_VOID, 'fchown', undefined, undefined, undefined, (t) => native.fileCall(t, FILE_CALLS.fchown, id, ids))
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /** futimens(2): access and modification times (seconds, numeric strings or Dates). */
+  utimes(atime: number | string | Date, mtime: number | string | Date): Promise<void> {
+    try {
+      const times = [...toTimespec(atime), ...toTimespec(mtime)]
+      const err = this.#closed('futime')
+      if (err) return Promise.reject(err)
+      const id = this.#id
+      const native = this.#core.native
+      return this.#core.begin(K_VOID, 'futime', undefined, undefined, undefined, (t) => native.fileCall(t, FILE_CALLS.futimes, id, times))
     } catch (e) {
       return Promise.reject(e)
     }

@@ -76,10 +76,10 @@ export interface NativeRing {
   stat(token: number, file: number): number
   /** An op on names: `code` from PATH_OPS; `b` the second path of rename, symlink, link; `mode` for mkdir. */
   pathOp(token: number, code: number, a: string | Buffer, b: string | Buffer | null, mode: number): number
-  /** A call of the blocking lane on `path` (`code` from CALLS); its bytes, if any, arrive in bufs[token]. */
-  call(token: number, code: number, path: string | Buffer, mode: number): number
-  /** fchmod(2) of an open file, in the blocking lane. */
-  fchmod(token: number, file: number, mode: number): number
+  /** A call of the blocking lane on `a` (and `b`), with numbers `n` (`code` from CALLS); its bytes, if any, arrive in bufs[token]. */
+  call(token: number, code: number, a: string | Buffer, b: string | Buffer | null, n: number[]): number
+  /** A call of the blocking lane on an open file (`code` from FILE_CALLS), with numbers `n`. */
+  fileCall(token: number, code: number, file: number, n: number[]): number
   truncate(token: number, file: number, len: number): number
   closeFile(token: number, file: number): number
   cancel(token: number): boolean
@@ -115,4 +115,20 @@ export const { NativeRing } = loadNative<{ NativeRing: NativeRingConstructor }>(
 export const PATH_OPS = { stat: 0, lstat: 1, unlink: 2, rmdir: 3, rename: 4, mkdir: 5, symlink: 6, link: 7 } as const
 
 /** The codes of NativeRing.call (crates/node/src/ring.rs `blocking_call`). */
-export const CALLS = { access: 0, readdir: 1, readlink: 2, realpath: 3, chmod: 4 } as const
+export const CALLS = {
+  access: 0,
+  readdir: 1,
+  readlink: 2,
+  realpath: 3,
+  chmod: 4,
+  chown: 5,
+  lchown: 6,
+  utimes: 7,
+  lutimes: 8,
+  mkdtemp: 9,
+  statfs: 10,
+  copyFile: 11,
+} as const
+
+/** The codes of NativeRing.fileCall. */
+export const FILE_CALLS = { fchmod: 0, fchown: 1, futimes: 2 } as const

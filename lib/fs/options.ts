@@ -38,3 +38,20 @@ export function assertEncoding(encoding: unknown): void {
 export function checkAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
 }
+
+/** node's toUnixTimestamp, then libuv's uv__fs_to_timespec (microseconds kept): [seconds, nanoseconds]. */
+export function toTimespec(time: unknown): [number, number] {
+  let t: number
+  if (typeof time === 'string' && +time == (time as unknown as number)) t = +time
+  else if (typeof time === 'number' && Number.isFinite(time)) t = time < 0 ? Date.now() / 1000 : time
+  else if (time instanceof Date) t = time.getTime() / 1000
+  else throw invalidArgType('time', 'an instance of Date or an Time in seconds', time)
+  let sec = Math.trunc(t)
+  let nsec = Math.trunc((t - sec) * 1e9)
+  nsec -= nsec % 1000
+  if (nsec < 0) {
+    nsec += 1e9
+    sec -= 1
+  }
+  return [sec, nsec]
+}

@@ -16,12 +16,44 @@ import type { Ring } from '../ring'
 import { BigIntStats, type Stats } from '../stats'
 import { parseMode, pathText, validateInteger, validatePath } from '../validators'
 
+/** node's StatFs: what statfs(2) says of a filesystem. */
+export class StatFs {
+  readonly type: number | bigint
+  readonly bsize: number | bigint
+  readonly blocks: number | bigint
+  readonly bfree: number | bigint
+  readonly bavail: number | bigint
+  readonly files: number | bigint
+  readonly ffree: number | bigint
+
+  /** @internal `b`: seven little-endian f64s (crates/core op/call.rs Statfs). */
+  constructor(b: Buffer, big: boolean) {
+    const v = (i: number): number | bigint => (big ? BigInt(b.readDoubleLE(8 * i)) : b.readDoubleLE(8 * i))
+    this.type = v(0)
+    this.bsize = v(1)
+    this.blocks = v(2)
+    this.bfree = v(3)
+    this.bavail = v(4)
+    this.files = v(5)
+    this.ffree = v(6)
+  }
+}
+
+/** uid and gid as chown takes them: integers from -1 (unchanged) to 2^32-1. */
+function validateIds(uid: unknown, gid: unknown): number[] {
+  const id = (v: unknown, name: string): number => {
+    validateInteger(v, name, -1, 2 ** 32 - 1)
+    return (v as number) === -1 ? 2 ** 32 - 1 : (v as number)
+  }
+  return [id(uid, 'uid'), id(gid, 'gid')]
+}
+
 /** chmod's mode: required, a number or an octal string (node's parseFileMode). */
 function parseRequiredMode(mode: unknown): number {
   if (mode === undefined) throw invalidArgType('mode', 'of type number', mode)
   return parseMode(mode, 0)
 }
-import { checkAborted, getOptions, type WholeFileOptions } from './options'
+import { checkAborted, getOptions, toTimespec, type WholeFileOptions } from './options'
 import { readFileHandle } from './read-file'
 import { writeFileData, writeFileHandle, type WriteFileIterable } from './write-file'
 
@@ -262,10 +294,11 @@ export class RingFs {
     }
   }
 
-  /** A call of the blocking lane on a path; `decode` turns its bytes into the result. */
-  #call<T>(syscall: string, code: number, a: string | Buffer, mode: number, decode: (bytes: Buffer | undefined, n: number) => T): Promise<T> {
+  /** A call of the blocking lane on a path (and `b`); `decode` turns its bytes into the result. */
+  #call<T>(syscall: string, code: number, a: string | Buffer, n: number[], decode: (bytes: Buffer | undefined, n: number) => T, b: string | Buffer | null = null, shownPath?: string): Promise<T> {
     const core = this.#core
-    return core.begin<T>(K_CALL, syscall, decode, pathText(a), undefined, (t) => core.native.call(t, code, a, mode), undefined)
+    const dest = b === null ? undefined : pathText(b)
+    return core.begin<T>(K_CALL, syscall, decode, shownPath ?? pathText(a), undefined, (t) => core.native.call(t, code, a, b, n), undefined, dest)
   }
 
   /** access(2) (faccessat), in the blocking lane: resolves if `mode` (F_OK, R_OK, W_OK, X_OK) is allowed. */
@@ -281,7 +314,7 @@ export class RingFs {
           throw withCode(new RangeError(`mode is out of range: >= ${F_OK} && <= ${R_OK | W_OK | X_OK}`), 'ERR_OUT_OF_RANGE')
         }
       }
-      return this.#call('access', CALLS.access, a, m, () => undefined)
+      return this.#call('access', CALLS.access, a, [m], () => undefined)
     } catch (e) {
       return Promise.reject(e)
     }
@@ -312,7 +345,7 @@ export class RingFs {
   }
 
   #list(a: string | Buffer): Promise<RawEntry[]> {
-    return this.#call('scandir', CALLS.readdir, a, 0, parseEntries)
+    return this.#call('scandir', CALLS.readdir, a, [], parseEntries)
   }
 
   /** fs.Dirent objects for `entries` of `dir`; where the filesystem does not say the type, lstat does (as node does). */
@@ -369,7 +402,7 @@ export class RingFs {
       const o = getOptions(options, {}) as { encoding?: BufferEncoding | 'buffer' | null }
       const a = validatePath(p, 'oldPath')
       const enc = o.encoding ?? 'utf8'
-      return this.#call('readlink', CALLS.readlink, a, 0, (b) => (enc === 'buffer' ? Buffer.from(b!) : b!.toString(enc)))
+      return this.#call('readlink', CALLS.readlink, a, [], (b) => (enc === 'buffer' ? Buffer.from(b!) : b!.toString(enc)))
     } catch (e) {
       return Promise.reject(e)
     }
@@ -381,7 +414,7 @@ export class RingFs {
       const o = getOptions(options, {}) as { encoding?: BufferEncoding | 'buffer' | null }
       const a = validatePath(p)
       const enc = o.encoding ?? 'utf8'
-      return this.#call('realpath', CALLS.realpath, a, 0, (b) => (enc === 'buffer' ? Buffer.from(b!) : b!.toString(enc)))
+      return this.#call('realpath', CALLS.realpath, a, [], (b) => (enc === 'buffer' ? Buffer.from(b!) : b!.toString(enc)))
     } catch (e) {
       return Promise.reject(e)
     }
@@ -392,7 +425,92 @@ export class RingFs {
     try {
       const a = validatePath(p)
       const m = parseRequiredMode(mode)
-      return this.#call('chmod', CALLS.chmod, a, m, () => undefined)
+      return this.#call('chmod', CALLS.chmod, a, [m], () => undefined)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /** chown(2) (fchownat), in the blocking lane; -1 leaves an id as it is. */
+  chown(p: PathLike, uid: number, gid: number): Promise<void> {
+    return this.#chown('chown', CALLS.chown, p, uid, gid)
+  }
+
+  /** lchown(2): chown of a symlink itself. */
+  lchown(p: PathLike, uid: number, gid: number): Promise<void> {
+    return this.#chown('lchown', CALLS.lchown, p, uid, gid)
+  }
+
+  #chown(syscall: string, code: number, p: PathLike, uid: number, gid: number): Promise<void> {
+    try {
+      const a = validatePath(p)
+      const ids = validateIds(uid, gid)
+      return this.#call(syscall, code, a, ids, () => undefined)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /** utimes: access and modification times (seconds, numeric strings or Dates), microsecond precision as libuv keeps it. */
+  utimes(p: PathLike, atime: number | string | Date, mtime: number | string | Date): Promise<void> {
+    return this.#utimes('utime', CALLS.utimes, p, atime, mtime)
+  }
+
+  /** lutimes: utimes of a symlink itself. */
+  lutimes(p: PathLike, atime: number | string | Date, mtime: number | string | Date): Promise<void> {
+    return this.#utimes('lutime', CALLS.lutimes, p, atime, mtime)
+  }
+
+  #utimes(syscall: string, code: number, p: PathLike, atime: unknown, mtime: unknown): Promise<void> {
+    try {
+      const a = validatePath(p)
+      const times = [...toTimespec(atime), ...toTimespec(mtime)]
+      return this.#call(syscall, code, a, times, () => undefined)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /** mkdtemp(3): a new directory named `prefix` and six random characters; resolves its path. */
+  mkdtemp(prefix: PathLike, options?: { encoding?: BufferEncoding | 'buffer' | null } | BufferEncoding | 'buffer' | null): Promise<string | Buffer> {
+    try {
+      const o = getOptions(options, {}) as { encoding?: BufferEncoding | 'buffer' | null }
+      const a = validatePath(prefix, 'prefix')
+      const enc = o.encoding ?? 'utf8'
+      return this.#call('mkdtemp', CALLS.mkdtemp, a, [], (b) => (enc === 'buffer' ? Buffer.from(b!) : b!.toString(enc)), null, `${pathText(a)}XXXXXX`)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /** statfs(2): the filesystem's counts, as node's StatFs (bigints with `bigint`). */
+  statfs(p: PathLike, options?: { bigint?: boolean }): Promise<StatFs> {
+    try {
+      const a = validatePath(p)
+      const big = Boolean(options?.bigint)
+      return this.#call('statfs', CALLS.statfs, a, [], (b) => new StatFs(b!, big))
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /**
+   * copyFile, as libuv makes it: `dest` gets `src`'s bytes and mode;
+   * `mode` COPYFILE_EXCL refuses an existing dest, COPYFILE_FICLONE tries a
+   * reflink first, COPYFILE_FICLONE_FORCE needs one. In the blocking lane,
+   * with copy_file_range.
+   */
+  copyFile(src: PathLike, dest: PathLike, mode?: number): Promise<void> {
+    try {
+      const a = validatePath(src, 'src')
+      const b = validatePath(dest, 'dest')
+      let m = 0
+      if (mode != null) {
+        if (typeof mode !== 'number') throw withCode(new TypeError('mode must be int32 or null/undefined'), 'ERR_INVALID_ARG_TYPE')
+        m = mode | 0
+        if (m < 0 || m > 7) throw withCode(new RangeError('mode is out of range: >= 0 && <= 7'), 'ERR_OUT_OF_RANGE')
+      }
+      return this.#call('copyfile', CALLS.copyFile, a, [m], () => undefined, b)
     } catch (e) {
       return Promise.reject(e)
     }

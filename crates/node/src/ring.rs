@@ -823,18 +823,21 @@ pub fn c_path(path: Either<String, Buffer>) -> Option<CString> {
     }
 }
 
-/// The BlockingCall of `code` on `path` (lib/native.ts `CALLS`), or `-EINVAL`.
+/// The BlockingCall of `code` (lib/native.ts `CALLS`) on `a` (and `b`),
+/// with the numbers `n`, or `-EINVAL`.
 fn blocking_call(
     code: u32,
-    path: Either<String, Buffer>,
-    mode: u32,
+    a: Either<String, Buffer>,
+    b: Option<Either<String, Buffer>>,
+    n: &[f64],
 ) -> std::result::Result<BlockingCall, i32> {
-    let path = c_path(path).ok_or(libc::EINVAL)?;
+    let path = c_path(a).ok_or(libc::EINVAL)?;
+    let num = |i: usize| n.get(i).copied().unwrap_or(0.0);
     let out = Vec::new();
     Ok(match code {
         0 => BlockingCall::Access {
             path,
-            mode: mode as i32,
+            mode: num(0) as i32,
         },
         1 => BlockingCall::Readdir { path, out },
         2 => BlockingCall::Readlink { path, out },
@@ -842,8 +845,37 @@ fn blocking_call(
         4 => BlockingCall::Chmod {
             path: Some(path),
             fd: -1,
-            mode,
+            mode: num(0) as u32,
         },
+        5 | 6 => BlockingCall::Chown {
+            path: Some(path),
+            fd: -1,
+            uid: num(0) as u32,
+            gid: num(1) as u32,
+            nofollow: code == 6,
+        },
+        7 | 8 => BlockingCall::Utimes {
+            path: Some(path),
+            fd: -1,
+            atime: (num(0) as i64, num(1) as i64),
+            mtime: (num(2) as i64, num(3) as i64),
+            nofollow: code == 8,
+        },
+        9 => BlockingCall::Mkdtemp {
+            prefix: path.into_bytes(),
+            out,
+        },
+        10 => BlockingCall::Statfs { path, out },
+        11 => {
+            let flags = num(0) as u32;
+            BlockingCall::CopyFile {
+                src: path,
+                dest: b.and_then(c_path).ok_or(libc::EINVAL)?,
+                excl: flags & 1 != 0,
+                clone: flags & 2 != 0,
+                clone_force: flags & 4 != 0,
+            }
+        }
         _ => return Err(libc::EINVAL),
     })
 }
@@ -1136,31 +1168,57 @@ impl NativeRing {
     }
 
     /// A call of the blocking lane on a path (see `CALLS` in lib/native.ts
-    /// for `code`); `mode` for access and chmod. Settles with the call's
-    /// bytes, if it made any, in `bufs[token]`.
+    /// for `code`): `b` the second path (copyFile's destination), `n` the
+    /// numbers the call takes (a mode, ids, times, flags). Settles with the
+    /// call's bytes, if it made any, in `bufs[token]`.
     #[napi]
     pub fn call(
         &self,
         env: Env,
         token: u32,
         code: u32,
-        path: Either<String, Buffer>,
-        mode: u32,
+        a: Either<String, Buffer>,
+        b: Option<Either<String, Buffer>>,
+        n: Vec<f64>,
     ) -> i32 {
         let r =
-            blocking_call(code, path, mode).and_then(|c| lock(&self.shared.driver).call(token, c));
+            blocking_call(code, a, b, &n).and_then(|c| lock(&self.shared.driver).call(token, c));
         self.submitted(&env, r)
     }
 
-    /// `fchmod` of an open file, in the blocking lane.
+    /// A call of the blocking lane on an open file: `code` 0 fchmod(mode),
+    /// 1 fchown(uid, gid), 2 futimens(atime s, ns, mtime s, ns).
     #[napi]
-    pub fn fchmod(&self, env: Env, token: u32, fid: f64, mode: u32) -> i32 {
+    pub fn file_call(&self, env: Env, token: u32, code: u32, fid: f64, n: Vec<f64>) -> i32 {
+        let num = |i: usize| n.get(i).copied().unwrap_or(0.0);
         let r = file(fid).and_then(|f| {
-            lock(&self.shared.driver).file_call(token, f, |fd| BlockingCall::Chmod {
-                path: None,
-                fd,
-                mode,
-            })
+            let make = |fd: i32| -> std::result::Result<BlockingCall, i32> {
+                Ok(match code {
+                    0 => BlockingCall::Chmod {
+                        path: None,
+                        fd,
+                        mode: num(0) as u32,
+                    },
+                    1 => BlockingCall::Chown {
+                        path: None,
+                        fd,
+                        uid: num(0) as u32,
+                        gid: num(1) as u32,
+                        nofollow: false,
+                    },
+                    2 => BlockingCall::Utimes {
+                        path: None,
+                        fd,
+                        atime: (num(0) as i64, num(1) as i64),
+                        mtime: (num(2) as i64, num(3) as i64),
+                        nofollow: false,
+                    },
+                    _ => return Err(libc::EINVAL),
+                })
+            };
+            make(-1)?;
+            lock(&self.shared.driver)
+                .file_call(token, f, |fd| make(fd).expect("code checked above"))
         });
         self.submitted(&env, r)
     }

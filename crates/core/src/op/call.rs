@@ -23,6 +23,40 @@ pub enum BlockingCall {
         fd: i32,
         mode: u32,
     },
+    /// `fchownat(AT_FDCWD, path, uid, gid, nofollow ? AT_SYMLINK_NOFOLLOW : 0)`,
+    /// or `fchown(fd, ...)` without a path. `u32::MAX` leaves an id alone.
+    Chown {
+        path: Option<CString>,
+        fd: i32,
+        uid: u32,
+        gid: u32,
+        nofollow: bool,
+    },
+    /// `utimensat(AT_FDCWD, path, times, ...)`, or `futimens(fd, times)`
+    /// without a path. Times: (seconds, nanoseconds) of access, modification.
+    Utimes {
+        path: Option<CString>,
+        fd: i32,
+        atime: (i64, i64),
+        mtime: (i64, i64),
+        nofollow: bool,
+    },
+    /// `mkdtemp(prefix + "XXXXXX")`; `out`: the directory made.
+    Mkdtemp { prefix: Vec<u8>, out: Vec<u8> },
+    /// `statfs(path)`; `out`: type, bsize, blocks, bfree, bavail, files,
+    /// ffree as seven little-endian f64s.
+    Statfs { path: CString, out: Vec<u8> },
+    /// libuv's copyfile: `dest` created (or, with `excl`, refused if it
+    /// exists) with the source's mode, emptied, then filled with
+    /// copy_file_range (a reflink first when `clone`; only a reflink with
+    /// `clone_force`). The same file as source and destination is a no-op.
+    CopyFile {
+        src: CString,
+        dest: CString,
+        excl: bool,
+        clone: bool,
+        clone_force: bool,
+    },
 }
 
 impl BlockingCall {
@@ -32,8 +66,14 @@ impl BlockingCall {
         match self {
             BlockingCall::Readdir { out, .. }
             | BlockingCall::Readlink { out, .. }
-            | BlockingCall::Realpath { out, .. } => Some(out),
-            BlockingCall::Access { .. } | BlockingCall::Chmod { .. } => None,
+            | BlockingCall::Realpath { out, .. }
+            | BlockingCall::Mkdtemp { out, .. }
+            | BlockingCall::Statfs { out, .. } => Some(out),
+            BlockingCall::Access { .. }
+            | BlockingCall::Chmod { .. }
+            | BlockingCall::Chown { .. }
+            | BlockingCall::Utimes { .. }
+            | BlockingCall::CopyFile { .. } => None,
         }
     }
 
@@ -78,8 +118,226 @@ impl BlockingCall {
                 // SAFETY: a plain syscall on a descriptor; a bad one fails.
                 None => ret(unsafe { libc::fchmod(*fd, *mode as libc::mode_t) }),
             },
+            BlockingCall::Chown {
+                path,
+                fd,
+                uid,
+                gid,
+                nofollow,
+            } => match path {
+                Some(p) => {
+                    let flags = if *nofollow {
+                        libc::AT_SYMLINK_NOFOLLOW
+                    } else {
+                        0
+                    };
+                    // SAFETY: path is NUL-terminated and owned by self.
+                    ret(unsafe { libc::fchownat(libc::AT_FDCWD, p.as_ptr(), *uid, *gid, flags) })
+                }
+                // SAFETY: a plain syscall on a descriptor.
+                None => ret(unsafe { libc::fchown(*fd, *uid, *gid) }),
+            },
+            BlockingCall::Utimes {
+                path,
+                fd,
+                atime,
+                mtime,
+                nofollow,
+            } => {
+                let ts = |(sec, nsec): (i64, i64)| libc::timespec {
+                    tv_sec: sec as libc::time_t,
+                    tv_nsec: nsec as _,
+                };
+                let times = [ts(*atime), ts(*mtime)];
+                match path {
+                    Some(p) => {
+                        let flags = if *nofollow {
+                            libc::AT_SYMLINK_NOFOLLOW
+                        } else {
+                            0
+                        };
+                        // SAFETY: path is NUL-terminated; times holds two timespecs.
+                        ret(unsafe {
+                            libc::utimensat(libc::AT_FDCWD, p.as_ptr(), times.as_ptr(), flags)
+                        })
+                    }
+                    // SAFETY: times holds two timespecs.
+                    None => ret(unsafe { libc::futimens(*fd, times.as_ptr()) }),
+                }
+            }
+            BlockingCall::Mkdtemp { prefix, out } => {
+                let mut template = prefix.clone();
+                template.extend_from_slice(b"XXXXXX\0");
+                // SAFETY: template is NUL-terminated and writable.
+                let p = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
+                if p.is_null() {
+                    return -errno();
+                }
+                template.pop();
+                *out = template;
+                out.len() as i32
+            }
+            BlockingCall::Statfs { path, out } => statfs(path, out),
+            BlockingCall::CopyFile {
+                src,
+                dest,
+                excl,
+                clone,
+                clone_force,
+            } => copy_file(src, dest, *excl, *clone, *clone_force),
         }
     }
+}
+
+fn statfs(path: &CStr, out: &mut Vec<u8>) -> i32 {
+    // SAFETY: statfs is plain old data; all-zero is valid.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: path is NUL-terminated; st is a valid out pointer.
+    let r = unsafe { libc::statfs(path.as_ptr(), &mut st) };
+    if r < 0 {
+        return -errno();
+    }
+    // Field types differ between platforms; some casts are no-ops on some.
+    #[allow(clippy::unnecessary_cast)]
+    let fields = [
+        st.f_type as f64,
+        st.f_bsize as f64,
+        st.f_blocks as f64,
+        st.f_bfree as f64,
+        st.f_bavail as f64,
+        st.f_files as f64,
+        st.f_ffree as f64,
+    ];
+    for f in fields {
+        out.extend_from_slice(&f.to_le_bytes());
+    }
+    0
+}
+
+/// Closes its descriptor when dropped.
+struct Fd(i32);
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: self owns the descriptor.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+fn copy_file(src: &CStr, dest: &CStr, excl: bool, clone: bool, clone_force: bool) -> i32 {
+    // SAFETY: src is NUL-terminated.
+    let s = unsafe { libc::open(src.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if s < 0 {
+        return -errno();
+    }
+    let s = Fd(s);
+    // SAFETY: stat is plain old data; fstat fills it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid descriptor and out pointer.
+    if unsafe { libc::fstat(s.0, &mut st) } < 0 {
+        return -errno();
+    }
+    let mut flags = libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC;
+    if excl {
+        flags |= libc::O_EXCL;
+    }
+    // SAFETY: dest is NUL-terminated.
+    let d = unsafe { libc::open(dest.as_ptr(), flags, st.st_mode as libc::c_uint) };
+    if d < 0 {
+        return -errno();
+    }
+    let d = Fd(d);
+    // SAFETY: as above.
+    let mut dst: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid descriptor and out pointer.
+    if unsafe { libc::fstat(d.0, &mut dst) } < 0 {
+        return -errno();
+    }
+    if dst.st_dev == st.st_dev && dst.st_ino == st.st_ino {
+        return 0;
+    }
+    // SAFETY: plain syscalls on descriptors this function owns.
+    if unsafe { libc::fchmod(d.0, st.st_mode) } < 0 || unsafe { libc::ftruncate(d.0, 0) } < 0 {
+        return -errno();
+    }
+    if clone || clone_force {
+        match reflink(s.0, d.0) {
+            Ok(()) => return 0,
+            Err(e) if clone_force => return -e,
+            Err(_) => {}
+        }
+    }
+    let mut left = st.st_size as i64;
+    while left > 0 {
+        let n = copy_chunk(s.0, d.0, left);
+        if n < 0 {
+            return n as i32;
+        }
+        if n == 0 {
+            break;
+        }
+        left -= n;
+    }
+    0
+}
+
+/// `ioctl(FICLONE)`: `d` shares `s`'s blocks, where the filesystem can.
+#[cfg(target_os = "linux")]
+fn reflink(s: i32, d: i32) -> Result<(), i32> {
+    const FICLONE: libc::c_ulong = 0x4004_9409;
+    // SAFETY: FICLONE takes the source descriptor as its argument.
+    if unsafe { libc::ioctl(d, FICLONE as _, s) } == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn reflink(_s: i32, _d: i32) -> Result<(), i32> {
+    Err(libc::ENOTSUP)
+}
+
+/// Copies up to `left` bytes from `s` to `d` at their file positions.
+#[cfg(target_os = "linux")]
+fn copy_chunk(s: i32, d: i32, left: i64) -> i64 {
+    let want = left.min(1 << 30) as usize;
+    // SAFETY: null offsets use and move the descriptors' positions.
+    let n =
+        unsafe { libc::copy_file_range(s, std::ptr::null_mut(), d, std::ptr::null_mut(), want, 0) };
+    if n >= 0 {
+        return n as i64;
+    }
+    let e = errno();
+    if e != libc::EXDEV && e != libc::ENOSYS && e != libc::EINVAL && e != libc::EOPNOTSUPP {
+        return -i64::from(e);
+    }
+    read_write(s, d, want)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn copy_chunk(s: i32, d: i32, left: i64) -> i64 {
+    read_write(s, d, left.min(1 << 20) as usize)
+}
+
+/// One read, and the writes that put all of it down.
+fn read_write(s: i32, d: i32, want: usize) -> i64 {
+    let mut buf = vec![0u8; want.min(1 << 20)];
+    // SAFETY: buf is writable for its length.
+    let n = unsafe { libc::read(s, buf.as_mut_ptr().cast(), buf.len()) };
+    if n <= 0 {
+        return if n < 0 { -i64::from(errno()) } else { 0 };
+    }
+    let mut at = 0usize;
+    while at < n as usize {
+        // SAFETY: buf[at..n] was filled by the read.
+        let w = unsafe { libc::write(d, buf[at..].as_ptr().cast(), n as usize - at) };
+        if w < 0 {
+            return -i64::from(errno());
+        }
+        at += w as usize;
+    }
+    n as i64
 }
 
 fn errno() -> i32 {
