@@ -3,6 +3,7 @@
 // own). See README.md, "ringline/fs", for what is there so far.
 
 import { constants } from 'node:fs'
+import * as nodeFsPromises from 'node:fs/promises'
 import { defaultRing, open } from './lib/default'
 import type { RingFs } from './lib/fs/paths'
 
@@ -41,6 +42,13 @@ export const lutimes = onDefaultRing('lutimes')
 export const mkdtemp = onDefaultRing('mkdtemp')
 export const statfs = onDefaultRing('statfs')
 export const copyFile = onDefaultRing('copyFile')
+export const opendir = onDefaultRing('opendir')
+/**
+ * node:fs/promises' own watch (inotify; not I/O-bound, so nothing to gain
+ * from a ring), taken at load so a patched fs.promises does not loop back.
+ */
+export const watch = nodeFsPromises.watch
 export { open, constants }
 export type { FileHandle } from './lib/file'
 export type { Stats, BigIntStats } from './lib/stats'
+export type { Dir, StatFs } from './lib/fs/paths'

@@ -337,3 +337,30 @@ test('mkdtemp, statfs, copyFile: results and errors', async (t) => {
   await rfs.copyFile(big, `${big}.copy`)
   t.true(fs.readFileSync(`${big}.copy`).equals(fs.readFileSync(big)), 'a 3 MiB copy is whole')
 })
+
+test('opendir: read, for await, close, ERR_DIR_CLOSED, recursive; watch is node\'s own', async (t) => {
+  await sideBySide(t, treeSetup, seq((api, dir) => [
+    async () => {
+      const d = (await api.opendir(dir)) as unknown as { path: string; read(): Promise<fs.Dirent | null>; close(): Promise<void> }
+      const names: string[] = []
+      for (let e = await d.read(); e !== null; e = await d.read()) names.push(`${String(e.name)}:${e.isDirectory()}`)
+      await d.close()
+      const again = await d.read().then(() => 'read', (e: Error & { code?: string }) => e.code)
+      const twice = await d.close().then(() => 'closed', (e: Error & { code?: string }) => e.code)
+      return [d.path === dir, names.sort(), again, twice]
+    },
+    () => api.opendir(path.join(dir, 'nope')),
+    () => api.opendir(path.join(dir, 'a')),
+  ]))
+  // Recursive: node 20's own Dir fails this (ERR_DIR_CLOSED from for await),
+  // so against what node's readdir({ recursive, withFileTypes }) lists.
+  const dir = path.join(root, 'opendir-recursive')
+  fs.mkdirSync(dir)
+  treeSetup(dir)
+  const names: string[] = []
+  for await (const e of (await rfs.opendir(dir, { recursive: true })) as unknown as AsyncIterable<fs.Dirent>) names.push(`${e.parentPath}/${String(e.name)}`)
+  const want = ((await fsp.readdir(dir, { recursive: true, withFileTypes: true })) as fs.Dirent[]).map((e) => `${e.parentPath}/${String(e.name)}`)
+  t.deepEqual(names.sort(), want.sort())
+  t.is(rfs.watch, fsp.watch, "watch is node:fs/promises' own")
+  await t.throwsAsync(rfs.opendir(root, { bufferSize: 0 }), { code: 'ERR_OUT_OF_RANGE' })
+})

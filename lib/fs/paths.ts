@@ -16,6 +16,69 @@ import type { Ring } from '../ring'
 import { BigIntStats, type Stats } from '../stats'
 import { parseMode, pathText, validateInteger, validatePath } from '../validators'
 
+function dirClosed(): Error {
+  return withCode(new Error('Directory handle was closed'), 'ERR_DIR_CLOSED')
+}
+
+/** node:fs's Dir, over entries listed when it opened. */
+export class Dir implements AsyncIterable<nodeFs.Dirent> {
+  readonly #path: string
+  readonly #entries: nodeFs.Dirent[]
+  #closed = false
+
+  /** @internal Made by opendir. */
+  constructor(p: string, entries: nodeFs.Dirent[]) {
+    this.#path = p
+    this.#entries = entries
+  }
+
+  /** The path it was opened with. */
+  get path(): string {
+    return this.#path
+  }
+
+  /** The next entry, or null after the last. On a closed Dir it throws ERR_DIR_CLOSED (synchronously, as node's does). */
+  read(): Promise<nodeFs.Dirent | null> {
+    return Promise.resolve(this.readSync())
+  }
+
+  readSync(): nodeFs.Dirent | null {
+    if (this.#closed) throw dirClosed()
+    return this.#entries.shift() ?? null
+  }
+
+  close(): Promise<void> {
+    try {
+      this.closeSync()
+      return Promise.resolve()
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  closeSync(): void {
+    if (this.#closed) throw dirClosed()
+    this.#closed = true
+    this.#entries.length = 0
+  }
+
+  async *entries(): AsyncGenerator<nodeFs.Dirent> {
+    try {
+      for (;;) {
+        const d = await this.read()
+        if (d === null) break
+        yield d
+      }
+    } finally {
+      if (!this.#closed) this.closeSync()
+    }
+  }
+
+  [Symbol.asyncIterator](): AsyncGenerator<nodeFs.Dirent> {
+    return this.entries()
+  }
+}
+
 /** node's StatFs: what statfs(2) says of a filesystem. */
 export class StatFs {
   readonly type: number | bigint
@@ -344,8 +407,25 @@ export class RingFs {
     }
   }
 
-  #list(a: string | Buffer): Promise<RawEntry[]> {
-    return this.#call('scandir', CALLS.readdir, a, [], parseEntries)
+  #list(a: string | Buffer, syscall = 'scandir'): Promise<RawEntry[]> {
+    return this.#call(syscall, CALLS.readdir, a, [], parseEntries)
+  }
+
+  /**
+   * A directory to read entry by entry, as node:fs/promises opendir gives:
+   * `read()` (an fs.Dirent, or null at the end), `close()`, and `for await`
+   * (which closes it at the end). The entries are listed when it opens (in
+   * the blocking lane), so changes made while it is read do not show.
+   */
+  async opendir(p: PathLike, options?: { encoding?: BufferEncoding | 'buffer' | null; bufferSize?: number; recursive?: boolean }): Promise<Dir> {
+    const o = options ?? {}
+    if (o.bufferSize !== undefined) validateInteger(o.bufferSize, 'options.bufferSize', 1, 2 ** 32 - 1)
+    const a = validatePath(p)
+    const encoding = o.encoding ?? 'utf8'
+    const name = (b: Buffer): string | Buffer => (encoding === 'buffer' ? Buffer.from(b) : b.toString(encoding))
+    const first = await this.#list(a, 'opendir')
+    const entries = o.recursive ? ((await this.#readdirRecursive(a, name, true, first)) as nodeFs.Dirent[]) : await this.#dirents(pathText(a), first, name)
+    return new Dir(pathText(a), entries)
   }
 
   /** fs.Dirent objects for `entries` of `dir`; where the filesystem does not say the type, lstat does (as node does). */
@@ -364,9 +444,9 @@ export class RingFs {
   }
 
   /** node:fs/promises' readdirRecursive: a stack of directories still to list, each name pushed as found. */
-  async #readdirRecursive(a: string | Buffer, name: (b: Buffer) => string | Buffer, withFileTypes: boolean): Promise<string[] | Buffer[] | nodeFs.Dirent[]> {
+  async #readdirRecursive(a: string | Buffer, name: (b: Buffer) => string | Buffer, withFileTypes: boolean, first?: RawEntry[]): Promise<string[] | Buffer[] | nodeFs.Dirent[]> {
     const root = pathText(a)
-    const stack: [string, RawEntry[]][] = [[root, await this.#list(a)]]
+    const stack: [string, RawEntry[]][] = [[root, first ?? (await this.#list(a))]]
     if (withFileTypes) {
       const result: nodeFs.Dirent[] = []
       while (stack.length > 0) {
