@@ -102,11 +102,7 @@ impl Driver {
     /// with the call back (`Payload::Call`) when it succeeded.
     pub fn call(&mut self, token: u32, call: BlockingCall) -> Result<(), i32> {
         self.refuse_if_closed()?;
-        let mut call = Box::new(call);
-        let op = Op::Blocking {
-            call: &mut *call as *mut BlockingCall,
-        };
-        self.submit_op(token, None, Kind::Call, op, Mem::Call(call));
+        self.submit_call(token, None, Box::new(call));
         Ok(())
     }
 
@@ -121,11 +117,15 @@ impl Driver {
     ) -> Result<(), i32> {
         self.refuse_if_closed()?;
         let (e, _) = self.file(id)?;
-        let mut call = Box::new(make(e.fd));
+        let call = Box::new(make(e.fd));
+        self.submit_call(token, Some(id), call);
+        Ok(())
+    }
+
+    fn submit_call(&mut self, token: u32, file: Option<FileId>, mut call: Box<BlockingCall>) {
         let op = Op::Blocking {
             call: &mut *call as *mut BlockingCall,
         };
-        self.submit_op(token, Some(id), Kind::Call, op, Mem::Call(call));
-        Ok(())
+        self.submit_op(token, file, Kind::Call, op, Mem::Call(call));
     }
 }
