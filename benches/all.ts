@@ -1,6 +1,7 @@
-// `npm run bench`: the file benchmark (files.ts), then the TCP benchmark
-// (net.ts), each in a process of its own, every ringline workload on both
-// engines (io_uring and mio); at the end one engine summary of both: per
+// `npm run bench`: the file benchmark (files.ts), the ringline/fs benchmark
+// (fs.ts, which has its own summary), then the TCP benchmark (net.ts), each
+// in a process of its own, every ringline workload on both engines
+// (io_uring and mio); at the end one engine summary of files and TCP: per
 // workload, ringline on io_uring and on mio against node (node:fs
 // fs/promises for files, node:net for TCP), marked where mio is below node.
 //
@@ -110,6 +111,12 @@ async function main(): Promise<void> {
   log('')
   log('='.repeat(78))
   log('')
+  // ringline/fs against node:fs/promises, fs callbacks, sync calls and Bun
+  // (its own summary; `npm run bench:fs -- --help` for its flags).
+  const fsCode = await run('fs.ts', files.includes('--quick') ? ['--quick'] : [])
+  log('')
+  log('='.repeat(78))
+  log('')
   const netCode = await run('net.ts', [...net, `--json=${netJson}`])
   const netDoc = readDoc(netJson)
   const minutes = (performance.now() - t0) / 60_000
@@ -123,7 +130,7 @@ async function main(): Promise<void> {
   if (netDoc === null) log(`  TCP benchmark: no results (exit ${netCode})`)
   const backends = BACKENDS.filter((b) => [filesDoc, netDoc].some((d) => d?.meta?.options?.backends?.includes(b)))
   printEngineSummary(rows, backends, log)
-  const doc = { started: started.toISOString(), minutes, files: filesDoc?.meta ?? null, net: netDoc?.meta ?? null, exitCodes: { files: filesCode, net: netCode }, engineSummary: rows }
+  const doc = { started: started.toISOString(), minutes, files: filesDoc?.meta ?? null, net: netDoc?.meta ?? null, exitCodes: { files: filesCode, fs: fsCode, net: netCode }, engineSummary: rows }
   const json = `${JSON.stringify(doc, null, 2)}\n`
   const out = path.join(resultsDir, `summary-${stamp}.json`)
   fs.writeFileSync(out, json)
