@@ -43,6 +43,7 @@ export const mkdtemp = onDefaultRing('mkdtemp')
 export const statfs = onDefaultRing('statfs')
 export const copyFile = onDefaultRing('copyFile')
 export const opendir = onDefaultRing('opendir')
+export const cp = onDefaultRing('cp')
 /**
  * node:fs/promises' own watch (inotify; not I/O-bound, so nothing to gain
  * from a ring), taken at load so a patched fs.promises does not loop back.

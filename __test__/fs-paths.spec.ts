@@ -364,3 +364,29 @@ test('opendir: read, for await, close, ERR_DIR_CLOSED, recursive; watch is node\
   t.is(rfs.watch, fsp.watch, "watch is node:fs/promises' own")
   await t.throwsAsync(rfs.opendir(root, { bufferSize: 0 }), { code: 'ERR_OUT_OF_RANGE' })
 })
+
+test('cp: files, trees (recursive), symlinks, filter, force/errorOnExist, preserveTimestamps, and its errors', async (t) => {
+  await sideBySide(t, treeSetup, seq((api, dir) => [
+    () => api.cp(path.join(dir, 'a'), path.join(dir, 'a-copy')),
+    () => api.cp(path.join(dir, 'a'), path.join(dir, 'deep', 'er', 'a-copy')),
+    () => api.cp(path.join(dir, 'sub'), path.join(dir, 'sub-copy')),
+    () => api.cp(path.join(dir, 'sub'), path.join(dir, 'sub-copy'), { recursive: true }),
+    () => api.cp(path.join(dir, 'sub'), path.join(dir, 'sub-copy'), { recursive: true, force: false, errorOnExist: true }),
+    () => api.cp(path.join(dir, 'sub'), path.join(dir, 'sub-copy2'), { recursive: true, filter: (s: string) => !s.endsWith('b') }),
+    () => api.cp(path.join(dir, 'ln'), path.join(dir, 'ln-copy')),
+    () => api.cp(path.join(dir, 'ln'), path.join(dir, 'ln-deref'), { dereference: true }),
+    () => api.cp(path.join(dir, 'a'), path.join(dir, 'a')),
+    () => api.cp(path.join(dir, 'sub'), path.join(dir, 'sub', 'inside'), { recursive: true }),
+    () => api.cp(path.join(dir, 'sub'), path.join(dir, 'a'), { recursive: true }),
+    () => api.cp(path.join(dir, 'a'), path.join(dir, 'sub')),
+    () => api.cp(path.join(dir, 'nope'), path.join(dir, 'x')),
+    () => api.cp(path.join(dir, 'a'), path.join(dir, 'x'), { dereference: true, verbatimSymlinks: true }),
+    () => api.cp(path.join(dir, 'a'), path.join(dir, 'x'), { force: 1 }),
+    () => api.cp(path.join(dir, 'a'), path.join(dir, 'x'), { filter: 'no' }),
+    async () => {
+      fs.utimesSync(path.join(dir, 'a'), 1_500_000_000, 1_500_000_000)
+      await api.cp(path.join(dir, 'a'), path.join(dir, 'a-ts'), { preserveTimestamps: true })
+      return fs.statSync(path.join(dir, 'a-ts')).mtimeMs
+    },
+  ]))
+})

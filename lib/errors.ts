@@ -124,3 +124,41 @@ export function backendError(err: unknown): unknown {
   e.reason = reason
   return withCode(e, 'ERR_RINGLINE_IO_URING_UNAVAILABLE')
 }
+
+/** The prefixes of node's SystemError codes that ringline raises as node does. */
+const NODE_SYSTEM_ERRORS = {
+  ERR_FS_CP_DIR_TO_NON_DIR: 'Cannot overwrite non-directory with directory',
+  ERR_FS_CP_EEXIST: 'Target already exists',
+  ERR_FS_CP_EINVAL: 'Invalid src or dest',
+  ERR_FS_CP_FIFO_PIPE: 'Cannot copy a FIFO pipe',
+  ERR_FS_CP_NON_DIR_TO_DIR: 'Cannot overwrite directory with non-directory',
+  ERR_FS_CP_SOCKET: 'Cannot copy a socket file',
+  ERR_FS_CP_SYMLINK_TO_SUBDIRECTORY: 'Cannot overwrite symlink in subdirectory of self',
+  ERR_FS_CP_UNKNOWN: 'Cannot copy an unknown file type',
+  ERR_FS_EISDIR: 'Path is a directory',
+} as const
+
+/** What node's SystemError carries in `info`. */
+export interface SystemErrorInfo {
+  message: string
+  path: string
+  syscall: string
+  errno: number
+  code: string
+}
+
+/**
+ * node's SystemError (name 'SystemError'): "<prefix>: <syscall> returned
+ * <code> (<message>) <path>", with `info` and its fields on the error.
+ */
+export function nodeSystemError(code: keyof typeof NODE_SYSTEM_ERRORS, info: SystemErrorInfo): Error {
+  const e = new Error(`${NODE_SYSTEM_ERRORS[code]}: ${info.syscall} returned ${info.code} (${info.message}) ${info.path}`) as Error & Record<string, unknown>
+  e.name = 'SystemError'
+  e.code = code
+  e.info = info
+  e.errno = info.errno
+  e.syscall = info.syscall
+  e.path = info.path
+  e.stack = e.stack?.replace(/^Error/, `SystemError [${code}]`)
+  return e
+}

@@ -9,7 +9,7 @@ import * as nodeFs from 'node:fs'
 import * as path from 'node:path'
 import type { RingCore } from '../core'
 import { Kinds } from '../core'
-import { invalidArgType, withCode } from '../errors'
+import { invalidArgType, nodeSystemError, withCode } from '../errors'
 import type { FileHandle } from '../file'
 import { CALLS, PATH_OPS } from '../native'
 import type { Ring } from '../ring'
@@ -117,6 +117,7 @@ function parseRequiredMode(mode: unknown): number {
   return parseMode(mode, 0)
 }
 import { checkAborted, getOptions, toTimespec, type WholeFileOptions } from './options'
+import { cp, type CopyOptions } from './cp'
 import { readFileHandle } from './read-file'
 import { writeFileData, writeFileHandle, type WriteFileIterable } from './write-file'
 
@@ -597,6 +598,16 @@ export class RingFs {
   }
 
   /**
+   * node:fs/promises cp: copies a file, a symlink, or (with `recursive`) a
+   * directory tree, with node's options (dereference, errorOnExist, filter,
+   * force, mode, preserveTimestamps, verbatimSymlinks) and errors; node's
+   * own algorithm over this ring's functions.
+   */
+  cp(src: PathLike, dest: PathLike, options?: CopyOptions): Promise<void> {
+    return cp(this, src, dest, options)
+  }
+
+  /**
    * node:fs/promises rm: a file or symlink is unlinked; a directory needs
    * `recursive` (ERR_FS_EISDIR otherwise) and is removed with everything
    * in it, depth first; `force` ignores a path that does not exist.
@@ -618,10 +629,7 @@ export class RingFs {
     if (!st.isDirectory()) return this.unlink(a)
     if (!o.recursive) {
       const text = pathText(a)
-      const err = withCode(new Error(`Path is a directory: rm returned EISDIR (is a directory) ${text}`), 'ERR_FS_EISDIR') as unknown as Error & Record<string, unknown>
-      err.name = 'SystemError'
-      Object.assign(err, { errno: 21, syscall: 'rm', path: text, info: { code: 'EISDIR', message: 'is a directory', path: text, syscall: 'rm', errno: 21 } })
-      throw err
+      throw nodeSystemError('ERR_FS_EISDIR', { code: 'EISDIR', message: 'is a directory', path: text, syscall: 'rm', errno: 21 })
     }
     await this.#rmTree(pathText(a))
   }
