@@ -160,7 +160,9 @@ test('a FileHandle collected unclosed has its descriptor closed, with the warnin
   }
   const { node: n, ringline: r } = out
   t.log(JSON.stringify(out))
-  t.true(n.opened - n.before >= 500 && r.opened - r.before >= 500, `both opened 500 descriptors: ${JSON.stringify(out)}`)
+  // 500 opened on each side (give or take a descriptor someone else opened
+  // or closed meanwhile: the count is the whole process's).
+  t.true(n.opened - n.before >= 490 && r.opened - r.before >= 490, `both opened 500 descriptors: ${JSON.stringify(out)}`)
   t.true(n.after <= n.before + 20, `node:fs/promises closes them: ${n.after} left of ${n.opened}`)
   t.true(r.after <= r.before + 20, `ringline closes them: ${r.after} left of ${r.opened} (node: ${n.after} of ${n.opened})`)
   t.is(r.warnings - r.deprecations, n.warnings - n.deprecations, 'one warning per descriptor, as node gives')
