@@ -177,6 +177,10 @@ test('readFile, writeFile, appendFile, truncate by path: flags, encodings, flush
     () => api.truncate(path.join(dir, 'w')),
     () => api.truncate(path.join(dir, 'nope')),
     () => api.readFile(path.join(dir, 'a'), { signal: AbortSignal.abort() }),
+    () => api.writeFile(path.join(dir, 'big'), Buffer.alloc(1_500_000, 7)).then(() => api.readFile(path.join(dir, 'big'))).then((b) => [(b as Buffer).length, (b as Buffer).every((x) => x === 7)]),
+    () => api.writeFile(path.join(dir, 'sixtyfour'), Buffer.alloc(65536, 1)).then(() => api.readFile(path.join(dir, 'sixtyfour'), 'base64')).then((s) => (s as string).length),
+    () => api.writeFile(path.join(dir, 'empty'), '').then(() => api.readFile(path.join(dir, 'empty'), 'utf8')),
+    () => api.readFile('/proc/self/status', 'utf8').then((s) => (s as string).startsWith('Name:')),
   ]))
 })
 

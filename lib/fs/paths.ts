@@ -118,7 +118,7 @@ function parseRequiredMode(mode: unknown): number {
 }
 import { checkAborted, getOptions, toTimespec, type WholeFileOptions } from './options'
 import { cp, type CopyOptions } from './cp'
-import { readFileHandle } from './read-file'
+import { readFreshFile } from './read-file'
 import { writeFileData, writeFileHandle, type WriteFileIterable } from './write-file'
 
 const { K_VOID, K_STAT, K_CALL } = Kinds
@@ -674,7 +674,7 @@ export class RingFs {
     if (this.#isHandle(p)) return p.readFile(o as WholeFileOptions)
     checkAborted(o.signal)
     const fh = await this.#ring.open(p, o.flag || 'r', 0o666)
-    return this.#thenClose(fh, readFileHandle(fh, o.signal, encoding))
+    return this.#thenClose(fh, readFreshFile(fh, o.signal, encoding))
   }
 
   /** node:fs/promises writeFile: replaces the file (flag 'w') with `data`; `flush: true` syncs it before closing. */
