@@ -683,7 +683,6 @@ export class RingFs {
     const flush = o.flush ?? false
     if (typeof flush !== 'boolean') throw invalidArgType('options.flush', 'of type boolean', flush)
     const bytes = writeFileData(data, o.encoding)
-    if (o.signal !== undefined) getOptions({ signal: o.signal }, {})
     if (this.#isHandle(p)) return writeFileHandle(p, bytes, o.signal, o.encoding)
     checkAborted(o.signal)
     const fh = await this.#ring.open(p, o.flag || 'w', o.mode)
