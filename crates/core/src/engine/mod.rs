@@ -7,6 +7,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+#[cfg(unix)]
+pub mod blocking;
 pub mod closed;
 pub mod control;
 #[cfg(target_os = "linux")]

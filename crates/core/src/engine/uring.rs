@@ -5,7 +5,7 @@
 //! thread (which reaps inline right after a flush, where buffered reads that
 //! hit the page cache have usually completed already), under a lock.
 
-use super::mio::pool::{self, Job, Pool, Step};
+use super::blocking::{self as pool, Job, Pool, Step};
 use super::{Engine, EngineConfig, Feature};
 use crate::net::send_slab::SEND_ZC_REPORT_USAGE;
 use crate::op::{Cqe, Op, SyncKind, Target, END_OF_FILE};

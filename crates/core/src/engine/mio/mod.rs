@@ -16,17 +16,16 @@
 //! What io_uring has and this engine has not is reported by
 //! [`Engine::degradations`].
 
-pub(crate) mod pool;
 mod sock;
 mod sys;
 mod waiter;
 
 use super::{Engine, EngineConfig, Feature};
+use crate::engine::blocking::{self as pool, Job, Pool, Step};
 use crate::op::{Cqe, Op, Target, Timespec};
 #[cfg(target_os = "linux")]
 use mio::Interest;
 use mio::{Events, Poll, Token, Waker};
-use pool::{Job, Pool, Step};
 use sock::{Sock, SockOp};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};

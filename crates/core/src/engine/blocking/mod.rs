@@ -1,12 +1,16 @@
-//! The mio engine's file side: a small pool of threads running blocking
-//! file syscalls (`open`, `pread`, `pwritev`, `fdatasync`, `statx`, ...).
+//! The blocking lane every engine has: a small pool of threads running
+//! blocking syscalls. The mio engine runs all its file ops here (`open`,
+//! `pread`, `pwritev`, `fdatasync`, `statx`, ...); the io_uring engine the
+//! calls that have no opcode ([`crate::op::BlockingCall`]). What each op
+//! does is in [`run`].
 //!
 //! A job is one op, or a link chain of ops run in order: when one of them
 //! fails or comes up short, the rest complete with `-ECANCELED`, as
 //! `IOSQE_IO_LINK` does on io_uring. Results go to the `done` queue, and the
 //! engine's waker is rung when that queue goes from empty to non-empty.
 
-use super::sys;
+pub(crate) mod run;
+
 use crate::engine::Notify;
 use crate::op::{Cqe, Op};
 use std::collections::VecDeque;
@@ -220,7 +224,7 @@ fn run(job: &Job) -> Vec<Cqe> {
         let result = if broken {
             -libc::ECANCELED
         } else {
-            let (r, whole) = sys::file_op(&s.op);
+            let (r, whole) = run::file_op(&s.op);
             broken = !whole;
             r
         };
