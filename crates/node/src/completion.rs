@@ -3,7 +3,7 @@
 //! threadsafe-function call for the batch. On the JS thread, the batch goes
 //! through the driver and out to JavaScript in one `onBatch(n)` call.
 
-use crate::ring::Shared;
+use crate::shared::Shared;
 use napi::sys;
 use std::ffi::c_void;
 use std::ptr;

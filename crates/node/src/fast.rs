@@ -4,8 +4,9 @@
 //! path and `IORING_REGISTER_EVENTFD_ASYNC` together took page-cache reads
 //! at 32 in flight from ~460k to the figures in the closing note.
 
+use crate::args::{file, position, view, views};
 use crate::js;
-use crate::ring::{file, lock, position, view, views, Shared};
+use crate::shared::{lock, Shared};
 use napi::sys;
 use ringline_core::driver::UserBuf;
 use std::ffi::c_void;

@@ -4,11 +4,14 @@
 
 #![deny(clippy::all)]
 
+mod args;
 mod completion;
 mod fast;
 mod js;
 mod loop_poll;
 mod net;
+mod payload;
 mod ring;
+mod shared;
 
 pub use ring::NativeRing;

@@ -8,7 +8,7 @@
 //! one in flight (fio: 18.5k). The completion thread stays the default, as
 //! DESIGN.md has it.
 
-use crate::ring::Shared;
+use crate::shared::Shared;
 use napi::sys;
 use std::ffi::{c_int, c_void};
 use std::ptr;

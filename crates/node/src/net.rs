@@ -3,7 +3,9 @@
 //! each returns `0` (or a handle) or `-errno`, and results come back through
 //! `onBatch`.
 
-use crate::ring::{file, lock, NativeRing};
+use crate::args::file;
+use crate::ring::NativeRing;
+use crate::shared::lock;
 use napi::Env;
 use napi_derive::napi;
 use ringline_core::driver::SockOption;

@@ -1,0 +1,640 @@
+//! What a ring's JS object, its completion thread, its threadsafe function
+//! and the env cleanup hook share (`Shared`): the driver, the inbox of
+//! reaped completions, and the JS-thread state that delivers them to
+//! `onBatch` (the receive pool, deferred settlements, the time budget), and
+//! the ring's end (finalize, teardown).
+
+use crate::args::status;
+use crate::completion::Tsfn;
+use crate::js;
+use crate::payload::{copy_out, stat_fields};
+use napi::sys;
+use ringline_core::buffer::AlignedBuf;
+use ringline_core::driver::{Done, Driver, Payload};
+use ringline_core::engine::Engine;
+use ringline_core::op::Cqe;
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::thread::JoinHandle;
+
+/// JS-thread-only state: references and the threadsafe function.
+pub(crate) struct JsState {
+    pub(crate) on_batch: sys::napi_ref,
+    pub(crate) results: sys::napi_ref,
+    pub(crate) bufs: sys::napi_ref,
+    /// JS array: received chunks of a batch, by position in the batch
+    /// (large ones); small ones are views of the pool Buffer, which sits at
+    /// index `cap` with the batch's first offset at `cap + 1`.
+    pub(crate) payloads: sys::napi_ref,
+    /// The receive pool: a Buffer that small chunks are copied into back to
+    /// back (as node:net does with its read pool), so a 64-byte message
+    /// costs a view, not an allocation. Null until first used.
+    pub(crate) pool: sys::napi_ref,
+    pub(crate) pool_ptr: *mut u8,
+    pub(crate) pool_used: usize,
+    pub(crate) tsfn: Option<Tsfn>,
+    pub(crate) thread: Option<JoinHandle<()>>,
+    pub(crate) poll: Option<crate::loop_poll::LoopPoll>,
+    /// Resumes delivery deferred past the time budget (thread mode).
+    pub(crate) timer: Option<crate::loop_poll::LoopTimer>,
+    /// Tells the engine when the loop is about to block (thread mode).
+    pub(crate) prepare: Option<crate::loop_poll::LoopPrepare>,
+    /// The loop iteration (its cached time) of the current run of
+    /// threadsafe-function deliveries, and when that run started.
+    pub(crate) chain_now: u64,
+    pub(crate) chain_start: Option<std::time::Instant>,
+    pub(crate) closing: bool,
+    pub(crate) finalized: bool,
+    pub(crate) hook: *const Shared,
+    pub(crate) env: sys::napi_env,
+}
+
+// SAFETY: JsState is only touched on the JS thread that created it; the
+// Mutex around it exists to satisfy Rust's Sync rules for Shared.
+unsafe impl Send for JsState {}
+
+/// What the Ring object, the completion thread, the threadsafe function and
+/// the env cleanup hook share.
+pub struct Shared {
+    pub driver: Mutex<Driver>,
+    /// The driver's engine, for the threads that reap without the driver's
+    /// lock; replaced by a closed one when the ring is finalized, so its
+    /// descriptors go then (see `finalize`).
+    pub(crate) engine: RwLock<Arc<dyn Engine>>,
+    /// The engine's name (`ring.backend`), also after it is released.
+    pub(crate) backend: &'static str,
+    /// Set when the completion thread must exit.
+    pub stop: AtomicBool,
+    /// Completions reaped and not yet settled, in the kernel's order. Every
+    /// reap (completion thread, inline after a flush, event-loop poll) goes
+    /// into it under its lock, and the JS thread settles from its front:
+    /// the events of one stream (a socket's chunks, then its end) can never
+    /// overtake each other between two reapers.
+    pub(crate) inbox: Mutex<Vec<Cqe>>,
+    /// A threadsafe-function call for the inbox is on its way.
+    pub posted: AtomicBool,
+    /// `onBatch` is running (JS thread). Settlements made meanwhile (a
+    /// stream's sink closing a socket, say) wait in `deferred`, so the
+    /// shared results array is never overwritten under the running batch.
+    pub(crate) delivering: AtomicBool,
+    pub(crate) deferred: Mutex<Deferred>,
+    /// The threadsafe function is ref'd (ops are pending).
+    pub(crate) refed: AtomicBool,
+    pub(crate) js: Mutex<JsState>,
+    pub(crate) sqpoll: bool,
+    pub(crate) entries: u32,
+    pub(crate) max_in_flight: u32,
+    /// Why io_uring was not used (`backend: 'auto'` fell back to mio).
+    pub(crate) fallback_reason: Option<String>,
+}
+
+/// How long threadsafe-function deliveries may run in one loop iteration.
+const DELIVERY_BUDGET: std::time::Duration = std::time::Duration::from_millis(4);
+
+/// Bytes of the receive pool, and the largest chunk copied into it.
+const POOL_SIZE: usize = 64 * 1024;
+const POOLED_MAX: usize = 8 * 1024;
+
+/// Settlements waiting for the running `onBatch` to return.
+pub(crate) struct Deferred(pub(crate) Vec<Done>);
+
+// SAFETY: the raw pointers in a Done (received chunks) point into the
+// driver's receive buffers, which live as long as the driver; Deferred is
+// only touched on the JS thread.
+unsafe impl Send for Deferred {}
+
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    /// The ring's engine (a closed one once the ring is finalized).
+    pub fn engine(&self) -> Arc<dyn Engine> {
+        self.engine
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Reaps what is ready into the inbox; whether the inbox holds any.
+    pub fn reap_into_inbox(&self) -> bool {
+        let engine = self.engine();
+        let mut ib = lock(&self.inbox);
+        engine.reap(&mut ib);
+        !ib.is_empty()
+    }
+
+    /// Takes everything in the inbox, oldest first.
+    pub fn take_inbox(&self) -> Vec<Cqe> {
+        std::mem::take(&mut *lock(&self.inbox))
+    }
+
+    /// Completes a batch in the driver and delivers it (JS thread).
+    pub fn process(&self, env: Option<sys::napi_env>, cqes: &[Cqe]) {
+        let mut dones = Vec::with_capacity(cqes.len());
+        {
+            let mut d = lock(&self.driver);
+            for c in cqes {
+                d.complete(*c, &mut dones);
+            }
+            let _ = d.flush();
+        }
+        match env {
+            Some(env) => self.deliver(env, dones),
+            None => self.discard(dones),
+        }
+    }
+
+    fn discard(&self, dones: Vec<Done>) {
+        let mut d = lock(&self.driver);
+        for done in dones {
+            match done.payload {
+                Payload::Bounce { buf, .. } => d.recycle(buf),
+                Payload::Received { bid, .. } => d.recycle_received(bid),
+                _ => {}
+            }
+        }
+        let mut more = Vec::new();
+        d.after_batch(&mut more);
+        let _ = d.flush();
+    }
+
+    /// Hands settled ops to JavaScript: copies bounced reads into the user's
+    /// buffers, writes (token, result) pairs, calls `onBatch(n)`. A stream's
+    /// event that keeps its token pending is written with the token as
+    /// `-(token + 1)`; the chunks of receive events go into `payloads` at
+    /// the event's position (consecutive chunks of one stream joined into
+    /// one Buffer).
+    pub(crate) fn deliver(&self, env: sys::napi_env, dones: Vec<Done>) {
+        if self.delivering.load(Ordering::Relaxed) {
+            lock(&self.deferred).0.extend(dones);
+            return;
+        }
+        self.delivering.store(true, Ordering::Relaxed);
+        self.deliver_now(env, dones);
+        self.delivering.store(false, Ordering::Relaxed);
+        let later = std::mem::take(&mut lock(&self.deferred).0);
+        if !later.is_empty() {
+            self.deliver(env, later);
+        }
+    }
+
+    fn deliver_now(&self, env: sys::napi_env, dones: Vec<Done>) {
+        let (on_batch, results, bufs, payloads, finalized) = {
+            let s = lock(&self.js);
+            (s.on_batch, s.results, s.bufs, s.payloads, s.finalized)
+        };
+        if finalized {
+            return self.discard(dones);
+        }
+        let (Some(on_batch), Some(results), Some(bufs), Some(payloads)) = (
+            js::deref(env, on_batch),
+            js::deref(env, results),
+            js::deref(env, bufs),
+            js::deref(env, payloads),
+        ) else {
+            return self.discard(dones);
+        };
+        let Some((rptr, rlen)) = js::view_bytes(env, results) else {
+            return self.discard(dones);
+        };
+        let cap = rlen / 16;
+        let out = rptr.cast::<f64>();
+        let mut n = 0usize;
+        let mut spent: Vec<AlignedBuf> = Vec::new();
+        let mut bids: Vec<u16> = Vec::new();
+        // Whether this segment (events up to the next onBatch call) has
+        // chunks in the pool, whose place JS was told.
+        let mut pooled = false;
+        let mut dones = dones.into_iter().peekable();
+        while let Some(done) = dones.next() {
+            let mut result = done.result as f64;
+            let more = done.payload.more();
+            match done.payload {
+                Payload::Bounce { buf, user_offset } => {
+                    if let Some(target) = js::element(env, bufs, done.token) {
+                        copy_out(env, target, user_offset, buf.as_slice());
+                    }
+                    spent.push(buf);
+                }
+                Payload::Stat(s) => {
+                    if let Some(arr) = js::f64_array(env, &stat_fields(&s)) {
+                        js::set_element(env, bufs, done.token, arr);
+                    }
+                }
+                Payload::Received { bid, data } => {
+                    // This chunk and the stream's chunks right behind it.
+                    let mut parts = vec![(data, done.result as usize)];
+                    bids.push(bid);
+                    while let Some(Done {
+                        token,
+                        payload: Payload::Received { .. },
+                        ..
+                    }) = dones.peek()
+                    {
+                        if *token != done.token {
+                            break;
+                        }
+                        let Some(Done {
+                            result,
+                            payload: Payload::Received { bid, data },
+                            ..
+                        }) = dones.next()
+                        else {
+                            break;
+                        };
+                        parts.push((data, result as usize));
+                        bids.push(bid);
+                    }
+                    let total: usize = parts.iter().map(|p| p.1).sum();
+                    result = total as f64;
+                    if total <= POOLED_MAX {
+                        if !self.pool_fits(total) {
+                            // The segment's views refer to the old pool:
+                            // hand them over before starting a new one.
+                            if pooled && n > 0 {
+                                js::call(env, on_batch, &[js::number(env, n as f64)]);
+                                n = 0;
+                            }
+                            pooled = false;
+                            self.new_pool(env);
+                        }
+                        if !pooled {
+                            pooled = self.announce_pool(env, payloads, cap);
+                        }
+                        if pooled {
+                            self.pool_copy(&parts);
+                            // A negative length marks a chunk in the pool
+                            // (no other stream event is negative).
+                            result = -result;
+                        } else if let Some(b) = js::buffer_from_parts(env, &parts, total) {
+                            js::set_element(env, payloads, n as u32, b);
+                        }
+                    } else if let Some(b) = js::buffer_from_parts(env, &parts, total) {
+                        js::set_element(env, payloads, n as u32, b);
+                    }
+                }
+                Payload::Call(c) => {
+                    if let Some(bytes) = c.output() {
+                        let part = [(bytes.as_ptr(), bytes.len())];
+                        if let Some(b) = js::buffer_from_parts(env, &part, bytes.len()) {
+                            js::set_element(env, bufs, done.token, b);
+                        }
+                    }
+                }
+                Payload::Accepted(_) | Payload::Opened(_) | Payload::None => {}
+            }
+            let token = if more {
+                -(f64::from(done.token) + 1.0)
+            } else {
+                f64::from(done.token)
+            };
+            // SAFETY: n < cap pairs fit in the results array (rlen bytes);
+            // the array is library-internal and never detached.
+            unsafe {
+                *out.add(2 * n) = token;
+                *out.add(2 * n + 1) = result;
+            }
+            n += 1;
+            if n == cap {
+                js::call(env, on_batch, &[js::number(env, n as f64)]);
+                n = 0;
+                pooled = false;
+            }
+        }
+        if n > 0 {
+            js::call(env, on_batch, &[js::number(env, n as f64)]);
+        }
+        let mut extra = Vec::new();
+        {
+            // Also with nothing to recycle: a receive that ran out of
+            // buffers is re-armed here.
+            let mut d = lock(&self.driver);
+            for b in spent {
+                d.recycle(b);
+            }
+            for b in bids {
+                d.recycle_received(b);
+            }
+            d.after_batch(&mut extra);
+            let _ = d.flush();
+        }
+        if !extra.is_empty() {
+            lock(&self.deferred).0.extend(extra);
+        }
+        self.settle_lifecycle(env);
+    }
+
+    /// Whether the threadsafe function's deliveries have run for longer
+    /// than [`DELIVERY_BUDGET`] in this loop iteration (see `LoopTimer`).
+    /// If so, the rest waits for the timer, which this arms.
+    pub fn defer_delivery(&self, env: sys::napi_env) -> bool {
+        let now = crate::loop_poll::loop_now(env);
+        let mut s = lock(&self.js);
+        if s.timer.is_none() || s.finalized {
+            return false;
+        }
+        if now != s.chain_now {
+            s.chain_now = now;
+            s.chain_start = Some(std::time::Instant::now());
+            return false;
+        }
+        if s.chain_start.is_some_and(|t| t.elapsed() < DELIVERY_BUDGET) {
+            return false;
+        }
+        if let Some(t) = &s.timer {
+            t.kick();
+        }
+        true
+    }
+
+    /// The timer of a deferred delivery fired (next loop iteration).
+    pub fn on_deferred(&self) {
+        let (env, scope) = {
+            let mut s = lock(&self.js);
+            if s.finalized {
+                return;
+            }
+            let env = s.env;
+            s.chain_now = crate::loop_poll::loop_now(env);
+            s.chain_start = Some(std::time::Instant::now());
+            match &s.timer {
+                Some(t) => (env, (t.resource, t.context)),
+                None => return,
+            }
+        };
+        crate::loop_poll::in_callback_scope(env, scope.0, scope.1, || {
+            self.posted.store(false, Ordering::Release);
+            let batch = self.take_inbox();
+            if !batch.is_empty() {
+                self.process(Some(env), &batch);
+            }
+        });
+    }
+
+    /// Whether `len` more bytes fit in the receive pool.
+    fn pool_fits(&self, len: usize) -> bool {
+        let s = lock(&self.js);
+        !s.pool.is_null() && s.pool_used + len <= POOL_SIZE
+    }
+
+    /// Replaces the receive pool with a fresh Buffer (views of the old one
+    /// keep it alive as long as JS holds them).
+    fn new_pool(&self, env: sys::napi_env) {
+        let mut s = lock(&self.js);
+        if !s.pool.is_null() {
+            js::unreference(env, s.pool);
+            s.pool = std::ptr::null_mut();
+        }
+        if let Some((v, ptr)) = js::new_buffer(env, POOL_SIZE) {
+            if let Some(r) = js::reference(env, v) {
+                s.pool = r;
+                s.pool_ptr = ptr;
+                s.pool_used = 0;
+            }
+        }
+    }
+
+    /// Tells JS (`payloads[cap]`, `payloads[cap + 1]`) which pool this
+    /// segment's small chunks are in and where the first starts.
+    fn announce_pool(&self, env: sys::napi_env, payloads: sys::napi_value, cap: usize) -> bool {
+        let (pool, used) = {
+            let s = lock(&self.js);
+            (s.pool, s.pool_used)
+        };
+        let Some(v) = js::deref(env, pool) else {
+            return false;
+        };
+        js::set_element(env, payloads, cap as u32, v);
+        js::set_element(env, payloads, cap as u32 + 1, js::number(env, used as f64));
+        true
+    }
+
+    /// Appends a chunk's parts to the pool (room was checked).
+    fn pool_copy(&self, parts: &[(*const u8, usize)]) {
+        let mut s = lock(&self.js);
+        for &(p, len) in parts {
+            if !p.is_null() {
+                // SAFETY: the pool Buffer has POOL_SIZE bytes and pool_used +
+                // the chunk's length fits (pool_fits); p is lent by the driver.
+                unsafe { std::ptr::copy_nonoverlapping(p, s.pool_ptr.add(s.pool_used), len) };
+            }
+            s.pool_used += len;
+        }
+    }
+
+    /// Refs the threadsafe function while ops are pending (so the process
+    /// stays alive), unrefs it when none are, and finishes a requested close
+    /// once everything has drained.
+    pub(crate) fn settle_lifecycle(&self, env: sys::napi_env) {
+        let pending = lock(&self.driver).pending();
+        let s = lock(&self.js);
+        if s.finalized {
+            return;
+        }
+        let busy = pending > 0;
+        if busy != self.refed.load(Ordering::Relaxed) {
+            if let Some(p) = &s.poll {
+                p.set_ref(busy);
+            }
+            if let Some(t) = s.tsfn {
+                // SAFETY: JS thread; tsfn is live until finalized.
+                unsafe {
+                    if busy {
+                        sys::napi_ref_threadsafe_function(env, t.0);
+                    } else {
+                        sys::napi_unref_threadsafe_function(env, t.0);
+                    }
+                }
+            }
+            self.refed.store(busy, Ordering::Relaxed);
+        }
+        if s.closing && !busy {
+            drop(s);
+            self.finalize(env, true);
+        }
+    }
+
+    /// The ring's eventfd is readable (loop delivery mode): settle what is ready.
+    pub fn on_loop_readable(&self) {
+        let (env, scope) = {
+            let s = lock(&self.js);
+            match (&s.poll, s.finalized) {
+                (Some(p), false) => (s.env, (p.resource, p.context)),
+                _ => return,
+            }
+        };
+        if let Some(fd) = self.engine().notify_fd() {
+            crate::loop_poll::drain_eventfd(fd);
+        }
+        crate::loop_poll::in_callback_scope(env, scope.0, scope.1, || {
+            self.reap_into_inbox();
+            let batch = self.take_inbox();
+            if !batch.is_empty() {
+                self.process(Some(env), &batch);
+            }
+        });
+    }
+
+    /// After a submission: ref the threadsafe function on the first pending op.
+    pub fn submitted(&self, env: sys::napi_env, r: std::result::Result<(), i32>) -> i32 {
+        if r.is_ok() && !self.refed.load(Ordering::Relaxed) {
+            self.settle_lifecycle(env);
+        }
+        status(r)
+    }
+
+    /// Like [`Shared::submitted`]; `Ok(true)` also submits at once (the
+    /// driver asked for it: ops on O_DIRECT files, see `Driver::take_urgent`).
+    pub fn submitted_maybe_now(
+        &self,
+        env: sys::napi_env,
+        r: std::result::Result<bool, i32>,
+    ) -> i32 {
+        let now = r == Ok(true);
+        let st = self.submitted(env, r.map(|_| ()));
+        if now {
+            self.flush(env);
+        }
+        st
+    }
+
+    /// Submits everything queued in one syscall, then settles whatever the
+    /// kernel completed inline (page-cache hits) without a thread hop.
+    pub fn flush(&self, env: sys::napi_env) -> i32 {
+        if self.delivering.load(Ordering::Relaxed) {
+            // Inside onBatch: submit only; completions come the usual way.
+            return match lock(&self.driver).flush() {
+                Ok(()) => 0,
+                Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
+            };
+        }
+        let (r, batch) = {
+            let mut d = lock(&self.driver);
+            let mut ib = lock(&self.inbox);
+            let r = d.flush_and_reap(&mut ib);
+            (r, std::mem::take(&mut *ib))
+        };
+        if !batch.is_empty() {
+            self.process(Some(env), &batch);
+        }
+        match r {
+            Ok(()) => 0,
+            Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
+        }
+    }
+
+    /// Stops the completion thread, closes remaining files, releases the
+    /// threadsafe function and JS references. `notify` calls `onBatch(-1)`.
+    fn finalize(&self, env: sys::napi_env, notify: bool) {
+        let (thread, tsfn, refs, hook, poll) = {
+            let mut s = lock(&self.js);
+            if s.finalized {
+                return;
+            }
+            s.finalized = true;
+            (
+                s.thread.take(),
+                s.tsfn.take(),
+                (s.on_batch, s.results, s.bufs, s.payloads, s.pool),
+                std::mem::replace(&mut s.hook, std::ptr::null()),
+                s.poll.take(),
+            )
+        };
+        if let Some(p) = poll {
+            p.stop(env);
+        }
+        let timer = lock(&self.js).timer.take();
+        if let Some(t) = timer {
+            t.stop(env);
+        }
+        let prepare = lock(&self.js).prepare.take();
+        if let Some(p) = prepare {
+            p.stop();
+        }
+        self.stop_thread(thread);
+        lock(&self.driver).finish();
+        // Nothing reaps any more (thread joined, poll stopped, notifier
+        // cleared): let the engine go, with its descriptors and threads.
+        *self.engine.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(ringline_core::engine::closed::ClosedEngine);
+        if let Some(t) = tsfn {
+            // SAFETY: JS thread; the completion thread is joined, so nothing
+            // calls the function any more.
+            unsafe {
+                sys::napi_release_threadsafe_function(
+                    t.0,
+                    sys::ThreadsafeFunctionReleaseMode::release,
+                )
+            };
+        }
+        if !hook.is_null() {
+            // SAFETY: the hook was registered with exactly this fn and arg.
+            unsafe {
+                sys::napi_remove_env_cleanup_hook(env, Some(env_cleanup), hook as *mut c_void)
+            };
+            // SAFETY: the hook's Arc, handed out at registration.
+            drop(unsafe { Arc::from_raw(hook) });
+        }
+        if notify {
+            if let Some(f) = js::deref(env, refs.0) {
+                js::call(env, f, &[js::number(env, -1.0)]);
+            }
+        }
+        for r in [refs.0, refs.1, refs.2, refs.3] {
+            js::unreference(env, r);
+        }
+        if !refs.4.is_null() {
+            js::unreference(env, refs.4);
+        }
+    }
+
+    fn stop_thread(&self, thread: Option<JoinHandle<()>>) {
+        self.stop.store(true, Ordering::Release);
+        // Worker threads post no more (waits for one posting now).
+        self.engine().set_notify(None);
+        lock(&self.driver).wake();
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+
+    /// The env is going away (worker terminated, process exiting) with ops
+    /// possibly in flight: cancel them, and wait until the kernel has handed
+    /// back every one, so none writes into freed memory. Nothing reaches JS.
+    fn teardown(&self, env: sys::napi_env) {
+        if lock(&self.js).finalized {
+            return;
+        }
+        let mut dropped = Vec::new();
+        lock(&self.driver).shutdown(&mut dropped);
+        self.discard(dropped);
+        let thread = lock(&self.js).thread.take();
+        self.stop_thread(thread);
+        let reaped = self.take_inbox();
+        self.process(None, &reaped);
+        let mut batch = Vec::new();
+        let engine = self.engine();
+        while lock(&self.driver).pending() > 0 {
+            batch.clear();
+            if engine.wait(&mut batch).is_err() {
+                break;
+            }
+            self.process(None, &batch);
+        }
+        self.finalize(env, false);
+    }
+}
+
+pub(crate) unsafe extern "C" fn env_cleanup(arg: *mut c_void) {
+    // SAFETY: arg is the Arc<Shared> registered with the hook; it is
+    // reclaimed here or in finalize (which first removes the hook), once.
+    let shared = unsafe { Arc::from_raw(arg as *const Shared) };
+    let env = {
+        let mut s = lock(&shared.js);
+        s.hook = std::ptr::null();
+        s.env
+    };
+    shared.teardown(env);
+}
