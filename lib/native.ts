@@ -128,7 +128,11 @@ export const CALLS = {
   mkdtemp: 9,
   statfs: 10,
   copyFile: 11,
+  readFile: 12,
 } as const
+
+/** crates/core op/call.rs READ_FILE_STEP: a readFile error's errno carries the call that failed. */
+export const READ_FILE_STEP = 4096
 
 /** The codes of NativeRing.fileCall. */
 export const FILE_CALLS = { fchmod: 0, fchown: 1, futimes: 2 } as const

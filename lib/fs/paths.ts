@@ -9,12 +9,12 @@ import * as nodeFs from 'node:fs'
 import * as path from 'node:path'
 import type { RingCore } from '../core'
 import { Kinds } from '../core'
-import { invalidArgType, nodeSystemError, withCode } from '../errors'
+import { invalidArgType, nodeSystemError, systemError, withCode } from '../errors'
 import type { FileHandle } from '../file'
-import { CALLS, PATH_OPS } from '../native'
+import { CALLS, PATH_OPS, READ_FILE_STEP } from '../native'
 import type { Ring } from '../ring'
 import { BigIntStats, type Stats } from '../stats'
-import { parseMode, pathText, validateInteger, validatePath } from '../validators'
+import { parseFlags, parseMode, pathText, validateInteger, validatePath } from '../validators'
 
 function dirClosed(): Error {
   return withCode(new Error('Directory handle was closed'), 'ERR_DIR_CLOSED')
@@ -109,6 +109,18 @@ function validateIds(uid: unknown, gid: unknown): number[] {
     return (v as number) === -1 ? 2 ** 32 - 1 : (v as number)
   }
   return [id(uid, 'uid'), id(gid, 'gid')]
+}
+
+/**
+ * The error of a one-call readFile, as node:fs gives it for the call that
+ * failed: open (with the path), or fstat or read (without, as node's
+ * FileHandle calls report them).
+ */
+function readFileError(errno: number, original: unknown): unknown {
+  if (errno > -READ_FILE_STEP) return original
+  const step = Math.floor(-errno / READ_FILE_STEP)
+  const real = -errno - step * READ_FILE_STEP
+  return systemError(-real, step === 1 ? 'fstat' : 'read')
 }
 
 /** chmod's mode: required, a number or an octal string (node's parseFileMode). */
@@ -673,8 +685,21 @@ export class RingFs {
     const encoding = (o.encoding ?? undefined) as BufferEncoding | undefined
     if (this.#isHandle(p)) return p.readFile(o as WholeFileOptions)
     checkAborted(o.signal)
-    const fh = await this.#ring.open(p, o.flag || 'r', 0o666)
-    return this.#thenClose(fh, readFreshFile(fh, o.signal, encoding))
+    const a = validatePath(p)
+    const flags = parseFlags(o.flag || 'r')
+    let bytes: Buffer
+    try {
+      // One trip: open, fstat, the reads and close made by one call in the
+      // blocking lane, as node:fs's readFile makes them (Bun's way too).
+      bytes = await this.#call('open', CALLS.readFile, a, [flags], (b) => b ?? Buffer.alloc(0))
+    } catch (e) {
+      const errno = (e as { errno?: number }).errno ?? 0
+      // Past 2 GiB: the path below says so with node's error and the size.
+      if (errno !== -27) throw readFileError(errno, e)
+      const fh = await this.#ring.open(a, flags, 0o666)
+      return this.#thenClose(fh, readFreshFile(fh, o.signal, encoding))
+    }
+    return encoding ? bytes.toString(encoding) : bytes
   }
 
   /** node:fs/promises writeFile: replaces the file (flag 'w') with `data`; `flush: true` syncs it before closing. */

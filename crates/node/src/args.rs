@@ -107,6 +107,11 @@ pub(crate) fn blocking_call(
                 clone_force: flags & 4 != 0,
             }
         }
+        12 => BlockingCall::ReadFile {
+            path,
+            flags: num(0) as i32,
+            out,
+        },
         _ => return Err(libc::EINVAL),
     })
 }

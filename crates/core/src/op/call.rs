@@ -46,6 +46,16 @@ pub enum BlockingCall {
     /// `statfs(path)`; `out`: type, bsize, blocks, bfree, bavail, files,
     /// ffree as seven little-endian f64s.
     Statfs { path: CString, out: Vec<u8> },
+    /// A whole file in one call, as node:fs's readFile reads it: `open`
+    /// (`flags`), `fstat`, then reads to its size if it is a regular file,
+    /// or 64 KiB at a time to the end otherwise, then `close`; `out`: the
+    /// bytes. An error says which call failed: `-(errno + READ_FILE_STEP *
+    /// step)` with step 0 open, 1 fstat, 2 read; `-EFBIG` past 2 GiB.
+    ReadFile {
+        path: CString,
+        flags: i32,
+        out: Vec<u8>,
+    },
     /// libuv's copyfile: `dest` created (or, with `excl`, refused if it
     /// exists) with the source's mode, emptied, then filled with
     /// copy_file_range (a reflink first when `clone`; only a reflink with
@@ -68,7 +78,8 @@ impl BlockingCall {
             | BlockingCall::Readlink { out, .. }
             | BlockingCall::Realpath { out, .. }
             | BlockingCall::Mkdtemp { out, .. }
-            | BlockingCall::Statfs { out, .. } => Some(out),
+            | BlockingCall::Statfs { out, .. }
+            | BlockingCall::ReadFile { out, .. } => Some(out),
             BlockingCall::Access { .. }
             | BlockingCall::Chmod { .. }
             | BlockingCall::Chown { .. }
@@ -178,6 +189,7 @@ impl BlockingCall {
                 out.len() as i32
             }
             BlockingCall::Statfs { path, out } => statfs(path, out),
+            BlockingCall::ReadFile { path, flags, out } => read_file(path, *flags, out),
             BlockingCall::CopyFile {
                 src,
                 dest,
@@ -187,6 +199,62 @@ impl BlockingCall {
             } => copy_file(src, dest, *excl, *clone, *clone_force),
         }
     }
+}
+
+/// See [`BlockingCall::ReadFile`].
+pub const READ_FILE_STEP: i32 = 4096;
+/// node:fs's limit on a whole-file read.
+const READ_FILE_MAX: u64 = (1 << 31) - 1;
+
+fn read_file(path: &CStr, flags: i32, out: &mut Vec<u8>) -> i32 {
+    let step = |s: i32| -(errno() + READ_FILE_STEP * s);
+    // SAFETY: path is NUL-terminated.
+    let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, 0o666) };
+    if fd < 0 {
+        return step(0);
+    }
+    let f = Fd(fd);
+    // SAFETY: stat is plain old data; fstat fills it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid descriptor and out pointer.
+    if unsafe { libc::fstat(f.0, &mut st) } < 0 {
+        return step(1);
+    }
+    let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
+    let size = if regular { st.st_size as u64 } else { 0 };
+    if size > READ_FILE_MAX {
+        return -libc::EFBIG;
+    }
+    let mut buf: Vec<u8> = Vec::with_capacity(if size > 0 { size as usize } else { 64 << 10 });
+    loop {
+        if size > 0 && buf.len() as u64 == size {
+            break;
+        }
+        let want = if size > 0 {
+            size as usize - buf.len()
+        } else {
+            64 << 10
+        };
+        buf.reserve(want);
+        // SAFETY: buf has room for `want` bytes past its length.
+        let n = unsafe { libc::read(f.0, buf.as_mut_ptr().add(buf.len()).cast(), want) };
+        if n < 0 {
+            if errno() == libc::EINTR {
+                continue;
+            }
+            return step(2);
+        }
+        if n == 0 {
+            break;
+        }
+        // SAFETY: read initialised the n bytes past the length.
+        unsafe { buf.set_len(buf.len() + n as usize) };
+        if buf.len() as u64 > READ_FILE_MAX {
+            return -libc::EFBIG;
+        }
+    }
+    *out = buf;
+    out.len().min(i32::MAX as usize) as i32
 }
 
 fn statfs(path: &CStr, out: &mut Vec<u8>) -> i32 {
