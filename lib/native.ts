@@ -129,6 +129,7 @@ export const CALLS = {
   statfs: 10,
   copyFile: 11,
   readFile: 12,
+  writeFile: 13,
 } as const
 
 /** crates/core op/call.rs READ_FILE_STEP: a readFile error's errno carries the call that failed. */

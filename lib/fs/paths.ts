@@ -112,15 +112,15 @@ function validateIds(uid: unknown, gid: unknown): number[] {
 }
 
 /**
- * The error of a one-call readFile, as node:fs gives it for the call that
- * failed: open (with the path), or fstat or read (without, as node's
- * FileHandle calls report them).
+ * The error of a one-call readFile or writeFile, as node:fs gives it for
+ * the call that failed: the first (open, with the path), or a later one
+ * (`names[step]`, without the path, as node's FileHandle calls report it).
  */
-function readFileError(errno: number, original: unknown): unknown {
-  if (errno > -READ_FILE_STEP) return original
+function stepError(e: unknown, names: string[]): unknown {
+  const errno = (e as { errno?: number }).errno ?? 0
+  if (errno > -READ_FILE_STEP) return e
   const step = Math.floor(-errno / READ_FILE_STEP)
-  const real = -errno - step * READ_FILE_STEP
-  return systemError(-real, step === 1 ? 'fstat' : 'read')
+  return systemError(-(-errno - step * READ_FILE_STEP), names[step])
 }
 
 /** chmod's mode: required, a number or an octal string (node's parseFileMode). */
@@ -695,7 +695,7 @@ export class RingFs {
     } catch (e) {
       const errno = (e as { errno?: number }).errno ?? 0
       // Past 2 GiB: the path below says so with node's error and the size.
-      if (errno !== -27) throw readFileError(errno, e)
+      if (errno !== -27) throw stepError(e, ['open', 'fstat', 'read'])
       const fh = await this.#ring.open(a, flags, 0o666)
       return this.#thenClose(fh, readFreshFile(fh, o.signal, encoding))
     }
@@ -710,6 +710,22 @@ export class RingFs {
     const bytes = writeFileData(data, o.encoding)
     if (this.#isHandle(p)) return writeFileHandle(p, bytes, o.signal, o.encoding)
     checkAborted(o.signal)
+    if (ArrayBuffer.isView(bytes)) {
+      // One trip: open, the writes, fsync (flush) and close made by one
+      // call in the blocking lane, as node:fs's writeFile makes them.
+      const a = validatePath(p)
+      const flags = parseFlags(o.flag || 'w')
+      const mode = parseMode(o.mode, 0o666)
+      const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+      const core = this.#core
+      const none = (): undefined => undefined
+      try {
+        await core.begin<void>(K_CALL, 'open', none, pathText(a), undefined, (t) => core.native.call(t, CALLS.writeFile, a, view, [flags, mode, flush ? 1 : 0]), undefined)
+      } catch (e) {
+        throw stepError(e, ['open', 'write', 'fsync', 'close'])
+      }
+      return
+    }
     const fh = await this.#ring.open(p, o.flag || 'w', o.mode)
     let op = writeFileHandle(fh, bytes, o.signal, o.encoding)
     if (flush) op = op.then(() => fh.sync())

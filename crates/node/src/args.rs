@@ -112,6 +112,16 @@ pub(crate) fn blocking_call(
             flags: num(0) as i32,
             out,
         },
+        13 => BlockingCall::WriteFile {
+            path,
+            flags: num(0) as i32,
+            mode: num(1) as u32,
+            data: match b {
+                Some(Either::B(bytes)) => bytes.to_vec(),
+                _ => return Err(libc::EINVAL),
+            },
+            flush: num(2) != 0.0,
+        },
         _ => return Err(libc::EINVAL),
     })
 }

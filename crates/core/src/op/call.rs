@@ -56,6 +56,17 @@ pub enum BlockingCall {
         flags: i32,
         out: Vec<u8>,
     },
+    /// A whole file written in one call, as node:fs's writeFile writes it:
+    /// `open` (`flags`, `mode`), writes of all of `data` at the file
+    /// position, `fsync` with `flush`, `close`. An error says which call
+    /// failed, as for ReadFile: step 0 open, 1 write, 2 fsync, 3 close.
+    WriteFile {
+        path: CString,
+        flags: i32,
+        mode: u32,
+        data: Vec<u8>,
+        flush: bool,
+    },
     /// libuv's copyfile: `dest` created (or, with `excl`, refused if it
     /// exists) with the source's mode, emptied, then filled with
     /// copy_file_range (a reflink first when `clone`; only a reflink with
@@ -84,7 +95,8 @@ impl BlockingCall {
             | BlockingCall::Chmod { .. }
             | BlockingCall::Chown { .. }
             | BlockingCall::Utimes { .. }
-            | BlockingCall::CopyFile { .. } => None,
+            | BlockingCall::CopyFile { .. }
+            | BlockingCall::WriteFile { .. } => None,
         }
     }
 
@@ -190,6 +202,13 @@ impl BlockingCall {
             }
             BlockingCall::Statfs { path, out } => statfs(path, out),
             BlockingCall::ReadFile { path, flags, out } => read_file(path, *flags, out),
+            BlockingCall::WriteFile {
+                path,
+                flags,
+                mode,
+                data,
+                flush,
+            } => write_file(path, *flags, *mode, data, *flush),
             BlockingCall::CopyFile {
                 src,
                 dest,
@@ -255,6 +274,42 @@ fn read_file(path: &CStr, flags: i32, out: &mut Vec<u8>) -> i32 {
     }
     *out = buf;
     out.len().min(i32::MAX as usize) as i32
+}
+
+fn write_file(path: &CStr, flags: i32, mode: u32, data: &[u8], flush: bool) -> i32 {
+    let step = |s: i32| -(errno() + READ_FILE_STEP * s);
+    // SAFETY: path is NUL-terminated.
+    let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) };
+    if fd < 0 {
+        return step(0);
+    }
+    let mut at = 0usize;
+    while at < data.len() {
+        // SAFETY: data[at..] is readable.
+        let n = unsafe { libc::write(fd, data[at..].as_ptr().cast(), data.len() - at) };
+        if n < 0 {
+            if errno() == libc::EINTR {
+                continue;
+            }
+            let r = step(1);
+            // SAFETY: fd is ours; closed once.
+            unsafe { libc::close(fd) };
+            return r;
+        }
+        at += n as usize;
+    }
+    // SAFETY: fd is ours.
+    if flush && unsafe { libc::fsync(fd) } < 0 {
+        let r = step(2);
+        // SAFETY: as above.
+        unsafe { libc::close(fd) };
+        return r;
+    }
+    // SAFETY: fd is ours; closed once.
+    if unsafe { libc::close(fd) } < 0 {
+        return step(3);
+    }
+    0
 }
 
 fn statfs(path: &CStr, out: &mut Vec<u8>) -> i32 {
