@@ -76,7 +76,10 @@ export interface NativeRing {
   stat(token: number, file: number): number
   /** An op on names: `code` from PATH_OPS; `b` the second path of rename, symlink, link; `mode` for mkdir. */
   pathOp(token: number, code: number, a: string | Buffer, b: string | Buffer | null, mode: number): number
-  /** A call of the blocking lane on `a` (and `b`), with numbers `n` (`code` from CALLS); its bytes, if any, arrive in bufs[token]. */
+  /**
+   * A call of the blocking lane on `a` (`code` from CALLS), with `b` (copyFile's destination, or
+   * the bytes writeFile writes) and numbers `n`; its bytes, if any, arrive in bufs[token].
+   */
   call(token: number, code: number, a: string | Buffer, b: string | Buffer | null, n: number[]): number
   /** A call of the blocking lane on an open file (`code` from FILE_CALLS), with numbers `n`. */
   fileCall(token: number, code: number, file: number, n: number[]): number

@@ -316,9 +316,10 @@ impl NativeRing {
     }
 
     /// A call of the blocking lane on a path (see `CALLS` in lib/native.ts
-    /// for `code`): `b` the second path (copyFile's destination), `n` the
-    /// numbers the call takes (a mode, ids, times, flags). Settles with the
-    /// call's bytes, if it made any, in `bufs[token]`.
+    /// for `code`): `b` the second path (copyFile's destination) or the
+    /// bytes writeFile writes, `n` the numbers the call takes (a mode, ids,
+    /// times, flags). Settles with the call's bytes, if it made any, in
+    /// `bufs[token]`.
     #[napi]
     pub fn call(
         &self,
