@@ -52,4 +52,5 @@ export const watch = nodeFsPromises.watch
 export { open, constants }
 export type { FileHandle } from './lib/file'
 export type { Stats, BigIntStats } from './lib/stats'
-export type { Dir, StatFs } from './lib/fs/paths'
+export type { Dir } from './lib/fs/dir'
+export type { StatFs } from './lib/stats'

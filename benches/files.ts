@@ -103,6 +103,8 @@ import {
   type Backend,
   type Measurement,
   type TimedOptions,
+  runGroup,
+  type RowResult,
 } from './harness'
 import { READ_SAMPLE_EVERY, ioUringFds, runPeerJob, type Alloc, type PeerJob } from './peers'
 import { printEngineSummary, type EngineRow } from './summary'
@@ -161,13 +163,7 @@ function parseOptions(argv: string[]): Options {
 
 // ----- results -------------------------------------------------------------------
 
-interface Result {
-  group: string
-  engine: string
-  measurement?: Measurement
-  error?: string
-  skipped?: string
-}
+type Result = RowResult
 
 /** A row of a group: a run, or (`skip`) the reason it cannot run here. */
 interface Workload {
@@ -755,35 +751,12 @@ async function main(): Promise<void> {
 
   const results: Result[] = []
   for (const g of groups) {
-    const chosen = g.workloads.filter((w) => selected(w.group, w.engine))
-    if (!chosen.some((w) => w.run !== undefined)) continue
-    log('')
-    log(`== ${g.name}: ${g.title}`)
-    try {
-      g.before?.()
-    } catch (e) {
-      log(`  could not prepare: ${(e as Error).message}`)
-      for (const w of chosen) results.push({ group: g.name, engine: w.engine, error: `setup: ${(e as Error).message}` })
+    const mine = await runGroup(g.name, g.title, g.workloads.filter((w) => selected(w.group, w.engine)), g.before, log)
+    if (mine === null) continue
+    if (mine.some((r) => r.error?.startsWith('setup: '))) {
+      results.push(...mine)
       continue
     }
-    const mine: Result[] = []
-    for (const w of chosen) {
-      const r: Result = { group: g.name, engine: w.engine }
-      mine.push(r)
-      if (w.run === undefined) {
-        r.skipped = w.skip ?? 'skipped'
-        continue
-      }
-      process.stdout.write(`  . ${w.engine} ...`)
-      try {
-        r.measurement = await w.run()
-      } catch (e) {
-        r.error = (e as Error).message
-      }
-      const m = r.measurement
-      process.stdout.write(m ? ` ${fmtRate(m.opsPerSec)}/s\n` : ` FAILED: ${r.error}\n`)
-    }
-    log('')
     printGroup(g, mine)
     results.push(...mine)
   }

@@ -77,7 +77,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { defaultRing, open } from '../index'
 import { canRun, measureJob, runtimePromises, type Call, type Engine, type FsImpl, type WorkJob } from './fs-work'
-import { Flags, fmtRate, fmtRatio, fmtUs, pad, padLeft, usageFor, type Measurement } from './harness'
+import { Flags, fmtRate, fmtRatio, fmtUs, pad, padLeft, runGroup, usageFor, type Measurement, type RowResult } from './harness'
 
 // ----- options -----------------------------------------------------------------
 
@@ -340,13 +340,7 @@ interface Group {
   rows: Row[]
 }
 
-interface Result {
-  group: string
-  engine: string
-  measurement?: Measurement
-  error?: string
-  skipped?: string
-}
+type Result = RowResult
 
 const isRingline = (engine: string): boolean => engine.startsWith('ringline')
 const isBun = (engine: string): boolean => engine.startsWith('bun ')
@@ -636,35 +630,12 @@ async function main(): Promise<void> {
   const results: Result[] = []
   try {
     for (const g of groups) {
-      const chosen = g.rows.filter((r) => selected(g.name, r.engine))
-      if (!chosen.some((r) => r.run !== undefined)) continue
-      log('')
-      log(`== ${g.name}: ${g.title}`)
-      try {
-        g.before?.()
-      } catch (e) {
-        log(`  could not prepare: ${(e as Error).message}`)
-        for (const r of chosen) results.push({ group: g.name, engine: r.engine, error: `setup: ${(e as Error).message}` })
+      const mine = await runGroup(g.name, g.title, g.rows.filter((r) => selected(g.name, r.engine)), g.before, log)
+      if (mine === null) continue
+      if (mine.some((r) => r.error?.startsWith('setup: '))) {
+        results.push(...mine)
         continue
       }
-      const mine: Result[] = []
-      for (const r of chosen) {
-        const res: Result = { group: g.name, engine: r.engine }
-        mine.push(res)
-        if (r.run === undefined) {
-          res.skipped = r.skip ?? 'skipped'
-          continue
-        }
-        process.stdout.write(`  . ${r.engine} ...`)
-        try {
-          res.measurement = await r.run()
-        } catch (e) {
-          res.error = (e as Error).message
-        }
-        const m = res.measurement
-        process.stdout.write(m ? ` ${fmtRate(m.opsPerSec)}/s\n` : ` FAILED: ${res.error}\n`)
-      }
-      log('')
       printGroup(mine)
       if (!canRun(RINGLINE[RINGLINE.length - 1].impl, g.call)) {
         log(`  (no ringline/fs row: it has no ${g.call === 'churn' ? 'mkdir/rename/unlink' : g.call} yet)`)

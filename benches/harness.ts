@@ -457,3 +457,61 @@ export function usageFor(file: string, title: string): (msg: string) => never {
     process.exit(msg === title ? 0 : 2)
   }
 }
+
+/** What one row of a benchmark group measured (or why it did not). */
+export interface RowResult {
+  group: string
+  engine: string
+  measurement?: Measurement
+  error?: string
+  skipped?: string
+}
+
+/** A row of a group: a run, or (`skip`) the reason it cannot run here. */
+export interface Row {
+  engine: string
+  run?: () => Promise<Measurement>
+  skip?: string
+}
+
+/**
+ * Runs the selected rows of one group in order, printing a progress line
+ * per row: `before` prepares the group (its failure fails every row).
+ * Returns null when no selected row can run (the group is left out).
+ */
+export async function runGroup(
+  name: string,
+  title: string,
+  rows: Row[],
+  before: (() => void) | undefined,
+  log: (s: string) => void,
+): Promise<RowResult[] | null> {
+  if (!rows.some((r) => r.run !== undefined)) return null
+  log('')
+  log(`== ${name}: ${title}`)
+  try {
+    before?.()
+  } catch (e) {
+    log(`  could not prepare: ${(e as Error).message}`)
+    return rows.map((r) => ({ group: name, engine: r.engine, error: `setup: ${(e as Error).message}` }))
+  }
+  const out: RowResult[] = []
+  for (const r of rows) {
+    const res: RowResult = { group: name, engine: r.engine }
+    out.push(res)
+    if (r.run === undefined) {
+      res.skipped = r.skip ?? 'skipped'
+      continue
+    }
+    process.stdout.write(`  . ${r.engine} ...`)
+    try {
+      res.measurement = await r.run()
+    } catch (e) {
+      res.error = (e as Error).message
+    }
+    const m = res.measurement
+    process.stdout.write(m ? ` ${fmtRate(m.opsPerSec)}/s\n` : ` FAILED: ${res.error}\n`)
+  }
+  log('')
+  return out
+}

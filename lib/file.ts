@@ -11,7 +11,6 @@ import { readFileHandle } from './fs/read-file'
 import { writeFileData, writeFileHandle, type WriteFileIterable } from './fs/write-file'
 import { createReadStream, createWriteStream, type ReadStreamOptions, type WriteStreamOptions } from './fs/streams'
 import {
-  parseMode,
   validateBuffer,
   validateInteger,
   validateObject,
@@ -24,7 +23,7 @@ import {
 } from './validators'
 import { BigIntStats, type Stats } from './stats'
 import { FILE_CALLS } from './native'
-import { toTimespec } from './fs/options'
+import { parseRequiredMode, toTimespec, validateIds } from './fs/options'
 import type { Ring } from './ring'
 import type { ReadStream, WriteStream } from 'node:fs'
 import type { ReadableStream } from 'node:stream/web'
@@ -560,8 +559,7 @@ export class FileHandle extends EventEmitter {
   /** fchmod(2), in the blocking lane. `mode`: a number or an octal string. */
   chmod(mode: string | number): Promise<void> {
     try {
-      if (mode === undefined) throw invalidArgType('mode', 'of type number', mode)
-      const m = parseMode(mode, 0)
+      const m = parseRequiredMode(mode)
       const err = this.#closed('fchmod')
       if (err) return Promise.reject(err)
       const id = this.#id
@@ -575,9 +573,7 @@ export class FileHandle extends EventEmitter {
   /** fchown(2), in the blocking lane; -1 leaves an id as it is. */
   chown(uid: number, gid: number): Promise<void> {
     try {
-      validateInteger(uid, 'uid', -1, 2 ** 32 - 1)
-      validateInteger(gid, 'gid', -1, 2 ** 32 - 1)
-      const ids = [uid === -1 ? 2 ** 32 - 1 : uid, gid === -1 ? 2 ** 32 - 1 : gid]
+      const ids = validateIds(uid, gid)
       const err = this.#closed('fchown')
       if (err) return Promise.reject(err)
       const id = this.#id

@@ -125,6 +125,29 @@ export class BigIntStats {
   isCharacterDevice(): boolean { return this.#is(S_IFCHR) }
 }
 
+/** node's StatFs: what statfs(2) says of a filesystem. */
+export class StatFs {
+  readonly type: number | bigint
+  readonly bsize: number | bigint
+  readonly blocks: number | bigint
+  readonly bfree: number | bigint
+  readonly bavail: number | bigint
+  readonly files: number | bigint
+  readonly ffree: number | bigint
+
+  /** @internal `b`: seven little-endian f64s (crates/core op/call.rs Statfs). */
+  constructor(b: Buffer, big: boolean) {
+    const v = (i: number): number | bigint => (big ? BigInt(b.readDoubleLE(8 * i)) : b.readDoubleLE(8 * i))
+    this.type = v(0)
+    this.bsize = v(1)
+    this.blocks = v(2)
+    this.bfree = v(3)
+    this.bavail = v(4)
+    this.files = v(5)
+    this.ffree = v(6)
+  }
+}
+
 // Instances pass `instanceof fs.Stats` (and inherit whatever node:fs adds to
 // its prototype), as code that checks what node:fs returned expects. Taken
 // at load, so a patched fs changes nothing here.

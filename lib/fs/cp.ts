@@ -5,6 +5,7 @@
 import * as path from 'node:path'
 import { invalidArgType, nodeSystemError, withCode } from '../errors'
 import type { RingFs } from './paths'
+import { getValidMode } from './options'
 import type { BigIntStats, Stats } from '../stats'
 import { pathText, validatePath } from '../validators'
 
@@ -47,9 +48,7 @@ function validateOptions(options: unknown): Options {
   for (const k of ['dereference', 'errorOnExist', 'force', 'preserveTimestamps', 'recursive', 'verbatimSymlinks'] as const) {
     if (typeof o[k] !== 'boolean') throw invalidArgType(`options.${k}`, 'of type boolean', o[k])
   }
-  if (o.mode == null) o.mode = 0
-  else if (typeof o.mode !== 'number') throw withCode(new TypeError('mode must be int32 or null/undefined'), 'ERR_INVALID_ARG_TYPE')
-  else if ((o.mode | 0) < 0 || (o.mode | 0) > 7) throw withCode(new RangeError('mode is out of range: >= 0 && <= 7'), 'ERR_OUT_OF_RANGE')
+  o.mode = getValidMode(o.mode, 0)
   if (o.dereference && o.verbatimSymlinks) {
     throw withCode(new TypeError('Option "dereference" cannot be used in combination with option "verbatimSymlinks"'), 'ERR_INCOMPATIBLE_OPTION_PAIR')
   }

@@ -2,8 +2,8 @@
 // (its getOptions, assertEncoding and friends): the same defaults, the same
 // errors.
 
-import { invalidArgType, invalidArgValue, AbortError } from '../errors'
-import { validateSignal } from '../validators'
+import { invalidArgType, invalidArgValue, withCode, AbortError } from '../errors'
+import { parseMode, validateInteger, validateSignal } from '../validators'
 
 export interface WholeFileOptions {
   encoding?: BufferEncoding | 'buffer' | null
@@ -54,4 +54,37 @@ export function toTimespec(time: unknown): [number, number] {
     sec -= 1
   }
   return [sec, nsec]
+}
+
+/**
+ * The mode of access, copyFile and cp as node 20 checks it (in C++): null
+ * or undefined for `def`, else a number, taken as int32, from 0 to 7.
+ */
+export function getValidMode(mode: unknown, def: number): number {
+  if (mode == null) return def
+  if (typeof mode !== 'number') throw withCode(new TypeError('mode must be int32 or null/undefined'), 'ERR_INVALID_ARG_TYPE')
+  const m = mode | 0
+  if (m < 0 || m > 7) throw withCode(new RangeError('mode is out of range: >= 0 && <= 7'), 'ERR_OUT_OF_RANGE')
+  return m
+}
+
+/** uid and gid as chown takes them: integers from -1 (unchanged) to 2^32-1. */
+export function validateIds(uid: unknown, gid: unknown): number[] {
+  const id = (v: unknown, name: string): number => {
+    validateInteger(v, name, -1, 2 ** 32 - 1)
+    return (v as number) === -1 ? 2 ** 32 - 1 : (v as number)
+  }
+  return [id(uid, 'uid'), id(gid, 'gid')]
+}
+
+/** How a name the kernel gave (readlink, realpath, mkdtemp) is returned: a Buffer for 'buffer', else a string in `encoding`. */
+export function nameIn(encoding: BufferEncoding | 'buffer' | null | undefined): (bytes: Buffer | undefined) => string | Buffer {
+  const enc = encoding ?? 'utf8'
+  return (b) => (enc === 'buffer' ? Buffer.from(b!) : b!.toString(enc))
+}
+
+/** chmod's mode: required, a number or an octal string (node's parseFileMode). */
+export function parseRequiredMode(mode: unknown): number {
+  if (mode === undefined) throw invalidArgType('mode', 'of type number', mode)
+  return parseMode(mode, 0)
 }

@@ -1,7 +1,9 @@
-// node:fs/promises functions on names, over one ring's ops: stat, lstat,
-// unlink, rmdir, mkdir (recursive too), rename, symlink, link; and the
-// whole-file functions by path (readFile, writeFile, appendFile, truncate),
-// which open, use and close a FileHandle as node:fs/promises does. Same
+// RingFs: the functions of node:fs/promises over one ring (ring.fs, and
+// ringline/fs on the default ring). Ops on names (stat, lstat, unlink,
+// rmdir, mkdir, rename, symlink, link) are engine ops; calls with no
+// io_uring opcode (access, readdir, readlink, realpath, chmod, chown,
+// utimes, mkdtemp, statfs, copyFile, and readFile/writeFile by path) run in
+// the blocking lane; rm, opendir and cp are built from those. Same
 // arguments, results and errors (code, errno, syscall, path, dest,
 // message) as node:fs/promises.
 
@@ -13,103 +15,13 @@ import { invalidArgType, nodeSystemError, systemError, withCode } from '../error
 import type { FileHandle } from '../file'
 import { CALLS, PATH_OPS, READ_FILE_STEP } from '../native'
 import type { Ring } from '../ring'
-import { BigIntStats, type Stats } from '../stats'
+import { BigIntStats, StatFs, type Stats } from '../stats'
 import { parseFlags, parseMode, pathText, validateInteger, validatePath } from '../validators'
-
-function dirClosed(): Error {
-  return withCode(new Error('Directory handle was closed'), 'ERR_DIR_CLOSED')
-}
-
-/** node:fs's Dir, over entries listed when it opened. */
-export class Dir implements AsyncIterable<nodeFs.Dirent> {
-  readonly #path: string
-  readonly #entries: nodeFs.Dirent[]
-  #closed = false
-
-  /** @internal Made by opendir. */
-  constructor(p: string, entries: nodeFs.Dirent[]) {
-    this.#path = p
-    this.#entries = entries
-  }
-
-  /** The path it was opened with. */
-  get path(): string {
-    return this.#path
-  }
-
-  /** The next entry, or null after the last. On a closed Dir it throws ERR_DIR_CLOSED (synchronously, as node's does). */
-  read(): Promise<nodeFs.Dirent | null> {
-    return Promise.resolve(this.readSync())
-  }
-
-  readSync(): nodeFs.Dirent | null {
-    if (this.#closed) throw dirClosed()
-    return this.#entries.shift() ?? null
-  }
-
-  close(): Promise<void> {
-    try {
-      this.closeSync()
-      return Promise.resolve()
-    } catch (e) {
-      return Promise.reject(e)
-    }
-  }
-
-  closeSync(): void {
-    if (this.#closed) throw dirClosed()
-    this.#closed = true
-    this.#entries.length = 0
-  }
-
-  async *entries(): AsyncGenerator<nodeFs.Dirent> {
-    try {
-      for (;;) {
-        const d = await this.read()
-        if (d === null) break
-        yield d
-      }
-    } finally {
-      if (!this.#closed) this.closeSync()
-    }
-  }
-
-  [Symbol.asyncIterator](): AsyncGenerator<nodeFs.Dirent> {
-    return this.entries()
-  }
-}
-
-/** node's StatFs: what statfs(2) says of a filesystem. */
-export class StatFs {
-  readonly type: number | bigint
-  readonly bsize: number | bigint
-  readonly blocks: number | bigint
-  readonly bfree: number | bigint
-  readonly bavail: number | bigint
-  readonly files: number | bigint
-  readonly ffree: number | bigint
-
-  /** @internal `b`: seven little-endian f64s (crates/core op/call.rs Statfs). */
-  constructor(b: Buffer, big: boolean) {
-    const v = (i: number): number | bigint => (big ? BigInt(b.readDoubleLE(8 * i)) : b.readDoubleLE(8 * i))
-    this.type = v(0)
-    this.bsize = v(1)
-    this.blocks = v(2)
-    this.bfree = v(3)
-    this.bavail = v(4)
-    this.files = v(5)
-    this.ffree = v(6)
-  }
-}
-
-/** uid and gid as chown takes them: integers from -1 (unchanged) to 2^32-1. */
-function validateIds(uid: unknown, gid: unknown): number[] {
-  const id = (v: unknown, name: string): number => {
-    validateInteger(v, name, -1, 2 ** 32 - 1)
-    return (v as number) === -1 ? 2 ** 32 - 1 : (v as number)
-  }
-  return [id(uid, 'uid'), id(gid, 'gid')]
-}
+import { assertEncoding, checkAborted, getOptions, getValidMode, nameIn, parseRequiredMode, toTimespec, validateIds, type WholeFileOptions } from './options'
+import { cp, type CopyOptions } from './cp'
+import { readFileHandle } from './read-file'
+import { writeFileData, writeFileHandle, type WriteFileIterable } from './write-file'
+import { Dir } from './dir'
 
 /**
  * The error of a one-call readFile or writeFile, as node:fs gives it for
@@ -123,21 +35,11 @@ function stepError(e: unknown, names: string[]): unknown {
   return systemError(-(-errno - step * READ_FILE_STEP), names[step])
 }
 
-/** chmod's mode: required, a number or an octal string (node's parseFileMode). */
-function parseRequiredMode(mode: unknown): number {
-  if (mode === undefined) throw invalidArgType('mode', 'of type number', mode)
-  return parseMode(mode, 0)
-}
-import { checkAborted, getOptions, toTimespec, type WholeFileOptions } from './options'
-import { cp, type CopyOptions } from './cp'
-import { readFreshFile } from './read-file'
-import { writeFileData, writeFileHandle, type WriteFileIterable } from './write-file'
-
 const { K_VOID, K_STAT, K_CALL } = Kinds
 // Taken at load, like everything ringline takes from Node.
 const { dirname, join, relative } = path
 const { Dirent } = nodeFs
-const { F_OK, R_OK, W_OK, X_OK } = nodeFs.constants
+const { F_OK } = nodeFs.constants
 
 /** Linux's DT_* (what readdir gives) as libuv's UV_DIRENT_* (what fs.Dirent takes). */
 const DIRENT_TYPE: Record<number, number> = { 0: 0, 8: 1, 4: 2, 10: 3, 1: 4, 12: 5, 2: 6, 6: 7 }
@@ -389,26 +291,29 @@ export class RingFs {
     }
   }
 
-  /** A call of the blocking lane on a path (and `b`); `decode` turns its bytes into the result. */
-  #call<T>(syscall: string, code: number, a: string | Buffer, n: number[], decode: (bytes: Buffer | undefined, n: number) => T, b: string | Buffer | null = null, shownPath?: string): Promise<T> {
+  /**
+   * A call of the blocking lane on a path, with `b` (a second path, or
+   * bytes); `decode` turns its bytes into the result; `shown` the path and
+   * dest its errors name (default: `a`, none).
+   */
+  #call<T>(
+    syscall: string,
+    code: number,
+    a: string | Buffer,
+    n: number[],
+    decode: (bytes: Buffer | undefined, n: number) => T,
+    b: string | Buffer | null = null,
+    shown: { path?: string; dest?: string } = {},
+  ): Promise<T> {
     const core = this.#core
-    const dest = b === null ? undefined : pathText(b)
-    return core.begin<T>(K_CALL, syscall, decode, shownPath ?? pathText(a), undefined, (t) => core.native.call(t, code, a, b, n), undefined, dest)
+    return core.begin<T>(K_CALL, syscall, decode, shown.path ?? pathText(a), undefined, (t) => core.native.call(t, code, a, b, n), undefined, shown.dest)
   }
 
   /** access(2) (faccessat), in the blocking lane: resolves if `mode` (F_OK, R_OK, W_OK, X_OK) is allowed. */
   access(p: PathLike, mode?: number): Promise<void> {
     try {
       const a = validatePath(p)
-      // As node 20 checks it (in C++): a number, taken as int32, 0 to 7.
-      let m = F_OK
-      if (mode != null) {
-        if (typeof mode !== 'number') throw withCode(new TypeError('mode must be int32 or null/undefined'), 'ERR_INVALID_ARG_TYPE')
-        m = mode | 0
-        if (m < F_OK || m > (R_OK | W_OK | X_OK)) {
-          throw withCode(new RangeError(`mode is out of range: >= ${F_OK} && <= ${R_OK | W_OK | X_OK}`), 'ERR_OUT_OF_RANGE')
-        }
-      }
+      const m = getValidMode(mode, F_OK)
       return this.#call('access', CALLS.access, a, [m], () => undefined)
     } catch (e) {
       return Promise.reject(e)
@@ -425,9 +330,7 @@ export class RingFs {
     try {
       const o: ReaddirOptions = typeof options === 'string' ? { encoding: options } : options ?? {}
       if (typeof o !== 'object') throw invalidArgType('options', 'one of type string or object', options)
-      if (o.encoding != null && o.encoding !== 'buffer' && !Buffer.isEncoding(o.encoding)) {
-        throw withCode(new TypeError(`The argument 'encoding' is invalid encoding. Received '${String(o.encoding)}'`), 'ERR_INVALID_ARG_VALUE')
-      }
+      if (o.encoding !== 'buffer') assertEncoding(o.encoding)
       const a = validatePath(p)
       const encoding = o.encoding ?? 'utf8'
       const name = (b: Buffer): string | Buffer => (encoding === 'buffer' ? Buffer.from(b) : b.toString(encoding))
@@ -514,8 +417,7 @@ export class RingFs {
     try {
       const o = getOptions(options, {}) as { encoding?: BufferEncoding | 'buffer' | null }
       const a = validatePath(p, 'oldPath')
-      const enc = o.encoding ?? 'utf8'
-      return this.#call('readlink', CALLS.readlink, a, [], (b) => (enc === 'buffer' ? Buffer.from(b!) : b!.toString(enc)))
+      return this.#call('readlink', CALLS.readlink, a, [], nameIn(o.encoding))
     } catch (e) {
       return Promise.reject(e)
     }
@@ -526,8 +428,7 @@ export class RingFs {
     try {
       const o = getOptions(options, {}) as { encoding?: BufferEncoding | 'buffer' | null }
       const a = validatePath(p)
-      const enc = o.encoding ?? 'utf8'
-      return this.#call('realpath', CALLS.realpath, a, [], (b) => (enc === 'buffer' ? Buffer.from(b!) : b!.toString(enc)))
+      return this.#call('realpath', CALLS.realpath, a, [], nameIn(o.encoding))
     } catch (e) {
       return Promise.reject(e)
     }
@@ -589,8 +490,7 @@ export class RingFs {
     try {
       const o = getOptions(options, {}) as { encoding?: BufferEncoding | 'buffer' | null }
       const a = validatePath(prefix, 'prefix')
-      const enc = o.encoding ?? 'utf8'
-      return this.#call('mkdtemp', CALLS.mkdtemp, a, [], (b) => (enc === 'buffer' ? Buffer.from(b!) : b!.toString(enc)), null, `${pathText(a)}XXXXXX`)
+      return this.#call('mkdtemp', CALLS.mkdtemp, a, [], nameIn(o.encoding), null, { path: `${pathText(a)}XXXXXX` })
     } catch (e) {
       return Promise.reject(e)
     }
@@ -617,13 +517,8 @@ export class RingFs {
     try {
       const a = validatePath(src, 'src')
       const b = validatePath(dest, 'dest')
-      let m = 0
-      if (mode != null) {
-        if (typeof mode !== 'number') throw withCode(new TypeError('mode must be int32 or null/undefined'), 'ERR_INVALID_ARG_TYPE')
-        m = mode | 0
-        if (m < 0 || m > 7) throw withCode(new RangeError('mode is out of range: >= 0 && <= 7'), 'ERR_OUT_OF_RANGE')
-      }
-      return this.#call('copyfile', CALLS.copyFile, a, [m], () => undefined, b)
+      const m = getValidMode(mode, 0)
+      return this.#call('copyfile', CALLS.copyFile, a, [m], () => undefined, b, { dest: pathText(b) })
     } catch (e) {
       return Promise.reject(e)
     }
@@ -694,10 +589,10 @@ export class RingFs {
       bytes = await this.#call('open', CALLS.readFile, a, [flags], (b) => b ?? Buffer.alloc(0))
     } catch (e) {
       const errno = (e as { errno?: number }).errno ?? 0
-      // Past 2 GiB: the path below says so with node's error and the size.
+      // Past 2 GiB: readFileHandle says so with node's error and the size.
       if (errno !== -27) throw stepError(e, ['open', 'fstat', 'read'])
       const fh = await this.#ring.open(a, flags, 0o666)
-      return this.#thenClose(fh, readFreshFile(fh, o.signal, encoding))
+      return this.#thenClose(fh, readFileHandle(fh, o.signal, encoding))
     }
     return encoding ? bytes.toString(encoding) : bytes
   }
@@ -717,10 +612,8 @@ export class RingFs {
       const flags = parseFlags(o.flag || 'w')
       const mode = parseMode(o.mode, 0o666)
       const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-      const core = this.#core
-      const none = (): undefined => undefined
       try {
-        await core.begin<void>(K_CALL, 'open', none, pathText(a), undefined, (t) => core.native.call(t, CALLS.writeFile, a, view, [flags, mode, flush ? 1 : 0]), undefined)
+        await this.#call('open', CALLS.writeFile, a, [flags, mode, flush ? 1 : 0], () => undefined, view)
       } catch (e) {
         throw stepError(e, ['open', 'write', 'fsync', 'close'])
       }

@@ -126,6 +126,38 @@ pub(crate) fn blocking_call(
     })
 }
 
+/// The BlockingCall of `code` (lib/native.ts `FILE_CALLS`) on the open
+/// file `fd`, with the numbers `n`, or `-EINVAL`.
+pub(crate) fn file_blocking_call(
+    code: u32,
+    fd: i32,
+    n: &[f64],
+) -> std::result::Result<BlockingCall, i32> {
+    let num = |i: usize| n.get(i).copied().unwrap_or(0.0);
+    Ok(match code {
+        0 => BlockingCall::Chmod {
+            path: None,
+            fd,
+            mode: num(0) as u32,
+        },
+        1 => BlockingCall::Chown {
+            path: None,
+            fd,
+            uid: num(0) as u32,
+            gid: num(1) as u32,
+            nofollow: false,
+        },
+        2 => BlockingCall::Utimes {
+            path: None,
+            fd,
+            atime: (num(0) as i64, num(1) as i64),
+            mtime: (num(2) as i64, num(3) as i64),
+            nofollow: false,
+        },
+        _ => return Err(libc::EINVAL),
+    })
+}
+
 /// The PathOp of `code` (lib/native.ts `PATH_OPS`), or `-EINVAL`.
 pub(crate) fn path_op(
     code: u32,

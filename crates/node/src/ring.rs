@@ -14,7 +14,6 @@ use napi_derive::napi;
 use ringline_core::buffer::{AlignedBuf, Registration};
 use ringline_core::driver::{Driver, DriverConfig, NetConfig};
 use ringline_core::engine::{select, Backend, EngineConfig};
-use ringline_core::op::BlockingCall;
 use ringline_core::SyncKind;
 use std::ffi::c_void;
 use std::sync::atomic::AtomicBool;
@@ -339,35 +338,8 @@ impl NativeRing {
     /// 1 fchown(uid, gid), 2 futimens(atime s, ns, mtime s, ns).
     #[napi]
     pub fn file_call(&self, env: Env, token: u32, code: u32, fid: f64, n: Vec<f64>) -> i32 {
-        let num = |i: usize| n.get(i).copied().unwrap_or(0.0);
         let r = file(fid).and_then(|f| {
-            let make = |fd: i32| -> std::result::Result<BlockingCall, i32> {
-                Ok(match code {
-                    0 => BlockingCall::Chmod {
-                        path: None,
-                        fd,
-                        mode: num(0) as u32,
-                    },
-                    1 => BlockingCall::Chown {
-                        path: None,
-                        fd,
-                        uid: num(0) as u32,
-                        gid: num(1) as u32,
-                        nofollow: false,
-                    },
-                    2 => BlockingCall::Utimes {
-                        path: None,
-                        fd,
-                        atime: (num(0) as i64, num(1) as i64),
-                        mtime: (num(2) as i64, num(3) as i64),
-                        nofollow: false,
-                    },
-                    _ => return Err(libc::EINVAL),
-                })
-            };
-            make(-1)?;
-            lock(&self.shared.driver)
-                .file_call(token, f, |fd| make(fd).expect("code checked above"))
+            lock(&self.shared.driver).file_call(token, f, |fd| file_blocking_call(code, fd, &n))
         });
         self.submitted(&env, r)
     }

@@ -107,17 +107,17 @@ impl Driver {
     }
 
     /// Makes the call `make` returns for the descriptor of file `id` (an
-    /// fchmod, ...) in the blocking lane. It counts as an op of the file, so
-    /// the file's close waits for it.
+    /// fchmod, ...) in the blocking lane; `make`'s error refuses it. It
+    /// counts as an op of the file, so the file's close waits for it.
     pub fn file_call(
         &mut self,
         token: u32,
         id: FileId,
-        make: impl FnOnce(i32) -> BlockingCall,
+        make: impl FnOnce(i32) -> Result<BlockingCall, i32>,
     ) -> Result<(), i32> {
         self.refuse_if_closed()?;
         let (e, _) = self.file(id)?;
-        let call = Box::new(make(e.fd));
+        let call = Box::new(make(e.fd)?);
         self.submit_call(token, Some(id), call);
         Ok(())
     }

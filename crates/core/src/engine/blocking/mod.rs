@@ -2,13 +2,14 @@
 //! blocking syscalls. The mio engine runs all its file ops here (`open`,
 //! `pread`, `pwritev`, `fdatasync`, `statx`, ...); the io_uring engine the
 //! calls that have no opcode ([`crate::op::BlockingCall`]). What each op
-//! does is in [`run`].
+//! does is in [`run`] (file ops) and [`calls`] (the blocking calls).
 //!
 //! A job is one op, or a link chain of ops run in order: when one of them
 //! fails or comes up short, the rest complete with `-ECANCELED`, as
 //! `IOSQE_IO_LINK` does on io_uring. Results go to the `done` queue, and the
 //! engine's waker is rung when that queue goes from empty to non-empty.
 
+pub(crate) mod calls;
 pub(crate) mod run;
 
 use crate::engine::Notify;

@@ -216,7 +216,7 @@ pub(crate) fn file_op(op: &Op) -> (i32, bool) {
         Op::Blocking { call } => {
             // SAFETY: the call is owned by the op's slab entry, which nothing
             // else touches until this op's completion is reaped.
-            let r = unsafe { (*call).run() };
+            let r = super::calls::run(unsafe { &mut *call });
             (r, r >= 0)
         }
         Op::Link { from, to } => {
