@@ -4,6 +4,7 @@
 // path, dest and message, with the directory written as <dir>) must match,
 // as must the directory tree afterwards.
 import test from 'ava'
+import { execFileSync, spawn } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as fsp from 'node:fs/promises'
 import * as path from 'node:path'
@@ -182,6 +183,31 @@ test('readFile, writeFile, appendFile, truncate by path: flags, encodings, flush
     () => api.writeFile(path.join(dir, 'empty'), '').then(() => api.readFile(path.join(dir, 'empty'), 'utf8')),
     () => api.readFile('/proc/self/status', 'utf8').then((s) => (s as string).startsWith('Name:')),
   ]))
+})
+
+test('readFile: a pipe whose writer pauses is read to its end; more files at once than fixed slots; sizes around each read', async (t) => {
+  const dir = path.join(root, 'readfile-rounds')
+  fs.mkdirSync(dir, { recursive: true })
+  const fifo = path.join(dir, 'fifo')
+  execFileSync('mkfifo', [fifo])
+  // The writer sends a little, pauses (a short read, not the end), sends
+  // 100 KB more, and closes.
+  const writer = spawn(process.execPath, ['-e', `const fs = require('fs'); const fd = fs.openSync(${JSON.stringify(fifo)}, 'w'); fs.writeSync(fd, 'first '); setTimeout(() => { fs.writeSync(fd, Buffer.alloc(100000, 120)); fs.closeSync(fd) }, 50)`], { stdio: 'inherit' })
+  const got = await rfs.readFile(fifo)
+  await new Promise((resolve) => writer.on('exit', resolve))
+  t.is(got.length, 100_006)
+  t.is(got.subarray(0, 6).toString(), 'first ')
+  t.true(got.subarray(6).every((b) => b === 120))
+
+  const sizes = [0, 1, 4096, 32768, 32769, 65536, 65537, 200_000]
+  const names: string[] = []
+  for (let i = 0; i < 400; i++) {
+    const p = path.join(dir, `f${i}`)
+    fs.writeFileSync(p, Buffer.alloc(sizes[i % sizes.length], i % 251))
+    names.push(p)
+  }
+  const all = await Promise.all(names.map((p) => rfs.readFile(p)))
+  all.forEach((b, i) => t.true(b.equals(fs.readFileSync(names[i])), `file ${i}`))
 })
 
 test('ring.fs: the same functions on a ring of your own, on both engines', async (t) => {

@@ -938,6 +938,137 @@ fn a_refused_append_leaves_later_appends_right(eng: Eng) {
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 8192);
 }
 
+/// What a whole-file read hands back: its result and bytes.
+fn read_file_result(done: Done) -> (i64, Vec<u8>) {
+    match done.payload {
+        Payload::Call(c) => match *c {
+            BlockingCall::ReadFile { out, .. } => (done.result, out),
+            other => panic!("not a ReadFile: {other:?}"),
+        },
+        _ => (done.result, Vec::new()),
+    }
+}
+
+fn read_file_call(path: &Path) -> BlockingCall {
+    BlockingCall::ReadFile {
+        path: cpath(path),
+        flags: libc::O_RDONLY,
+        out: Vec::new(),
+    }
+}
+
+/// readFile by path: every size around the first round's reads, more files
+/// at once than the fixed slots kept for them (the rest go to the lane),
+/// a pipe whose writer pauses (a short read there is not the end), and the
+/// errors, which say which call failed (READ_FILE_STEP * step + errno).
+fn whole_file_reads_get_every_byte_and_say_which_call_failed(eng: Eng) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = driver(eng, 1024);
+    let sizes = [
+        0usize,
+        1,
+        4096,
+        32 << 10,
+        (32 << 10) + 1,
+        64 << 10,
+        (64 << 10) + 1,
+        300_000,
+        3 << 20,
+    ];
+    let mut want = HashMap::new();
+    for i in 0..300u32 {
+        let size = sizes[i as usize % sizes.len()];
+        let data: Vec<u8> = (0..size).map(|j| (j as u32 * 31 + i) as u8).collect();
+        let path = dir.path().join(format!("f{i}"));
+        std::fs::write(&path, &data).unwrap();
+        d.call(i, read_file_call(&path)).unwrap();
+        want.insert(i, data);
+    }
+    let tokens: Vec<u32> = (0..300).collect();
+    for (t, done) in settle(&mut d, &tokens, vec![]) {
+        let (r, bytes) = read_file_result(done);
+        assert_eq!(r, want[&t].len() as i64, "file {t}");
+        assert!(bytes == want[&t], "file {t}: bytes differ");
+    }
+
+    // A pipe: the writer sends, pauses, sends again, closes. A short read
+    // in the middle is not the end of it.
+    let fifo_path = fifo(dir.path());
+    d.call(1000, read_file_call(&fifo_path)).unwrap();
+    d.flush().unwrap();
+    let writer = {
+        let p = fifo_path.clone();
+        std::thread::spawn(move || {
+            let mut w = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+            w.write_all(b"first ").unwrap();
+            w.flush().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            w.write_all(&vec![b'x'; 100_000]).unwrap();
+        })
+    };
+    let done = settle(&mut d, &[1000], vec![]).remove(&1000).unwrap();
+    writer.join().unwrap();
+    let (r, bytes) = read_file_result(done);
+    assert_eq!(r, 100_006);
+    assert_eq!(&bytes[..6], b"first ");
+    assert!(bytes[6..].iter().all(|&b| b == b'x'));
+
+    let step = i64::from(ringline_core::op::call::READ_FILE_STEP);
+    d.call(1001, read_file_call(&dir.path().join("missing")))
+        .unwrap();
+    d.call(1002, read_file_call(dir.path())).unwrap();
+    let got = settle(&mut d, &[1001, 1002], vec![]);
+    assert_eq!(
+        got[&1001].result,
+        -i64::from(libc::ENOENT),
+        "the open failed"
+    );
+    assert_eq!(
+        got[&1002].result,
+        -(i64::from(libc::EISDIR) + 2 * step),
+        "a read failed"
+    );
+    drain(&mut d);
+    assert_eq!(d.pending(), 0, "every slot closed");
+}
+
+/// A whole-file read waiting for a pipe's data settles once when the
+/// driver shuts down, and leaves nothing behind: on io_uring its read is
+/// cancelled; mio's lane cannot stop a call it runs, which ends when the
+/// writer goes (an empty pipe, read whole).
+fn shutdown_settles_a_whole_file_read_waiting_for_data(eng: Eng) {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo_path = fifo(dir.path());
+    let mut d = driver(eng, 8);
+    d.call(1, read_file_call(&fifo_path)).unwrap();
+    d.flush().unwrap();
+    let (opened, writer_open) = std::sync::mpsc::channel();
+    let writer = {
+        let p = fifo_path.clone();
+        std::thread::spawn(move || {
+            // Returns once the read's open has the other end.
+            let w = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+            opened.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(w);
+        })
+    };
+    writer_open.recv().unwrap();
+    let mut out = Vec::new();
+    d.shutdown(&mut out);
+    out.extend(drain(&mut d));
+    writer.join().unwrap();
+    assert_eq!(out.len(), 1, "settled once: {out:?}");
+    assert_eq!(out[0].token, 1);
+    let want = match eng {
+        Eng::IoUring => -i64::from(libc::ECANCELED),
+        Eng::Mio => 0,
+    };
+    assert_eq!(out[0].result, want);
+    assert_eq!(d.pending(), 0);
+    d.finish();
+}
+
 per_engine!(
     write_then_read_back_through_bounce_and_pinned_memory,
     backlog_holds_ops_beyond_the_in_flight_bound,
@@ -956,4 +1087,35 @@ per_engine!(
     a_refused_append_leaves_later_appends_right,
     path_ops_make_look_at_and_remove_names,
     blocking_lane_calls_list_check_and_resolve_names,
+    whole_file_reads_get_every_byte_and_say_which_call_failed,
+    shutdown_settles_a_whole_file_read_waiting_for_data,
 );
+
+/// With a kernel thread polling the submission queue (SQPOLL), a link
+/// chain is published to it whole: a chain cut in two ran its reads
+/// before (and without) its open, which failed them with EBADF.
+#[test]
+fn whole_file_reads_stay_linked_under_sqpoll() {
+    let cfg = ringline_core::engine::EngineConfig {
+        sqpoll: true,
+        ..Default::default()
+    };
+    let engine = common::engine_with(Eng::IoUring, &cfg);
+    let mut d = Driver::new(engine, DriverConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let data = vec![7u8; 4096];
+    let path = dir.path().join("f");
+    std::fs::write(&path, &data).unwrap();
+    for round in 0..20u32 {
+        let tokens: Vec<u32> = (round * 100..round * 100 + 100).collect();
+        for &t in &tokens {
+            d.call(t, read_file_call(&path)).unwrap();
+        }
+        for (t, done) in settle(&mut d, &tokens, vec![]) {
+            let (r, bytes) = read_file_result(done);
+            assert_eq!(r, 4096, "read {t}");
+            assert!(bytes == data);
+        }
+    }
+    drain(&mut d);
+}

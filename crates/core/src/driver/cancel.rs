@@ -100,6 +100,7 @@ impl Driver {
     pub(super) fn chain_token(&self, e: &Entry) -> Option<u32> {
         match e.kind {
             Kind::Chain(c) => self.chains.get(c).map(|ch| ch.token),
+            Kind::Whole(w, _) => self.whole_token(w),
             _ => None,
         }
     }
@@ -137,6 +138,7 @@ impl Driver {
                         }
                     }
                 }
+                Kind::Whole(w, step) => self.drop_whole(w, step, out),
                 _ => {
                     if e.token != NO_TOKEN {
                         out.push(Done::err(e.token, libc::ECANCELED));

@@ -72,7 +72,7 @@ impl Driver {
                 fixed,
             };
             match self.slab.insert(e) {
-                Ok(k) => self.push_slot(k, false),
+                Ok(k) => self.push_slot(k, Link::None),
                 Err(_) => unreachable!("the slot was just freed"),
             }
             return None;
@@ -92,6 +92,8 @@ impl Driver {
         let res = cqe.result;
         match e.kind {
             Kind::Chain(c) => self.complete_chain(c, &e, res, out),
+            Kind::Whole(w, step) => self.complete_whole(w, step, res, out),
+            Kind::SlotClose(slot) => self.slot_closed(slot),
             Kind::Accept
             | Kind::Recv
             | Kind::Send { .. }
@@ -192,9 +194,7 @@ impl Driver {
                 return Done::err(token, file_errno(e));
             }
         };
-        if id.index < self.engine.fixed_file_slots()
-            && self.engine.register_file(id.index, fd).is_ok()
-        {
+        if id.index < self.file_slots() && self.engine.register_file(id.index, fd).is_ok() {
             if let Ok(fe) = self.files.entry_mut(id) {
                 fe.fixed = Some(id.index);
                 self.stats.registered_files += 1;

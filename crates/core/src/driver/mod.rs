@@ -18,14 +18,16 @@ mod order;
 mod path;
 mod queue;
 mod submit;
+mod whole_file;
 
 pub use net::{NetConfig, SockOption};
 pub use path::PathOp;
+use whole_file::{WholeRead, WholeStep, WHOLE_SLOTS};
 
 use crate::buffer::{AlignedBuf, BouncePool, BufferRegistry, Pinned, Registration};
 use crate::engine::{Engine, Feature};
 use crate::file_table::{DioAlign, FileEntry, FileError, FileId, FileTable};
-use crate::op::{Cqe, Op, Statx, SyncKind, Target, Timespec, CURRENT_POSITION, END_OF_FILE};
+use crate::op::{Cqe, Link, Op, Statx, SyncKind, Target, Timespec, CURRENT_POSITION, END_OF_FILE};
 use crate::slab::Slab;
 use std::collections::VecDeque;
 use std::ffi::CString;
@@ -202,6 +204,10 @@ enum Kind {
     Call,
     /// A member of an append chain.
     Chain(u32),
+    /// An op of a whole-file read (see `whole_file.rs`).
+    Whole(u32, WholeStep),
+    /// The close of a whole-file read's fixed slot.
+    SlotClose(u32),
     Internal,
     /// The multishot accept of a listening socket (a stream).
     Accept,
@@ -234,7 +240,8 @@ struct Entry {
     kind: Kind,
     op: Op,
     mem: Mem,
-    link: bool,
+    /// How the op queued after it in its group is tied to it.
+    link: Link,
     /// Settled early (a socket's op at close, an open at ring close): the
     /// completion only frees the entry.
     orphaned: bool,
@@ -276,6 +283,11 @@ pub struct Driver {
     /// Groups waiting at their file's order gate, oldest first.
     held: Vec<(FileId, Vec<Entry>)>,
     chains: Slab<Chain>,
+    /// Whole-file reads in progress, and the free fixed slots kept for them.
+    wholes: Slab<WholeRead>,
+    whole_slots: Vec<u32>,
+    /// Fixed slots kept for whole-file reads (0: the engine has no fixed opens).
+    whole_slots_total: u32,
     files: FileTable,
     buffers: BufferRegistry,
     bounce: BouncePool,
@@ -301,7 +313,16 @@ fn file_errno(e: FileError) -> i32 {
 impl Driver {
     pub fn new(engine: Arc<dyn Engine>, cfg: DriverConfig) -> Driver {
         let fixed_buffers = engine.fixed_buffer_slots();
+        let slots = engine.fixed_file_slots();
+        let whole_slots_total = if engine.supports(Feature::FixedOpen) && slots >= 2 * WHOLE_SLOTS {
+            WHOLE_SLOTS
+        } else {
+            0
+        };
         Driver {
+            wholes: Slab::with_capacity(usize::MAX),
+            whole_slots: (slots - whole_slots_total..slots).rev().collect(),
+            whole_slots_total,
             engine,
             slab: Slab::with_capacity(cfg.max_in_flight.max(2) + RESERVE + net::MAX_STREAMS),
             backlog: VecDeque::new(),
@@ -461,7 +482,7 @@ impl Driver {
             kind,
             op,
             mem,
-            link: false,
+            link: Link::None,
             orphaned: false,
             order: order::Order::Free,
             gated: false,

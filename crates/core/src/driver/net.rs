@@ -187,9 +187,7 @@ impl Driver {
                 return Err(file_errno(e));
             }
         };
-        if id.index < self.engine.fixed_file_slots()
-            && self.engine.register_file(id.index, fd).is_ok()
-        {
+        if id.index < self.file_slots() && self.engine.register_file(id.index, fd).is_ok() {
             if let Ok(fe) = self.files.entry_mut(id) {
                 fe.fixed = Some(id.index);
                 self.stats.registered_files += 1;
@@ -283,7 +281,7 @@ impl Driver {
                 });
                 let op = Op::LinkTimeout { ts: &*ts };
                 let t = Self::entry(NO_TOKEN, None, Kind::Internal, op, Mem::Timeout(ts));
-                c.link = true;
+                c.link = Link::Next;
                 self.enqueue(vec![c, t]);
             }
         }

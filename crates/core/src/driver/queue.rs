@@ -4,6 +4,9 @@
 
 use super::*;
 
+/// Most ops in one link chain (a whole-file read's open and two reads).
+const MAX_GROUP: usize = 3;
+
 impl Driver {
     /// Queues one op owning `mem` for `token`.
     pub(super) fn submit_op(
@@ -53,7 +56,7 @@ impl Driver {
             return;
         }
         match self.slab.insert(e) {
-            Ok(k) => self.push_slot(k, false),
+            Ok(k) => self.push_slot(k, Link::None),
             Err(e) => self.backlog.push_back(vec![e]),
         }
     }
@@ -97,7 +100,7 @@ impl Driver {
         }
     }
 
-    pub(super) fn push_slot(&mut self, k: u32, link: bool) {
+    pub(super) fn push_slot(&mut self, k: u32, link: Link) {
         let op = self.slab.get(k).expect("live slot").op;
         // SAFETY: every pointer in `op` points into memory owned by the
         // slab entry (or its chain), which lives until this op's
@@ -114,23 +117,35 @@ impl Driver {
 
     pub(super) fn admit(&mut self, group: Vec<Entry>) {
         let n = group.len();
-        let mut keys = [0u32; 2];
-        assert!(n <= keys.len(), "groups are one op or a two-op chain");
+        let mut keys = [0u32; MAX_GROUP];
+        assert!(
+            n <= keys.len(),
+            "groups are one op or a chain of up to three"
+        );
         for (i, e) in group.into_iter().enumerate() {
             match self.slab.insert(e) {
                 Ok(k) => keys[i] = k,
                 Err(_) => unreachable!("admit is called only with room for the whole group"),
             }
         }
-        if n == 2 && self.engine.sq_space() < 2 {
-            // A link chain must not be split across two submissions.
-            let _ = self.engine.flush();
+        if n == 1 {
+            return self.push_slot(keys[0], Link::None);
+        }
+        // A link chain goes in whole: never split across two submissions.
+        let mut group = [(0u64, Op::Nop, Link::None); MAX_GROUP];
+        for (i, k) in keys[..n].iter().enumerate() {
+            let e = self.slab.get(*k).expect("just inserted");
+            let link = if i + 1 < n { e.link } else { Link::None };
+            group[i] = (u64::from(*k), e.op, link);
+        }
+        // SAFETY: as in push_slot, for every op of the group.
+        while !unsafe { self.engine.push_group(&group[..n]) } {
+            if self.engine.flush().is_err() {
+                std::thread::yield_now();
+            }
             self.unflushed = 0;
         }
-        for (i, k) in keys[..n].iter().enumerate() {
-            let link = self.slab.get(*k).expect("just inserted").link && i + 1 < n;
-            self.push_slot(*k, link);
-        }
+        self.unflushed += n;
     }
 
     /// Whether `group` may enter the kernel now: user ops up to
@@ -139,7 +154,7 @@ impl Driver {
     pub(super) fn room_for(&self, group: &[Entry]) -> bool {
         let internal = group
             .iter()
-            .all(|e| matches!(e.kind, Kind::Internal | Kind::Close));
+            .all(|e| matches!(e.kind, Kind::Internal | Kind::Close | Kind::SlotClose(_)));
         let free = self.slab.capacity() - self.slab.len();
         if internal {
             free >= group.len()
@@ -168,7 +183,7 @@ impl Driver {
             }
         }
         self.streams += 1;
-        self.push_slot(k, false);
+        self.push_slot(k, Link::None);
         Ok(k)
     }
 
@@ -176,7 +191,7 @@ impl Driver {
         while let Some(g) = self.backlog.front() {
             let internal = g
                 .iter()
-                .all(|e| matches!(e.kind, Kind::Internal | Kind::Close));
+                .all(|e| matches!(e.kind, Kind::Internal | Kind::Close | Kind::SlotClose(_)));
             let fits = if internal {
                 self.slab.len() + g.len() <= self.slab.capacity()
             } else {

@@ -367,7 +367,7 @@ impl Driver {
             fixed: ch.fixed,
         };
         let mut w = Self::entry(NO_TOKEN, file, Kind::Chain(c), op, Mem::None);
-        w.link = true;
+        w.link = Link::Next;
         if first {
             w.order = order::Order::Append;
         }

@@ -4,7 +4,7 @@
 //! garbage collector gets to the Ring object.
 
 use super::{Engine, Feature};
-use crate::op::{Cqe, Op};
+use crate::op::{Cqe, Link, Op};
 use std::io;
 
 /// An engine that takes nothing and completes nothing.
@@ -22,7 +22,7 @@ impl Engine for ClosedEngine {
     /// Refuses by reporting success and dropping the op: a closed driver
     /// pushes nothing (it refuses new ops and had none pending when it
     /// closed), and `false` would make a caller flush and retry forever.
-    unsafe fn push(&self, _user_data: u64, _op: &Op, _link: bool) -> bool {
+    unsafe fn push(&self, _user_data: u64, _op: &Op, _link: Link) -> bool {
         true
     }
 

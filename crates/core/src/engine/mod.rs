@@ -2,7 +2,7 @@
 //! above them owns everything else (DESIGN.md: one driver, thin engines).
 
 use crate::file_table::DioAlign;
-use crate::op::{Cqe, Op};
+use crate::op::{Cqe, Link, Op};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -66,6 +66,9 @@ pub enum Feature {
     Link,
     /// Zero-copy `sendmsg` (`IORING_OP_SENDMSG_ZC`, Linux 6.1).
     SendZc,
+    /// Opens into a slot of the registered file table ([`Op::OpenFixed`],
+    /// [`Op::CloseFixed`]), so ops linked after an open can use its file.
+    FixedOpen,
 }
 
 /// The interface between the driver and a backend.
@@ -77,13 +80,35 @@ pub trait Engine: Send + Sync + 'static {
     /// `"io_uring"`, `"mio"`, `"sim"`.
     fn name(&self) -> &'static str;
 
-    /// Queues `op` under `user_data`; `link` chains the next pushed op to it.
+    /// Queues `op` under `user_data`; `link` says how the next pushed op is
+    /// tied to it.
     /// Returns `false` if the queue is full (flush, then push again).
     ///
     /// # Safety
     /// Every pointer in `op` must stay valid, and unaliased by Rust
     /// references, until this op's completion has been reaped.
-    unsafe fn push(&self, user_data: u64, op: &Op, link: bool) -> bool;
+    unsafe fn push(&self, user_data: u64, op: &Op, link: Link) -> bool;
+
+    /// Queues a link chain (`(user_data, op, link)` each) all at once, or
+    /// none of it: `false` if the queue has no room for all of it (flush,
+    /// then push again). The kernel never sees part of a chain, also when
+    /// it takes entries as soon as they are queued (`SQPOLL`): a chain cut
+    /// there runs its ops unlinked.
+    ///
+    /// # Safety
+    /// As for [`Engine::push`], for every op.
+    unsafe fn push_group(&self, group: &[(u64, Op, Link)]) -> bool {
+        if self.sq_space() < group.len() {
+            return false;
+        }
+        for (user_data, op, link) in group {
+            // SAFETY: the caller's guarantee, op by op.
+            if !unsafe { self.push(*user_data, op, *link) } {
+                return false;
+            }
+        }
+        true
+    }
 
     /// Free entries in the submission queue.
     fn sq_space(&self) -> usize;

@@ -8,7 +8,7 @@
 use super::blocking::{self as pool, Job, Pool, Step};
 use super::{Engine, EngineConfig, Feature};
 use crate::net::send_slab::SEND_ZC_REPORT_USAGE;
-use crate::op::{Cqe, Op, SyncKind, Target, END_OF_FILE};
+use crate::op::{Cqe, Link, Op, SyncKind, Target, END_OF_FILE};
 use io_uring::{opcode, squeue, types, IoUring, Probe};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -293,6 +293,25 @@ fn sqe_for(op: &Op) -> squeue::Entry {
             .mode(mode)
             .build(),
         Op::Close { fd } => opcode::Close::new(types::Fd(fd)).build(),
+        Op::OpenFixed {
+            path,
+            flags,
+            mode,
+            slot,
+        } => match types::DestinationSlot::try_from_slot_target(slot) {
+            // A direct descriptor is in no process's table: O_CLOEXEC
+            // means nothing to it, and the kernel refuses it.
+            Ok(dest) => opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path)
+                .flags(flags & !libc::O_CLOEXEC)
+                .mode(mode)
+                .file_index(Some(dest))
+                .build(),
+            // A slot past what the kernel can name: an open that fails.
+            Err(_) => opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path)
+                .flags(-1)
+                .build(),
+        },
+        Op::CloseFixed { slot } => opcode::Close::new(types::Fixed(slot)).build(),
         Op::Read {
             target: t,
             ptr,
@@ -448,6 +467,14 @@ fn sqe_for(op: &Op) -> squeue::Entry {
     }
 }
 
+fn with_link(sqe: squeue::Entry, link: Link) -> squeue::Entry {
+    match link {
+        Link::None => sqe,
+        Link::Next => sqe.flags(squeue::Flags::IO_LINK),
+        Link::Always => sqe.flags(squeue::Flags::IO_HARDLINK),
+    }
+}
+
 impl Drop for UringEngine {
     fn drop(&mut self) {
         // The lane's idle threads hold it: let them go.
@@ -460,22 +487,23 @@ impl Engine for UringEngine {
         "io_uring"
     }
 
-    unsafe fn push(&self, user_data: u64, op: &Op, link: bool) -> bool {
+    unsafe fn push(&self, user_data: u64, op: &Op, link: Link) -> bool {
         if let Op::Blocking { .. } = op {
             // Never linked: the driver makes lane calls alone.
-            debug_assert!(!link);
+            debug_assert_eq!(link, Link::None);
             self.lane_pending.fetch_add(1, Ordering::AcqRel);
             self.lane.submit(vec![Job {
-                steps: vec![Step { user_data, op: *op }],
+                steps: vec![Step {
+                    user_data,
+                    op: *op,
+                    always: false,
+                }],
                 fd: None,
                 serial: false,
             }]);
             return true;
         }
-        let mut sqe = sqe_for(op).user_data(user_data);
-        if link {
-            sqe = sqe.flags(squeue::Flags::IO_LINK);
-        }
+        let sqe = with_link(sqe_for(op).user_data(user_data), link);
         let Ok(_g) = self.sq_lock.lock() else {
             return false;
         };
@@ -485,6 +513,30 @@ impl Engine for UringEngine {
         let mut sq = unsafe { self.ring.submission_shared() };
         // SAFETY: as above.
         unsafe { sq.push(&sqe).is_ok() }
+    }
+
+    unsafe fn push_group(&self, group: &[(u64, Op, Link)]) -> bool {
+        debug_assert!(group
+            .iter()
+            .all(|(_, op, _)| !matches!(op, Op::Blocking { .. })));
+        let Ok(_g) = self.sq_lock.lock() else {
+            return false;
+        };
+        // SAFETY: the only live SubmissionQueue view (sq_lock); its tail
+        // is published once, when it drops, with the whole chain in it.
+        let mut sq = unsafe { self.ring.submission_shared() };
+        if sq.capacity() - sq.len() < group.len() {
+            return false;
+        }
+        for (user_data, op, link) in group {
+            let sqe = with_link(sqe_for(op).user_data(*user_data), *link);
+            // SAFETY: room was checked above; the caller guarantees the
+            // pointers in `op` outlive the op.
+            if unsafe { sq.push(&sqe) }.is_err() {
+                unreachable!("room for the whole group was checked");
+            }
+        }
+        true
     }
 
     fn sq_space(&self) -> usize {
@@ -621,6 +673,9 @@ impl Engine for UringEngine {
         match feature {
             Feature::Ftruncate => self.has_ftruncate,
             Feature::Link => true,
+            // OPENAT's file_index came with Linux 5.15, as did MKDIRAT,
+            // which `REQUIRED` holds every kernel used here to.
+            Feature::FixedOpen => self.fixed_files > 0,
             Feature::SendZc => self.has_send_zc,
         }
     }

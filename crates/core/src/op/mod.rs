@@ -82,6 +82,19 @@ pub enum Op {
     Close {
         fd: RawFd,
     },
+    /// `openat(AT_FDCWD, path, flags, mode)` into slot `slot` of the
+    /// engine's registered file table rather than the process's (a direct
+    /// descriptor: ops linked after it name it by the slot). Result: 0.
+    OpenFixed {
+        path: *const libc::c_char,
+        flags: i32,
+        mode: u32,
+        slot: u32,
+    },
+    /// Closes slot `slot` of the registered file table.
+    CloseFixed {
+        slot: u32,
+    },
     Read {
         target: Target,
         ptr: *mut u8,
@@ -213,6 +226,19 @@ pub enum Op {
         target: Target,
         how: i32,
     },
+}
+
+/// How a pushed op ties the op pushed after it to its own result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// Not linked: the next op is independent.
+    None,
+    /// `IOSQE_IO_LINK`: the next op runs only if this one did all it was
+    /// asked (an error or a short read or write cancels the rest).
+    Next,
+    /// `IOSQE_IO_HARDLINK`: the next op runs whatever this one's result,
+    /// unless this one was itself cancelled by a broken link.
+    Always,
 }
 
 /// The kernel's `struct __kernel_timespec` (64-bit seconds on every target).

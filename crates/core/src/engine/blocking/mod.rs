@@ -22,6 +22,9 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 pub(crate) struct Step {
     pub user_data: u64,
     pub op: Op,
+    /// Linked with [`crate::op::Link::Always`]: the next step runs even if
+    /// this one fails or comes up short.
+    pub always: bool,
 }
 
 // SAFETY: the pointers in an Op point into the driver's slab entries, which
@@ -217,7 +220,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Runs a job's ops in order; after a failed or short one, the rest are
-/// cancelled.
+/// cancelled (unless it was linked to the next with `always`).
 fn run(job: &Job) -> Vec<Cqe> {
     let mut out = Vec::with_capacity(job.steps.len());
     let mut broken = false;
@@ -226,7 +229,7 @@ fn run(job: &Job) -> Vec<Cqe> {
             -libc::ECANCELED
         } else {
             let (r, whole) = run::file_op(&s.op);
-            broken = !whole;
+            broken = !whole && !s.always;
             r
         };
         out.push(Cqe {

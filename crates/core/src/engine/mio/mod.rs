@@ -22,7 +22,7 @@ mod waiter;
 
 use super::{Engine, EngineConfig, Feature};
 use crate::engine::blocking::{self as pool, Job, Pool, Step};
-use crate::op::{Cqe, Op, Target, Timespec};
+use crate::op::{Cqe, Link, Op, Target, Timespec};
 #[cfg(target_os = "linux")]
 use mio::Interest;
 use mio::{Events, Poll, Token, Waker};
@@ -79,7 +79,7 @@ impl Hasher for IntHasher {
 struct Sqe {
     user_data: u64,
     op: Op,
-    link: bool,
+    link: Link,
 }
 
 /// A connect's linked timeout.
@@ -250,7 +250,7 @@ impl MioEngine {
         while i < n {
             // A link chain: this op and every one linked after it.
             let mut end = i;
-            while sq[end].link && end + 1 < n {
+            while sq[end].link != Link::None && end + 1 < n {
                 end += 1;
             }
             let chain = &sq[i..=end];
@@ -294,6 +294,8 @@ impl MioEngine {
                 | Op::Mkdir { .. }
                 | Op::Symlink { .. }
                 | Op::Link { .. }
+                | Op::OpenFixed { .. }
+                | Op::CloseFixed { .. }
                 | Op::Blocking { .. } => jobs.push(file_job(chain)),
                 Op::Close { fd } => {
                     // Earlier jobs on fd must run before it goes.
@@ -583,6 +585,7 @@ fn file_job(chain: &[Sqe]) -> Job {
             .map(|s| Step {
                 user_data: s.user_data,
                 op: s.op,
+                always: s.link == Link::Always,
             })
             .collect(),
         fd,
@@ -633,7 +636,7 @@ impl Engine for MioEngine {
         "mio"
     }
 
-    unsafe fn push(&self, user_data: u64, op: &Op, link: bool) -> bool {
+    unsafe fn push(&self, user_data: u64, op: &Op, link: Link) -> bool {
         let mut st = lock(&self.st);
         if st.sq.len() >= self.capacity {
             return false;
@@ -734,7 +737,7 @@ impl Engine for MioEngine {
     fn supports(&self, feature: Feature) -> bool {
         match feature {
             Feature::Ftruncate | Feature::Link => true,
-            Feature::SendZc => false,
+            Feature::SendZc | Feature::FixedOpen => false,
         }
     }
 
