@@ -136,6 +136,7 @@ impl NativeRing {
                         options.zero_copy_threshold as usize
                     },
                 },
+                ..DriverConfig::default()
             },
         );
         let refs = (

@@ -64,6 +64,11 @@ pub struct DriverConfig {
     /// multishot ops (accept, recv) do not count.
     pub max_in_flight: usize,
     pub net: NetConfig,
+    /// A whole-file read larger than its first round goes on in the
+    /// blocking lane where the engine can hand it over
+    /// ([`Feature::FixedInstall`]); `false` reads it on in rounds on the
+    /// ring, as kernels without that feature do.
+    pub whole_rest_in_lane: bool,
 }
 
 impl Default for DriverConfig {
@@ -71,6 +76,7 @@ impl Default for DriverConfig {
         DriverConfig {
             max_in_flight: 1024,
             net: NetConfig::default(),
+            whole_rest_in_lane: true,
         }
     }
 }
@@ -288,6 +294,8 @@ pub struct Driver {
     whole_slots: Vec<u32>,
     /// Fixed slots kept for whole-file reads (0: the engine has no fixed opens).
     whole_slots_total: u32,
+    /// The rest of a larger whole-file read goes to the lane.
+    whole_rest_in_lane: bool,
     files: FileTable,
     buffers: BufferRegistry,
     bounce: BouncePool,
@@ -323,6 +331,7 @@ impl Driver {
             wholes: Slab::with_capacity(usize::MAX),
             whole_slots: (slots - whole_slots_total..slots).rev().collect(),
             whole_slots_total,
+            whole_rest_in_lane: cfg.whole_rest_in_lane && engine.supports(Feature::FixedInstall),
             engine,
             slab: Slab::with_capacity(cfg.max_in_flight.max(2) + RESERVE + net::MAX_STREAMS),
             backlog: VecDeque::new(),

@@ -125,7 +125,12 @@ impl Driver {
         Ok(())
     }
 
-    fn submit_call(&mut self, token: u32, file: Option<FileId>, mut call: Box<BlockingCall>) {
+    pub(super) fn submit_call(
+        &mut self,
+        token: u32,
+        file: Option<FileId>,
+        mut call: Box<BlockingCall>,
+    ) {
         let op = Op::Blocking {
             call: &mut *call as *mut BlockingCall,
         };

@@ -8,8 +8,14 @@
 //! file, but not a pipe, a character device or a procfs file (which return
 //! what they have), and the second read tells them apart without knowing
 //! the file's type: 0 is the end, anything else means read on. A larger
-//! file goes on in rounds of two reads of twice the size, each at the file
-//! position (a pipe's bytes are never read twice or skipped).
+//! file is handed to the blocking lane after its first round (its slot's
+//! file installed as a process descriptor, which the lane reads on from
+//! where the round stopped: a pipe's bytes are never read twice or
+//! skipped): the copies of a large file then run on a pool thread, not on
+//! the submitting (JS) thread, where io_uring runs page-cache reads inline.
+//! Measured on 256 KiB files: inline rounds 5.4k-8k/s, the lane 13.7k/s.
+//! Kernels without `FIXED_FD_INSTALL` (before 6.8) go on inline, in rounds
+//! of two reads of eight times the size, each at the file position.
 //!
 //! The slot is closed by its own op after the token settles (nothing else
 //! can see a direct descriptor: no process descriptor is used). Engines
@@ -39,6 +45,8 @@ pub(super) enum WholeStep {
     Open,
     First,
     Second,
+    /// The slot's file installed as a process descriptor, for the lane.
+    Install,
 }
 
 /// A whole-file read in progress.
@@ -54,6 +62,8 @@ pub(super) struct WholeRead {
     pending: u8,
     open_res: i32,
     reads: [i32; 2],
+    /// The result of the `Install` step, once it ran.
+    installed: Option<i32>,
     /// Bytes each read of the current round asks for.
     chunk: usize,
     /// Its token settled already (dropped before it reached the kernel).
@@ -117,6 +127,7 @@ impl Driver {
             pending: 0,
             open_res: 0,
             reads: [0; 2],
+            installed: None,
             chunk: FIRST_CHUNK,
             settled: false,
         };
@@ -202,6 +213,7 @@ impl Driver {
             }
             WholeStep::First => wr.reads[0] = res,
             WholeStep::Second => wr.reads[1] = res,
+            WholeStep::Install => wr.installed = Some(res),
         }
         wr.pending -= 1;
         if wr.pending == 0 {
@@ -218,6 +230,17 @@ impl Driver {
         if wr.open_res < 0 {
             let r = step_error(wr.open_res, 0);
             return self.end_whole(w, Some(r), out);
+        }
+        if let Some(fd) = wr.installed.take() {
+            if fd >= 0 && closed {
+                self.close_fd(fd);
+                return self.end_whole(w, Some(-i64::from(libc::ECANCELED)), out);
+            }
+            if fd >= 0 {
+                return self.hand_to_lane(w, fd, out);
+            }
+            // Not installed: read on here.
+            return self.next_round(w, out);
         }
         let [a, b] = wr.reads;
         if a < 0 || b < 0 {
@@ -254,12 +277,43 @@ impl Driver {
             // The ring is closing: no more rounds.
             return self.end_whole(w, Some(-i64::from(libc::ECANCELED)), out);
         }
-        let next = (chunk * 2).min(MAX_CHUNK);
+        if chunk == FIRST_CHUNK && self.whole_rest_in_lane {
+            // A larger file: the lane reads the rest.
+            wr.pending = 1;
+            let slot = wr.slot;
+            let install = Self::entry(
+                NO_TOKEN,
+                None,
+                Kind::Whole(w, WholeStep::Install),
+                Op::InstallFixed { slot },
+                Mem::None,
+            );
+            return self.enqueue_one(install);
+        }
+        self.next_round(w, out)
+    }
+
+    /// Queues the next inline round, of reads eight times the size.
+    fn next_round(&mut self, w: u32, out: &mut Vec<Done>) {
+        let wr = self.wholes.get_mut(w).expect("live whole read");
+        let next = (wr.chunk * 8).min(MAX_CHUNK);
         wr.chunk = next;
         if wr.out().try_reserve_exact(2 * next).is_err() {
             return self.end_whole(w, Some(-i64::from(libc::ENOMEM)), out);
         }
         self.submit_round(w, None);
+    }
+
+    /// Gives the rest of whole-file read `w` to the lane, as a
+    /// `ReadRest` call on `fd` (the slot's file, installed) that settles
+    /// its token; the slot closes.
+    fn hand_to_lane(&mut self, w: u32, fd: i32, out: &mut Vec<Done>) {
+        let wr = self.wholes.get_mut(w).expect("live whole read");
+        let token = wr.token;
+        let bytes = std::mem::take(wr.out());
+        let call = Box::new(BlockingCall::ReadRest { fd, out: bytes });
+        self.submit_call(token, None, call);
+        self.end_whole(w, None, out);
     }
 
     /// Removes whole-file read `w`, settling its token with `result` (none

@@ -69,6 +69,8 @@ pub enum Feature {
     /// Opens into a slot of the registered file table ([`Op::OpenFixed`],
     /// [`Op::CloseFixed`]), so ops linked after an open can use its file.
     FixedOpen,
+    /// [`Op::InstallFixed`] (`IORING_OP_FIXED_FD_INSTALL`, Linux 6.8).
+    FixedInstall,
 }
 
 /// The interface between the driver and a backend.

@@ -32,6 +32,7 @@ pub struct UringEngine {
     fixed_buffers: u16,
     has_ftruncate: bool,
     has_send_zc: bool,
+    has_fixed_install: bool,
     /// The blocking lane: calls with no opcode ([`Op::Blocking`]) run on
     /// these threads (the mio engine's file pool, started as needed). Their
     /// completions wait in `lane_done` and ring `eventfd`, so the thread
@@ -122,6 +123,7 @@ impl UringEngine {
         }
         let has_ftruncate = probe.is_supported(opcode::Ftruncate::CODE);
         let has_send_zc = probe.is_supported(opcode::SendMsgZc::CODE);
+        let has_fixed_install = probe.is_supported(opcode::FixedFdInstall::CODE);
         // SAFETY: plain syscall; the result is checked before use.
         let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
         if efd < 0 {
@@ -189,6 +191,7 @@ impl UringEngine {
             fixed_buffers,
             has_ftruncate,
             has_send_zc,
+            has_fixed_install,
         })
     }
 
@@ -312,6 +315,7 @@ fn sqe_for(op: &Op) -> squeue::Entry {
                 .build(),
         },
         Op::CloseFixed { slot } => opcode::Close::new(types::Fixed(slot)).build(),
+        Op::InstallFixed { slot } => opcode::FixedFdInstall::new(types::Fixed(slot), 0).build(),
         Op::Read {
             target: t,
             ptr,
@@ -676,6 +680,7 @@ impl Engine for UringEngine {
             // OPENAT's file_index came with Linux 5.15, as did MKDIRAT,
             // which `REQUIRED` holds every kernel used here to.
             Feature::FixedOpen => self.fixed_files > 0,
+            Feature::FixedInstall => self.fixed_files > 0 && self.has_fixed_install,
             Feature::SendZc => self.has_send_zc,
         }
     }

@@ -57,6 +57,11 @@ pub enum BlockingCall {
         flags: i32,
         out: Vec<u8>,
     },
+    /// The rest of a whole-file read begun by the driver's first round
+    /// (see `driver/whole_file.rs`): `fd`'s file read on from its position
+    /// to its end as `ReadFile` reads it, after the bytes already in `out`.
+    /// `fd` is the call's, closed when it ends. Errors as `ReadFile`'s.
+    ReadRest { fd: i32, out: Vec<u8> },
     /// A whole file written in one call, as node:fs's writeFile writes it:
     /// `open` (`flags`, `mode`), writes of all of `data` at the file
     /// position, `fsync` with `flush`, `close`. An error says which call
@@ -91,7 +96,8 @@ impl BlockingCall {
             | BlockingCall::Realpath { out, .. }
             | BlockingCall::Mkdtemp { out, .. }
             | BlockingCall::Statfs { out, .. }
-            | BlockingCall::ReadFile { out, .. } => Some(out),
+            | BlockingCall::ReadFile { out, .. }
+            | BlockingCall::ReadRest { out, .. } => Some(out),
             BlockingCall::Access { .. }
             | BlockingCall::Chmod { .. }
             | BlockingCall::Chown { .. }

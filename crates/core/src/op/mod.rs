@@ -95,6 +95,11 @@ pub enum Op {
     CloseFixed {
         slot: u32,
     },
+    /// A process descriptor (close-on-exec) for the file in slot `slot` of
+    /// the registered file table, which keeps it too. Result: the fd.
+    InstallFixed {
+        slot: u32,
+    },
     Read {
         target: Target,
         ptr: *mut u8,

@@ -108,6 +108,7 @@ pub(crate) fn run(call: &mut BlockingCall) -> i32 {
         }
         BlockingCall::Statfs { path, out } => statfs(path, out),
         BlockingCall::ReadFile { path, flags, out } => read_file(path, *flags, out),
+        BlockingCall::ReadRest { fd, out } => read_rest(Fd(*fd), out),
         BlockingCall::WriteFile {
             path,
             flags,
@@ -135,7 +136,16 @@ fn read_file(path: &CStr, flags: i32, out: &mut Vec<u8>) -> i32 {
     if fd < 0 {
         return step(0);
     }
-    let f = Fd(fd);
+    out.clear();
+    read_rest(Fd(fd), out)
+}
+
+/// Reads `f` on from its position to its end, after the `out.len()` bytes
+/// read before (none for [`read_file`]; the first round of a whole-file
+/// read otherwise): to its size if it is a regular file, 64 KiB at a time
+/// to the end if not. Closes `f`.
+fn read_rest(f: Fd, out: &mut Vec<u8>) -> i32 {
+    let step = |s: i32| -(errno() + READ_FILE_STEP * s);
     // SAFETY: stat is plain old data; fstat fills it.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: a valid descriptor and out pointer.
@@ -147,7 +157,12 @@ fn read_file(path: &CStr, flags: i32, out: &mut Vec<u8>) -> i32 {
     if size > READ_FILE_MAX {
         return -libc::EFBIG;
     }
-    let mut buf: Vec<u8> = Vec::with_capacity(if size > 0 { size as usize } else { 64 << 10 });
+    let mut buf = std::mem::take(out);
+    if size > buf.len() as u64 {
+        buf.reserve_exact(size as usize - buf.len());
+    }
+    // A regular file shorter than what was read already: read to its end.
+    let size = if size >= buf.len() as u64 { size } else { 0 };
     loop {
         if size > 0 && buf.len() as u64 == size {
             break;

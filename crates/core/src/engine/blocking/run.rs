@@ -118,7 +118,9 @@ pub(crate) fn file_op(op: &Op) -> (i32, bool) {
             (r, r >= 0)
         }
         // No registered file table here (Feature::FixedOpen is off).
-        Op::OpenFixed { .. } | Op::CloseFixed { .. } => (-libc::EOPNOTSUPP, false),
+        Op::OpenFixed { .. } | Op::CloseFixed { .. } | Op::InstallFixed { .. } => {
+            (-libc::EOPNOTSUPP, false)
+        }
         Op::Close { fd } => {
             // SAFETY: the driver hands over an fd it owns and no longer uses;
             // close is not retried on EINTR (the fd is gone either way).

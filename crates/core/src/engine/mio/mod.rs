@@ -296,6 +296,7 @@ impl MioEngine {
                 | Op::Link { .. }
                 | Op::OpenFixed { .. }
                 | Op::CloseFixed { .. }
+                | Op::InstallFixed { .. }
                 | Op::Blocking { .. } => jobs.push(file_job(chain)),
                 Op::Close { fd } => {
                     // Earlier jobs on fd must run before it goes.
@@ -737,7 +738,7 @@ impl Engine for MioEngine {
     fn supports(&self, feature: Feature) -> bool {
         match feature {
             Feature::Ftruncate | Feature::Link => true,
-            Feature::SendZc | Feature::FixedOpen => false,
+            Feature::SendZc | Feature::FixedOpen | Feature::FixedInstall => false,
         }
     }
 
