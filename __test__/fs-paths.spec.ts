@@ -165,6 +165,7 @@ test('readFile, writeFile, appendFile, truncate by path: flags, encodings, flush
     () => api.readFile(path.join(dir, 'sub')),
     () => api.writeFile(path.join(dir, 'w'), 'written'),
     () => api.writeFile(path.join(dir, 'w'), Buffer.from('over')),
+    () => api.writeFile('/dev/null', 'not a regular file: nothing to truncate'),
     () => api.writeFile(path.join(dir, 'w2'), 'x', { flag: 'wx', mode: 0o600 }),
     () => api.writeFile(path.join(dir, 'w2'), 'y', { flag: 'wx' }),
     () => api.writeFile(path.join(dir, 'w3'), ['a', 'b', Buffer.from('c')], { flush: true }),
@@ -233,12 +234,18 @@ test('ring.fs: the same functions on a ring of your own, on both engines', async
   }
 })
 
-test('rmdir with recursive is refused clearly (it needs directory listing, not there yet), and nothing is removed', async (t) => {
-  const dir = path.join(root, 'rmdir-recursive')
-  fs.mkdirSync(path.join(dir, 'd'), { recursive: true })
-  const e = await t.throwsAsync(rfs.rmdir(dir, { recursive: true }))
-  t.is((e as Error & { code?: string }).code, 'ERR_METHOD_NOT_IMPLEMENTED')
-  t.true(fs.existsSync(path.join(dir, 'd')))
+test('rmdir with recursive (deprecated, as rm) and rm retry options: trees, symlinks, files, missing paths, bad options', async (t) => {
+  await sideBySide(t, treeSetup, seq((api, dir) => [
+    () => api.rmdir(path.join(dir, 'dirlink'), { recursive: true }),
+    () => api.rmdir(path.join(dir, 'a'), { recursive: true }),
+    () => api.rmdir(path.join(dir, 'nope'), { recursive: true }),
+    () => api.rmdir(path.join(dir, 'sub'), { recursive: true, maxRetries: 2, retryDelay: 1 }),
+    () => api.rmdir(path.join(dir, 'sub'), { recursive: 1 as unknown as boolean }),
+    () => api.rmdir(path.join(dir, 'sub'), { retryDelay: -1 }),
+    () => api.rm(path.join(dir, 'a'), { maxRetries: 'x' as unknown as number }),
+    () => api.rm(path.join(dir, 'a'), { maxRetries: 1.5 }),
+    () => api.rm(path.join(dir, 'a'), { maxRetries: 3, retryDelay: 1 }),
+  ]))
 })
 
 /** Sorts what readdir gave (the filesystem's order differs between two directories). */

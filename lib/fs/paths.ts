@@ -9,9 +9,10 @@
 
 import * as nodeFs from 'node:fs'
 import * as path from 'node:path'
+import * as timers from 'node:timers/promises'
 import type { RingCore } from '../core'
 import { Kinds } from '../core'
-import { invalidArgType, nodeSystemError, systemError, withCode } from '../errors'
+import { invalidArgType, nodeSystemError, systemError } from '../errors'
 import type { FileHandle } from '../file'
 import { CALLS, PATH_OPS, READ_FILE_STEP } from '../native'
 import type { Ring } from '../ring'
@@ -40,6 +41,25 @@ const { K_VOID, K_STAT, K_CALL } = Kinds
 const { dirname, join, relative } = path
 const { Dirent } = nodeFs
 const { F_OK } = nodeFs.constants
+const sleep = timers.setTimeout
+const { emitWarning } = process
+
+/** Errors node's rimraf tries again on (maxRetries times, retries * retryDelay ms apart). */
+const RETRY_CODES = new Set(['EBUSY', 'EMFILE', 'ENFILE', 'ENOTEMPTY', 'EPERM'])
+let recursiveRmdirWarned: boolean | undefined
+
+/** rm's and rmdir's options, checked and defaulted as node's validateRmOptions / validateRmdirOptions do. */
+function rmOptions(options: unknown, rmdir: boolean): Required<RmOptions> {
+  const o: Required<RmOptions> = { recursive: false, force: false, retryDelay: 100, maxRetries: 0 }
+  if (options === undefined) return o
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw invalidArgType('options', 'of type object', options)
+  Object.assign(o, options)
+  if (!rmdir && typeof o.force !== 'boolean') throw invalidArgType('options.force', 'of type boolean', o.force)
+  if (typeof o.recursive !== 'boolean') throw invalidArgType('options.recursive', 'of type boolean', o.recursive)
+  validateInteger(o.retryDelay, 'options.retryDelay', 0, 2 ** 31 - 1)
+  validateInteger(o.maxRetries, 'options.maxRetries', 0, 2 ** 32 - 1)
+  return o
+}
 
 /** Linux's DT_* (what readdir gives) as libuv's UV_DIRENT_* (what fs.Dirent takes). */
 const DIRENT_TYPE: Record<number, number> = { 0: 0, 8: 1, 4: 2, 10: 3, 1: 4, 12: 5, 2: 6, 6: 7 }
@@ -165,20 +185,23 @@ export class RingFs {
   }
 
   /**
-   * rmdir(2). `recursive` (deprecated in node, DEP0147) needs directory
-   * listing, which ringline does not have yet: it is refused with
-   * ERR_METHOD_NOT_IMPLEMENTED rather than half done.
+   * rmdir(2). `recursive` (deprecated in node: DEP0147, warned once as
+   * node warns) removes a directory (a symlink to one is followed, as
+   * node's stat follows it) with everything in it, as rm does; anything
+   * else gets rmdir's own error.
    */
-  rmdir(p: PathLike, options?: RmDirOptions): Promise<void> {
-    try {
-      const a = validatePath(p)
-      if (options?.recursive) {
-        throw withCode(new Error('The rmdir() method with { recursive: true } is not implemented by ringline yet; use rm(path, { recursive: true }) from node:fs/promises'), 'ERR_METHOD_NOT_IMPLEMENTED')
+  async rmdir(p: PathLike, options?: RmDirOptions): Promise<void> {
+    const a = validatePath(p)
+    const o = rmOptions(options, true)
+    if (o.recursive) {
+      if (recursiveRmdirWarned === undefined) recursiveRmdirWarned = process.noDeprecation
+      if (!recursiveRmdirWarned) {
+        emitWarning('In future versions of Node.js, fs.rmdir(path, { recursive: true }) will be removed. Use fs.rm(path, { recursive: true }) instead', 'DeprecationWarning', 'DEP0147')
+        recursiveRmdirWarned = true
       }
-      return this.#op(K_VOID, 'rmdir', PATH_OPS.rmdir, a, null, 0)
-    } catch (e) {
-      return Promise.reject(e)
+      if ((await this.stat(a)).isDirectory()) return this.#rimraf(pathText(a), o)
     }
+    return this.#op(K_VOID, 'rmdir', PATH_OPS.rmdir, a, null, 0)
   }
 
   /**
@@ -540,12 +563,8 @@ export class RingFs {
    * in it, depth first; `force` ignores a path that does not exist.
    */
   async rm(p: PathLike, options?: RmOptions): Promise<void> {
-    const o = options ?? {}
-    if (typeof o !== 'object' || o === null) throw invalidArgType('options', 'of type object', options)
-    for (const k of ['force', 'recursive'] as const) {
-      if (o[k] !== undefined && typeof o[k] !== 'boolean') throw invalidArgType(`options.${k}`, 'of type boolean', o[k])
-    }
     const a = validatePath(p)
+    const o = rmOptions(options, false)
     let st: Stats
     try {
       st = await this.lstat(a)
@@ -558,17 +577,41 @@ export class RingFs {
       const text = pathText(a)
       throw nodeSystemError('ERR_FS_EISDIR', { code: 'EISDIR', message: 'is a directory', path: text, syscall: 'rm', errno: 21 })
     }
-    await this.#rmTree(pathText(a))
+    await this.#rimraf(pathText(a), o)
+  }
+
+  /**
+   * node's rimraf: the tree removed depth first; a name gone meanwhile is
+   * no error; EBUSY, EMFILE, ENFILE, ENOTEMPTY and EPERM start it again
+   * up to `maxRetries` times, the n-th time after n * `retryDelay` ms.
+   */
+  async #rimraf(p: string, o: Required<RmOptions>): Promise<void> {
+    for (let retries = 0; ; ) {
+      try {
+        // A symlink (to a directory too) is removed itself, never followed.
+        if ((await this.lstat(p)).isDirectory()) return await this.#rmTree(p)
+        return await this.unlink(p)
+      } catch (e) {
+        const code = (e as { code?: string }).code ?? ''
+        if (code === 'ENOENT') return
+        if (!RETRY_CODES.has(code) || retries >= o.maxRetries) throw e
+        retries++
+        await sleep(retries * o.retryDelay)
+      }
+    }
   }
 
   async #rmTree(dir: string): Promise<void> {
+    const gone = (e: unknown): void => {
+      if ((e as { code?: string }).code !== 'ENOENT') throw e
+    }
     for (const e of await this.#list(dir)) {
       const full = join(dir, e.name.toString('utf8'))
-      const isDir = e.type === 4 || (e.type === 0 && (await this.lstat(full)).isDirectory())
+      const isDir = e.type === 4 || (e.type === 0 && (await this.lstat(full).catch(gone))?.isDirectory())
       if (isDir) await this.#rmTree(full)
-      else await this.unlink(full)
+      else await this.unlink(full).catch(gone)
     }
-    await this.rmdir(dir)
+    await this.rmdir(dir).catch(gone)
   }
 
   /** The whole file, as node:fs/promises readFile: a path (opened with `flag`, default 'r') or a FileHandle. */

@@ -1087,6 +1087,41 @@ fn shutdown_settles_a_whole_file_read_waiting_for_data(eng: Eng) {
     d.finish();
 }
 
+/// writeFile by path: an overwrite with fewer bytes leaves exactly them
+/// (the file is cut after the writes, not emptied at the open); a device
+/// takes the bytes with nothing to cut; errors say which call failed.
+fn whole_file_writes_leave_exactly_the_new_bytes(eng: Eng) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = driver(eng, 8);
+    let path = dir.path().join("f");
+    std::fs::write(&path, vec![b'o'; 10_000]).unwrap();
+    let w = |path: &Path, flags: i32, data: &[u8], flush: bool| BlockingCall::WriteFile {
+        path: cpath(path),
+        flags,
+        mode: 0o644,
+        data: data.to_vec(),
+        flush,
+    };
+    let trunc = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
+    assert_eq!(lane(&mut d, w(&path, trunc, b"new bytes", false)).0, 0);
+    assert_eq!(std::fs::read(&path).unwrap(), b"new bytes");
+    assert_eq!(lane(&mut d, w(&path, trunc, b"", true)).0, 0);
+    assert_eq!(std::fs::read(&path).unwrap(), b"");
+    assert_eq!(
+        lane(&mut d, w(Path::new("/dev/null"), trunc, b"gone", false)).0,
+        0
+    );
+    let append = libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND;
+    assert_eq!(lane(&mut d, w(&path, append, b"ab", false)).0, 0);
+    assert_eq!(lane(&mut d, w(&path, append, b"cd", false)).0, 0);
+    assert_eq!(std::fs::read(&path).unwrap(), b"abcd");
+    assert_eq!(
+        lane(&mut d, w(&path, trunc | libc::O_EXCL, b"x", false)).0,
+        -i64::from(libc::EEXIST),
+        "the open failed (step 0)"
+    );
+}
+
 per_engine!(
     write_then_read_back_through_bounce_and_pinned_memory,
     backlog_holds_ops_beyond_the_in_flight_bound,
@@ -1107,6 +1142,7 @@ per_engine!(
     blocking_lane_calls_list_check_and_resolve_names,
     whole_file_reads_get_every_byte_and_say_which_call_failed,
     shutdown_settles_a_whole_file_read_waiting_for_data,
+    whole_file_writes_leave_exactly_the_new_bytes,
 );
 
 /// With a kernel thread polling the submission queue (SQPOLL), a link
