@@ -1122,6 +1122,29 @@ fn whole_file_writes_leave_exactly_the_new_bytes(eng: Eng) {
     );
 }
 
+/// Driver::drain, the last wait of a ring whose env goes away: every op
+/// comes back (reads on a pipe, cancelled), and the bounce memory of
+/// their results, which nobody will read, is given back.
+fn drain_waits_for_every_op_and_gives_memory_back(eng: Eng) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = fifo(dir.path());
+    let mut d = driver(eng, 4);
+    let f = open(&mut d, &p, libc::O_RDWR);
+    let mut bufs: Vec<Vec<u8>> = (0..10).map(|_| vec![0u8; 8]).collect();
+    for (i, b) in bufs.iter_mut().enumerate() {
+        d.read(i as u32, f, user(b), 0, CURRENT_POSITION).unwrap();
+    }
+    d.flush().unwrap();
+    assert!(d.bounce_held() > 0, "user memory is bounced");
+    let mut out = Vec::new();
+    d.shutdown(&mut out);
+    d.discard(out);
+    d.drain().unwrap();
+    assert_eq!(d.pending(), 0);
+    assert_eq!(d.bounce_held(), 0, "every bounce block given back");
+    d.finish();
+}
+
 per_engine!(
     write_then_read_back_through_bounce_and_pinned_memory,
     backlog_holds_ops_beyond_the_in_flight_bound,
@@ -1143,6 +1166,7 @@ per_engine!(
     whole_file_reads_get_every_byte_and_say_which_call_failed,
     shutdown_settles_a_whole_file_read_waiting_for_data,
     whole_file_writes_leave_exactly_the_new_bytes,
+    drain_waits_for_every_op_and_gives_memory_back,
 );
 
 /// With a kernel thread polling the submission queue (SQPOLL), a link

@@ -3,6 +3,7 @@
 //! threadsafe-function call for the batch. On the JS thread, the batch goes
 //! through the driver and out to JavaScript in one `onBatch(n)` call.
 
+use crate::js::Tsfn;
 use crate::shared::Shared;
 use napi::sys;
 use std::ffi::c_void;
@@ -10,16 +11,6 @@ use std::ptr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-
-/// A raw threadsafe-function handle that may cross to the completion thread.
-#[derive(Clone, Copy)]
-pub struct Tsfn(pub sys::napi_threadsafe_function);
-// SAFETY: napi_call_threadsafe_function is documented as callable from any
-// thread; every other use of the handle happens on the JS thread.
-unsafe impl Send for Tsfn {}
-// SAFETY: as above: the handle is only copied and passed to that call from
-// other threads; several threads may make it at once.
-unsafe impl Sync for Tsfn {}
 
 /// Creates the Ring's threadsafe function. `shared` is kept alive (one Arc)
 /// until the function is finalized.

@@ -192,3 +192,13 @@ pub fn new_buffer(env: sys::napi_env, len: usize) -> Option<(sys::napi_value, *m
     ok(unsafe { sys::napi_create_buffer(env, len, &mut data, &mut out) }).ok()?;
     Some((out, data.cast()))
 }
+
+/// A raw threadsafe-function handle that may cross to the completion thread.
+#[derive(Clone, Copy)]
+pub struct Tsfn(pub sys::napi_threadsafe_function);
+// SAFETY: napi_call_threadsafe_function is documented as callable from any
+// thread; every other use of the handle happens on the JS thread.
+unsafe impl Send for Tsfn {}
+// SAFETY: as above: the handle is only copied and passed to that call from
+// other threads; several threads may make it at once.
+unsafe impl Sync for Tsfn {}

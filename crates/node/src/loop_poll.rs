@@ -8,7 +8,6 @@
 //! one in flight (fio: 18.5k). The completion thread stays the default, as
 //! DESIGN.md has it.
 
-use crate::shared::Shared;
 use napi::sys;
 use std::ffi::{c_int, c_void};
 use std::ptr;
@@ -35,6 +34,37 @@ extern "C" {
 
 const UV_READABLE: c_int = 1;
 
+/// What the handles call back into (the ring's shared state implements
+/// it). A handle keeps a plain pointer to its owner, which must outlive it:
+/// the owner stops its handles before it goes.
+pub trait LoopOwner: 'static {
+    /// The polled descriptor is readable (`LoopPoll`).
+    fn readable(&self);
+    /// The timer ran out (`LoopTimer`).
+    fn deferred(&self);
+    /// The loop is about to block for I/O (`LoopPrepare`).
+    fn preparing(&self);
+}
+
+/// The owner a handle's `data` field points at, or None once stopped.
+///
+/// # Safety
+/// `h` is a live uv handle whose data is null or a `*const T` set by this
+/// module, whose owner is still alive.
+unsafe fn owner<'a, T: LoopOwner>(h: *mut c_void) -> Option<&'a T> {
+    // SAFETY: uv_handle_t starts with `void* data`; the caller's contract.
+    unsafe { (*(h as *const *const T)).as_ref() }
+}
+
+/// Sets a uv handle's `data` field (the first of every uv handle).
+///
+/// # Safety
+/// `h` is a live uv handle.
+unsafe fn set_owner(h: *mut c_void, owner: *const c_void) {
+    // SAFETY: uv_handle_t starts with `void* data`.
+    unsafe { *(h as *mut *const c_void) = owner };
+}
+
 /// A started poll on the ring's eventfd.
 pub struct LoopPoll {
     handle: *mut UvPoll,
@@ -42,24 +72,13 @@ pub struct LoopPoll {
     pub context: sys::napi_async_context,
 }
 
-// SAFETY: only touched on the JS thread (inside Shared's JS-state lock).
+// SAFETY: only touched on the JS thread (inside its owner's JS-state lock).
 unsafe impl Send for LoopPoll {}
 
-/// The `data` field is the first of every uv handle.
-unsafe fn set_data(h: *mut UvPoll, data: *const Shared) {
-    // SAFETY: uv_handle_t starts with `void* data`.
-    unsafe { *(h as *mut *const Shared) = data };
-}
-
-unsafe fn data(h: *mut UvPoll) -> *const Shared {
-    // SAFETY: as above.
-    unsafe { *(h as *const *const Shared) }
-}
-
 impl LoopPoll {
-    /// Polls `fd` on the env's loop, delivering through `shared`. `shared`
-    /// must outlive the poll (it is stopped in `stop` before Shared goes).
-    pub fn start(env: sys::napi_env, shared: *const Shared, fd: i32) -> Option<LoopPoll> {
+    /// Polls `fd` on the env's loop, delivering through `owner`, which
+    /// must outlive the poll (it is stopped in `stop` before its owner goes).
+    pub fn start<T: LoopOwner>(env: sys::napi_env, owner: *const T, fd: i32) -> Option<LoopPoll> {
         // SAFETY: fcntl on our own eventfd: reads must never block the loop.
         unsafe {
             libc::fcntl(
@@ -77,8 +96,8 @@ impl LoopPoll {
                 drop(Box::from_raw(handle));
                 return None;
             }
-            set_data(handle, shared);
-            uv_poll_start(handle, UV_READABLE, on_readable);
+            set_owner(handle.cast(), owner.cast());
+            uv_poll_start(handle, UV_READABLE, on_readable::<T>);
             uv_unref(handle.cast());
         }
         Some(LoopPoll {
@@ -104,7 +123,7 @@ impl LoopPoll {
         // SAFETY: live handle; uv frees nothing itself, close_cb frees the Box.
         unsafe {
             uv_poll_stop(self.handle);
-            set_data(self.handle, ptr::null());
+            set_owner(self.handle.cast(), ptr::null());
             uv_close(self.handle.cast(), Some(free_handle));
             sys::napi_async_destroy(env, self.context);
         }
@@ -117,15 +136,12 @@ unsafe extern "C" fn free_handle(h: *mut c_void) {
     drop(unsafe { Box::from_raw(h.cast::<UvPoll>()) });
 }
 
-unsafe extern "C" fn on_readable(h: *mut UvPoll, _status: c_int, _events: c_int) {
-    // SAFETY: data is the Shared set in start, or null once stopped.
-    let shared = unsafe { data(h) };
-    if shared.is_null() {
-        return;
+unsafe extern "C" fn on_readable<T: LoopOwner>(h: *mut UvPoll, _status: c_int, _events: c_int) {
+    // SAFETY: data is the owner set in start (which outlives the poll: it
+    // stops it before it goes), or null once stopped.
+    if let Some(o) = unsafe { owner::<T>(h.cast()) } {
+        o.readable();
     }
-    // SAFETY: Shared outlives the poll (stopped before it is dropped).
-    let shared = unsafe { &*shared };
-    shared.on_loop_readable();
 }
 
 /// The env's loop, and an async resource (referenced) and context for
@@ -245,16 +261,18 @@ pub fn loop_now(env: sys::napi_env) -> u64 {
 /// seconds. Past a time budget, delivery waits for this timer instead.
 pub struct LoopTimer {
     handle: *mut UvTimer,
+    /// `on_timer` for the owner's type.
+    fire: unsafe extern "C" fn(*mut UvTimer),
     pub resource: sys::napi_ref,
     pub context: sys::napi_async_context,
 }
 
-// SAFETY: only touched on the JS thread (inside Shared's JS-state lock).
+// SAFETY: only touched on the JS thread (inside its owner's JS-state lock).
 unsafe impl Send for LoopTimer {}
 
 impl LoopTimer {
-    /// A stopped timer on the env's loop; `shared` must outlive it.
-    pub fn new(env: sys::napi_env, shared: *const Shared) -> Option<LoopTimer> {
+    /// A stopped timer on the env's loop; `owner` must outlive it.
+    pub fn new<T: LoopOwner>(env: sys::napi_env, owner: *const T) -> Option<LoopTimer> {
         let (lp, resource, context) = async_scope(env)?;
         let handle = Box::into_raw(Box::new(UvTimer { bytes: [0; 256] }));
         // SAFETY: handle is fresh, owned memory that uv owns until the close
@@ -265,11 +283,12 @@ impl LoopTimer {
                 return None;
             }
             // uv_handle_t starts with `void* data`.
-            *(handle as *mut *const Shared) = shared;
+            set_owner(handle.cast(), owner.cast());
             uv_unref(handle.cast());
         }
         Some(LoopTimer {
             handle,
+            fire: on_timer::<T>,
             resource,
             context,
         })
@@ -278,14 +297,14 @@ impl LoopTimer {
     /// Fires `on_timer` on the next loop iteration.
     pub fn kick(&self) {
         // SAFETY: live handle on the JS thread; restarting is allowed.
-        unsafe { uv_timer_start(self.handle, on_timer, 0, 0) };
+        unsafe { uv_timer_start(self.handle, self.fire, 0, 0) };
     }
 
     pub fn stop(self, env: sys::napi_env) {
         // SAFETY: live handle; close_cb frees the Box.
         unsafe {
             uv_timer_stop(self.handle);
-            *(self.handle as *mut *const Shared) = ptr::null();
+            set_owner(self.handle.cast(), ptr::null());
             uv_close(self.handle.cast(), Some(free_timer));
             sys::napi_async_destroy(env, self.context);
         }
@@ -298,14 +317,12 @@ unsafe extern "C" fn free_timer(h: *mut c_void) {
     drop(unsafe { Box::from_raw(h.cast::<UvTimer>()) });
 }
 
-unsafe extern "C" fn on_timer(h: *mut UvTimer) {
-    // SAFETY: data is the Shared set in new, or null once stopped.
-    let shared = unsafe { *(h as *const *const Shared) };
-    if shared.is_null() {
-        return;
+unsafe extern "C" fn on_timer<T: LoopOwner>(h: *mut UvTimer) {
+    // SAFETY: data is the owner set in new (which outlives the timer: it
+    // stops it before it goes), or null once stopped.
+    if let Some(o) = unsafe { owner::<T>(h.cast()) } {
+        o.deferred();
     }
-    // SAFETY: Shared outlives the timer (stopped before it is dropped).
-    unsafe { &*shared }.on_deferred();
 }
 
 /// Storage for a `uv_prepare_t` (120 bytes on 64-bit Linux; 256 is ample).
@@ -330,13 +347,13 @@ pub struct LoopPrepare {
     handle: *mut UvPrepare,
 }
 
-// SAFETY: only touched on the JS thread (inside Shared's JS-state lock).
+// SAFETY: only touched on the JS thread (inside its owner's JS-state lock).
 unsafe impl Send for LoopPrepare {}
 
 impl LoopPrepare {
     /// A started prepare handle on the env's loop, not keeping it alive;
-    /// `shared` must outlive it (it is stopped in `stop` first).
-    pub fn start(env: sys::napi_env, shared: *const Shared) -> Option<LoopPrepare> {
+    /// `owner` must outlive it (it is stopped in `stop` first).
+    pub fn start<T: LoopOwner>(env: sys::napi_env, owner: *const T) -> Option<LoopPrepare> {
         let mut lp = ptr::null_mut();
         // SAFETY: valid env, out pointer; the loop outlives the env.
         if unsafe { sys::napi_get_uv_event_loop(env, &mut lp) } != sys::Status::napi_ok {
@@ -351,9 +368,9 @@ impl LoopPrepare {
                 drop(Box::from_raw(handle));
                 return None;
             }
-            *(handle as *mut *const Shared) = shared;
+            set_owner(handle.cast(), owner.cast());
             uv_unref(handle.cast());
-            uv_prepare_start(handle, on_prepare);
+            uv_prepare_start(handle, on_prepare::<T>);
         }
         Some(LoopPrepare { handle })
     }
@@ -362,7 +379,7 @@ impl LoopPrepare {
         // SAFETY: live handle; close_cb frees the Box.
         unsafe {
             uv_prepare_stop(self.handle);
-            *(self.handle as *mut *const Shared) = ptr::null();
+            set_owner(self.handle.cast(), ptr::null());
             uv_close(self.handle.cast(), Some(free_prepare));
         }
     }
@@ -373,12 +390,10 @@ unsafe extern "C" fn free_prepare(h: *mut c_void) {
     drop(unsafe { Box::from_raw(h.cast::<UvPrepare>()) });
 }
 
-unsafe extern "C" fn on_prepare(h: *mut UvPrepare) {
-    // SAFETY: data is the Shared set in start, or null once stopped.
-    let shared = unsafe { *(h as *const *const Shared) };
-    if shared.is_null() {
-        return;
+unsafe extern "C" fn on_prepare<T: LoopOwner>(h: *mut UvPrepare) {
+    // SAFETY: data is the owner set in start (which outlives the handle:
+    // it stops it before it goes), or null once stopped.
+    if let Some(o) = unsafe { owner::<T>(h.cast()) } {
+        o.preparing();
     }
-    // SAFETY: Shared outlives the handle (stopped before it is dropped).
-    unsafe { &*shared }.engine().idle();
 }

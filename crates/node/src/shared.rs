@@ -5,8 +5,8 @@
 //! the ring's end (finalize, teardown).
 
 use crate::args::status;
-use crate::completion::Tsfn;
 use crate::js;
+use crate::js::Tsfn;
 use crate::payload::{copy_out, stat_fields};
 use napi::sys;
 use ringline_core::buffer::AlignedBuf;
@@ -148,16 +148,8 @@ impl Shared {
 
     fn discard(&self, dones: Vec<Done>) {
         let mut d = lock(&self.driver);
-        for done in dones {
-            match done.payload {
-                Payload::Bounce { buf, .. } => d.recycle(buf),
-                Payload::Received { bid, .. } => d.recycle_received(bid),
-                _ => {}
-            }
-        }
-        let mut more = Vec::new();
-        d.after_batch(&mut more);
-        let _ = d.flush();
+        d.discard(dones);
+        d.complete_discarding(&[]);
     }
 
     /// Hands settled ops to JavaScript: copies bounced reads into the user's
@@ -613,17 +605,28 @@ impl Shared {
         let thread = lock(&self.js).thread.take();
         self.stop_thread(thread);
         let reaped = self.take_inbox();
-        self.process(None, &reaped);
-        let mut batch = Vec::new();
-        let engine = self.engine();
-        while lock(&self.driver).pending() > 0 {
-            batch.clear();
-            if engine.wait(&mut batch).is_err() {
-                break;
-            }
-            self.process(None, &batch);
+        {
+            let mut d = lock(&self.driver);
+            d.complete_discarding(&reaped);
+            // Nothing else reaps now (the completion thread is stopped): an
+            // error of the engine's wait leaves the rest to finalize.
+            let _ = d.drain();
         }
         self.finalize(env, false);
+    }
+}
+
+impl crate::loop_poll::LoopOwner for Shared {
+    fn readable(&self) {
+        self.on_loop_readable();
+    }
+
+    fn deferred(&self) {
+        self.on_deferred();
+    }
+
+    fn preparing(&self) {
+        self.engine().idle();
     }
 }
 

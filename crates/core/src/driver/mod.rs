@@ -12,6 +12,7 @@
 
 mod cancel;
 mod complete;
+mod drain;
 mod net;
 mod net_complete;
 mod order;
