@@ -1145,6 +1145,39 @@ fn drain_waits_for_every_op_and_gives_memory_back(eng: Eng) {
     d.finish();
 }
 
+/// Engines set up with the smallest queue (1 entry) still take the
+/// longest chains whole: a synced append (write + fsync) and a whole-file
+/// read (open + two reads) settle instead of waiting for room forever.
+fn the_smallest_queue_takes_the_longest_chains(eng: Eng) {
+    let cfg = ringline_core::engine::EngineConfig {
+        entries: 1,
+        cq_entries: 1,
+        ..Default::default()
+    };
+    let mut d = Driver::new(common::engine_with(eng, &cfg), DriverConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    std::fs::write(&path, b"hello").unwrap();
+    for t in 0..20u32 {
+        d.call(t, read_file_call(&path)).unwrap();
+    }
+    let tokens: Vec<u32> = (0..20).collect();
+    for (_, done) in settle(&mut d, &tokens, vec![]) {
+        assert_eq!(read_file_result(done), (5, b"hello".to_vec()));
+    }
+    let f = open(&mut d, &path, libc::O_RDWR);
+    let mut data = b"more".to_vec();
+    for t in 100..110u32 {
+        d.append(t, f, user(&mut data), Some(SyncKind::Data))
+            .unwrap();
+    }
+    let tokens: Vec<u32> = (100..110).collect();
+    assert!(settle(&mut d, &tokens, vec![])
+        .values()
+        .all(|x| x.result == 4));
+    drain(&mut d);
+}
+
 per_engine!(
     write_then_read_back_through_bounce_and_pinned_memory,
     backlog_holds_ops_beyond_the_in_flight_bound,
@@ -1167,6 +1200,7 @@ per_engine!(
     shutdown_settles_a_whole_file_read_waiting_for_data,
     whole_file_writes_leave_exactly_the_new_bytes,
     drain_waits_for_every_op_and_gives_memory_back,
+    the_smallest_queue_takes_the_longest_chains,
 );
 
 /// With a kernel thread polling the submission queue (SQPOLL), a link

@@ -5,7 +5,7 @@
 use super::*;
 
 /// Most ops in one link chain (a whole-file read's open and two reads).
-const MAX_GROUP: usize = 3;
+const MAX_GROUP: usize = crate::engine::MAX_CHAIN;
 
 impl Driver {
     /// Queues one op owning `mem` for `token`.

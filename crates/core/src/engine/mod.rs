@@ -54,6 +54,12 @@ impl Default for EngineConfig {
     }
 }
 
+/// The longest link chain the driver pushes (a whole-file read's open and
+/// two reads): every engine's queue holds at least this many ops, however
+/// small `EngineConfig::entries` is, or [`Engine::push_group`] could never
+/// take such a chain.
+pub const MAX_CHAIN: usize = 3;
+
 /// See [`Engine::set_notify`].
 pub type Notify = Arc<dyn Fn() + Send + Sync>;
 

@@ -6,7 +6,7 @@
 //! hit the page cache have usually completed already), under a lock.
 
 use super::blocking::{self as pool, Job, Pool, Step};
-use super::{Engine, EngineConfig, Feature};
+use super::{Engine, EngineConfig, Feature, MAX_CHAIN};
 use crate::net::send_slab::SEND_ZC_REPORT_USAGE;
 use crate::op::{Cqe, Link, Op, SyncKind, Target, END_OF_FILE};
 use io_uring::{opcode, squeue, types, IoUring, Probe};
@@ -90,14 +90,17 @@ impl UringEngine {
     /// Sets up a ring, probes the opcodes it needs, and prepares sparse
     /// registered file and buffer tables.
     pub fn new(cfg: &EngineConfig) -> Result<UringEngine, SetupError> {
+        // A whole link chain goes in one submission (MAX_CHAIN ops); the
+        // kernel rounds the queue up to a power of two, and refuses a
+        // completion queue smaller than it.
+        let entries = cfg.entries.max(MAX_CHAIN as u32).next_power_of_two();
         let mut b = IoUring::builder();
-        b.setup_cqsize(cfg.cq_entries.max(cfg.entries))
+        b.setup_cqsize(cfg.cq_entries.max(entries))
             .setup_clamp();
         if cfg.sqpoll {
             b.setup_sqpoll(2000);
         }
-        // Two at least: a write and its linked sync go in one submission.
-        let ring = b.build(cfg.entries.max(2)).map_err(|e| {
+        let ring = b.build(entries).map_err(|e| {
             let errno = e.raw_os_error().unwrap_or(libc::EINVAL);
             SetupError {
                 errno,

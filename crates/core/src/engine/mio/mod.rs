@@ -231,7 +231,8 @@ impl MioEngine {
             rung,
             pool,
             done,
-            capacity: cfg.entries.max(1) as usize,
+            // A whole link chain fits (see MAX_CHAIN).
+            capacity: (cfg.entries as usize).max(super::MAX_CHAIN),
             #[cfg(unix)]
             poll_fd,
             #[cfg(unix)]
