@@ -624,16 +624,25 @@ fn cancel_settles_one_op_and_frees_it_when_the_kernel_lets_go(eng: Eng) {
     assert_eq!(d.pending(), 0);
 }
 
-fn shutdown_settles_everything_and_drains(eng: Eng) {
+/// A driver (4 ops in flight) with ten 8-byte reads (tokens 0..10) of an
+/// empty pipe, four in the kernel and six in the backlog; the directory
+/// holding the pipe goes with the TempDir.
+fn ten_pipe_reads(eng: Eng) -> (tempfile::TempDir, Driver, FileId) {
     let dir = tempfile::tempdir().unwrap();
     let p = fifo(dir.path());
     let mut d = driver(eng, 4);
     let f = open(&mut d, &p, libc::O_RDWR);
-    let mut bufs: Vec<Vec<u8>> = (0..10).map(|_| vec![0u8; 8]).collect();
-    for (i, b) in bufs.iter_mut().enumerate() {
-        d.read(i as u32, f, user(b), 0, CURRENT_POSITION).unwrap();
+    let mut buf = vec![0u8; 8];
+    for i in 0..10 {
+        // Bounced: the buffer is only lent for the call.
+        d.read(i, f, user(&mut buf), 0, CURRENT_POSITION).unwrap();
     }
     d.flush().unwrap();
+    (dir, d, f)
+}
+
+fn shutdown_settles_everything_and_drains(eng: Eng) {
+    let (_dir, mut d, f) = ten_pipe_reads(eng);
     let mut out = Vec::new();
     d.shutdown(&mut out);
     let mut queued: Vec<u32> = out.iter().map(|x| x.token).collect();
@@ -1126,15 +1135,7 @@ fn whole_file_writes_leave_exactly_the_new_bytes(eng: Eng) {
 /// comes back (reads on a pipe, cancelled), and the bounce memory of
 /// their results, which nobody will read, is given back.
 fn drain_waits_for_every_op_and_gives_memory_back(eng: Eng) {
-    let dir = tempfile::tempdir().unwrap();
-    let p = fifo(dir.path());
-    let mut d = driver(eng, 4);
-    let f = open(&mut d, &p, libc::O_RDWR);
-    let mut bufs: Vec<Vec<u8>> = (0..10).map(|_| vec![0u8; 8]).collect();
-    for (i, b) in bufs.iter_mut().enumerate() {
-        d.read(i as u32, f, user(b), 0, CURRENT_POSITION).unwrap();
-    }
-    d.flush().unwrap();
+    let (_dir, mut d, _) = ten_pipe_reads(eng);
     assert!(d.bounce_held() > 0, "user memory is bounced");
     let mut out = Vec::new();
     d.shutdown(&mut out);

@@ -95,8 +95,7 @@ impl UringEngine {
         // completion queue smaller than it.
         let entries = cfg.entries.max(MAX_CHAIN as u32).next_power_of_two();
         let mut b = IoUring::builder();
-        b.setup_cqsize(cfg.cq_entries.max(entries))
-            .setup_clamp();
+        b.setup_cqsize(cfg.cq_entries.max(entries)).setup_clamp();
         if cfg.sqpoll {
             b.setup_sqpoll(2000);
         }
