@@ -127,7 +127,7 @@ export type OpenFactory = (id: number, info: number[]) => unknown
 export class RingCore {
   readonly native: NativeRing
   readonly fast: FastPath
-  readonly backend: 'io_uring' | 'mio'
+  readonly backend: 'io_uring' | 'mio' | 'sim'
   readonly fallbackReason: string | null
   private readonly results = new Float64Array(2 * 1024)
   private readonly bufs: unknown[] = []
@@ -155,7 +155,7 @@ export class RingCore {
     } catch (err) {
       throw backendError(err)
     }
-    this.backend = this.native.backend === 'mio' ? 'mio' : 'io_uring'
+    this.backend = this.native.backend === 'mio' || this.native.backend === 'sim' ? this.native.backend : 'io_uring'
     this.fallbackReason = this.native.fallbackReason ?? null
     this.fast = this.native.fastPath()
   }

@@ -12,8 +12,9 @@ export interface NativeRingOptions {
   recvBufferSize: number
   recvBuffers: number
   zeroCopyThreshold: number
-  backend: 'auto' | 'io_uring' | 'mio'
+  backend: 'auto' | 'io_uring' | 'mio' | 'sim'
   fileThreads: number
+  seed: number
 }
 
 export interface NativeAddress {
@@ -91,6 +92,8 @@ export interface NativeRing {
   allocAligned(size: number): Buffer
   stats(): NativeStats
   close(): void
+  /** Sim rings only: power loss (0 pessimistic, 1 optimistic, 2 random). */
+  simCrash(mode: number): void
   listen(host: string, port: number, backlog: number, ipv6Only: boolean, reusePort: boolean): number
   connect(token: number, host: string, port: number, timeoutMs: number): number
   acceptStart(token: number, file: number): number

@@ -43,10 +43,17 @@ export interface RingOptions {
    * (setup and every opcode ringline uses), else mio, with the reason in
    * `ring.fallbackReason`. `'io_uring'`: io_uring or an error with code
    * ERR_RINGLINE_IO_URING_UNAVAILABLE. `'mio'`: epoll/kqueue for sockets
-   * and a thread pool for files. The environment variable RINGLINE_BACKEND
-   * sets the default.
+   * and a thread pool for files. `'sim'`: an in-memory disk, seeded (see
+   * `ring.sim`); nothing real is touched. The environment variable
+   * RINGLINE_BACKEND sets the default.
    */
-  backend?: 'auto' | 'io_uring' | 'mio'
+  backend?: 'auto' | 'io_uring' | 'mio' | 'sim'
+  /**
+   * The sim engine's seed (an integer, 0 to 2^53 - 1): the order of its
+   * completions and what a random crash keeps follow from it. Default:
+   * RINGLINE_SIM_SEED, else a random one (`ring.sim.seed` says which).
+   */
+  seed?: number
   /**
    * Most threads the mio engine runs file I/O on, started as needed
    * (1 to 1024, default 16). No effect on io_uring.
@@ -83,12 +90,58 @@ function completionOption(o: Record<string, unknown>): 'thread' | 'loop' {
   return v
 }
 
-function backendOption(o: Record<string, unknown>): 'auto' | 'io_uring' | 'mio' {
+function backendOption(o: Record<string, unknown>): 'auto' | 'io_uring' | 'mio' | 'sim' {
   const v = o.backend ?? process.env.RINGLINE_BACKEND ?? 'auto'
-  if (v !== 'auto' && v !== 'io_uring' && v !== 'mio') {
-    throw invalidArgValue(o.backend === undefined ? 'RINGLINE_BACKEND' : 'options.backend', v, "must be 'auto', 'io_uring' or 'mio'")
+  if (v !== 'auto' && v !== 'io_uring' && v !== 'mio' && v !== 'sim') {
+    throw invalidArgValue(o.backend === undefined ? 'RINGLINE_BACKEND' : 'options.backend', v, "must be 'auto', 'io_uring', 'mio' or 'sim'")
   }
   return v
+}
+
+function seedOption(o: Record<string, unknown>): number {
+  if (o.seed !== undefined) return validateInteger(o.seed, 'options.seed', 0, Number.MAX_SAFE_INTEGER)
+  const env = process.env.RINGLINE_SIM_SEED
+  if (env !== undefined && env !== '') return validateInteger(Number(env), 'RINGLINE_SIM_SEED', 0, Number.MAX_SAFE_INTEGER)
+  return Math.floor(Math.random() * 2 ** 32)
+}
+
+/** What a crash keeps of what was not made durable. */
+export type CrashMode = 'pessimistic' | 'optimistic' | 'random'
+
+const CRASH_MODES: Record<CrashMode, number> = { pessimistic: 0, optimistic: 1, random: 2 }
+
+/** The controls of a sim ring (`ring.sim`). */
+export class SimControls {
+  readonly #crash: (mode: number) => void
+  /** The seed this ring runs on: give it back as `seed` (or RINGLINE_SIM_SEED) to run the same way again. */
+  readonly seed: number
+
+  /** @internal Made by Ring. */
+  constructor(seed: number, crash: (mode: number) => void) {
+    this.seed = seed
+    this.#crash = crash
+  }
+
+  /**
+   * Power loss. What was made durable (fsync, fdatasync, O_SYNC/O_DSYNC,
+   * and names once their directory was fsynced) survives; of the rest,
+   * `'pessimistic'` (default) keeps nothing, `'optimistic'` keeps all, and
+   * `'random'` keeps each unsynced write whole, torn (a 512-byte sector at
+   * a time) or not at all, and each unsynced name change or not, drawn
+   * from the seed. Every file open on the ring answers EBADF from now on;
+   * open them again, as a program does after a reboot.
+   */
+  crash(options?: { mode?: CrashMode }): Promise<void> {
+    try {
+      const o = options === undefined ? {} : validateObject(options, 'options')
+      const mode = o.mode ?? 'pessimistic'
+      if (typeof mode !== 'string' || !(mode in CRASH_MODES)) throw invalidArgValue('options.mode', mode, "must be 'pessimistic', 'optimistic' or 'random'")
+      this.#crash(CRASH_MODES[mode as CrashMode])
+      return Promise.resolve()
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
 }
 
 function powerOfTwo(n: number, name: string): number {
@@ -105,10 +158,12 @@ export class Ring {
   /** node:fs/promises functions on this ring (`ringline/fs` has them on the default ring). */
   readonly fs: RingFs
   readonly #completion: 'thread' | 'loop'
+  readonly #sim: SimControls | null
 
   constructor(options?: RingOptions) {
     const o = options === undefined ? {} : validateObject(options, 'options')
     this.#completion = completionOption(o)
+    const seed = seedOption(o)
     this.#core = new RingCore({
       entries: option(o, 'entries', 1, 32768, 256),
       sqpoll: flagOption(o, 'sqpoll', false),
@@ -121,14 +176,22 @@ export class Ring {
       zeroCopyThreshold: option(o, 'zeroCopyThreshold', -1, 2 ** 31 - 1, -1),
       backend: backendOption(o),
       fileThreads: option(o, 'fileThreads', 1, 1024, 16),
+      seed,
     })
     this.fs = new RingFs(this, this.#core)
+    const core = this.#core
+    this.#sim = core.backend === 'sim' ? new SimControls(seed, (mode) => core.native.simCrash(mode)) : null
     unclosed.register(this, this.#core, this)
   }
 
-  /** The engine in use: `'io_uring'` or `'mio'`. */
-  get backend(): 'io_uring' | 'mio' {
+  /** The engine in use: `'io_uring'`, `'mio'` or `'sim'`. */
+  get backend(): 'io_uring' | 'mio' | 'sim' {
     return this.#core.backend
+  }
+
+  /** The controls of a sim ring (seed, crash); null on the other engines. */
+  get sim(): SimControls | null {
+    return this.#sim
   }
 
   /** How completions reach JavaScript: `'thread'` or `'loop'`. */

@@ -45,6 +45,8 @@ pub struct NativeRingOptions {
     pub backend: String,
     /// Most threads of the mio engine's file pool.
     pub file_threads: u32,
+    /// The sim engine's seed (an integer below 2^53).
+    pub seed: f64,
 }
 
 /// Counters of `ring.stats()`.
@@ -106,6 +108,7 @@ impl NativeRing {
             fixed_files: if options.register_files { 1024 } else { 0 },
             fixed_buffers: if options.register_buffers { 1024 } else { 0 },
             file_threads: options.file_threads.max(1) as usize,
+            seed: options.seed as u64,
         };
         let backend = Backend::parse(&options.backend).ok_or_else(|| {
             napi::Error::from_reason(format!("unknown backend {:?}", options.backend))
@@ -472,6 +475,27 @@ impl NativeRing {
             entries: self.shared.entries,
             max_in_flight: self.shared.max_in_flight,
         }
+    }
+
+    /// Power loss on a sim ring: `mode` 0 loses everything unsynced, 1
+    /// keeps it all, 2 draws what survives from the seed. Every open file of
+    /// the ring answers EBADF from now on. Throws on other engines.
+    #[napi]
+    pub fn sim_crash(&self, mode: u32) -> napi::Result<()> {
+        use ringline_core::engine::sim::disk::CrashMode;
+        let engine = self.shared.engine();
+        let sim = engine
+            .sim()
+            .ok_or_else(|| napi::Error::from_reason("not a sim ring"))?;
+        let mode = match mode {
+            0 => CrashMode::Pessimistic,
+            1 => CrashMode::Optimistic,
+            _ => CrashMode::Random,
+        };
+        // Ops queued in the driver go to the disk before the power does.
+        let _ = lock(&self.shared.driver).flush();
+        sim.crash(mode);
+        Ok(())
     }
 
     /// Closes the ring: pending ops settle with ECANCELED now; `onBatch(-1)`

@@ -17,6 +17,8 @@ pub mod glibc_compat;
 pub mod mio;
 mod select;
 #[cfg(target_os = "linux")]
+pub mod sim;
+#[cfg(target_os = "linux")]
 pub mod uring;
 
 pub use select::{select, Backend, SelectError, Selected};
@@ -39,6 +41,9 @@ pub struct EngineConfig {
     /// them in parallel (O_DIRECT at 32 in flight: 64k/s with 16 threads,
     /// 51k/s with 8, 34k/s with 4 on the development machine).
     pub file_threads: usize,
+    /// The sim engine's seed: its completion order and the crashes it
+    /// draws follow from it.
+    pub seed: u64,
 }
 
 impl Default for EngineConfig {
@@ -50,6 +55,7 @@ impl Default for EngineConfig {
             fixed_files: 1024,
             fixed_buffers: 1024,
             file_threads: 16,
+            seed: 0,
         }
     }
 }
@@ -265,5 +271,11 @@ pub trait Engine: Send + Sync + 'static {
     /// The local (`peer == false`) or remote address of socket `fd`.
     fn sock_name(&self, fd: i32, peer: bool) -> Result<libc::sockaddr_storage, i32> {
         control::sock_name(fd, peer)
+    }
+
+    /// The sim engine's own controls (crash, ...), if this is it.
+    #[cfg(target_os = "linux")]
+    fn sim(&self) -> Option<&sim::SimEngine> {
+        None
     }
 }

@@ -14,6 +14,8 @@ pub enum Backend {
     IoUring,
     /// mio, even where io_uring works.
     Mio,
+    /// The sim engine: an in-memory disk, seeded (`EngineConfig::seed`).
+    Sim,
 }
 
 impl Backend {
@@ -22,6 +24,7 @@ impl Backend {
             "auto" => Some(Backend::Auto),
             "io_uring" => Some(Backend::IoUring),
             "mio" => Some(Backend::Mio),
+            "sim" => Some(Backend::Sim),
             _ => None,
         }
     }
@@ -60,8 +63,21 @@ fn fd_limit(errno: Option<i32>) -> bool {
 
 /// Makes the engine `backend` asks for.
 pub fn select(cfg: &EngineConfig, backend: Backend) -> Result<Selected, SelectError> {
+    if backend == Backend::Sim {
+        return sim(cfg)
+            .map_err(|e| SelectError {
+                io_uring_unavailable: false,
+                system: fd_limit(e.raw_os_error())
+                    .then(|| (e.raw_os_error().unwrap_or(0), "eventfd")),
+                reason: format!("the sim engine failed: {e}"),
+            })
+            .map(|engine| Selected {
+                engine,
+                fallback_reason: None,
+            });
+    }
     let uring_reason = match backend {
-        Backend::Mio => None,
+        Backend::Mio | Backend::Sim => None,
         Backend::Auto | Backend::IoUring => match uring(cfg) {
             Ok(engine) => {
                 return Ok(Selected {
@@ -142,6 +158,18 @@ fn uring(_cfg: &EngineConfig) -> Result<Arc<dyn Engine>, Failure> {
             std::env::consts::OS
         ),
     })
+}
+
+#[cfg(target_os = "linux")]
+fn sim(cfg: &EngineConfig) -> std::io::Result<Arc<dyn Engine>> {
+    Ok(Arc::new(super::sim::SimEngine::new(cfg)?))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sim(_cfg: &EngineConfig) -> std::io::Result<Arc<dyn Engine>> {
+    Err(std::io::Error::other(
+        "the sim engine is built for Linux only so far",
+    ))
 }
 
 #[cfg(unix)]

@@ -1,0 +1,111 @@
+// The sim engine through the public API: ringline/fs functions on an
+// in-memory disk, what a crash keeps, the seed, and its option errors.
+
+import test from 'ava'
+import * as fs from 'node:fs'
+import * as fsp from 'node:fs/promises'
+import * as path from 'node:path'
+import { Ring } from '../index'
+import { makeTmpDir, removeTmpDir } from './helpers'
+
+let root: string
+test.before(() => {
+  root = makeTmpDir('sim')
+})
+test.after.always(() => removeTmpDir(root))
+
+/** The same steps on node:fs (under a real directory) and on a sim ring (under "/"); results compared. */
+test('a sim ring gives the results and errors node:fs gives on a real disk', async (t) => {
+  const ring = new Ring({ backend: 'sim', seed: 1 })
+  const steps = (api: typeof fsp, base: string): Array<() => Promise<unknown>> => [
+    () => api.mkdir(path.join(base, 'd')),
+    () => api.mkdir(path.join(base, 'd')),
+    () => api.writeFile(path.join(base, 'd', 'a'), 'hello'),
+    () => api.appendFile(path.join(base, 'd', 'a'), ' world'),
+    () => api.readFile(path.join(base, 'd', 'a'), 'utf8'),
+    () => api.stat(path.join(base, 'd', 'a')).then((s) => [s.size, s.isFile(), s.isDirectory()]),
+    () => api.rename(path.join(base, 'd', 'a'), path.join(base, 'd', 'b')),
+    () => api.readdir(path.join(base, 'd')),
+    () => api.readFile(path.join(base, 'd', 'a')),
+    () => api.symlink('b', path.join(base, 'd', 'l')).then(() => api.readFile(path.join(base, 'd', 'l'), 'utf8')),
+    () => api.rmdir(path.join(base, 'd')),
+    () => api.unlink(path.join(base, 'd', 'l')).then(() => api.unlink(path.join(base, 'd', 'b'))),
+    () => api.rmdir(path.join(base, 'd')),
+    () => api.stat(path.join(base, 'd')),
+  ]
+  const outcome = async (f: () => Promise<unknown>): Promise<unknown> => {
+    try {
+      return { ok: await f() }
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException
+      return { code: err.code, syscall: err.syscall }
+    }
+  }
+  const real = path.join(root, 'diff')
+  fs.mkdirSync(real)
+  const nodeSteps = steps(fsp, real)
+  const simSteps = steps(ring.fs as unknown as typeof fsp, '/')
+  for (let i = 0; i < nodeSteps.length; i++) {
+    t.deepEqual(await outcome(simSteps[i]), await outcome(nodeSteps[i]), `step ${i}`)
+  }
+  t.false(fs.existsSync('/d'), 'nothing real was touched')
+  await ring.close()
+})
+
+test('crash: synced bytes and names whose directory was synced survive; the rest as the mode says; old handles are stale', async (t) => {
+  for (const [mode, data, names] of [
+    ['pessimistic', 'durable', ['a']],
+    ['optimistic', 'XXXXble', ['a', 'b']],
+  ] as const) {
+    const ring = new Ring({ backend: 'sim', seed: 5 })
+    await ring.fs.mkdir('/data')
+    const root = await ring.open('/', 'r')
+    await root.sync()
+    await root.close()
+    const fh = await ring.open('/data/a', 'w+')
+    await fh.write(Buffer.from('durable'), 0, 7, 0)
+    await fh.datasync()
+    const dir = await ring.open('/data', 'r')
+    await dir.sync()
+    await dir.close()
+    await fh.write(Buffer.from('XXXX'), 0, 4, 0)
+    await ring.fs.writeFile('/data/b', 'a name never synced', { flush: true })
+    await ring.sim!.crash({ mode })
+    t.is(await ring.fs.readFile('/data/a', 'utf8'), data, mode)
+    t.deepEqual((await ring.fs.readdir('/data')).sort(), [...names], mode)
+    const e = await t.throwsAsync(fh.read(Buffer.alloc(4), 0, 4, 0))
+    t.is((e as NodeJS.ErrnoException).code, 'EBADF', 'a handle from before the crash')
+    await fh.close().catch(() => undefined)
+    await ring.close()
+  }
+})
+
+test('the seed: given, from RINGLINE_SIM_SEED, or drawn and told; bad options and other engines', async (t) => {
+  const a = new Ring({ backend: 'sim', seed: 123 })
+  t.is(a.sim?.seed, 123)
+  t.is(a.backend, 'sim')
+  await a.close()
+  const saved = process.env.RINGLINE_SIM_SEED
+  process.env.RINGLINE_SIM_SEED = '77'
+  try {
+    const b = new Ring({ backend: 'sim' })
+    t.is(b.sim?.seed, 77)
+    await b.close()
+  } finally {
+    if (saved === undefined) delete process.env.RINGLINE_SIM_SEED
+    else process.env.RINGLINE_SIM_SEED = saved
+  }
+  if (saved === undefined) {
+    const c = new Ring({ backend: 'sim' })
+    t.true(Number.isInteger(c.sim?.seed))
+    await c.close()
+  }
+  t.throws(() => new Ring({ backend: 'sim', seed: -1 }), { code: 'ERR_OUT_OF_RANGE' })
+  t.throws(() => new Ring({ backend: 'sim', seed: 1.5 }), { code: 'ERR_OUT_OF_RANGE' })
+  const d = new Ring({ backend: 'sim', seed: 1 })
+  await t.throwsAsync(d.sim!.crash({ mode: 'sometimes' as 'random' }), { code: 'ERR_INVALID_ARG_VALUE' })
+  await d.close()
+  const real = new Ring({ backend: 'mio' })
+  t.is(real.sim, null)
+  await real.close()
+})

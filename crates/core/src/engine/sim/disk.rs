@@ -1,0 +1,530 @@
+//! The sim engine's disk: a tree of directories, files and symlinks in
+//! memory, with what is durable kept apart from what is not.
+//!
+//! The model is ext4 with `data=ordered` as an application may rely on it,
+//! and stricter where ext4 is kinder than POSIX promises:
+//! - A file's bytes and size are durable once an `fsync` or `fdatasync` of
+//!   it returns (`O_SYNC`/`O_DSYNC` make every write do that).
+//! - A name (created, renamed, unlinked) is durable only once its
+//!   directory is fsynced. ext4 usually persists a new file's entry with
+//!   the file's own fsync; the sim does not, so code that forgets the
+//!   directory fsync loses the name here.
+//! - What was written and not synced may survive a crash whole, partly (a
+//!   sector at a time, in any order) or not at all.
+
+use std::collections::{BTreeMap, HashMap};
+
+/// The sim disk's sector: the unit a torn write keeps or loses, and the
+/// `O_DIRECT` alignment it asks for.
+pub const SECTOR: usize = 512;
+
+/// An inode number.
+pub type Ino = u64;
+
+const ROOT: Ino = 1;
+
+/// A write not made durable yet: where, and the bytes.
+#[derive(Clone, Debug)]
+pub struct Unsynced {
+    pub offset: u64,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Node {
+    File {
+        /// What reads see.
+        data: Vec<u8>,
+        /// What survives a crash that keeps nothing unsynced.
+        durable: Vec<u8>,
+        /// Writes since the last sync, oldest first.
+        unsynced: Vec<Unsynced>,
+        /// The size set by a truncate since the last sync, if any.
+        truncated: Option<u64>,
+    },
+    Dir {
+        entries: BTreeMap<Vec<u8>, Ino>,
+        /// The entries as of the last fsync of the directory.
+        durable: BTreeMap<Vec<u8>, Ino>,
+    },
+    Symlink {
+        target: Vec<u8>,
+    },
+}
+
+/// Seconds and nanoseconds of virtual time.
+pub type Time = (i64, u32);
+
+#[derive(Clone, Debug)]
+pub struct Inode {
+    pub node: Node,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Names that refer to it.
+    pub nlink: u32,
+    pub atime: Time,
+    pub mtime: Time,
+    pub ctime: Time,
+    pub btime: Time,
+}
+
+impl Inode {
+    pub fn size(&self) -> u64 {
+        match &self.node {
+            Node::File { data, .. } => data.len() as u64,
+            Node::Dir { entries, .. } => 4096 * (1 + entries.len() as u64 / 128),
+            Node::Symlink { target } => target.len() as u64,
+        }
+    }
+
+    pub fn file_type(&self) -> u32 {
+        match self.node {
+            Node::File { .. } => libc::S_IFREG,
+            Node::Dir { .. } => libc::S_IFDIR,
+            Node::Symlink { .. } => libc::S_IFLNK,
+        }
+    }
+}
+
+/// How a crash treats what was not durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashMode {
+    /// Everything unsynced is lost.
+    Pessimistic,
+    /// Everything unsynced survives.
+    Optimistic,
+    /// Each unsynced write survives whole, torn (some sectors) or not at
+    /// all, and each unsynced name change survives or not, drawn from the
+    /// seed.
+    Random,
+}
+
+/// The disk.
+#[derive(Clone, Debug)]
+pub struct Disk {
+    pub inodes: HashMap<Ino, Inode>,
+    next_ino: Ino,
+    /// Bytes of file data the disk holds at most (`ENOSPC` past it).
+    pub capacity: u64,
+}
+
+/// Where a path leads.
+pub struct Resolved {
+    /// The directory holding the last name.
+    pub parent: Ino,
+    /// The last name (empty for "/").
+    pub name: Vec<u8>,
+    /// What the name refers to, if it exists.
+    pub ino: Option<Ino>,
+}
+
+const MAX_LINKS: usize = 40;
+
+impl Disk {
+    pub fn new(capacity: u64, now: Time) -> Disk {
+        let mut inodes = HashMap::new();
+        inodes.insert(
+            ROOT,
+            Inode {
+                node: Node::Dir {
+                    entries: BTreeMap::new(),
+                    durable: BTreeMap::new(),
+                },
+                mode: libc::S_IFDIR | 0o755,
+                uid: 0,
+                gid: 0,
+                nlink: 2,
+                atime: now,
+                mtime: now,
+                ctime: now,
+                btime: now,
+            },
+        );
+        Disk {
+            inodes,
+            next_ino: ROOT + 1,
+            capacity,
+        }
+    }
+
+    pub fn get(&self, ino: Ino) -> Option<&Inode> {
+        self.inodes.get(&ino)
+    }
+
+    pub fn get_mut(&mut self, ino: Ino) -> Option<&mut Inode> {
+        self.inodes.get_mut(&ino)
+    }
+
+    /// Bytes of file data held now.
+    pub fn used(&self) -> u64 {
+        self.inodes
+            .values()
+            .map(|i| match &i.node {
+                Node::File { data, .. } => data.len() as u64,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Resolves `path` (relative paths start at "/"): every symlink on the
+    /// way is followed, the last one only with `follow`.
+    pub fn resolve(&self, path: &[u8], follow: bool) -> Result<Resolved, i32> {
+        self.resolve_from(ROOT, path, follow, 0)
+    }
+
+    fn resolve_from(
+        &self,
+        start: Ino,
+        path: &[u8],
+        follow: bool,
+        depth: usize,
+    ) -> Result<Resolved, i32> {
+        if path.is_empty() {
+            return Err(libc::ENOENT);
+        }
+        if depth > MAX_LINKS {
+            return Err(libc::ELOOP);
+        }
+        let mut dir = if path[0] == b'/' { ROOT } else { start };
+        let parts: Vec<&[u8]> = path
+            .split(|&b| b == b'/')
+            .filter(|p| !p.is_empty() && *p != b".")
+            .collect();
+        if parts.is_empty() {
+            return Ok(Resolved {
+                parent: ROOT,
+                name: Vec::new(),
+                ino: Some(dir),
+            });
+        }
+        let trailing_slash = path.ends_with(b"/");
+        let mut parents = vec![dir];
+        for (i, part) in parts.iter().enumerate() {
+            let last = i + 1 == parts.len();
+            if *part == b".." {
+                if parents.len() > 1 {
+                    parents.pop();
+                }
+                dir = *parents.last().expect("root stays");
+                if last {
+                    return Ok(Resolved {
+                        parent: dir,
+                        name: Vec::new(),
+                        ino: Some(dir),
+                    });
+                }
+                continue;
+            }
+            let entries = match &self.inodes[&dir].node {
+                Node::Dir { entries, .. } => entries,
+                _ => return Err(libc::ENOTDIR),
+            };
+            let found = entries.get(*part).copied();
+            if last {
+                if let Some(ino) = found {
+                    if let Node::Symlink { target } = &self.inodes[&ino].node {
+                        if follow || trailing_slash {
+                            return self.resolve_from(dir, target, follow, depth + 1);
+                        }
+                    }
+                    if trailing_slash && !matches!(self.inodes[&ino].node, Node::Dir { .. }) {
+                        return Err(libc::ENOTDIR);
+                    }
+                }
+                return Ok(Resolved {
+                    parent: dir,
+                    name: part.to_vec(),
+                    ino: found,
+                });
+            }
+            let Some(ino) = found else {
+                return Err(libc::ENOENT);
+            };
+            match &self.inodes[&ino].node {
+                Node::Dir { .. } => {
+                    dir = ino;
+                    parents.push(ino);
+                }
+                Node::Symlink { target } => {
+                    let r = self.resolve_from(dir, target, true, depth + 1)?;
+                    let target = r.ino.ok_or(libc::ENOENT)?;
+                    if !matches!(self.inodes[&target].node, Node::Dir { .. }) {
+                        return Err(libc::ENOTDIR);
+                    }
+                    dir = target;
+                    parents.push(target);
+                }
+                Node::File { .. } => return Err(libc::ENOTDIR),
+            }
+        }
+        unreachable!("the last part returns")
+    }
+
+    /// A new inode of `node`, not linked anywhere yet.
+    pub fn make(&mut self, node: Node, mode: u32, now: Time) -> Ino {
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        self.inodes.insert(
+            ino,
+            Inode {
+                node,
+                mode,
+                uid: 0,
+                gid: 0,
+                nlink: 0,
+                atime: now,
+                mtime: now,
+                ctime: now,
+                btime: now,
+            },
+        );
+        ino
+    }
+
+    pub fn new_file(&mut self, mode: u32, now: Time) -> Ino {
+        self.make(
+            Node::File {
+                data: Vec::new(),
+                durable: Vec::new(),
+                unsynced: Vec::new(),
+                truncated: None,
+            },
+            libc::S_IFREG | (mode & 0o7777),
+            now,
+        )
+    }
+
+    /// Puts `name` in directory `dir`, referring to `ino`.
+    pub fn link(&mut self, dir: Ino, name: &[u8], ino: Ino, now: Time) {
+        if let Some(Inode {
+            node: Node::Dir { entries, .. },
+            mtime,
+            ctime,
+            ..
+        }) = self.inodes.get_mut(&dir)
+        {
+            entries.insert(name.to_vec(), ino);
+            *mtime = now;
+            *ctime = now;
+        }
+        if let Some(i) = self.inodes.get_mut(&ino) {
+            i.nlink += 1;
+            i.ctime = now;
+        }
+    }
+
+    /// Takes `name` out of directory `dir`; returns what it referred to.
+    pub fn unlink(&mut self, dir: Ino, name: &[u8], now: Time) -> Option<Ino> {
+        let ino = match self.inodes.get_mut(&dir) {
+            Some(Inode {
+                node: Node::Dir { entries, .. },
+                mtime,
+                ctime,
+                ..
+            }) => {
+                *mtime = now;
+                *ctime = now;
+                entries.remove(name)?
+            }
+            _ => return None,
+        };
+        if let Some(i) = self.inodes.get_mut(&ino) {
+            i.nlink = i.nlink.saturating_sub(1);
+            i.ctime = now;
+        }
+        Some(ino)
+    }
+
+    /// Writes `bytes` at `offset` of file `ino` (not durable yet).
+    pub fn write(&mut self, ino: Ino, offset: u64, bytes: &[u8], now: Time) -> Result<usize, i32> {
+        let grow = {
+            let i = self.inodes.get(&ino).ok_or(libc::EBADF)?;
+            (offset + bytes.len() as u64).saturating_sub(i.size())
+        };
+        if grow > 0 && self.used() + grow > self.capacity {
+            return Err(libc::ENOSPC);
+        }
+        let i = self.inodes.get_mut(&ino).ok_or(libc::EBADF)?;
+        let Node::File { data, unsynced, .. } = &mut i.node else {
+            return Err(libc::EISDIR);
+        };
+        let end = offset as usize + bytes.len();
+        if data.len() < end {
+            data.resize(end, 0);
+        }
+        data[offset as usize..end].copy_from_slice(bytes);
+        unsynced.push(Unsynced {
+            offset,
+            bytes: bytes.to_vec(),
+        });
+        i.mtime = now;
+        i.ctime = now;
+        Ok(bytes.len())
+    }
+
+    /// Cuts or extends file `ino` to `len` bytes (not durable yet).
+    pub fn truncate(&mut self, ino: Ino, len: u64, now: Time) -> Result<(), i32> {
+        let i = self.inodes.get_mut(&ino).ok_or(libc::EBADF)?;
+        let Node::File {
+            data,
+            unsynced,
+            truncated,
+            ..
+        } = &mut i.node
+        else {
+            return Err(libc::EINVAL);
+        };
+        data.resize(len as usize, 0);
+        // A later crash replays writes onto the durable bytes cut to this.
+        for u in unsynced.iter_mut() {
+            let keep = len.saturating_sub(u.offset) as usize;
+            u.bytes.truncate(keep);
+        }
+        *truncated = Some(len);
+        i.mtime = now;
+        i.ctime = now;
+        Ok(())
+    }
+
+    /// Makes file `ino`'s bytes and size durable (fsync, fdatasync); for a
+    /// directory, its entries.
+    pub fn sync(&mut self, ino: Ino) -> Result<(), i32> {
+        let i = self.inodes.get_mut(&ino).ok_or(libc::EBADF)?;
+        match &mut i.node {
+            Node::File {
+                data,
+                durable,
+                unsynced,
+                truncated,
+            } => {
+                durable.clone_from(data);
+                unsynced.clear();
+                *truncated = None;
+            }
+            Node::Dir { entries, durable } => durable.clone_from(entries),
+            Node::Symlink { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// The disk as it is after a power loss now: see [`CrashMode`].
+    /// `draw(n)` gives a number below `n` (the seed's).
+    pub fn crash(&mut self, mode: CrashMode, draw: &mut dyn FnMut(u64) -> u64) {
+        let mut inos: Vec<Ino> = self.inodes.keys().copied().collect();
+        inos.sort_unstable();
+        for ino in inos {
+            let i = self.inodes.get_mut(&ino).expect("listed");
+            match &mut i.node {
+                Node::File {
+                    data,
+                    durable,
+                    unsynced,
+                    truncated,
+                } => {
+                    let mut image = durable.clone();
+                    if mode != CrashMode::Pessimistic {
+                        if let Some(len) = *truncated {
+                            if mode == CrashMode::Optimistic || draw(2) == 0 {
+                                image.resize(len as usize, 0);
+                            }
+                        }
+                        for u in unsynced.iter() {
+                            let whole = mode == CrashMode::Optimistic;
+                            let pick = if whole { 0 } else { draw(4) };
+                            // 0, 1: kept; 2: lost; 3: torn.
+                            if pick == 2 {
+                                continue;
+                            }
+                            let end = u.offset as usize + u.bytes.len();
+                            for (s, chunk) in u.bytes.chunks(SECTOR).enumerate() {
+                                if pick == 3 && draw(2) == 0 {
+                                    continue;
+                                }
+                                let at = u.offset as usize + s * SECTOR;
+                                if image.len() < at + chunk.len() {
+                                    image.resize(at + chunk.len(), 0);
+                                }
+                                image[at..at + chunk.len()].copy_from_slice(chunk);
+                            }
+                            if pick != 3 && image.len() < end {
+                                image.resize(end, 0);
+                            }
+                        }
+                    }
+                    *data = image.clone();
+                    *durable = image;
+                    unsynced.clear();
+                    *truncated = None;
+                }
+                Node::Dir { entries, durable } => {
+                    let mut image = durable.clone();
+                    if mode == CrashMode::Optimistic {
+                        image = entries.clone();
+                    } else if mode == CrashMode::Random {
+                        let mut names: Vec<Vec<u8>> =
+                            entries.keys().chain(durable.keys()).cloned().collect();
+                        names.sort();
+                        names.dedup();
+                        for n in names {
+                            if entries.get(&n) != durable.get(&n) && draw(2) == 0 {
+                                match entries.get(&n) {
+                                    Some(v) => image.insert(n, *v),
+                                    None => image.remove(&n),
+                                };
+                            }
+                        }
+                    }
+                    *entries = image.clone();
+                    *durable = image;
+                }
+                Node::Symlink { .. } => {}
+            }
+        }
+        self.collect();
+    }
+
+    /// Counts links again from the tree and drops what no name reaches
+    /// (after a crash: no descriptor survives to hold an unlinked file).
+    fn collect(&mut self) {
+        let mut links: HashMap<Ino, u32> = HashMap::new();
+        let mut stack = vec![ROOT];
+        let mut seen = std::collections::HashSet::new();
+        links.insert(ROOT, 2);
+        while let Some(d) = stack.pop() {
+            if !seen.insert(d) {
+                continue;
+            }
+            let Some(Inode {
+                node: Node::Dir { entries, .. },
+                ..
+            }) = self.inodes.get(&d)
+            else {
+                continue;
+            };
+            for &child in entries.values() {
+                *links.entry(child).or_insert(0) += 1;
+                if matches!(
+                    self.inodes.get(&child).map(|i| &i.node),
+                    Some(Node::Dir { .. })
+                ) {
+                    stack.push(child);
+                }
+            }
+        }
+        self.inodes.retain(|ino, _| links.contains_key(ino));
+        for (ino, n) in links {
+            if let Some(i) = self.inodes.get_mut(&ino) {
+                i.nlink = n;
+            }
+        }
+        // Entries that name an inode gone with its unsynced creation.
+        let live: std::collections::HashSet<Ino> = self.inodes.keys().copied().collect();
+        for i in self.inodes.values_mut() {
+            if let Node::Dir { entries, durable } = &mut i.node {
+                entries.retain(|_, v| live.contains(v));
+                durable.retain(|_, v| live.contains(v));
+            }
+        }
+    }
+}

@@ -1,0 +1,920 @@
+//! The sim engine: ops run against an in-memory disk ([`disk`]) instead of
+//! the kernel, in an order drawn from a seed, so a program's storage code
+//! can be tested against power loss ([`SimEngine::crash`]) without touching
+//! a real file. Nothing here reaches the kernel's files or sockets; the
+//! one descriptor the engine has is the eventfd that wakes whoever waits
+//! for its completions.
+//!
+//! Every op completes when it is flushed (a disk without latency); what the
+//! seed decides is the order in which the completions of one flush are
+//! posted (chains stay in order), and what a `Random` crash keeps. Virtual
+//! time moves a microsecond per op; files carry it as their times.
+
+pub mod disk;
+
+use super::{Engine, EngineConfig, Feature, MAX_CHAIN};
+use crate::file_table::DioAlign;
+use crate::op::{
+    BlockingCall, Cqe, Link, Op, Statx, SyncKind, Target, CURRENT_POSITION, END_OF_FILE,
+};
+use disk::{CrashMode, Disk, Ino, Node, Time, SECTOR};
+use std::collections::{HashMap, VecDeque};
+use std::ffi::CStr;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Mutex;
+
+/// The sim disk's default size: `ENOSPC` past it.
+pub const DEFAULT_CAPACITY: u64 = 1 << 30;
+
+/// An open file of the sim.
+struct Open {
+    ino: Ino,
+    flags: i32,
+    pos: u64,
+}
+
+struct State {
+    disk: Disk,
+    files: HashMap<i32, Open>,
+    /// Descriptors are never reused, so a handle from before a crash
+    /// stays stale (EBADF) forever.
+    next_fd: i32,
+    sq: Vec<(u64, Op, Link)>,
+    cq: VecDeque<Cqe>,
+    rng: u64,
+    /// Virtual time, in nanoseconds.
+    clock: u64,
+}
+
+// SAFETY: the pointers in queued ops point into the driver's slab entries,
+// which stay allocated until the op's completion is reaped (Engine::push's
+// contract); the state is only touched under its lock.
+unsafe impl Send for State {}
+
+/// The sim engine; see the module documentation.
+pub struct SimEngine {
+    st: Mutex<State>,
+    eventfd: OwnedFd,
+    capacity: usize,
+    seed: u64,
+}
+
+fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// splitmix64: the seed's sequence.
+fn next(rng: &mut u64) -> u64 {
+    *rng = rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *rng;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl SimEngine {
+    pub fn new(cfg: &EngineConfig) -> io::Result<SimEngine> {
+        // SAFETY: plain syscall; the result is checked.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if efd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor nobody else owns.
+        let eventfd = unsafe { OwnedFd::from_raw_fd(efd) };
+        Ok(SimEngine {
+            st: Mutex::new(State {
+                disk: Disk::new(DEFAULT_CAPACITY, (0, 0)),
+                files: HashMap::new(),
+                next_fd: 3,
+                sq: Vec::new(),
+                cq: VecDeque::new(),
+                rng: cfg.seed,
+                clock: 0,
+            }),
+            eventfd,
+            capacity: (cfg.entries as usize).max(MAX_CHAIN),
+            seed: cfg.seed,
+        })
+    }
+
+    /// The seed the engine was made with.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Power loss: every open file of the engine is gone (its descriptor
+    /// answers EBADF from now on), and the disk becomes what `mode` says
+    /// survived. Completions posted before stay to be reaped.
+    pub fn crash(&self, mode: CrashMode) {
+        let mut st = lock(&self.st);
+        st.files.clear();
+        let State { disk, rng, .. } = &mut *st;
+        disk.crash(mode, &mut |n| next(rng) % n.max(1));
+    }
+
+    fn signal(&self) {
+        let one = 1u64;
+        // SAFETY: writes 8 bytes from a local u64 to an eventfd we own.
+        unsafe { libc::write(self.eventfd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+}
+
+fn now(st: &State) -> Time {
+    (
+        (st.clock / 1_000_000_000) as i64 + 1_700_000_000,
+        (st.clock % 1_000_000_000) as u32,
+    )
+}
+
+/// A path an op points at.
+///
+/// # Safety
+/// `p` is a NUL-terminated string that outlives the returned slice.
+unsafe fn path<'a>(p: *const libc::c_char) -> &'a [u8] {
+    // SAFETY: the caller's contract (Engine::push's: the op's memory lives
+    // until its completion is reaped).
+    unsafe { CStr::from_ptr(p) }.to_bytes()
+}
+
+/// What one op did, and whether it did all it was asked (a link breaks
+/// after an op that did not).
+fn run(st: &mut State, op: &Op) -> (i32, bool) {
+    st.clock += 1_000;
+    let r = match *op {
+        Op::Nop => Ok(0),
+        // SAFETY (each `path` below): op memory lives until its completion.
+        Op::Open {
+            path: p,
+            flags,
+            mode,
+        } => open(st, unsafe { path(p) }, flags, mode),
+        Op::Close { fd } => close(st, fd),
+        Op::Read {
+            target,
+            ptr,
+            len,
+            offset,
+            ..
+        } => fd_of(target).and_then(|fd| {
+            // SAFETY: the op's buffer holds len bytes until it completes.
+            let buf = unsafe { std::slice::from_raw_parts_mut(ptr, len as usize) };
+            read(st, fd, buf, offset)
+        }),
+        Op::Write {
+            target,
+            ptr,
+            len,
+            offset,
+            ..
+        } => fd_of(target).and_then(|fd| {
+            // SAFETY: as for a read.
+            let buf = unsafe { std::slice::from_raw_parts(ptr, len as usize) };
+            write(st, fd, buf, offset)
+        }),
+        Op::Readv {
+            target,
+            iov,
+            count,
+            offset,
+        } => fd_of(target).and_then(|fd| {
+            // SAFETY: the op's iovec array (count entries) and the buffers
+            // it names live until it completes.
+            let iovs = unsafe { std::slice::from_raw_parts(iov, count as usize) };
+            let mut total = 0usize;
+            for v in iovs {
+                // SAFETY: as above.
+                let buf =
+                    unsafe { std::slice::from_raw_parts_mut(v.iov_base.cast::<u8>(), v.iov_len) };
+                let at = if offset == CURRENT_POSITION {
+                    offset
+                } else {
+                    offset + total as u64
+                };
+                let n = read(st, fd, buf, at)? as usize;
+                total += n;
+                if n < v.iov_len {
+                    break;
+                }
+            }
+            Ok(total as i32)
+        }),
+        Op::Writev {
+            target,
+            iov,
+            count,
+            offset,
+        } => fd_of(target).and_then(|fd| {
+            // SAFETY: as for readv.
+            let iovs = unsafe { std::slice::from_raw_parts(iov, count as usize) };
+            let mut total = 0usize;
+            for v in iovs {
+                // SAFETY: as above.
+                let buf = unsafe { std::slice::from_raw_parts(v.iov_base.cast::<u8>(), v.iov_len) };
+                let at = match offset {
+                    CURRENT_POSITION | END_OF_FILE => offset,
+                    o => o + total as u64,
+                };
+                total += write(st, fd, buf, at)? as usize;
+            }
+            Ok(total as i32)
+        }),
+        Op::Fsync { target, kind } => fd_of(target).and_then(|fd| {
+            let _: SyncKind = kind;
+            let ino = st.files.get(&fd).ok_or(libc::EBADF)?.ino;
+            st.disk.sync(ino).map(|()| 0)
+        }),
+        Op::Statx { fd, out } => {
+            let ino = st.files.get(&fd).map(|o| o.ino).ok_or(libc::EBADF);
+            // SAFETY: out points at the op's statx buffer.
+            ino.map(|ino| fill_statx(st, ino, unsafe { &mut *out }))
+        }
+        Op::Ftruncate { target, len } => fd_of(target).and_then(|fd| truncate_fd(st, fd, len)),
+        Op::StatPath {
+            path: p,
+            flags,
+            out,
+        } => {
+            let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
+            // SAFETY: as above; out is the op's statx buffer.
+            st.disk.resolve(unsafe { path(p) }, follow).and_then(|r| {
+                let ino = r.ino.ok_or(libc::ENOENT)?;
+                // SAFETY: out is the op's statx buffer, unaliased until it completes.
+                Ok(fill_statx(st, ino, unsafe { &mut *out }))
+            })
+        }
+        // SAFETY: as above.
+        Op::Unlink { path: p, flags } => {
+            unlink(st, unsafe { path(p) }, flags & libc::AT_REMOVEDIR != 0)
+        }
+        // SAFETY: as above.
+        Op::Rename { from, to } => rename(st, unsafe { path(from) }, unsafe { path(to) }),
+        // SAFETY: as above.
+        Op::Mkdir { path: p, mode } => mkdir(st, unsafe { path(p) }, mode),
+        Op::Symlink { target, path: p } => {
+            // SAFETY: as above.
+            let (t, p) = unsafe { (path(target), path(p)) };
+            symlink(st, t, p)
+        }
+        // SAFETY: as above.
+        Op::Link { from, to } => hard_link(st, unsafe { path(from) }, unsafe { path(to) }),
+        // SAFETY: the call lives in the op's slab entry until it completes,
+        // and nothing else touches it meanwhile.
+        Op::Blocking { call } => blocking(st, unsafe { &mut *call }),
+        Op::Cancel { .. } | Op::CancelFile { .. } | Op::CancelAll => Err(libc::ENOENT),
+        Op::OpenFixed { .. } | Op::CloseFixed { .. } | Op::InstallFixed { .. } => {
+            Err(libc::EOPNOTSUPP)
+        }
+        Op::AcceptMulti { .. }
+        | Op::Connect { .. }
+        | Op::LinkTimeout { .. }
+        | Op::RecvMulti { .. }
+        | Op::Send { .. }
+        | Op::SendMsg { .. }
+        | Op::SendZc { .. }
+        | Op::Shutdown { .. } => Err(libc::EOPNOTSUPP),
+    };
+    match r {
+        Ok(n) => {
+            let whole = match *op {
+                Op::Read { len, .. } | Op::Write { len, .. } => n as u32 == len,
+                _ => true,
+            };
+            (n, whole)
+        }
+        Err(e) => (-e, false),
+    }
+}
+
+fn fd_of(t: Target) -> Result<i32, i32> {
+    match t {
+        Target::Fd(fd) => Ok(fd),
+        Target::Fixed(_) => Err(libc::EBADF),
+    }
+}
+
+fn fill_statx(st: &State, ino: Ino, out: &mut Statx) -> i32 {
+    let Some(i) = st.disk.get(ino) else {
+        return -libc::ENOENT;
+    };
+    let ts = |t: Time| {
+        // SAFETY: plain old data; all-zero is valid.
+        let mut x: libc::statx_timestamp = unsafe { std::mem::zeroed() };
+        x.tv_sec = t.0;
+        x.tv_nsec = t.1;
+        x
+    };
+    // SAFETY: statx is plain old data; all-zero is valid.
+    *out = unsafe { std::mem::zeroed() };
+    out.stx_mask = libc::STATX_BASIC_STATS | libc::STATX_BTIME;
+    out.stx_blksize = 4096;
+    out.stx_nlink = i.nlink;
+    out.stx_uid = i.uid;
+    out.stx_gid = i.gid;
+    out.stx_mode = i.mode as u16;
+    out.stx_ino = ino;
+    out.stx_size = i.size();
+    out.stx_blocks = i.size().div_ceil(SECTOR as u64);
+    out.stx_atime = ts(i.atime);
+    out.stx_mtime = ts(i.mtime);
+    out.stx_ctime = ts(i.ctime);
+    out.stx_btime = ts(i.btime);
+    out.stx_dev_minor = 0x51; // the sim's device
+    0
+}
+
+fn open(st: &mut State, p: &[u8], flags: i32, mode: u32) -> Result<i32, i32> {
+    let t = now(st);
+    let follow = flags & libc::O_NOFOLLOW == 0;
+    let r = st.disk.resolve(p, follow)?;
+    let creat = flags & libc::O_CREAT != 0;
+    let ino = match r.ino {
+        Some(_) if creat && flags & libc::O_EXCL != 0 => return Err(libc::EEXIST),
+        Some(ino) => ino,
+        None if creat => {
+            if r.name.is_empty() {
+                return Err(libc::EISDIR);
+            }
+            let ino = st.disk.new_file(mode, t);
+            st.disk.link(r.parent, &r.name, ino, t);
+            ino
+        }
+        None => return Err(libc::ENOENT),
+    };
+    let acc = flags & libc::O_ACCMODE;
+    let node = &st.disk.get(ino).ok_or(libc::ENOENT)?.node;
+    match node {
+        Node::Dir { .. } if acc != libc::O_RDONLY => return Err(libc::EISDIR),
+        Node::Symlink { .. } => return Err(libc::ELOOP),
+        Node::File { .. } if flags & libc::O_DIRECTORY != 0 => return Err(libc::ENOTDIR),
+        _ => {}
+    }
+    if flags & libc::O_TRUNC != 0 && acc != libc::O_RDONLY && matches!(node, Node::File { .. }) {
+        st.disk.truncate(ino, 0, t)?;
+    }
+    let fd = st.next_fd;
+    st.next_fd += 1;
+    st.files.insert(fd, Open { ino, flags, pos: 0 });
+    Ok(fd)
+}
+
+fn close(st: &mut State, fd: i32) -> Result<i32, i32> {
+    let o = st.files.remove(&fd).ok_or(libc::EBADF)?;
+    let open_elsewhere = st.files.values().any(|f| f.ino == o.ino);
+    if !open_elsewhere && st.disk.get(o.ino).is_some_and(|i| i.nlink == 0) {
+        st.disk.inodes.remove(&o.ino);
+    }
+    Ok(0)
+}
+
+fn read(st: &mut State, fd: i32, buf: &mut [u8], offset: u64) -> Result<i32, i32> {
+    let t = now(st);
+    let o = st.files.get(&fd).ok_or(libc::EBADF)?;
+    if o.flags & libc::O_ACCMODE == libc::O_WRONLY {
+        return Err(libc::EBADF);
+    }
+    let (ino, at) = (
+        o.ino,
+        if offset == CURRENT_POSITION {
+            o.pos
+        } else {
+            offset
+        },
+    );
+    let i = st.disk.get_mut(ino).ok_or(libc::EBADF)?;
+    let Node::File { data, .. } = &i.node else {
+        return Err(libc::EISDIR);
+    };
+    let start = (at as usize).min(data.len());
+    let n = buf.len().min(data.len() - start);
+    buf[..n].copy_from_slice(&data[start..start + n]);
+    i.atime = t;
+    if offset == CURRENT_POSITION {
+        st.files.get_mut(&fd).expect("looked up").pos = at + n as u64;
+    }
+    Ok(n as i32)
+}
+
+fn write(st: &mut State, fd: i32, buf: &[u8], offset: u64) -> Result<i32, i32> {
+    let t = now(st);
+    let o = st.files.get(&fd).ok_or(libc::EBADF)?;
+    if o.flags & libc::O_ACCMODE == libc::O_RDONLY {
+        return Err(libc::EBADF);
+    }
+    let (ino, flags) = (o.ino, o.flags);
+    let size = st.disk.get(ino).ok_or(libc::EBADF)?.size();
+    let append =
+        offset == END_OF_FILE || (offset == CURRENT_POSITION && flags & libc::O_APPEND != 0);
+    let at = if append {
+        size
+    } else if offset == CURRENT_POSITION {
+        o.pos
+    } else {
+        offset
+    };
+    let n = st.disk.write(ino, at, buf, t)?;
+    if offset == CURRENT_POSITION {
+        st.files.get_mut(&fd).expect("looked up").pos = at + n as u64;
+    }
+    if flags & (libc::O_SYNC | libc::O_DSYNC) != 0 {
+        st.disk.sync(ino)?;
+    }
+    Ok(n as i32)
+}
+
+fn truncate_fd(st: &mut State, fd: i32, len: u64) -> Result<i32, i32> {
+    let t = now(st);
+    let o = st.files.get(&fd).ok_or(libc::EBADF)?;
+    if o.flags & libc::O_ACCMODE == libc::O_RDONLY {
+        return Err(libc::EINVAL);
+    }
+    let ino = o.ino;
+    st.disk.truncate(ino, len, t).map(|()| 0)
+}
+
+fn unlink(st: &mut State, p: &[u8], dir: bool) -> Result<i32, i32> {
+    let t = now(st);
+    let r = st.disk.resolve(p, false)?;
+    let ino = r.ino.ok_or(libc::ENOENT)?;
+    if r.name.is_empty() {
+        return Err(libc::EBUSY);
+    }
+    match (&st.disk.get(ino).ok_or(libc::ENOENT)?.node, dir) {
+        (Node::Dir { entries, .. }, true) if !entries.is_empty() => return Err(libc::ENOTEMPTY),
+        (Node::Dir { .. }, false) => return Err(libc::EISDIR),
+        (Node::File { .. } | Node::Symlink { .. }, true) => return Err(libc::ENOTDIR),
+        _ => {}
+    }
+    st.disk.unlink(r.parent, &r.name, t);
+    if !st.files.values().any(|f| f.ino == ino) && st.disk.get(ino).is_some_and(|i| i.nlink == 0) {
+        st.disk.inodes.remove(&ino);
+    }
+    Ok(0)
+}
+
+fn rename(st: &mut State, from: &[u8], to: &[u8]) -> Result<i32, i32> {
+    let t = now(st);
+    let a = st.disk.resolve(from, false)?;
+    let ino = a.ino.ok_or(libc::ENOENT)?;
+    let b = st.disk.resolve(to, false)?;
+    if a.name.is_empty() || b.name.is_empty() {
+        return Err(libc::EBUSY);
+    }
+    if b.ino == Some(ino) {
+        return Ok(0);
+    }
+    let is_dir =
+        |st: &State, i: Ino| matches!(st.disk.get(i).map(|x| &x.node), Some(Node::Dir { .. }));
+    if let Some(old) = b.ino {
+        match (is_dir(st, ino), is_dir(st, old)) {
+            (true, false) => return Err(libc::ENOTDIR),
+            (false, true) => return Err(libc::EISDIR),
+            (true, true) => {
+                if let Some(Node::Dir { entries, .. }) = st.disk.get(old).map(|x| &x.node) {
+                    if !entries.is_empty() {
+                        return Err(libc::ENOTEMPTY);
+                    }
+                }
+            }
+            _ => {}
+        }
+        st.disk.unlink(b.parent, &b.name, t);
+        if !st.files.values().any(|f| f.ino == old)
+            && st.disk.get(old).is_some_and(|i| i.nlink == 0)
+        {
+            st.disk.inodes.remove(&old);
+        }
+    }
+    st.disk.unlink(a.parent, &a.name, t);
+    st.disk.link(b.parent, &b.name, ino, t);
+    Ok(0)
+}
+
+fn mkdir(st: &mut State, p: &[u8], mode: u32) -> Result<i32, i32> {
+    let t = now(st);
+    let r = st.disk.resolve(p, false)?;
+    if r.ino.is_some() {
+        return Err(libc::EEXIST);
+    }
+    let ino = st.disk.make(
+        Node::Dir {
+            entries: Default::default(),
+            durable: Default::default(),
+        },
+        libc::S_IFDIR | (mode & 0o7777),
+        t,
+    );
+    st.disk.link(r.parent, &r.name, ino, t);
+    Ok(0)
+}
+
+fn symlink(st: &mut State, target: &[u8], p: &[u8]) -> Result<i32, i32> {
+    let t = now(st);
+    let r = st.disk.resolve(p, false)?;
+    if r.ino.is_some() {
+        return Err(libc::EEXIST);
+    }
+    let ino = st.disk.make(
+        Node::Symlink {
+            target: target.to_vec(),
+        },
+        libc::S_IFLNK | 0o777,
+        t,
+    );
+    st.disk.link(r.parent, &r.name, ino, t);
+    Ok(0)
+}
+
+fn hard_link(st: &mut State, from: &[u8], to: &[u8]) -> Result<i32, i32> {
+    let t = now(st);
+    let a = st.disk.resolve(from, false)?;
+    let ino = a.ino.ok_or(libc::ENOENT)?;
+    if matches!(st.disk.get(ino).map(|x| &x.node), Some(Node::Dir { .. })) {
+        return Err(libc::EPERM);
+    }
+    let b = st.disk.resolve(to, false)?;
+    if b.ino.is_some() {
+        return Err(libc::EEXIST);
+    }
+    st.disk.link(b.parent, &b.name, ino, t);
+    Ok(0)
+}
+
+/// `DT_*` of an inode, as readdir gives it.
+fn dirent_type(n: &Node) -> u8 {
+    match n {
+        Node::File { .. } => libc::DT_REG,
+        Node::Dir { .. } => libc::DT_DIR,
+        Node::Symlink { .. } => libc::DT_LNK,
+    }
+}
+
+/// The calls of the blocking lane, on the model. Errors in the encoding
+/// `BlockingCall` documents (steps for ReadFile/WriteFile).
+fn blocking(st: &mut State, call: &mut BlockingCall) -> Result<i32, i32> {
+    use crate::op::call::READ_FILE_STEP;
+    let t = now(st);
+    match call {
+        BlockingCall::Access { path: p, .. } => {
+            let r = st.disk.resolve(p.to_bytes(), true)?;
+            r.ino.map(|_| 0).ok_or(libc::ENOENT)
+        }
+        BlockingCall::Readdir { path: p, out } => {
+            let r = st.disk.resolve(p.to_bytes(), true)?;
+            let ino = r.ino.ok_or(libc::ENOENT)?;
+            let Node::Dir { entries, .. } = &st.disk.get(ino).ok_or(libc::ENOENT)?.node else {
+                return Err(libc::ENOTDIR);
+            };
+            for (name, child) in entries {
+                out.push(
+                    st.disk
+                        .get(*child)
+                        .map(|i| dirent_type(&i.node))
+                        .unwrap_or(0),
+                );
+                out.extend_from_slice(name);
+                out.push(0);
+            }
+            Ok(entries.len() as i32)
+        }
+        BlockingCall::Readlink { path: p, out } => {
+            let r = st.disk.resolve(p.to_bytes(), false)?;
+            let ino = r.ino.ok_or(libc::ENOENT)?;
+            match &st.disk.get(ino).ok_or(libc::ENOENT)?.node {
+                Node::Symlink { target } => {
+                    out.extend_from_slice(target);
+                    Ok(target.len() as i32)
+                }
+                _ => Err(libc::EINVAL),
+            }
+        }
+        BlockingCall::Chmod { path: p, fd, mode } => {
+            let ino = lookup(st, p.as_deref(), *fd, true)?;
+            let i = st.disk.get_mut(ino).ok_or(libc::ENOENT)?;
+            i.mode = (i.mode & libc::S_IFMT) | (*mode & 0o7777);
+            i.ctime = t;
+            Ok(0)
+        }
+        BlockingCall::Chown {
+            path: p,
+            fd,
+            uid,
+            gid,
+            nofollow,
+        } => {
+            let ino = lookup(st, p.as_deref(), *fd, !*nofollow)?;
+            let i = st.disk.get_mut(ino).ok_or(libc::ENOENT)?;
+            if *uid != u32::MAX {
+                i.uid = *uid;
+            }
+            if *gid != u32::MAX {
+                i.gid = *gid;
+            }
+            i.ctime = t;
+            Ok(0)
+        }
+        BlockingCall::Utimes {
+            path: p,
+            fd,
+            atime,
+            mtime,
+            nofollow,
+        } => {
+            let ino = lookup(st, p.as_deref(), *fd, !*nofollow)?;
+            let i = st.disk.get_mut(ino).ok_or(libc::ENOENT)?;
+            i.atime = (atime.0, atime.1 as u32);
+            i.mtime = (mtime.0, mtime.1 as u32);
+            i.ctime = t;
+            Ok(0)
+        }
+        BlockingCall::Mkdtemp { prefix, out } => {
+            const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+            for _ in 0..100 {
+                let mut name = prefix.clone();
+                for _ in 0..6 {
+                    name.push(CHARS[(next(&mut st.rng) % CHARS.len() as u64) as usize]);
+                }
+                match mkdir(st, &name, 0o700) {
+                    Ok(_) => {
+                        *out = name;
+                        return Ok(0);
+                    }
+                    Err(libc::EEXIST) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(libc::EEXIST)
+        }
+        BlockingCall::Statfs { path: p, out } => {
+            st.disk
+                .resolve(p.to_bytes(), true)?
+                .ino
+                .ok_or(libc::ENOENT)?;
+            let blocks = st.disk.capacity / 4096;
+            let free = blocks.saturating_sub(st.disk.used() / 4096);
+            for f in [
+                0x5349_4d00u64 as f64,
+                4096.0,
+                blocks as f64,
+                free as f64,
+                free as f64,
+                1e6,
+                1e6 - st.disk.inodes.len() as f64,
+            ] {
+                out.extend_from_slice(&f.to_le_bytes());
+            }
+            Ok(0)
+        }
+        BlockingCall::ReadFile {
+            path: p,
+            flags,
+            out,
+        } => {
+            let fd = open(st, p.to_bytes(), *flags, 0o666)?;
+            let size = st
+                .files
+                .get(&fd)
+                .and_then(|o| st.disk.get(o.ino))
+                .map(|i| i.size())
+                .unwrap_or(0);
+            let mut buf = vec![0u8; size as usize];
+            let r = read(st, fd, &mut buf, CURRENT_POSITION);
+            let _ = close(st, fd);
+            let n = r.map_err(|e| e + READ_FILE_STEP * 2)?;
+            buf.truncate(n as usize);
+            *out = buf;
+            Ok(n)
+        }
+        BlockingCall::ReadRest { .. } => Err(libc::EOPNOTSUPP),
+        BlockingCall::WriteFile {
+            path: p,
+            flags,
+            mode,
+            data,
+            flush,
+        } => {
+            let fd = open(st, p.to_bytes(), *flags, *mode)?;
+            let r = write(st, fd, data, CURRENT_POSITION).map_err(|e| e + READ_FILE_STEP);
+            let r = r.and_then(|_| {
+                if *flush {
+                    let ino = st.files[&fd].ino;
+                    st.disk.sync(ino).map_err(|e| e + READ_FILE_STEP * 2)?;
+                }
+                Ok(0)
+            });
+            let _ = close(st, fd);
+            r
+        }
+        BlockingCall::CopyFile {
+            src, dest, excl, ..
+        } => {
+            let from = open(st, src.to_bytes(), libc::O_RDONLY, 0)?;
+            let size = st
+                .disk
+                .get(st.files[&from].ino)
+                .map(|i| i.size())
+                .unwrap_or(0);
+            let mut buf = vec![0u8; size as usize];
+            let r = read(st, from, &mut buf, CURRENT_POSITION);
+            let _ = close(st, from);
+            r?;
+            let flags = libc::O_WRONLY
+                | libc::O_CREAT
+                | libc::O_TRUNC
+                | if *excl { libc::O_EXCL } else { 0 };
+            let to = open(st, dest.to_bytes(), flags, 0o644)?;
+            let r = write(st, to, &buf, CURRENT_POSITION);
+            let _ = close(st, to);
+            r.map(|_| 0)
+        }
+        BlockingCall::Realpath { .. } => Err(libc::ENOSYS),
+    }
+}
+
+/// The inode of a call's path (followed with `follow`), or of its fd.
+fn lookup(st: &State, p: Option<&CStr>, fd: i32, follow: bool) -> Result<Ino, i32> {
+    match p {
+        Some(p) => st
+            .disk
+            .resolve(p.to_bytes(), follow)?
+            .ino
+            .ok_or(libc::ENOENT),
+        None => st.files.get(&fd).map(|o| o.ino).ok_or(libc::EBADF),
+    }
+}
+
+impl Engine for SimEngine {
+    fn name(&self) -> &'static str {
+        "sim"
+    }
+
+    unsafe fn push(&self, user_data: u64, op: &Op, link: Link) -> bool {
+        let mut st = lock(&self.st);
+        if st.sq.len() >= self.capacity {
+            return false;
+        }
+        st.sq.push((user_data, *op, link));
+        true
+    }
+
+    fn sq_space(&self) -> usize {
+        self.capacity.saturating_sub(lock(&self.st).sq.len())
+    }
+
+    fn flush(&self) -> io::Result<usize> {
+        let mut st = lock(&self.st);
+        let sq = std::mem::take(&mut st.sq);
+        let n = sq.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        // Chains run in order; then the seed orders their completions.
+        let mut groups: Vec<Vec<Cqe>> = Vec::new();
+        let mut i = 0;
+        while i < n {
+            let mut group = Vec::new();
+            let mut broken = false;
+            loop {
+                let (user_data, op, link) = sq[i];
+                let result = if broken {
+                    -libc::ECANCELED
+                } else {
+                    let (r, whole) = run(&mut st, &op);
+                    broken = !whole && link != Link::Always;
+                    r
+                };
+                group.push(Cqe {
+                    user_data,
+                    result,
+                    flags: 0,
+                });
+                i += 1;
+                if link == Link::None || i == n {
+                    break;
+                }
+            }
+            groups.push(group);
+        }
+        for k in (1..groups.len()).rev() {
+            let j = (next(&mut st.rng) % (k as u64 + 1)) as usize;
+            groups.swap(k, j);
+        }
+        for g in groups {
+            st.cq.extend(g);
+        }
+        drop(st);
+        self.signal();
+        Ok(n)
+    }
+
+    fn reap(&self, out: &mut Vec<Cqe>) {
+        out.extend(lock(&self.st).cq.drain(..));
+    }
+
+    fn wait(&self, out: &mut Vec<Cqe>) -> io::Result<()> {
+        self.reap(out);
+        if !out.is_empty() {
+            return Ok(());
+        }
+        self.wait_ready()?;
+        self.reap(out);
+        Ok(())
+    }
+
+    fn wait_ready(&self) -> io::Result<()> {
+        let mut count = 0u64;
+        // SAFETY: reads 8 bytes into a local u64 from an eventfd we own.
+        let r = unsafe { libc::read(self.eventfd.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINTR) {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn wake(&self) {
+        self.signal();
+    }
+
+    unsafe fn register_buffer(&self, _slot: u16, _ptr: *mut u8, _len: usize) -> io::Result<()> {
+        Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+    }
+
+    fn unregister_buffer(&self, _slot: u16) {}
+
+    fn register_file(&self, _slot: u32, _fd: i32) -> io::Result<()> {
+        Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+    }
+
+    fn unregister_file(&self, _slot: u32) {}
+
+    fn fixed_file_slots(&self) -> u32 {
+        0
+    }
+
+    fn fixed_buffer_slots(&self) -> u16 {
+        0
+    }
+
+    fn supports(&self, feature: Feature) -> bool {
+        matches!(feature, Feature::Ftruncate | Feature::Link)
+    }
+
+    fn notify_fd(&self) -> Option<i32> {
+        Some(self.eventfd.as_raw_fd())
+    }
+
+    fn degradations(&self) -> Vec<String> {
+        vec![
+            format!(
+                "sim (seed {}): files live on an in-memory disk; nothing real is touched",
+                self.seed
+            ),
+            "sim: TCP is not simulated yet (socket ops fail with EOPNOTSUPP)".into(),
+        ]
+    }
+
+    fn close_fd(&self, fd: i32) {
+        let _ = close(&mut lock(&self.st), fd);
+    }
+
+    fn dio_align(&self, _fd: i32) -> DioAlign {
+        DioAlign {
+            mem: SECTOR as u32,
+            offset: SECTOR as u32,
+        }
+    }
+
+    fn ftruncate_now(&self, fd: i32, len: u64) -> Result<(), i32> {
+        truncate_fd(&mut lock(&self.st), fd, len).map(|_| ())
+    }
+
+    fn socket(&self, _addr: &SocketAddr) -> Result<i32, i32> {
+        Err(libc::EOPNOTSUPP)
+    }
+
+    fn set_sock_int(&self, _fd: i32, _level: i32, _name: i32, _value: i32) -> Result<(), i32> {
+        Err(libc::EOPNOTSUPP)
+    }
+
+    fn bind_listen(
+        &self,
+        _fd: i32,
+        _sa: &libc::sockaddr_storage,
+        _len: libc::socklen_t,
+        _backlog: i32,
+    ) -> Result<(), i32> {
+        Err(libc::EOPNOTSUPP)
+    }
+
+    fn sock_name(&self, _fd: i32, _peer: bool) -> Result<libc::sockaddr_storage, i32> {
+        Err(libc::EOPNOTSUPP)
+    }
+
+    fn sim(&self) -> Option<&SimEngine> {
+        Some(self)
+    }
+}
