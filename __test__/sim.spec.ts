@@ -109,3 +109,33 @@ test('the seed: given, from RINGLINE_SIM_SEED, or drawn and told; bad options an
   t.is(real.sim, null)
   await real.close()
 })
+
+test('faults: an EIO on the second fsync of one path, a lost write, bad rules refused; the trace shows them and follows the seed', async (t) => {
+  const run = async (seed: number): Promise<string[]> => {
+    const ring = new Ring({ backend: 'sim', seed })
+    const sim = ring.sim!
+    sim.fault({ op: 'fsync', path: /wal/, error: 'EIO', after: 1, times: 1 })
+    sim.fault({ op: 'write', path: '/lost', kind: 'lost' })
+    const wal = await ring.open('/wal', 'w+')
+    const other = await ring.open('/other', 'w+')
+    const results: string[] = []
+    for (const fh of [wal, wal, wal, other]) {
+      results.push(await fh.sync().then(() => 'ok', (e: NodeJS.ErrnoException) => `${e.code} ${e.syscall}`))
+    }
+    t.deepEqual(results, ['ok', 'EIO fsync', 'ok', 'ok'])
+    await ring.fs.writeFile('/lost', 'acknowledged, never stored')
+    t.is(await ring.fs.readFile('/lost', 'utf8'), '')
+    await Promise.all([wal.close(), other.close()])
+    const trace = sim.trace()
+    t.true(trace.some((l) => /fsync \/wal -> -5 \[fault Error\(5\)\]/.test(l)), trace.join('\n'))
+    t.throws(() => sim.fault({ op: 'frobnicate' as 'read', error: 'EIO' }), { code: 'ERR_INVALID_ARG_VALUE' })
+    t.throws(() => sim.fault({ op: 'read', error: 'ENOTANERROR' }), { code: 'ERR_INVALID_ARG_VALUE' })
+    t.throws(() => sim.fault({ op: 'read', path: /wa.l/, error: 'EIO' }), { code: 'ERR_INVALID_ARG_VALUE' })
+    t.throws(() => sim.fault({ op: 'read', error: 'EIO', probability: 2 }), { code: 'ERR_INVALID_ARG_VALUE' })
+    t.throws(() => sim.fault({ op: 'read' }), { code: 'ERR_INVALID_ARG_VALUE' })
+    t.throws(() => sim.fault({ op: 'read', error: 'EIO', after: -1 }), { code: 'ERR_OUT_OF_RANGE' })
+    await ring.close()
+    return trace
+  }
+  t.deepEqual(await run(9), await run(9), 'the same seed, the same trace')
+})

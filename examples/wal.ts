@@ -7,6 +7,10 @@
 //   node --import tsx examples/wal.ts /tmp/wal.log [records]
 //
 // Run it twice: the second run first replays what the first one wrote.
+// __test__/sim-wal.spec.ts runs the same functions on the sim engine under
+// seeded power loss, and shows that the two mistakes `openLog`'s options
+// reproduce (acknowledging a record before its fdatasync, and creating the
+// log without fsyncing its directory) lose acknowledged records there.
 //
 // Record: u32 payload length | u32 crc32(seq, payload) | u64 seq | payload.
 // Recovery reads records until the first torn or corrupt one and truncates
@@ -17,7 +21,8 @@
 // its record is on disk too, and a crash cannot leave a hole before a record
 // that was acknowledged.
 
-import { open, type FileHandle } from '../index'
+import * as path from 'node:path'
+import { defaultRing, type FileHandle, type Ring } from '../index'
 
 const HEADER = 16
 const IN_FLIGHT = 32
@@ -38,7 +43,7 @@ function crc32(buf: Uint8Array, crc = 0): number {
   return ~c >>> 0
 }
 
-function encode(seq: bigint, payload: Buffer): Buffer {
+export function encode(seq: bigint, payload: Buffer): Buffer {
   const rec = Buffer.allocUnsafe(HEADER + payload.length)
   rec.writeUInt32LE(payload.length, 0)
   rec.writeBigUInt64LE(seq, 8)
@@ -47,8 +52,8 @@ function encode(seq: bigint, payload: Buffer): Buffer {
   return rec
 }
 
-/** Replays the log: returns the records found and truncates a torn tail. */
-async function recover(log: FileHandle): Promise<{ records: number; lastSeq: bigint }> {
+/** Replays the log: returns the records found (and their seqs) and truncates a torn tail. */
+export async function recover(log: FileHandle, quiet = false): Promise<{ records: number; lastSeq: bigint; seqs: bigint[] }> {
   const size = (await log.stat()).size
   const data = Buffer.alloc(size)
   let got = 0
@@ -60,35 +65,89 @@ async function recover(log: FileHandle): Promise<{ records: number; lastSeq: big
   let pos = 0
   let records = 0
   let lastSeq = -1n
+  const seqs: bigint[] = []
   while (pos + HEADER <= got) {
     const len = data.readUInt32LE(pos)
     const end = pos + HEADER + len
     if (end > got || data.readUInt32LE(pos + 4) !== crc32(data.subarray(pos + 8, end))) break
     const seq = data.readBigUInt64LE(pos + 8)
     if (seq > lastSeq) lastSeq = seq
+    seqs.push(seq)
     records++
     pos = end
   }
   if (pos < size) {
-    console.log(`recovery: dropping ${size - pos} bytes of torn tail at offset ${pos}`)
+    if (!quiet) console.log(`recovery: dropping ${size - pos} bytes of torn tail at offset ${pos}`)
     await log.truncate(pos)
     await log.datasync()
   }
-  return { records, lastSeq }
+  return { records, lastSeq, seqs }
+}
+
+export interface LogOptions {
+  /** The broken variant: the log is created without fsyncing its directory, so its name may not survive a crash. */
+  skipDirSync?: boolean
+}
+
+/**
+ * Opens (creating if needed) the log at `file` on `ring`. A log it creates
+ * has its directory fsynced before it is used: until then the new name is
+ * not durable, and a crash could take the whole log with it.
+ */
+export async function openLog(ring: Ring, file: string, options: LogOptions = {}): Promise<FileHandle> {
+  const existed = await ring.fs.access(file).then(() => true, () => false)
+  const log = await ring.open(file, 'a+', 0o644)
+  if (!existed && !options.skipDirSync) {
+    const dir = await ring.open(path.dirname(file), 'r')
+    await dir.sync()
+    await dir.close()
+  }
+  return log
+}
+
+export interface AppendOptions {
+  /** The broken variant: a record is acknowledged once written, before its fdatasync. */
+  ackBeforeSync?: boolean
+}
+
+/**
+ * Appends `count` records from `firstSeq`, `IN_FLIGHT` at a time, each
+ * with `{ sync: 'data' }`; `durable(seq)` is called once a record is
+ * acknowledged, which a correct log does only once it is on disk.
+ */
+export async function appendRecords(log: FileHandle, count: number, firstSeq: bigint, durable: (seq: bigint) => void, options: AppendOptions = {}): Promise<void> {
+  let seq = firstSeq
+  let next = 0
+  const writer = async (): Promise<void> => {
+    while (next < count) {
+      next++
+      const s = seq++
+      const rec = encode(s, Buffer.from(JSON.stringify({ op: 'set', key: `k${s}` })))
+      if (options.ackBeforeSync) {
+        await log.append(rec)
+        durable(s)
+        await log.datasync()
+      } else {
+        await log.append(rec, { sync: 'data' })
+        durable(s)
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: IN_FLIGHT }, writer))
 }
 
 async function main(): Promise<void> {
-  const path = process.argv[2]
+  const file = process.argv[2]
   const count = Number(process.argv[3] ?? 1000)
-  if (path === undefined || !Number.isInteger(count) || count < 0) {
+  if (file === undefined || !Number.isInteger(count) || count < 0) {
     console.error('usage: node --import tsx examples/wal.ts <log-file> [records]')
     process.exit(2)
   }
 
-  const log = await open(path, 'a+', 0o644)
+  const log = await openLog(defaultRing(), file)
   try {
     const { records, lastSeq } = await recover(log)
-    console.log(`replayed ${records} records from ${path}${records ? ` (last seq ${lastSeq})` : ''}`)
+    console.log(`replayed ${records} records from ${file}${records ? ` (last seq ${lastSeq})` : ''}`)
 
     let seq = lastSeq + 1n
     let next = 0
@@ -122,7 +181,9 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e) => {
-  console.error(e)
-  process.exit(1)
-})
+if (require.main === module) {
+  main().catch((e) => {
+    console.error(e)
+    process.exit(1)
+  })
+}

@@ -94,6 +94,9 @@ export interface NativeRing {
   close(): void
   /** Sim rings only: power loss (0 pessimistic, 1 optimistic, 2 random). */
   simCrash(mode: number): void
+  simFault(op: string | null, path: Buffer | null, kind: number, errno: number, after: number, times: number, perMillion: number): void
+  simClearFaults(): void
+  simTrace(): string[]
   listen(host: string, port: number, backlog: number, ipv6Only: boolean, reusePort: boolean): number
   connect(token: number, host: string, port: number, timeoutMs: number): number
   acceptStart(token: number, file: number): number

@@ -2,8 +2,9 @@
 // allocates library-owned aligned buffers; `close()` settles everything.
 
 import { constants } from 'node:fs'
+import { constants as osConstants } from 'node:os'
 import { Kinds, RingCore } from './core'
-import { invalidArgValue, ringClosed } from './errors'
+import { invalidArgType, invalidArgValue, ringClosed } from './errors'
 import { FileHandle } from './file'
 import { RingFs } from './fs/paths'
 import { connectOn, listenOn, type ConnectOptions, type ListenOptions, type Listener, type Socket } from './net'
@@ -110,16 +111,104 @@ export type CrashMode = 'pessimistic' | 'optimistic' | 'random'
 
 const CRASH_MODES: Record<CrashMode, number> = { pessimistic: 0, optimistic: 1, random: 2 }
 
+/** Ops a sim fault rule can name (`op`). */
+export type SimOp =
+  | 'open' | 'close' | 'read' | 'write' | 'fsync' | 'stat' | 'truncate' | 'unlink' | 'rename' | 'mkdir'
+  | 'symlink' | 'link' | 'access' | 'readdir' | 'readlink' | 'chmod' | 'chown' | 'utimes' | 'mkdtemp'
+  | 'statfs' | 'readFile' | 'writeFile' | 'copyFile'
+
+const SIM_OPS: ReadonlySet<string> = new Set<SimOp>([
+  'open', 'close', 'read', 'write', 'fsync', 'stat', 'truncate', 'unlink', 'rename', 'mkdir', 'symlink', 'link',
+  'access', 'readdir', 'readlink', 'chmod', 'chown', 'utimes', 'mkdtemp', 'statfs', 'readFile', 'writeFile', 'copyFile',
+])
+
+/** A fault rule of a sim ring: see `SimControls.fault`. */
+export interface SimFault {
+  /** The op it hits; any op when left out. */
+  op?: SimOp
+  /** Text the op's path must contain (an fd op: the path its file was opened by), or a RegExp of plain text. */
+  path?: string | RegExp
+  /** Fail with this error code ('EIO', 'ENOSPC', ...); the op changes nothing. */
+  error?: string
+  /** Instead of an error: 'lost' (a write reports success and stores nothing), 'short' (a read or write does half), 'bitflip' (a read returns one bit flipped). */
+  kind?: 'lost' | 'short' | 'bitflip'
+  /** Matching ops let through first (default 0). */
+  after?: number
+  /** Hits at most (default: no limit). */
+  times?: number
+  /** Chance of a hit for each matching op, 0 to 1 (default 1), drawn from the seed. */
+  probability?: number
+}
+
+const FAULT_KINDS: Record<string, number> = { lost: 1, short: 2, bitflip: 3 }
+
+/** The native calls SimControls makes. */
+interface SimNative {
+  simCrash(mode: number): void
+  simFault(op: string | null, path: Buffer | null, kind: number, errno: number, after: number, times: number, perMillion: number): void
+  simClearFaults(): void
+  simTrace(): string[]
+}
+
 /** The controls of a sim ring (`ring.sim`). */
 export class SimControls {
-  readonly #crash: (mode: number) => void
+  readonly #native: SimNative
   /** The seed this ring runs on: give it back as `seed` (or RINGLINE_SIM_SEED) to run the same way again. */
   readonly seed: number
 
   /** @internal Made by Ring. */
-  constructor(seed: number, crash: (mode: number) => void) {
+  constructor(seed: number, native: SimNative) {
     this.seed = seed
-    this.#crash = crash
+    this.#native = native
+  }
+
+  /**
+   * Adds a fault rule: the ops it selects (by `op` and `path`, past the
+   * first `after`, at most `times`, each with `probability`, drawn from the
+   * seed) fail with `error`, or suffer `kind`. Rules are tried in the order
+   * they were added; the first that hits decides.
+   */
+  fault(rule: SimFault): void {
+    const o = validateObject(rule, 'rule') as SimFault
+    if (o.op !== undefined && (typeof o.op !== 'string' || !SIM_OPS.has(o.op))) throw invalidArgValue('rule.op', o.op, `must be one of ${[...SIM_OPS].join(', ')}`)
+    let path: Buffer | null = null
+    if (o.path instanceof RegExp) {
+      if (/[\\^$.*+?()[\]{}|]/.test(o.path.source) || o.path.flags !== '') throw invalidArgValue('rule.path', o.path, 'must be a string or a RegExp of plain text (the sim matches a substring)')
+      path = Buffer.from(o.path.source)
+    } else if (o.path !== undefined) {
+      if (typeof o.path !== 'string') throw invalidArgType('rule.path', 'of type string or an instance of RegExp', o.path)
+      path = Buffer.from(o.path)
+    }
+    let kind = 0
+    let errno = 0
+    if (o.error !== undefined) {
+      if (o.kind !== undefined) throw invalidArgValue('rule.kind', o.kind, 'cannot be given with rule.error')
+      const n = (osConstants.errno as Record<string, number>)[String(o.error)]
+      if (typeof o.error !== 'string' || n === undefined) throw invalidArgValue('rule.error', o.error, 'must be an error code such as EIO')
+      errno = n
+    } else {
+      if (o.kind === undefined || !(o.kind in FAULT_KINDS)) throw invalidArgValue('rule.kind', o.kind, "must be 'lost', 'short' or 'bitflip' (or give rule.error)")
+      kind = FAULT_KINDS[o.kind]
+    }
+    const after = o.after === undefined ? 0 : validateInteger(o.after, 'rule.after', 0)
+    const times = o.times === undefined ? Infinity : validateInteger(o.times, 'rule.times', 1)
+    const p = o.probability ?? 1
+    if (typeof p !== 'number' || !(p >= 0 && p <= 1)) throw invalidArgValue('rule.probability', p, 'must be a number from 0 to 1')
+    this.#native.simFault(o.op ?? null, path, kind, errno, after, times, Math.round(p * 1e6))
+  }
+
+  /** Removes every fault rule. */
+  clearFaults(): void {
+    this.#native.simClearFaults()
+  }
+
+  /**
+   * Every op the ring ran, one line each: virtual time (µs), op, path,
+   * result, and the fault that hit it. The same program on the same seed
+   * gives the same lines.
+   */
+  trace(): string[] {
+    return this.#native.simTrace()
   }
 
   /**
@@ -136,7 +225,7 @@ export class SimControls {
       const o = options === undefined ? {} : validateObject(options, 'options')
       const mode = o.mode ?? 'pessimistic'
       if (typeof mode !== 'string' || !(mode in CRASH_MODES)) throw invalidArgValue('options.mode', mode, "must be 'pessimistic', 'optimistic' or 'random'")
-      this.#crash(CRASH_MODES[mode as CrashMode])
+      this.#native.simCrash(CRASH_MODES[mode as CrashMode])
       return Promise.resolve()
     } catch (e) {
       return Promise.reject(e)
@@ -180,7 +269,7 @@ export class Ring {
     })
     this.fs = new RingFs(this, this.#core)
     const core = this.#core
-    this.#sim = core.backend === 'sim' ? new SimControls(seed, (mode) => core.native.simCrash(mode)) : null
+    this.#sim = core.backend === 'sim' ? new SimControls(seed, core.native) : null
     unclosed.register(this, this.#core, this)
   }
 

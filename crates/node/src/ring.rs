@@ -498,6 +498,71 @@ impl NativeRing {
         Ok(())
     }
 
+    /// Adds a fault rule to a sim ring (validated in TypeScript): `kind` 0
+    /// fails with `errno`, 1 loses a write, 2 makes a read or write short,
+    /// 3 flips a bit of a read; `op` and `path` (a substring) select, or
+    /// match anything when null.
+    #[napi]
+    #[allow(clippy::too_many_arguments)]
+    pub fn sim_fault(
+        &self,
+        op: Option<String>,
+        path: Option<napi::bindgen_prelude::Buffer>,
+        kind: u32,
+        errno: i32,
+        after: f64,
+        times: f64,
+        per_million: u32,
+    ) -> napi::Result<()> {
+        use ringline_core::engine::sim::fault::{Fault, FaultKind};
+        let engine = self.shared.engine();
+        let sim = engine
+            .sim()
+            .ok_or_else(|| napi::Error::from_reason("not a sim ring"))?;
+        let kind = match kind {
+            0 => FaultKind::Error(errno),
+            1 => FaultKind::Lost,
+            2 => FaultKind::Short,
+            _ => FaultKind::Bitflip,
+        };
+        sim.add_fault(Fault {
+            op,
+            path: path.map(|b| b.to_vec()),
+            kind,
+            after: after as u64,
+            times: if times.is_finite() {
+                times as u64
+            } else {
+                u64::MAX
+            },
+            per_million,
+            seen: 0,
+            hits: 0,
+        });
+        Ok(())
+    }
+
+    /// Removes a sim ring's fault rules.
+    #[napi]
+    pub fn sim_clear_faults(&self) -> napi::Result<()> {
+        let engine = self.shared.engine();
+        let sim = engine
+            .sim()
+            .ok_or_else(|| napi::Error::from_reason("not a sim ring"))?;
+        sim.clear_faults();
+        Ok(())
+    }
+
+    /// A sim ring's trace: one line per op run.
+    #[napi]
+    pub fn sim_trace(&self) -> napi::Result<Vec<String>> {
+        let engine = self.shared.engine();
+        let sim = engine
+            .sim()
+            .ok_or_else(|| napi::Error::from_reason("not a sim ring"))?;
+        Ok(sim.trace())
+    }
+
     /// Closes the ring: pending ops settle with ECANCELED now; `onBatch(-1)`
     /// follows once the kernel has handed back every op.
     #[napi]

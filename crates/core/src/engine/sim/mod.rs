@@ -11,6 +11,7 @@
 //! time moves a microsecond per op; files carry it as their times.
 
 pub mod disk;
+pub mod fault;
 
 use super::{Engine, EngineConfig, Feature, MAX_CHAIN};
 use crate::file_table::DioAlign;
@@ -18,6 +19,7 @@ use crate::op::{
     BlockingCall, Cqe, Link, Op, Statx, SyncKind, Target, CURRENT_POSITION, END_OF_FILE,
 };
 use disk::{CrashMode, Disk, Ino, Node, Time, SECTOR};
+use fault::{Fault, FaultKind};
 use std::collections::{HashMap, VecDeque};
 use std::ffi::CStr;
 use std::io;
@@ -33,6 +35,8 @@ struct Open {
     ino: Ino,
     flags: i32,
     pos: u64,
+    /// The path it was opened by (what fault rules match for fd ops).
+    path: Vec<u8>,
 }
 
 struct State {
@@ -46,6 +50,9 @@ struct State {
     rng: u64,
     /// Virtual time, in nanoseconds.
     clock: u64,
+    faults: Vec<Fault>,
+    /// One line per op run: virtual time, op, path, result.
+    trace: Vec<String>,
 }
 
 // SAFETY: the pointers in queued ops point into the driver's slab entries,
@@ -92,6 +99,8 @@ impl SimEngine {
                 cq: VecDeque::new(),
                 rng: cfg.seed,
                 clock: 0,
+                faults: Vec::new(),
+                trace: Vec::new(),
             }),
             eventfd,
             capacity: (cfg.entries as usize).max(MAX_CHAIN),
@@ -112,6 +121,24 @@ impl SimEngine {
         st.files.clear();
         let State { disk, rng, .. } = &mut *st;
         disk.crash(mode, &mut |n| next(rng) % n.max(1));
+    }
+
+    /// Adds a fault rule (see [`fault::Fault`]); rules are tried in the
+    /// order they were added.
+    pub fn add_fault(&self, f: Fault) {
+        lock(&self.st).faults.push(f);
+    }
+
+    /// Removes every fault rule.
+    pub fn clear_faults(&self) {
+        lock(&self.st).faults.clear();
+    }
+
+    /// Every op run so far, one line each: virtual time in microseconds,
+    /// the op, its path, its result (and the fault that hit it). The same
+    /// program on the same seed gives the same lines.
+    pub fn trace(&self) -> Vec<String> {
+        lock(&self.st).trace.clone()
     }
 
     fn signal(&self) {
@@ -138,10 +165,148 @@ unsafe fn path<'a>(p: *const libc::c_char) -> &'a [u8] {
     unsafe { CStr::from_ptr(p) }.to_bytes()
 }
 
-/// What one op did, and whether it did all it was asked (a link breaks
-/// after an op that did not).
+/// The name fault rules and the trace give an op.
+pub fn op_name(op: &Op) -> &'static str {
+    match op {
+        Op::Nop => "nop",
+        Op::Open { .. } | Op::OpenFixed { .. } => "open",
+        Op::Close { .. } | Op::CloseFixed { .. } => "close",
+        Op::Read { .. } | Op::Readv { .. } => "read",
+        Op::Write { .. } | Op::Writev { .. } => "write",
+        Op::Fsync { .. } => "fsync",
+        Op::Statx { .. } | Op::StatPath { .. } => "stat",
+        Op::Ftruncate { .. } => "truncate",
+        Op::Unlink { .. } => "unlink",
+        Op::Rename { .. } => "rename",
+        Op::Mkdir { .. } => "mkdir",
+        Op::Symlink { .. } => "symlink",
+        Op::Link { .. } => "link",
+        // SAFETY: the call lives in the op's slab entry until it completes.
+        Op::Blocking { call } => call_name(unsafe { &**call }),
+        Op::Cancel { .. } | Op::CancelFile { .. } | Op::CancelAll => "cancel",
+        Op::InstallFixed { .. } => "install",
+        _ => "socket",
+    }
+}
+
+fn call_name(call: &BlockingCall) -> &'static str {
+    match call {
+        BlockingCall::Access { .. } => "access",
+        BlockingCall::Readdir { .. } => "readdir",
+        BlockingCall::Readlink { .. } => "readlink",
+        BlockingCall::Realpath { .. } => "realpath",
+        BlockingCall::Chmod { .. } => "chmod",
+        BlockingCall::Chown { .. } => "chown",
+        BlockingCall::Utimes { .. } => "utimes",
+        BlockingCall::Mkdtemp { .. } => "mkdtemp",
+        BlockingCall::Statfs { .. } => "statfs",
+        BlockingCall::ReadFile { .. } | BlockingCall::ReadRest { .. } => "readFile",
+        BlockingCall::WriteFile { .. } => "writeFile",
+        BlockingCall::CopyFile { .. } => "copyFile",
+    }
+}
+
+/// The path an op names (an fd op: the path its file was opened by).
+fn op_path(st: &State, op: &Op) -> Vec<u8> {
+    let of_fd = |fd: i32| {
+        st.files
+            .get(&fd)
+            .map(|o| o.path.clone())
+            .unwrap_or_default()
+    };
+    // SAFETY (each `path`): op memory lives until its completion.
+    match *op {
+        Op::Open { path: p, .. }
+        | Op::StatPath { path: p, .. }
+        | Op::Unlink { path: p, .. }
+        | Op::Mkdir { path: p, .. } => unsafe { path(p) }.to_vec(),
+        Op::Rename { from, .. } | Op::Link { from, .. } => unsafe { path(from) }.to_vec(),
+        Op::Symlink { path: p, .. } => unsafe { path(p) }.to_vec(),
+        Op::Close { fd } | Op::Statx { fd, .. } => of_fd(fd),
+        Op::Read { target, .. }
+        | Op::Write { target, .. }
+        | Op::Readv { target, .. }
+        | Op::Writev { target, .. }
+        | Op::Fsync { target, .. }
+        | Op::Ftruncate { target, .. } => fd_of(target).map(of_fd).unwrap_or_default(),
+        // SAFETY: the call lives in the op's slab entry until it completes.
+        Op::Blocking { call } => match unsafe { &*call } {
+            BlockingCall::Access { path: p, .. }
+            | BlockingCall::Readdir { path: p, .. }
+            | BlockingCall::Readlink { path: p, .. }
+            | BlockingCall::Realpath { path: p, .. }
+            | BlockingCall::Statfs { path: p, .. }
+            | BlockingCall::ReadFile { path: p, .. }
+            | BlockingCall::WriteFile { path: p, .. } => p.to_bytes().to_vec(),
+            BlockingCall::CopyFile { src, .. } => src.to_bytes().to_vec(),
+            BlockingCall::Mkdtemp { prefix, .. } => prefix.clone(),
+            BlockingCall::Chmod { path: p, fd, .. }
+            | BlockingCall::Chown { path: p, fd, .. }
+            | BlockingCall::Utimes { path: p, fd, .. } => match p {
+                Some(p) => p.to_bytes().to_vec(),
+                None => of_fd(*fd),
+            },
+            BlockingCall::ReadRest { .. } => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// Runs one op as [`exec`] does, after the fault rules had their say, and
+/// writes its trace line.
 fn run(st: &mut State, op: &Op) -> (i32, bool) {
     st.clock += 1_000;
+    let name = op_name(op);
+    let p = op_path(st, op);
+    let fault = {
+        let State { faults, rng, .. } = &mut *st;
+        fault::pick(faults, name, &p, &mut || (next(rng) % 1_000_000) as u32)
+    };
+    let mut op = *op;
+    let out = match (fault, &mut op) {
+        (Some(FaultKind::Error(e)), _) => (-e, false),
+        (Some(FaultKind::Lost), Op::Write { len, .. }) => (*len as i32, true),
+        (Some(FaultKind::Lost), Op::Writev { iov, count, .. }) => {
+            // SAFETY: the op's iovec array lives until it completes.
+            let iovs = unsafe { std::slice::from_raw_parts(*iov, *count as usize) };
+            (iovs.iter().map(|v| v.iov_len).sum::<usize>() as i32, true)
+        }
+        (Some(FaultKind::Short), Op::Read { len, .. } | Op::Write { len, .. }) => {
+            *len = (*len / 2).max(1);
+            let (r, _) = exec(st, &op);
+            (r, false)
+        }
+        (Some(FaultKind::Bitflip), Op::Read { ptr, .. }) => {
+            let ptr = *ptr;
+            let (r, whole) = exec(st, &op);
+            if r > 0 {
+                let bit = next(&mut st.rng) % (r as u64 * 8);
+                // SAFETY: the read filled r bytes of the op's buffer.
+                unsafe { *ptr.add((bit / 8) as usize) ^= 1 << (bit % 8) };
+            }
+            (r, whole)
+        }
+        _ => exec(st, &op),
+    };
+    let hit = match fault {
+        Some(k) => format!(" [fault {k:?}]"),
+        None => String::new(),
+    };
+    let line = format!(
+        "{} {} {} -> {}{}",
+        st.clock / 1_000,
+        name,
+        String::from_utf8_lossy(&p),
+        out.0,
+        hit
+    );
+    st.trace.push(line);
+    out
+}
+
+/// What one op did, and whether it did all it was asked (a link breaks
+/// after an op that did not).
+fn exec(st: &mut State, op: &Op) -> (i32, bool) {
     let r = match *op {
         Op::Nop => Ok(0),
         // SAFETY (each `path` below): op memory lives until its completion.
@@ -355,7 +520,15 @@ fn open(st: &mut State, p: &[u8], flags: i32, mode: u32) -> Result<i32, i32> {
     }
     let fd = st.next_fd;
     st.next_fd += 1;
-    st.files.insert(fd, Open { ino, flags, pos: 0 });
+    st.files.insert(
+        fd,
+        Open {
+            ino,
+            flags,
+            pos: 0,
+            path: p.to_vec(),
+        },
+    );
     Ok(fd)
 }
 
@@ -666,25 +839,47 @@ fn blocking(st: &mut State, call: &mut BlockingCall) -> Result<i32, i32> {
             }
             Ok(0)
         }
+        // The whole-file calls are made of the ops they stand for, each run
+        // (and faulted, and traced) as that op.
         BlockingCall::ReadFile {
             path: p,
             flags,
             out,
         } => {
-            let fd = open(st, p.to_bytes(), *flags, 0o666)?;
-            let size = st
-                .files
-                .get(&fd)
-                .and_then(|o| st.disk.get(o.ino))
-                .map(|i| i.size())
-                .unwrap_or(0);
-            let mut buf = vec![0u8; size as usize];
-            let r = read(st, fd, &mut buf, CURRENT_POSITION);
-            let _ = close(st, fd);
-            let n = r.map_err(|e| e + READ_FILE_STEP * 2)?;
-            buf.truncate(n as usize);
+            let (fd, _) = run(
+                st,
+                &Op::Open {
+                    path: p.as_ptr(),
+                    flags: *flags,
+                    mode: 0o666,
+                },
+            );
+            if fd < 0 {
+                return Err(-fd);
+            }
+            let mut buf: Vec<u8> = Vec::new();
+            let r = loop {
+                buf.reserve(64 << 10);
+                let len = (buf.capacity() - buf.len()).min(u32::MAX as usize) as u32;
+                // SAFETY: the spare capacity is len bytes; the read fills what it reports.
+                let ptr = unsafe { buf.as_mut_ptr().add(buf.len()) };
+                let read = Op::Read {
+                    target: Target::Fd(fd),
+                    ptr,
+                    len,
+                    offset: CURRENT_POSITION,
+                    fixed: None,
+                };
+                match run(st, &read).0 {
+                    0 => break Ok(buf.len() as i32),
+                    // SAFETY: the read initialised n bytes past the length.
+                    n if n > 0 => unsafe { buf.set_len(buf.len() + n as usize) },
+                    e => break Err(-e + READ_FILE_STEP * 2),
+                }
+            };
+            run(st, &Op::Close { fd });
             *out = buf;
-            Ok(n)
+            r
         }
         BlockingCall::ReadRest { .. } => Err(libc::EOPNOTSUPP),
         BlockingCall::WriteFile {
@@ -694,16 +889,51 @@ fn blocking(st: &mut State, call: &mut BlockingCall) -> Result<i32, i32> {
             data,
             flush,
         } => {
-            let fd = open(st, p.to_bytes(), *flags, *mode)?;
-            let r = write(st, fd, data, CURRENT_POSITION).map_err(|e| e + READ_FILE_STEP);
-            let r = r.and_then(|_| {
-                if *flush {
-                    let ino = st.files[&fd].ino;
-                    st.disk.sync(ino).map_err(|e| e + READ_FILE_STEP * 2)?;
+            let (fd, _) = run(
+                st,
+                &Op::Open {
+                    path: p.as_ptr(),
+                    flags: *flags,
+                    mode: *mode,
+                },
+            );
+            if fd < 0 {
+                return Err(-fd);
+            }
+            let mut at = 0usize;
+            let mut r = Ok(0);
+            while at < data.len() {
+                let write = Op::Write {
+                    target: Target::Fd(fd),
+                    // SAFETY: data[at..] is in bounds.
+                    ptr: unsafe { data.as_ptr().add(at) },
+                    len: (data.len() - at).min(u32::MAX as usize) as u32,
+                    offset: CURRENT_POSITION,
+                    fixed: None,
+                };
+                match run(st, &write).0 {
+                    n if n > 0 => at += n as usize,
+                    0 => {
+                        r = Err(libc::ENOSPC + READ_FILE_STEP);
+                        break;
+                    }
+                    e => {
+                        r = Err(-e + READ_FILE_STEP);
+                        break;
+                    }
                 }
-                Ok(0)
-            });
-            let _ = close(st, fd);
+            }
+            if r.is_ok() && *flush {
+                let sync = Op::Fsync {
+                    target: Target::Fd(fd),
+                    kind: SyncKind::Full,
+                };
+                let e = run(st, &sync).0;
+                if e < 0 {
+                    r = Err(-e + READ_FILE_STEP * 2);
+                }
+            }
+            run(st, &Op::Close { fd });
             r
         }
         BlockingCall::CopyFile {
