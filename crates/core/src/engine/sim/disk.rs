@@ -261,6 +261,30 @@ impl Disk {
         unreachable!("the last part returns")
     }
 
+    /// Whether directory `anc` holds `ino` somewhere below it.
+    pub fn contains(&self, anc: Ino, ino: Ino) -> bool {
+        let mut stack = vec![anc];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(d) = stack.pop() {
+            if !seen.insert(d) {
+                continue;
+            }
+            if let Some(Inode {
+                node: Node::Dir { entries, .. },
+                ..
+            }) = self.inodes.get(&d)
+            {
+                for &c in entries.values() {
+                    if c == ino {
+                        return true;
+                    }
+                    stack.push(c);
+                }
+            }
+        }
+        false
+    }
+
     /// A new inode of `node`, not linked anywhere yet.
     pub fn make(&mut self, node: Node, mode: u32, now: Time) -> Ino {
         let ino = self.next_ino;

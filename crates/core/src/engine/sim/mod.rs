@@ -577,8 +577,9 @@ fn write(st: &mut State, fd: i32, buf: &[u8], offset: u64) -> Result<i32, i32> {
     }
     let (ino, flags) = (o.ino, o.flags);
     let size = st.disk.get(ino).ok_or(libc::EBADF)?.size();
-    let append =
-        offset == END_OF_FILE || (offset == CURRENT_POSITION && flags & libc::O_APPEND != 0);
+    // On an O_APPEND file every write goes to the end, positional ones too
+    // (Linux's pwrite ignores the offset there).
+    let append = offset == END_OF_FILE || flags & libc::O_APPEND != 0;
     let at = if append {
         size
     } else if offset == CURRENT_POSITION {
@@ -628,14 +629,25 @@ fn unlink(st: &mut State, p: &[u8], dir: bool) -> Result<i32, i32> {
 
 fn rename(st: &mut State, from: &[u8], to: &[u8]) -> Result<i32, i32> {
     let t = now(st);
+    // As renameat looks: both parents first, then the names.
     let a = st.disk.resolve(from, false)?;
-    let ino = a.ino.ok_or(libc::ENOENT)?;
     let b = st.disk.resolve(to, false)?;
+    let ino = a.ino.ok_or(libc::ENOENT)?;
     if a.name.is_empty() || b.name.is_empty() {
         return Err(libc::EBUSY);
     }
     if b.ino == Some(ino) {
         return Ok(0);
+    }
+    // As renameat checks before the types: a directory moved under itself
+    // is EINVAL; a target that is an ancestor of the source, ENOTEMPTY.
+    if ino == b.parent || st.disk.contains(ino, b.parent) {
+        return Err(libc::EINVAL);
+    }
+    if let Some(t) = b.ino {
+        if t == a.parent || st.disk.contains(t, a.parent) {
+            return Err(libc::ENOTEMPTY);
+        }
     }
     let is_dir =
         |st: &State, i: Ino| matches!(st.disk.get(i).map(|x| &x.node), Some(Node::Dir { .. }));
@@ -703,12 +715,13 @@ fn hard_link(st: &mut State, from: &[u8], to: &[u8]) -> Result<i32, i32> {
     let t = now(st);
     let a = st.disk.resolve(from, false)?;
     let ino = a.ino.ok_or(libc::ENOENT)?;
-    if matches!(st.disk.get(ino).map(|x| &x.node), Some(Node::Dir { .. })) {
-        return Err(libc::EPERM);
-    }
+    // As linkat checks: the new name first, then what may be linked.
     let b = st.disk.resolve(to, false)?;
     if b.ino.is_some() {
         return Err(libc::EEXIST);
+    }
+    if matches!(st.disk.get(ino).map(|x| &x.node), Some(Node::Dir { .. })) {
+        return Err(libc::EPERM);
     }
     st.disk.link(b.parent, &b.name, ino, t);
     Ok(0)
