@@ -107,6 +107,8 @@ pub struct Disk {
     next_ino: Ino,
     /// Bytes of file data the disk holds at most (`ENOSPC` past it).
     pub capacity: u64,
+    /// Bytes of file data held now.
+    used: u64,
 }
 
 /// Where a path leads.
@@ -145,6 +147,7 @@ impl Disk {
             inodes,
             next_ino: ROOT + 1,
             capacity,
+            used: 0,
         }
     }
 
@@ -158,6 +161,10 @@ impl Disk {
 
     /// Bytes of file data held now.
     pub fn used(&self) -> u64 {
+        self.used
+    }
+
+    fn count_used(&self) -> u64 {
         self.inodes
             .values()
             .map(|i| match &i.node {
@@ -165,6 +172,17 @@ impl Disk {
                 _ => 0,
             })
             .sum()
+    }
+
+    /// Drops inode `ino` (no name and no open file refers to it).
+    pub fn remove(&mut self, ino: Ino) {
+        if let Some(Inode {
+            node: Node::File { data, .. },
+            ..
+        }) = self.inodes.remove(&ino)
+        {
+            self.used -= data.len() as u64;
+        }
     }
 
     /// Resolves `path` (relative paths start at "/"): every symlink on the
@@ -366,9 +384,10 @@ impl Disk {
             let i = self.inodes.get(&ino).ok_or(libc::EBADF)?;
             (offset + bytes.len() as u64).saturating_sub(i.size())
         };
-        if grow > 0 && self.used() + grow > self.capacity {
+        if grow > 0 && self.used + grow > self.capacity {
             return Err(libc::ENOSPC);
         }
+        self.used += grow;
         let i = self.inodes.get_mut(&ino).ok_or(libc::EBADF)?;
         let Node::File { data, unsynced, .. } = &mut i.node else {
             return Err(libc::EISDIR);
@@ -399,7 +418,9 @@ impl Disk {
         else {
             return Err(libc::EINVAL);
         };
+        let old = data.len() as u64;
         data.resize(len as usize, 0);
+        self.used = self.used + len - old;
         // A later crash replays writes onto the durable bytes cut to this.
         for u in unsynced.iter_mut() {
             let keep = len.saturating_sub(u.offset) as usize;
@@ -422,7 +443,21 @@ impl Disk {
                 unsynced,
                 truncated,
             } => {
-                durable.clone_from(data);
+                // What changed since the last sync, not the whole file: a
+                // log synced after every append stays linear.
+                if truncated.is_some() || unsynced.len() > 64 {
+                    durable.clone_from(data);
+                } else {
+                    for u in unsynced.iter() {
+                        let end = u.offset as usize + u.bytes.len();
+                        if durable.len() < end {
+                            durable.resize(end, 0);
+                        }
+                        durable[u.offset as usize..end]
+                            .copy_from_slice(&data[u.offset as usize..end]);
+                    }
+                    durable.truncate(data.len());
+                }
                 unsynced.clear();
                 *truncated = None;
             }
@@ -537,6 +572,7 @@ impl Disk {
             }
         }
         self.inodes.retain(|ino, _| links.contains_key(ino));
+        self.used = self.count_used();
         for (ino, n) in links {
             if let Some(i) = self.inodes.get_mut(&ino) {
                 i.nlink = n;

@@ -141,6 +141,53 @@ impl SimEngine {
         lock(&self.st).trace.clone()
     }
 
+    /// Runs every pushed op (chains in order, an op after a broken link
+    /// cancelled), then posts their completions, chain by chain, in an
+    /// order drawn from the seed. Returns how many ops ran.
+    fn dispatch(&self) -> usize {
+        let mut st = lock(&self.st);
+        let sq = std::mem::take(&mut st.sq);
+        let n = sq.len();
+        if n == 0 {
+            return 0;
+        }
+        // Chains run in order; then the seed orders their completions.
+        let mut groups: Vec<Vec<Cqe>> = Vec::new();
+        let mut i = 0;
+        while i < n {
+            let mut group = Vec::new();
+            let mut broken = false;
+            loop {
+                let (user_data, op, link) = sq[i];
+                let result = if broken {
+                    -libc::ECANCELED
+                } else {
+                    let (r, whole) = run(&mut st, &op);
+                    broken = !whole && link != Link::Always;
+                    r
+                };
+                group.push(Cqe {
+                    user_data,
+                    result,
+                    flags: 0,
+                });
+                i += 1;
+                if link == Link::None || i == n {
+                    break;
+                }
+            }
+            groups.push(group);
+        }
+        for k in (1..groups.len()).rev() {
+            let j = (next(&mut st.rng) % (k as u64 + 1)) as usize;
+            groups.swap(k, j);
+        }
+        for g in groups {
+            st.cq.extend(g);
+        }
+        n
+    }
+
     fn signal(&self) {
         let one = 1u64;
         // SAFETY: writes 8 bytes from a local u64 to an eventfd we own.
@@ -536,7 +583,7 @@ fn close(st: &mut State, fd: i32) -> Result<i32, i32> {
     let o = st.files.remove(&fd).ok_or(libc::EBADF)?;
     let open_elsewhere = st.files.values().any(|f| f.ino == o.ino);
     if !open_elsewhere && st.disk.get(o.ino).is_some_and(|i| i.nlink == 0) {
-        st.disk.inodes.remove(&o.ino);
+        st.disk.remove(o.ino);
     }
     Ok(0)
 }
@@ -622,7 +669,7 @@ fn unlink(st: &mut State, p: &[u8], dir: bool) -> Result<i32, i32> {
     }
     st.disk.unlink(r.parent, &r.name, t);
     if !st.files.values().any(|f| f.ino == ino) && st.disk.get(ino).is_some_and(|i| i.nlink == 0) {
-        st.disk.inodes.remove(&ino);
+        st.disk.remove(ino);
     }
     Ok(0)
 }
@@ -668,7 +715,7 @@ fn rename(st: &mut State, from: &[u8], to: &[u8]) -> Result<i32, i32> {
         if !st.files.values().any(|f| f.ino == old)
             && st.disk.get(old).is_some_and(|i| i.nlink == 0)
         {
-            st.disk.inodes.remove(&old);
+            st.disk.remove(old);
         }
     }
     st.disk.unlink(a.parent, &a.name, t);
@@ -1006,48 +1053,18 @@ impl Engine for SimEngine {
     }
 
     fn flush(&self) -> io::Result<usize> {
-        let mut st = lock(&self.st);
-        let sq = std::mem::take(&mut st.sq);
-        let n = sq.len();
-        if n == 0 {
-            return Ok(0);
+        let n = self.dispatch();
+        if n > 0 {
+            self.signal();
         }
-        // Chains run in order; then the seed orders their completions.
-        let mut groups: Vec<Vec<Cqe>> = Vec::new();
-        let mut i = 0;
-        while i < n {
-            let mut group = Vec::new();
-            let mut broken = false;
-            loop {
-                let (user_data, op, link) = sq[i];
-                let result = if broken {
-                    -libc::ECANCELED
-                } else {
-                    let (r, whole) = run(&mut st, &op);
-                    broken = !whole && link != Link::Always;
-                    r
-                };
-                group.push(Cqe {
-                    user_data,
-                    result,
-                    flags: 0,
-                });
-                i += 1;
-                if link == Link::None || i == n {
-                    break;
-                }
-            }
-            groups.push(group);
-        }
-        for k in (1..groups.len()).rev() {
-            let j = (next(&mut st.rng) % (k as u64 + 1)) as usize;
-            groups.swap(k, j);
-        }
-        for g in groups {
-            st.cq.extend(g);
-        }
-        drop(st);
-        self.signal();
+        Ok(n)
+    }
+
+    /// Runs what was pushed and reaps it on this thread: no wake-up of a
+    /// thread waiting for completions, which this caller takes itself.
+    fn flush_and_reap(&self, out: &mut Vec<Cqe>) -> io::Result<usize> {
+        let n = self.dispatch();
+        self.reap(out);
         Ok(n)
     }
 
