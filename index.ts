@@ -1,7 +1,7 @@
 // ringline: io_uring file and TCP I/O for Node.js.
 // See README.md for the quick start; DESIGN.md for how it is built.
 
-export { Ring, SimControls, type CrashMode, type SimFault, type SimOp, type RingOptions, type OpenOptions, type RingStats } from './lib/ring'
+export { Ring, SimControls, type CrashMode, type SimFault, type SimOp, type CrashState, type ExploreOptions, type ExploreReport, type RingOptions, type OpenOptions, type RingStats } from './lib/ring'
 export { defaultRing, open, allocAligned, listen, connect } from './lib/default'
 export {
   FileHandle,

@@ -139,3 +139,25 @@ test('faults: an EIO on the second fsync of one path, a lost write, bad rules re
   }
   t.deepEqual(await run(9), await run(9), 'the same seed, the same trace')
 })
+
+test('explore(): bad options are refused before anything runs; a limit cuts the states short and says so', async (t) => {
+  const ring = new Ring({ backend: 'sim', seed: 2 })
+  const sim = ring.sim!
+  await t.throwsAsync(sim.explore({ workload: 'x' as unknown as () => void, check: () => undefined }), { code: 'ERR_INVALID_ARG_TYPE' })
+  await t.throwsAsync(sim.explore({ workload: () => undefined, check: 1 as unknown as () => void }), { code: 'ERR_INVALID_ARG_TYPE' })
+  await t.throwsAsync(sim.explore({ workload: () => undefined, check: () => undefined, limit: 0 }), { code: 'ERR_OUT_OF_RANGE' })
+  await t.throwsAsync(sim.explore({ workload: () => undefined, check: () => undefined, torn: 'yes' as unknown as boolean }), { code: 'ERR_INVALID_ARG_TYPE' })
+  const seen: number[] = []
+  const report = await sim.explore({
+    workload: async (r) => {
+      for (let i = 0; i < 5; i++) await r.fs.writeFile(`/f${i}`, `file ${i}`)
+    },
+    check: (_r, state) => {
+      seen.push(state.index)
+    },
+    limit: 3,
+  })
+  t.deepEqual(report, { states: 3, truncated: true, failures: [] })
+  t.deepEqual(seen, [0, 1, 2])
+  await ring.close()
+})

@@ -97,6 +97,10 @@ export interface NativeRing {
   simFault(op: string | null, path: Buffer | null, kind: number, errno: number, after: number, times: number, perMillion: number): void
   simClearFaults(): void
   simTrace(): string[]
+  simPoint(): number
+  simRecord(on: boolean): void
+  simBuildStates(torn: boolean, reorder: boolean, limit: number): number
+  simLoadState(i: number): number
   listen(host: string, port: number, backlog: number, ipv6Only: boolean, reusePort: boolean): number
   connect(token: number, host: string, port: number, timeoutMs: number): number
   acceptStart(token: number, file: number): number

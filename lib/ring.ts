@@ -148,18 +148,107 @@ interface SimNative {
   simFault(op: string | null, path: Buffer | null, kind: number, errno: number, after: number, times: number, perMillion: number): void
   simClearFaults(): void
   simTrace(): string[]
+  simPoint(): number
+  simRecord(on: boolean): void
+  simBuildStates(torn: boolean, reorder: boolean, limit: number): number
+  simLoadState(i: number): number
+}
+
+/** A crash state of `SimControls.explore`: which one, and where in the recorded run the power went out. */
+export interface CrashState {
+  /** Its number: `ring.sim.replay(state)` puts it on the disk again. */
+  index: number
+  /** Ops the workload had run when the power went out (see `SimControls.point`). */
+  point: number
+}
+
+export interface ExploreOptions {
+  /** The code under test, run once on the ring while every op is recorded. */
+  workload: (ring: Ring) => Promise<void> | void
+  /** Run on each crash state, on the same ring after a "reboot" (no file open); throw to fail. */
+  check: (ring: Ring, state: CrashState) => Promise<void> | void
+  /** Also every unsynced write torn: its first half of 512-byte sectors kept, the later writes to its file lost (default false). */
+  torn?: boolean
+  /** Also every single unsynced write or name change lost while the rest is kept (default true). */
+  reorder?: boolean
+  /** Crash states at most (default 10,000). */
+  limit?: number
+}
+
+export interface ExploreReport {
+  /** Distinct crash states checked. */
+  states: number
+  /** Whether `limit` cut the list short. */
+  truncated: boolean
+  failures: Array<{ state: CrashState; error: unknown }>
 }
 
 /** The controls of a sim ring (`ring.sim`). */
 export class SimControls {
   readonly #native: SimNative
+  readonly #ring: Ring
   /** The seed this ring runs on: give it back as `seed` (or RINGLINE_SIM_SEED) to run the same way again. */
   readonly seed: number
 
   /** @internal Made by Ring. */
-  constructor(seed: number, native: SimNative) {
+  constructor(ring: Ring, seed: number, native: SimNative) {
+    this.#ring = ring
     this.seed = seed
     this.#native = native
+  }
+
+  /**
+   * Where the run is: how many ops the ring has run. A workload under
+   * `explore` notes it when it is told something is durable; a check
+   * compares it with the crash state's `point`.
+   */
+  point(): number {
+    return this.#native.simPoint()
+  }
+
+  /**
+   * Runs `workload` once, recording the disk after every op that may change
+   * it, then runs `check` on every distinct crash state of that run: at
+   * every point, the disk with nothing unsynced kept and with everything
+   * kept, and (`reorder`, default) each single unsynced write or name change
+   * lost, and (`torn`) each unsynced write torn. States are deduplicated by
+   * what the disk holds, in the order of the run. The ring's disk is left
+   * as the last check left it.
+   */
+  async explore(options: ExploreOptions): Promise<ExploreReport> {
+    const o = validateObject(options, 'options') as unknown as ExploreOptions
+    if (typeof o.workload !== 'function') throw invalidArgType('options.workload', 'of type function', o.workload)
+    if (typeof o.check !== 'function') throw invalidArgType('options.check', 'of type function', o.check)
+    const torn = o.torn === undefined ? false : validateBoolean(o.torn, 'options.torn')
+    const reorder = o.reorder === undefined ? true : validateBoolean(o.reorder, 'options.reorder')
+    const limit = o.limit === undefined ? 10_000 : validateInteger(o.limit, 'options.limit', 1, 2 ** 31 - 1)
+    this.#native.simRecord(true)
+    try {
+      await o.workload(this.#ring)
+    } finally {
+      this.#native.simRecord(false)
+    }
+    const built = this.#native.simBuildStates(torn, reorder, limit)
+    const states = Math.abs(built)
+    const failures: ExploreReport['failures'] = []
+    for (let index = 0; index < states; index++) {
+      const state = { index, point: this.#native.simLoadState(index) }
+      try {
+        await o.check(this.#ring, state)
+      } catch (error) {
+        failures.push({ state, error })
+      }
+    }
+    return { states, truncated: built < 0, failures }
+  }
+
+  /** Puts a crash state of the last `explore` on the disk again, as a reboot finds it. */
+  replay(state: CrashState | number): Promise<void> {
+    const index = typeof state === 'number' ? state : state?.index
+    if (!Number.isInteger(index) || this.#native.simLoadState(index as number) < 0) {
+      return Promise.reject(invalidArgValue('state', state, 'must be a crash state of the last explore()'))
+    }
+    return Promise.resolve()
   }
 
   /**
@@ -269,7 +358,7 @@ export class Ring {
     })
     this.fs = new RingFs(this, this.#core)
     const core = this.#core
-    this.#sim = core.backend === 'sim' ? new SimControls(seed, core.native) : null
+    this.#sim = core.backend === 'sim' ? new SimControls(this, seed, core.native) : null
     unclosed.register(this, this.#core, this)
   }
 

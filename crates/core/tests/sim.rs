@@ -692,3 +692,57 @@ fn random_ops_match_io_uring_on_a_real_directory() {
         }
     }
 }
+
+/// The crash states of a recorded run: nothing kept, everything kept, each
+/// unsynced write lost alone, each torn (first half of its sectors), at
+/// every point; deduplicated; each loads as a rebooted disk.
+#[test]
+fn recorded_runs_give_every_crash_state_once() {
+    let (engine, mut d) = sim(1);
+    let s = engine.sim().unwrap();
+    fsync_dir(&mut d, "/");
+    let f = open(&mut d, "/f", libc::O_RDWR | libc::O_CREAT);
+    fsync_dir(&mut d, "/");
+    write(&mut d, f, &[b'a'; 1024], 0);
+    sync(&mut d, f);
+    s.record(true);
+    write(&mut d, f, &[b'b'; 1024], 0);
+    write(&mut d, f, &[b'c'; 1024], 1024);
+    s.record(false);
+    let (n, cut) = s.build_states(true, true, 1000);
+    assert!(!cut);
+    let mut images = std::collections::BTreeSet::new();
+    let mut pairs = std::collections::BTreeSet::new();
+    for i in 0..n {
+        let point = s.load_state(i).unwrap();
+        assert!(point <= s.point());
+        let image = read_file(&mut d, "/f").unwrap();
+        images.insert(image.clone());
+        assert!(pairs.insert((image, point)), "each disk once per point");
+    }
+    // Each disk at the first and at the last point it is found at.
+    assert!(n <= 2 * images.len());
+    let cat = |parts: &[(u8, usize)]| {
+        parts
+            .iter()
+            .flat_map(|&(b, k)| std::iter::repeat_n(b, k))
+            .collect::<Vec<u8>>()
+    };
+    let want: std::collections::BTreeSet<Vec<u8>> = [
+        cat(&[(b'a', 1024)]),               // nothing unsynced kept
+        cat(&[(b'b', 1024), (b'c', 1024)]), // everything kept
+        cat(&[(b'a', 1024), (b'c', 1024)]), // the first write lost
+        cat(&[(b'b', 1024)]),               // the second write lost
+        cat(&[(b'b', 512), (b'a', 512)]),   // the first torn, the second lost
+        cat(&[(b'b', 1024), (b'c', 512)]),  // the second torn
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(images, want);
+    assert_eq!(s.load_state(n), None);
+    assert_eq!(
+        write(&mut d, f, b"x", 0),
+        -i64::from(libc::EBADF),
+        "a reboot: no file open"
+    );
+}

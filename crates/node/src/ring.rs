@@ -477,6 +477,14 @@ impl NativeRing {
         }
     }
 
+    fn sim_engine(&self) -> napi::Result<SimRef> {
+        let engine = self.shared.engine();
+        if engine.sim().is_none() {
+            return Err(napi::Error::from_reason("not a sim ring"));
+        }
+        Ok(SimRef(engine))
+    }
+
     /// Power loss on a sim ring: `mode` 0 loses everything unsynced, 1
     /// keeps it all, 2 draws what survives from the seed. Every open file of
     /// the ring answers EBADF from now on. Throws on other engines.
@@ -553,6 +561,41 @@ impl NativeRing {
         Ok(())
     }
 
+    /// A sim ring's point: ops run so far.
+    #[napi]
+    pub fn sim_point(&self) -> napi::Result<f64> {
+        Ok(self.sim_engine()?.point() as f64)
+    }
+
+    /// Starts or stops recording a sim ring's disk after each op.
+    #[napi]
+    pub fn sim_record(&self, on: bool) -> napi::Result<()> {
+        // What the workload queued reaches the disk while recording.
+        let _ = lock(&self.shared.driver).flush();
+        self.sim_engine()?.record(on);
+        Ok(())
+    }
+
+    /// Builds the crash states of the last recording; returns how many,
+    /// negative when `limit` cut the list short.
+    #[napi]
+    pub fn sim_build_states(&self, torn: bool, reorder: bool, limit: u32) -> napi::Result<f64> {
+        let (n, cut) = self
+            .sim_engine()?
+            .build_states(torn, reorder, limit as usize);
+        Ok(if cut { -(n as f64) } else { n as f64 })
+    }
+
+    /// Puts crash state `i` on a sim ring's disk (no file open); returns
+    /// its point, or -1 if there is no such state.
+    #[napi]
+    pub fn sim_load_state(&self, i: u32) -> napi::Result<f64> {
+        Ok(self
+            .sim_engine()?
+            .load_state(i as usize)
+            .map_or(-1.0, |p| p as f64))
+    }
+
     /// A sim ring's trace: one line per op run.
     #[napi]
     pub fn sim_trace(&self) -> napi::Result<Vec<String>> {
@@ -608,5 +651,16 @@ fn errno_name(e: i32) -> String {
         libc::EOVERFLOW => "EOVERFLOW".into(),
         libc::EBUSY => "EBUSY".into(),
         e => format!("errno {e}"),
+    }
+}
+
+/// A sim ring's engine, checked to be the sim (see `NativeRing::sim_engine`).
+struct SimRef(std::sync::Arc<dyn ringline_core::engine::Engine>);
+
+impl std::ops::Deref for SimRef {
+    type Target = ringline_core::engine::sim::SimEngine;
+
+    fn deref(&self) -> &Self::Target {
+        self.0.sim().expect("checked in sim_engine")
     }
 }

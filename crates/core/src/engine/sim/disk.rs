@@ -18,6 +18,79 @@ use std::collections::{BTreeMap, HashMap};
 /// `O_DIRECT` alignment it asks for.
 pub const SECTOR: usize = 512;
 
+/// An unsynced write: its file and its index among the file's unsynced
+/// writes (oldest first).
+pub type WriteRef = (Ino, usize);
+
+/// An unsynced name change: its directory and the name.
+pub type NameRef = (Ino, Vec<u8>);
+
+/// What a crash does with one unsynced write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    Whole,
+    /// Some of its sectors (see [`Chooser::sector`]).
+    Torn,
+    Lost,
+}
+
+/// Decides, for one crash, the fate of everything not durable.
+pub trait Chooser {
+    /// Unsynced write `idx` (oldest first) of file `ino`.
+    fn write(&mut self, ino: Ino, idx: usize) -> Keep;
+    /// Whether sector `s` (of `sectors`) of a torn write is kept.
+    fn sector(&mut self, ino: Ino, idx: usize, s: usize, sectors: usize) -> bool;
+    /// Whether the unsynced change of `name` in directory `dir` is kept.
+    fn name(&mut self, dir: Ino, name: &[u8]) -> bool;
+    /// Whether the unsynced truncate of file `ino` is kept.
+    fn truncate(&mut self, ino: Ino) -> bool;
+}
+
+/// Everything kept (`true`) or everything lost.
+struct Fixed(bool);
+
+impl Chooser for Fixed {
+    fn write(&mut self, _: Ino, _: usize) -> Keep {
+        if self.0 {
+            Keep::Whole
+        } else {
+            Keep::Lost
+        }
+    }
+    fn sector(&mut self, _: Ino, _: usize, _: usize, _: usize) -> bool {
+        self.0
+    }
+    fn name(&mut self, _: Ino, _: &[u8]) -> bool {
+        self.0
+    }
+    fn truncate(&mut self, _: Ino) -> bool {
+        self.0
+    }
+}
+
+/// Drawn from the seed: a write kept whole (1 in 2), torn (1 in 4, each
+/// sector 1 in 2) or lost (1 in 4); a name change or truncate 1 in 2.
+struct Drawn<'a>(&'a mut dyn FnMut(u64) -> u64);
+
+impl Chooser for Drawn<'_> {
+    fn write(&mut self, _: Ino, _: usize) -> Keep {
+        match (self.0)(4) {
+            0 | 1 => Keep::Whole,
+            2 => Keep::Lost,
+            _ => Keep::Torn,
+        }
+    }
+    fn sector(&mut self, _: Ino, _: usize, _: usize, _: usize) -> bool {
+        (self.0)(2) == 0
+    }
+    fn name(&mut self, _: Ino, _: &[u8]) -> bool {
+        (self.0)(2) == 0
+    }
+    fn truncate(&mut self, _: Ino) -> bool {
+        (self.0)(2) == 0
+    }
+}
+
 /// An inode number.
 pub type Ino = u64;
 
@@ -470,6 +543,16 @@ impl Disk {
     /// The disk as it is after a power loss now: see [`CrashMode`].
     /// `draw(n)` gives a number below `n` (the seed's).
     pub fn crash(&mut self, mode: CrashMode, draw: &mut dyn FnMut(u64) -> u64) {
+        match mode {
+            CrashMode::Pessimistic => self.crash_with(&mut Fixed(false)),
+            CrashMode::Optimistic => self.crash_with(&mut Fixed(true)),
+            CrashMode::Random => self.crash_with(&mut Drawn(draw)),
+        }
+    }
+
+    /// The disk after a power loss, with `c` deciding the fate of each
+    /// unsynced write, truncate and name change.
+    pub fn crash_with(&mut self, c: &mut dyn Chooser) {
         let mut inos: Vec<Ino> = self.inodes.keys().copied().collect();
         inos.sort_unstable();
         for ino in inos {
@@ -482,33 +565,30 @@ impl Disk {
                     truncated,
                 } => {
                     let mut image = durable.clone();
-                    if mode != CrashMode::Pessimistic {
-                        if let Some(len) = *truncated {
-                            if mode == CrashMode::Optimistic || draw(2) == 0 {
-                                image.resize(len as usize, 0);
-                            }
+                    if let Some(len) = *truncated {
+                        if c.truncate(ino) {
+                            image.resize(len as usize, 0);
                         }
-                        for u in unsynced.iter() {
-                            let whole = mode == CrashMode::Optimistic;
-                            let pick = if whole { 0 } else { draw(4) };
-                            // 0, 1: kept; 2: lost; 3: torn.
-                            if pick == 2 {
+                    }
+                    for (idx, u) in unsynced.iter().enumerate() {
+                        let keep = c.write(ino, idx);
+                        if keep == Keep::Lost {
+                            continue;
+                        }
+                        let end = u.offset as usize + u.bytes.len();
+                        let sectors = u.bytes.len().div_ceil(SECTOR);
+                        for (s, chunk) in u.bytes.chunks(SECTOR).enumerate() {
+                            if keep == Keep::Torn && !c.sector(ino, idx, s, sectors) {
                                 continue;
                             }
-                            let end = u.offset as usize + u.bytes.len();
-                            for (s, chunk) in u.bytes.chunks(SECTOR).enumerate() {
-                                if pick == 3 && draw(2) == 0 {
-                                    continue;
-                                }
-                                let at = u.offset as usize + s * SECTOR;
-                                if image.len() < at + chunk.len() {
-                                    image.resize(at + chunk.len(), 0);
-                                }
-                                image[at..at + chunk.len()].copy_from_slice(chunk);
+                            let at = u.offset as usize + s * SECTOR;
+                            if image.len() < at + chunk.len() {
+                                image.resize(at + chunk.len(), 0);
                             }
-                            if pick != 3 && image.len() < end {
-                                image.resize(end, 0);
-                            }
+                            image[at..at + chunk.len()].copy_from_slice(chunk);
+                        }
+                        if keep == Keep::Whole && image.len() < end {
+                            image.resize(end, 0);
                         }
                     }
                     *data = image.clone();
@@ -518,20 +598,16 @@ impl Disk {
                 }
                 Node::Dir { entries, durable } => {
                     let mut image = durable.clone();
-                    if mode == CrashMode::Optimistic {
-                        image = entries.clone();
-                    } else if mode == CrashMode::Random {
-                        let mut names: Vec<Vec<u8>> =
-                            entries.keys().chain(durable.keys()).cloned().collect();
-                        names.sort();
-                        names.dedup();
-                        for n in names {
-                            if entries.get(&n) != durable.get(&n) && draw(2) == 0 {
-                                match entries.get(&n) {
-                                    Some(v) => image.insert(n, *v),
-                                    None => image.remove(&n),
-                                };
-                            }
+                    let mut names: Vec<Vec<u8>> =
+                        entries.keys().chain(durable.keys()).cloned().collect();
+                    names.sort();
+                    names.dedup();
+                    for n in names {
+                        if entries.get(&n) != durable.get(&n) && c.name(ino, &n) {
+                            match entries.get(&n) {
+                                Some(v) => image.insert(n, *v),
+                                None => image.remove(&n),
+                            };
                         }
                     }
                     *entries = image.clone();
@@ -541,6 +617,64 @@ impl Disk {
             }
         }
         self.collect();
+    }
+
+    /// What a crash could change: every unsynced write (file, index) and
+    /// every unsynced name change (directory, name), in a fixed order.
+    pub fn pending(&self) -> (Vec<WriteRef>, Vec<NameRef>) {
+        let mut inos: Vec<Ino> = self.inodes.keys().copied().collect();
+        inos.sort_unstable();
+        let mut writes = Vec::new();
+        let mut names = Vec::new();
+        for ino in inos {
+            match &self.inodes[&ino].node {
+                Node::File { unsynced, .. } => writes.extend((0..unsynced.len()).map(|k| (ino, k))),
+                Node::Dir { entries, durable } => {
+                    let mut all: Vec<&Vec<u8>> = entries.keys().chain(durable.keys()).collect();
+                    all.sort();
+                    all.dedup();
+                    for n in all {
+                        if entries.get(n) != durable.get(n) {
+                            names.push((ino, n.clone()));
+                        }
+                    }
+                }
+                Node::Symlink { .. } => {}
+            }
+        }
+        (writes, names)
+    }
+
+    /// A digest of what the disk holds (names, types, bytes, link targets),
+    /// to tell crash states apart.
+    pub fn digest(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let mut stack: Vec<(Vec<u8>, Ino)> = vec![(b"/".to_vec(), ROOT)];
+        while let Some((path, ino)) = stack.pop() {
+            path.hash(&mut h);
+            match self.inodes.get(&ino).map(|i| &i.node) {
+                Some(Node::File { data, .. }) => {
+                    0u8.hash(&mut h);
+                    data.hash(&mut h);
+                }
+                Some(Node::Symlink { target }) => {
+                    1u8.hash(&mut h);
+                    target.hash(&mut h);
+                }
+                Some(Node::Dir { entries, .. }) => {
+                    2u8.hash(&mut h);
+                    for (name, child) in entries.iter().rev() {
+                        let mut p = path.clone();
+                        p.extend_from_slice(name);
+                        p.push(b'/');
+                        stack.push((p, *child));
+                    }
+                }
+                None => 3u8.hash(&mut h),
+            }
+        }
+        h.finish()
     }
 
     /// Counts links again from the tree and drops what no name reaches

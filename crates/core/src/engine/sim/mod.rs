@@ -18,7 +18,7 @@ use crate::file_table::DioAlign;
 use crate::op::{
     BlockingCall, Cqe, Link, Op, Statx, SyncKind, Target, CURRENT_POSITION, END_OF_FILE,
 };
-use disk::{CrashMode, Disk, Ino, Node, Time, SECTOR};
+use disk::{Chooser, CrashMode, Disk, Ino, Keep, Node, Time, SECTOR};
 use fault::{Fault, FaultKind};
 use std::collections::{HashMap, VecDeque};
 use std::ffi::CStr;
@@ -53,6 +53,14 @@ struct State {
     faults: Vec<Fault>,
     /// One line per op run: virtual time, op, path, result.
     trace: Vec<String>,
+    /// Ops run so far: a point of the run (see [`SimEngine::point`]).
+    ops: u64,
+    /// While recording (see [`SimEngine::record`]): the disk after each op
+    /// that may change it, with the point it was taken at.
+    recording: Option<Vec<(u64, Disk)>>,
+    /// The last recording, and the crash states built from it.
+    recorded: Vec<(u64, Disk)>,
+    states: Vec<(u64, Disk)>,
 }
 
 // SAFETY: the pointers in queued ops point into the driver's slab entries,
@@ -101,6 +109,10 @@ impl SimEngine {
                 clock: 0,
                 faults: Vec::new(),
                 trace: Vec::new(),
+                ops: 0,
+                recording: None,
+                recorded: Vec::new(),
+                states: Vec::new(),
             }),
             eventfd,
             capacity: (cfg.entries as usize).max(MAX_CHAIN),
@@ -121,6 +133,96 @@ impl SimEngine {
         st.files.clear();
         let State { disk, rng, .. } = &mut *st;
         disk.crash(mode, &mut |n| next(rng) % n.max(1));
+    }
+
+    /// Where the run is: how many ops ran so far. A workload notes it when
+    /// it is told something is durable, and compares it with a crash
+    /// state's point.
+    pub fn point(&self) -> u64 {
+        lock(&self.st).ops
+    }
+
+    /// Starts (`true`) or stops recording the disk after every op that may
+    /// change it, for [`SimEngine::build_states`].
+    pub fn record(&self, on: bool) {
+        let mut st = lock(&self.st);
+        if on {
+            let first = (st.ops, st.disk.clone());
+            st.recording = Some(vec![first]);
+        } else if let Some(r) = st.recording.take() {
+            st.recorded = r;
+        }
+    }
+
+    /// Builds the distinct crash states of the last recording, at most
+    /// `limit` (each distinct disk at the first and the last point it is
+    /// found at): at every recorded point, the disk with nothing unsynced
+    /// kept and with everything kept; with `reorder`, every single
+    /// unsynced write or name change lost while the rest is kept; with
+    /// `torn`, every unsynced write torn (its first half of sectors kept,
+    /// the later writes to its file lost). Returns how many, and whether
+    /// `limit` cut the list short.
+    pub fn build_states(&self, torn: bool, reorder: bool, limit: usize) -> (usize, bool) {
+        let mut st = lock(&self.st);
+        let recorded = std::mem::take(&mut st.recorded);
+        // Each distinct disk is checked at the first point and at the last
+        // point it can be found at: a check of what must have survived is
+        // strictest at the last, one of what must not be there yet at the
+        // first.
+        let mut seen: HashMap<u64, usize> = HashMap::new();
+        let mut last: HashMap<u64, (u64, Disk)> = HashMap::new();
+        let mut states: Vec<(u64, Disk)> = Vec::new();
+        let mut cut = false;
+        'points: for (point, disk) in &recorded {
+            let (writes, names) = disk.pending();
+            let mut plans: Vec<Plan> = vec![Plan::All(false), Plan::All(true)];
+            if reorder {
+                plans.extend(writes.iter().map(|w| Plan::OmitWrite(*w)));
+                plans.extend(names.iter().map(|n| Plan::OmitName(n.clone())));
+            }
+            if torn {
+                plans.extend(writes.iter().map(|w| Plan::Tear(*w)));
+            }
+            for mut plan in plans {
+                let mut image = disk.clone();
+                image.crash_with(&mut plan);
+                let digest = image.digest();
+                if let Some(&first) = seen.get(&digest) {
+                    if states[first].0 < *point {
+                        last.insert(digest, (*point, image));
+                    }
+                    continue;
+                }
+                if states.len() == limit {
+                    cut = true;
+                    break 'points;
+                }
+                seen.insert(digest, states.len());
+                states.push((*point, image));
+            }
+        }
+        let mut later: Vec<(u64, Disk)> = last.into_values().collect();
+        later.sort_by_key(|(point, _)| *point);
+        for state in later {
+            if states.len() == limit {
+                cut = true;
+                break;
+            }
+            states.push(state);
+        }
+        st.recorded = recorded;
+        st.states = states;
+        (st.states.len(), cut)
+    }
+
+    /// Puts crash state `i` of [`SimEngine::build_states`] on the disk, as
+    /// a reboot finds it (no file open); returns its point.
+    pub fn load_state(&self, i: usize) -> Option<u64> {
+        let mut st = lock(&self.st);
+        let (point, disk) = st.states.get(i)?.clone();
+        st.disk = disk;
+        st.files.clear();
+        Some(point)
     }
 
     /// Adds a fault rule (see [`fault::Fault`]); rules are tried in the
@@ -348,7 +450,65 @@ fn run(st: &mut State, op: &Op) -> (i32, bool) {
         hit
     );
     st.trace.push(line);
+    st.ops += 1;
+    let reads_only = matches!(
+        name,
+        "read" | "stat" | "readdir" | "readlink" | "access" | "statfs" | "nop" | "cancel"
+    );
+    if !reads_only {
+        let ops = st.ops;
+        let disk = st.recording.is_some().then(|| st.disk.clone());
+        if let (Some(r), Some(d)) = (st.recording.as_mut(), disk) {
+            r.push((ops, d));
+        }
+    }
     out
+}
+
+/// One crash state to build from a recorded disk.
+enum Plan {
+    /// Everything unsynced kept (`true`) or lost.
+    All(bool),
+    /// Everything kept but this write.
+    OmitWrite((Ino, usize)),
+    /// Everything kept but this name change.
+    OmitName((Ino, Vec<u8>)),
+    /// The writes to this file before this one kept, this one torn (its
+    /// first half of sectors), the later ones lost; everything else kept.
+    Tear((Ino, usize)),
+}
+
+impl Chooser for Plan {
+    fn write(&mut self, ino: Ino, idx: usize) -> Keep {
+        match self {
+            Plan::All(false) => Keep::Lost,
+            Plan::All(true) | Plan::OmitName(_) => Keep::Whole,
+            Plan::OmitWrite(w) if *w == (ino, idx) => Keep::Lost,
+            Plan::OmitWrite(_) => Keep::Whole,
+            Plan::Tear((f, k)) if *f == ino => match idx.cmp(k) {
+                std::cmp::Ordering::Less => Keep::Whole,
+                std::cmp::Ordering::Equal => Keep::Torn,
+                std::cmp::Ordering::Greater => Keep::Lost,
+            },
+            Plan::Tear(_) => Keep::Whole,
+        }
+    }
+
+    fn sector(&mut self, _: Ino, _: usize, s: usize, sectors: usize) -> bool {
+        s < sectors / 2
+    }
+
+    fn name(&mut self, dir: Ino, name: &[u8]) -> bool {
+        match self {
+            Plan::All(keep) => *keep,
+            Plan::OmitName((d, n)) => !(*d == dir && n.as_slice() == name),
+            _ => true,
+        }
+    }
+
+    fn truncate(&mut self, _: Ino) -> bool {
+        !matches!(self, Plan::All(false))
+    }
 }
 
 /// What one op did, and whether it did all it was asked (a link breaks
