@@ -8,7 +8,7 @@ import { invalidArgType, invalidArgValue, ringClosed } from './errors'
 import { FileHandle } from './file'
 import { RingFs } from './fs/paths'
 import { connectOn, listenOn, type ConnectOptions, type ListenOptions, type Listener, type Socket } from './net'
-import type { NativeStats } from './native'
+import type { NativeRing, NativeStats } from './native'
 import { parseFlags, parseMode, pathText, validateBoolean, validateInteger, validateObject, validatePath, validateSignal } from './validators'
 
 export interface RingOptions {
@@ -143,16 +143,7 @@ export interface SimFault {
 const FAULT_KINDS: Record<string, number> = { lost: 1, short: 2, bitflip: 3 }
 
 /** The native calls SimControls makes. */
-interface SimNative {
-  simCrash(mode: number): void
-  simFault(op: string | null, path: Buffer | null, kind: number, errno: number, after: number, times: number, perMillion: number): void
-  simClearFaults(): void
-  simTrace(): string[]
-  simPoint(): number
-  simRecord(on: boolean): void
-  simBuildStates(torn: boolean, reorder: boolean, limit: number): number
-  simLoadState(i: number): number
-}
+type SimNative = Pick<NativeRing, 'simCrash' | 'simFault' | 'simClearFaults' | 'simTrace' | 'simPoint' | 'simRecord' | 'simBuildStates' | 'simLoadState'>
 
 /** A crash state of `SimControls.explore`: which one, and where in the recorded run the power went out. */
 export interface CrashState {

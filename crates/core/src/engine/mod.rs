@@ -12,6 +12,8 @@ pub mod blocking;
 pub mod closed;
 pub mod control;
 #[cfg(target_os = "linux")]
+pub mod eventfd;
+#[cfg(target_os = "linux")]
 pub mod glibc_compat;
 #[cfg(unix)]
 pub mod mio;
@@ -162,17 +164,33 @@ pub trait Engine: Send + Sync + 'static {
     ///
     /// # Safety
     /// The memory must stay allocated until `unregister_buffer(slot)`.
-    unsafe fn register_buffer(&self, slot: u16, ptr: *mut u8, len: usize) -> io::Result<()>;
-    fn unregister_buffer(&self, slot: u16);
+    unsafe fn register_buffer(&self, slot: u16, ptr: *mut u8, len: usize) -> io::Result<()> {
+        let _ = (slot, ptr, len);
+        Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+    }
+    fn unregister_buffer(&self, slot: u16) {
+        let _ = slot;
+    }
 
     /// Installs `fd` in fixed file `slot`.
-    fn register_file(&self, slot: u32, fd: i32) -> io::Result<()>;
-    fn unregister_file(&self, slot: u32);
+    fn register_file(&self, slot: u32, fd: i32) -> io::Result<()> {
+        let _ = (slot, fd);
+        Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+    }
+    fn unregister_file(&self, slot: u32) {
+        let _ = slot;
+    }
 
-    /// Slots of the registered file table (0: fixed files unsupported).
-    fn fixed_file_slots(&self) -> u32;
-    /// Slots of the registered buffer table (0: fixed buffers unsupported).
-    fn fixed_buffer_slots(&self) -> u16;
+    /// Slots of the registered file table (0, the default: fixed files
+    /// unsupported).
+    fn fixed_file_slots(&self) -> u32 {
+        0
+    }
+    /// Slots of the registered buffer table (0, the default: fixed buffers
+    /// unsupported).
+    fn fixed_buffer_slots(&self) -> u16 {
+        0
+    }
 
     fn supports(&self, feature: Feature) -> bool;
 

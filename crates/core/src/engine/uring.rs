@@ -6,6 +6,7 @@
 //! hit the page cache have usually completed already), under a lock.
 
 use super::blocking::{self as pool, Job, Pool, Step};
+use super::eventfd::{self, EventFd};
 use super::{Engine, EngineConfig, Feature, MAX_CHAIN};
 use crate::net::send_slab::SEND_ZC_REPORT_USAGE;
 use crate::op::{Cqe, Link, Op, SyncKind, Target, END_OF_FILE};
@@ -25,7 +26,7 @@ pub struct UringEngine {
     /// completion thread per batch. (`IORING_REGISTER_EVENTFD_ASYNC` was
     /// tried first and lost wake-ups: it signals only io-wq completions, not
     /// task_work ones such as O_DIRECT or async buffered reads.)
-    eventfd: std::os::fd::OwnedFd,
+    eventfd: EventFd,
     sq_lock: Mutex<()>,
     cq_lock: Mutex<()>,
     fixed_files: u32,
@@ -126,17 +127,11 @@ impl UringEngine {
         let has_ftruncate = probe.is_supported(opcode::Ftruncate::CODE);
         let has_send_zc = probe.is_supported(opcode::SendMsgZc::CODE);
         let has_fixed_install = probe.is_supported(opcode::FixedFdInstall::CODE);
-        // SAFETY: plain syscall; the result is checked before use.
-        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-        if efd < 0 {
-            let e = io::Error::last_os_error();
-            return Err(SetupError {
-                errno: e.raw_os_error().unwrap_or(libc::EINVAL),
-                reason: format!("eventfd: {e}"),
-            });
-        }
-        // SAFETY: efd is a fresh descriptor owned by nobody else.
-        let eventfd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(efd) };
+        let eventfd = EventFd::new().map_err(|e| SetupError {
+            errno: e.raw_os_error().unwrap_or(libc::EINVAL),
+            reason: format!("eventfd: {e}"),
+        })?;
+        let efd = eventfd.fd();
         ring.submitter()
             .register_eventfd(efd)
             .map_err(|e| SetupError {
@@ -172,12 +167,7 @@ impl UringEngine {
         })?;
         let lane_done = Arc::new(pool::Done {
             cqes: Mutex::new(Vec::new()),
-            wake: Box::new(move || {
-                let one = 1u64;
-                // SAFETY: writes 8 bytes from a local u64 to an eventfd the
-                // closure owns.
-                unsafe { libc::write(lane_fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
-            }),
+            wake: Box::new(move || eventfd::signal(lane_fd.as_raw_fd())),
             notify: RwLock::new(None),
         });
         let lane = Pool::new(cfg.file_threads.max(1), lane_done.clone());
@@ -608,22 +598,11 @@ impl Engine for UringEngine {
     }
 
     fn wait_ready(&self) -> io::Result<()> {
-        let mut count = 0u64;
-        // SAFETY: reads 8 bytes into a local u64 from an eventfd we own.
-        let r = unsafe { libc::read(self.eventfd.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINTR) {
-                return Err(e);
-            }
-        }
-        Ok(())
+        self.eventfd.wait()
     }
 
     fn wake(&self) {
-        let one = 1u64;
-        // SAFETY: writes 8 bytes from a local u64 to an eventfd we own.
-        unsafe { libc::write(self.eventfd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        self.eventfd.signal();
     }
 
     unsafe fn register_buffer(&self, slot: u16, ptr: *mut u8, len: usize) -> io::Result<()> {
@@ -672,7 +651,7 @@ impl Engine for UringEngine {
     }
 
     fn notify_fd(&self) -> Option<i32> {
-        Some(self.eventfd.as_raw_fd())
+        Some(self.eventfd.fd())
     }
 
     fn supports(&self, feature: Feature) -> bool {

@@ -716,26 +716,6 @@ impl Engine for MioEngine {
         self.waiter.wake();
     }
 
-    unsafe fn register_buffer(&self, _slot: u16, _ptr: *mut u8, _len: usize) -> io::Result<()> {
-        Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
-    }
-
-    fn unregister_buffer(&self, _slot: u16) {}
-
-    fn register_file(&self, _slot: u32, _fd: i32) -> io::Result<()> {
-        Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
-    }
-
-    fn unregister_file(&self, _slot: u32) {}
-
-    fn fixed_file_slots(&self) -> u32 {
-        0
-    }
-
-    fn fixed_buffer_slots(&self) -> u16 {
-        0
-    }
-
     fn supports(&self, feature: Feature) -> bool {
         match feature {
             Feature::Ftruncate | Feature::Link => true,

@@ -13,6 +13,7 @@
 pub mod disk;
 pub mod fault;
 
+use super::eventfd::EventFd;
 use super::{Engine, EngineConfig, Feature, MAX_CHAIN};
 use crate::file_table::DioAlign;
 use crate::op::{
@@ -24,7 +25,6 @@ use std::collections::{HashMap, VecDeque};
 use std::ffi::CStr;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Mutex;
 
 /// The sim disk's default size: `ENOSPC` past it.
@@ -71,7 +71,7 @@ unsafe impl Send for State {}
 /// The sim engine; see the module documentation.
 pub struct SimEngine {
     st: Mutex<State>,
-    eventfd: OwnedFd,
+    eventfd: EventFd,
     capacity: usize,
     seed: u64,
 }
@@ -91,13 +91,7 @@ fn next(rng: &mut u64) -> u64 {
 
 impl SimEngine {
     pub fn new(cfg: &EngineConfig) -> io::Result<SimEngine> {
-        // SAFETY: plain syscall; the result is checked.
-        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-        if efd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a fresh descriptor nobody else owns.
-        let eventfd = unsafe { OwnedFd::from_raw_fd(efd) };
+        let eventfd = EventFd::new()?;
         Ok(SimEngine {
             st: Mutex::new(State {
                 disk: Disk::new(DEFAULT_CAPACITY, (0, 0)),
@@ -291,9 +285,7 @@ impl SimEngine {
     }
 
     fn signal(&self) {
-        let one = 1u64;
-        // SAFETY: writes 8 bytes from a local u64 to an eventfd we own.
-        unsafe { libc::write(self.eventfd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        self.eventfd.signal();
     }
 }
 
@@ -1243,40 +1235,11 @@ impl Engine for SimEngine {
     }
 
     fn wait_ready(&self) -> io::Result<()> {
-        let mut count = 0u64;
-        // SAFETY: reads 8 bytes into a local u64 from an eventfd we own.
-        let r = unsafe { libc::read(self.eventfd.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINTR) {
-                return Err(e);
-            }
-        }
-        Ok(())
+        self.eventfd.wait()
     }
 
     fn wake(&self) {
         self.signal();
-    }
-
-    unsafe fn register_buffer(&self, _slot: u16, _ptr: *mut u8, _len: usize) -> io::Result<()> {
-        Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
-    }
-
-    fn unregister_buffer(&self, _slot: u16) {}
-
-    fn register_file(&self, _slot: u32, _fd: i32) -> io::Result<()> {
-        Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
-    }
-
-    fn unregister_file(&self, _slot: u32) {}
-
-    fn fixed_file_slots(&self) -> u32 {
-        0
-    }
-
-    fn fixed_buffer_slots(&self) -> u16 {
-        0
     }
 
     fn supports(&self, feature: Feature) -> bool {
@@ -1284,7 +1247,7 @@ impl Engine for SimEngine {
     }
 
     fn notify_fd(&self) -> Option<i32> {
-        Some(self.eventfd.as_raw_fd())
+        Some(self.eventfd.fd())
     }
 
     fn degradations(&self) -> Vec<String> {
