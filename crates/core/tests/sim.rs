@@ -746,3 +746,49 @@ fn recorded_runs_give_every_crash_state_once() {
         "a reboot: no file open"
     );
 }
+
+/// A failed fsync, as Linux leaves the file: the error is reported once,
+/// the write it was to make durable stays readable, a later fsync
+/// succeeds, and the write is still lost at a crash (its dirty pages were
+/// dropped). A write made after the failure is made durable as usual.
+#[test]
+fn a_failed_fsync_loses_its_writes_for_good() {
+    use ringline_core::engine::sim::fault::{Fault, FaultKind};
+    let (engine, mut d) = sim(4);
+    let s = engine.sim().unwrap();
+    fsync_dir(&mut d, "/");
+    let f = open(&mut d, "/f", libc::O_RDWR | libc::O_CREAT);
+    fsync_dir(&mut d, "/");
+    write(&mut d, f, b"durable ", 0);
+    sync(&mut d, f);
+    s.add_fault(Fault {
+        op: Some("fsync".into()),
+        path: Some(b"/f".to_vec()),
+        kind: FaultKind::Error(libc::EIO),
+        after: 0,
+        times: 1,
+        per_million: 1_000_000,
+        seen: 0,
+        hits: 0,
+    });
+    write(&mut d, f, b"dropped ", 8);
+    d.sync(3, f, SyncKind::Data).unwrap();
+    assert_eq!(
+        one(&mut d, 3).result,
+        -i64::from(libc::EIO),
+        "reported once"
+    );
+    assert_eq!(
+        read_file(&mut d, "/f").unwrap(),
+        b"durable dropped ",
+        "still readable"
+    );
+    sync(&mut d, f);
+    write(&mut d, f, b"later", 16);
+    sync(&mut d, f);
+    engine.sim().unwrap().crash(CrashMode::Pessimistic);
+    assert_eq!(
+        read_file(&mut d, "/f").unwrap(),
+        b"durable \0\0\0\0\0\0\0\0later"
+    );
+}

@@ -453,6 +453,14 @@ impl Disk {
 
     /// Writes `bytes` at `offset` of file `ino` (not durable yet).
     pub fn write(&mut self, ino: Ino, offset: u64, bytes: &[u8], now: Time) -> Result<usize, i32> {
+        if bytes.is_empty() {
+            // Nothing written: the size stays, wherever the offset is.
+            return match self.inodes.get(&ino).map(|i| &i.node) {
+                Some(Node::File { .. }) => Ok(0),
+                Some(_) => Err(libc::EISDIR),
+                None => Err(libc::EBADF),
+            };
+        }
         let grow = {
             let i = self.inodes.get(&ino).ok_or(libc::EBADF)?;
             (offset + bytes.len() as u64).saturating_sub(i.size())
@@ -499,6 +507,9 @@ impl Disk {
             let keep = len.saturating_sub(u.offset) as usize;
             u.bytes.truncate(keep);
         }
+        // A write wholly past the new end is gone (a crash must not bring
+        // the file's old length back with it).
+        unsynced.retain(|u| !u.bytes.is_empty());
         *truncated = Some(len);
         i.mtime = now;
         i.ctime = now;
@@ -517,20 +528,19 @@ impl Disk {
                 truncated,
             } => {
                 // What changed since the last sync, not the whole file: a
-                // log synced after every append stays linear.
-                if truncated.is_some() || unsynced.len() > 64 {
-                    durable.clone_from(data);
-                } else {
-                    for u in unsynced.iter() {
-                        let end = u.offset as usize + u.bytes.len();
-                        if durable.len() < end {
-                            durable.resize(end, 0);
-                        }
-                        durable[u.offset as usize..end]
-                            .copy_from_slice(&data[u.offset as usize..end]);
-                    }
-                    durable.truncate(data.len());
+                // log synced after every append stays linear; and writes a
+                // failed fsync dropped (see `drop_dirty`) stay lost.
+                if let Some(len) = *truncated {
+                    durable.resize(len as usize, 0);
                 }
+                for u in unsynced.iter() {
+                    let end = u.offset as usize + u.bytes.len();
+                    if durable.len() < end {
+                        durable.resize(end, 0);
+                    }
+                    durable[u.offset as usize..end].copy_from_slice(&data[u.offset as usize..end]);
+                }
+                durable.truncate(data.len());
                 unsynced.clear();
                 *truncated = None;
             }
@@ -538,6 +548,26 @@ impl Disk {
             Node::Symlink { .. } => {}
         }
         Ok(())
+    }
+
+    /// A failed fsync of file `ino`, as Linux leaves it: the writes it was
+    /// to make durable leave the dirty set (reads still see them, until a
+    /// crash), so a later fsync succeeds without them; the error was
+    /// reported once.
+    pub fn drop_dirty(&mut self, ino: Ino) {
+        if let Some(Inode {
+            node:
+                Node::File {
+                    unsynced,
+                    truncated,
+                    ..
+                },
+            ..
+        }) = self.inodes.get_mut(&ino)
+        {
+            unsynced.clear();
+            *truncated = None;
+        }
     }
 
     /// The disk as it is after a power loss now: see [`CrashMode`].

@@ -405,6 +405,17 @@ fn run(st: &mut State, op: &Op) -> (i32, bool) {
     };
     let mut op = *op;
     let out = match (fault, &mut op) {
+        (Some(FaultKind::Error(e)), Op::Fsync { target, .. }) => {
+            // Linux drops the dirty pages of a failed writeback.
+            if let Some(ino) = fd_of(*target)
+                .ok()
+                .and_then(|fd| st.files.get(&fd))
+                .map(|o| o.ino)
+            {
+                st.disk.drop_dirty(ino);
+            }
+            (-e, false)
+        }
         (Some(FaultKind::Error(e)), _) => (-e, false),
         (Some(FaultKind::Lost), Op::Write { len, .. }) => (*len as i32, true),
         (Some(FaultKind::Lost), Op::Writev { iov, count, .. }) => {
