@@ -157,10 +157,8 @@ fn write_then_read_back_through_bounce_and_pinned_memory(eng: Eng) {
     assert_eq!(done.result, 8192);
     assert!(matches!(done.payload, Payload::None));
     // SAFETY: the read completed; block holds 8192 initialised bytes.
-    assert_eq!(
-        unsafe { std::slice::from_raw_parts(block.as_ptr(), 8192) },
-        &data[..8192]
-    );
+    let got = unsafe { std::slice::from_raw_parts(block.as_ptr(), 8192) };
+    assert_eq!(got, &data[..8192]);
     let s = d.stats();
     assert_eq!(s.bounced, 2, "one bounced write, one bounced read");
     if eng == Eng::IoUring {

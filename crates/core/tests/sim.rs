@@ -792,3 +792,28 @@ fn a_failed_fsync_loses_its_writes_for_good() {
         b"durable \0\0\0\0\0\0\0\0later"
     );
 }
+
+/// Vectored writes and reads on the sim: the buffers in order, at an
+/// offset or the file position, as io_uring does them.
+#[test]
+fn vectored_ops_fill_and_read_the_buffers_in_order() {
+    let (_, mut d) = sim(8);
+    let f = open(&mut d, "/v", libc::O_RDWR | libc::O_CREAT);
+    let (mut a, mut b) = (b"hello ".to_vec(), b"world".to_vec());
+    let ub = |v: &mut Vec<u8>| UserBuf {
+        ptr: v.as_mut_ptr(),
+        len: v.len(),
+    };
+    d.vectored(1, f, &[ub(&mut a), ub(&mut b)], 0, true)
+        .unwrap();
+    assert_eq!(one(&mut d, 1).result, 11);
+    let (mut x, mut y) = (vec![0u8; 3], vec![0u8; 20]);
+    d.vectored(2, f, &[ub(&mut x), ub(&mut y)], 2, false)
+        .unwrap();
+    let done = one(&mut d, 2);
+    assert_eq!(done.result, 9, "to the end of the file");
+    match &done.payload {
+        Payload::Bounce { buf, .. } => assert_eq!(&buf.as_slice()[..9], b"llo world"),
+        p => panic!("expected bounce, got {p:?}"),
+    }
+}

@@ -40,9 +40,10 @@ pub(crate) fn run(call: &mut BlockingCall) -> i32 {
             out.len() as i32
         }
         BlockingCall::Chmod { path, fd, mode } => match path {
-            // SAFETY: path is NUL-terminated and owned by the call.
             Some(p) => {
-                ret(unsafe { libc::fchmodat(libc::AT_FDCWD, p.as_ptr(), *mode as libc::mode_t, 0) })
+                let m = *mode as libc::mode_t;
+                // SAFETY: path is NUL-terminated and owned by the call.
+                ret(unsafe { libc::fchmodat(libc::AT_FDCWD, p.as_ptr(), m, 0) })
             }
             // SAFETY: a plain syscall on a descriptor; a bad one fails.
             None => ret(unsafe { libc::fchmod(*fd, *mode as libc::mode_t) }),
@@ -237,16 +238,17 @@ fn write_file(path: &CStr, flags: i32, mode: u32, data: &[u8], flush: bool) -> i
         }
         at += n as usize;
     }
-    // SAFETY: fd is ours. EINVAL: not a regular file (a pipe, a device),
-    // which O_TRUNC leaves alone too.
-    if trunc_after
-        && unsafe { libc::ftruncate(fd, at as libc::off_t) } < 0
-        && errno() != libc::EINVAL
-    {
-        let r = step(1);
-        // SAFETY: fd is ours; closed once.
-        unsafe { libc::close(fd) };
-        return r;
+    if trunc_after {
+        // SAFETY: fd is ours.
+        let cut = unsafe { libc::ftruncate(fd, at as libc::off_t) };
+        // EINVAL: not a regular file (a pipe, a device), which O_TRUNC
+        // leaves alone too.
+        if cut < 0 && errno() != libc::EINVAL {
+            let r = step(1);
+            // SAFETY: fd is ours; closed once.
+            unsafe { libc::close(fd) };
+            return r;
+        }
     }
     // SAFETY: fd is ours.
     if flush && unsafe { libc::fsync(fd) } < 0 {
@@ -375,9 +377,9 @@ fn reflink(_s: i32, _d: i32) -> Result<(), i32> {
 #[cfg(target_os = "linux")]
 fn copy_chunk(s: i32, d: i32, left: i64) -> i64 {
     let want = left.min(1 << 30) as usize;
+    let none = std::ptr::null_mut();
     // SAFETY: null offsets use and move the descriptors' positions.
-    let n =
-        unsafe { libc::copy_file_range(s, std::ptr::null_mut(), d, std::ptr::null_mut(), want, 0) };
+    let n = unsafe { libc::copy_file_range(s, none, d, none, want, 0) };
     if n >= 0 {
         return n as i64;
     }

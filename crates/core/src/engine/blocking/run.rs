@@ -110,11 +110,12 @@ pub(crate) fn file_op(op: &Op) -> (i32, bool) {
     match *op {
         Op::Nop => (0, true),
         Op::Open { path, flags, mode } => {
-            // SAFETY: path is a NUL-terminated string owned by the op's slab
-            // entry (Engine::push's contract).
-            let r = res(retry(
-                || unsafe { libc::open(path, flags | libc::O_CLOEXEC, mode) } as isize,
-            ));
+            let open = || {
+                // SAFETY: path is a NUL-terminated string owned by the op's
+                // slab entry (Engine::push's contract).
+                unsafe { libc::open(path, flags | libc::O_CLOEXEC, mode) as isize }
+            };
+            let r = res(retry(open));
             (r, r >= 0)
         }
         // No registered file table here (Feature::FixedOpen is off).
@@ -209,9 +210,10 @@ pub(crate) fn file_op(op: &Op) -> (i32, bool) {
             // SAFETY: as above.
             done(unsafe { libc::renameat(libc::AT_FDCWD, from, libc::AT_FDCWD, to) })
         }
-        // SAFETY: as above.
         Op::Mkdir { path, mode } => {
-            done(unsafe { libc::mkdirat(libc::AT_FDCWD, path, mode as libc::mode_t) })
+            let mode = mode as libc::mode_t;
+            // SAFETY: as above.
+            done(unsafe { libc::mkdirat(libc::AT_FDCWD, path, mode) })
         }
         Op::Symlink { target, path } => {
             // SAFETY: as above.
@@ -276,10 +278,10 @@ fn statx_at(fd: i32, path: *const libc::c_char, flags: i32, out: *mut Statx) -> 
         // SAFETY: st is a valid out pointer; a bad fd just fails.
         res(retry(|| unsafe { libc::fstat(fd, &mut st) } as isize))
     } else {
-        // SAFETY: path is NUL-terminated (the op's memory); st is valid.
-        res(retry(
-            || unsafe { libc::fstatat(fd, path, &mut st, flags) } as isize
-        ))
+        res(retry(|| {
+            // SAFETY: path is NUL-terminated (the op's memory); st is valid.
+            unsafe { libc::fstatat(fd, path, &mut st, flags) as isize }
+        }))
     };
     if r < 0 {
         return r;

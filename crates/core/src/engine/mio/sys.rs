@@ -282,9 +282,9 @@ pub(super) fn connect_result(fd: i32) -> Option<i32> {
     // SAFETY: all-zero is a valid sockaddr_storage.
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut sl = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let sp = (&mut ss as *mut libc::sockaddr_storage).cast();
     // SAFETY: ss/sl are live locals of the sizes passed.
-    let r =
-        unsafe { libc::getpeername(fd, (&mut ss as *mut libc::sockaddr_storage).cast(), &mut sl) };
+    let r = unsafe { libc::getpeername(fd, sp, &mut sl) };
     if r == 0 {
         return Some(0);
     }

@@ -296,14 +296,30 @@ fn now(st: &State) -> Time {
     )
 }
 
-/// A path an op points at.
-///
-/// # Safety
-/// `p` is a NUL-terminated string that outlives the returned slice.
-unsafe fn path<'a>(p: *const libc::c_char) -> &'a [u8] {
-    // SAFETY: the caller's contract (Engine::push's: the op's memory lives
-    // until its completion is reaped).
-    unsafe { CStr::from_ptr(p) }.to_bytes()
+/// The paths an op names, as bytes: its path (a symlink's new name, a
+/// rename's or link's source), and a second one (a rename's or link's
+/// target, a symlink's target); empty where it names none.
+fn paths_of(op: &Op) -> (&[u8], &[u8]) {
+    let none = std::ptr::null();
+    let (a, b) = match *op {
+        Op::Open { path, .. }
+        | Op::StatPath { path, .. }
+        | Op::Unlink { path, .. }
+        | Op::Mkdir { path, .. } => (path, none),
+        Op::Rename { from, to } | Op::Link { from, to } => (from, to),
+        Op::Symlink { target, path } => (path, target),
+        _ => (none, none),
+    };
+    let bytes = |p: *const libc::c_char| -> &[u8] {
+        if p.is_null() {
+            return &[];
+        }
+        // SAFETY: an op's paths are NUL-terminated strings its slab entry
+        // owns until its completion is reaped (Engine::push's contract);
+        // the sim reads them while it runs the op, before that.
+        unsafe { CStr::from_ptr(p) }.to_bytes()
+    };
+    (bytes(a), bytes(b))
 }
 
 /// The name fault rules and the trace give an op.
@@ -355,14 +371,14 @@ fn op_path(st: &State, op: &Op) -> Vec<u8> {
             .map(|o| o.path.clone())
             .unwrap_or_default()
     };
-    // SAFETY (each `path`): op memory lives until its completion.
     match *op {
-        Op::Open { path: p, .. }
-        | Op::StatPath { path: p, .. }
-        | Op::Unlink { path: p, .. }
-        | Op::Mkdir { path: p, .. } => unsafe { path(p) }.to_vec(),
-        Op::Rename { from, .. } | Op::Link { from, .. } => unsafe { path(from) }.to_vec(),
-        Op::Symlink { path: p, .. } => unsafe { path(p) }.to_vec(),
+        Op::Open { .. }
+        | Op::StatPath { .. }
+        | Op::Unlink { .. }
+        | Op::Mkdir { .. }
+        | Op::Rename { .. }
+        | Op::Link { .. }
+        | Op::Symlink { .. } => paths_of(op).0.to_vec(),
         Op::Close { fd } | Op::Statx { fd, .. } => of_fd(fd),
         Op::Read { target, .. }
         | Op::Write { target, .. }
@@ -517,14 +533,10 @@ impl Chooser for Plan {
 /// What one op did, and whether it did all it was asked (a link breaks
 /// after an op that did not).
 fn exec(st: &mut State, op: &Op) -> (i32, bool) {
+    let (p1, p2) = paths_of(op);
     let r = match *op {
         Op::Nop => Ok(0),
-        // SAFETY (each `path` below): op memory lives until its completion.
-        Op::Open {
-            path: p,
-            flags,
-            mode,
-        } => open(st, unsafe { path(p) }, flags, mode),
+        Op::Open { flags, mode, .. } => open(st, p1, flags, mode),
         Op::Close { fd } => close(st, fd),
         Op::Read {
             target,
@@ -553,48 +565,13 @@ fn exec(st: &mut State, op: &Op) -> (i32, bool) {
             iov,
             count,
             offset,
-        } => fd_of(target).and_then(|fd| {
-            // SAFETY: the op's iovec array (count entries) and the buffers
-            // it names live until it completes.
-            let iovs = unsafe { std::slice::from_raw_parts(iov, count as usize) };
-            let mut total = 0usize;
-            for v in iovs {
-                // SAFETY: as above.
-                let buf =
-                    unsafe { std::slice::from_raw_parts_mut(v.iov_base.cast::<u8>(), v.iov_len) };
-                let at = if offset == CURRENT_POSITION {
-                    offset
-                } else {
-                    offset + total as u64
-                };
-                let n = read(st, fd, buf, at)? as usize;
-                total += n;
-                if n < v.iov_len {
-                    break;
-                }
-            }
-            Ok(total as i32)
-        }),
+        } => vectored(st, target, iov, count, offset, false),
         Op::Writev {
             target,
             iov,
             count,
             offset,
-        } => fd_of(target).and_then(|fd| {
-            // SAFETY: as for readv.
-            let iovs = unsafe { std::slice::from_raw_parts(iov, count as usize) };
-            let mut total = 0usize;
-            for v in iovs {
-                // SAFETY: as above.
-                let buf = unsafe { std::slice::from_raw_parts(v.iov_base.cast::<u8>(), v.iov_len) };
-                let at = match offset {
-                    CURRENT_POSITION | END_OF_FILE => offset,
-                    o => o + total as u64,
-                };
-                total += write(st, fd, buf, at)? as usize;
-            }
-            Ok(total as i32)
-        }),
+        } => vectored(st, target, iov, count, offset, true),
         Op::Fsync { target, kind } => fd_of(target).and_then(|fd| {
             let _: SyncKind = kind;
             let ino = st.files.get(&fd).ok_or(libc::EBADF)?.ino;
@@ -606,34 +583,19 @@ fn exec(st: &mut State, op: &Op) -> (i32, bool) {
             ino.map(|ino| fill_statx(st, ino, unsafe { &mut *out }))
         }
         Op::Ftruncate { target, len } => fd_of(target).and_then(|fd| truncate_fd(st, fd, len)),
-        Op::StatPath {
-            path: p,
-            flags,
-            out,
-        } => {
+        Op::StatPath { flags, out, .. } => {
             let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
-            // SAFETY: as above; out is the op's statx buffer.
-            st.disk.resolve(unsafe { path(p) }, follow).and_then(|r| {
+            st.disk.resolve(p1, follow).and_then(|r| {
                 let ino = r.ino.ok_or(libc::ENOENT)?;
                 // SAFETY: out is the op's statx buffer, unaliased until it completes.
                 Ok(fill_statx(st, ino, unsafe { &mut *out }))
             })
         }
-        // SAFETY: as above.
-        Op::Unlink { path: p, flags } => {
-            unlink(st, unsafe { path(p) }, flags & libc::AT_REMOVEDIR != 0)
-        }
-        // SAFETY: as above.
-        Op::Rename { from, to } => rename(st, unsafe { path(from) }, unsafe { path(to) }),
-        // SAFETY: as above.
-        Op::Mkdir { path: p, mode } => mkdir(st, unsafe { path(p) }, mode),
-        Op::Symlink { target, path: p } => {
-            // SAFETY: as above.
-            let (t, p) = unsafe { (path(target), path(p)) };
-            symlink(st, t, p)
-        }
-        // SAFETY: as above.
-        Op::Link { from, to } => hard_link(st, unsafe { path(from) }, unsafe { path(to) }),
+        Op::Unlink { flags, .. } => unlink(st, p1, flags & libc::AT_REMOVEDIR != 0),
+        Op::Rename { .. } => rename(st, p1, p2),
+        Op::Mkdir { mode, .. } => mkdir(st, p1, mode),
+        Op::Symlink { .. } => symlink(st, p2, p1),
+        Op::Link { .. } => hard_link(st, p1, p2),
         // SAFETY: the call lives in the op's slab entry until it completes,
         // and nothing else touches it meanwhile.
         Op::Blocking { call } => blocking(st, unsafe { &mut *call }),
@@ -660,6 +622,55 @@ fn exec(st: &mut State, op: &Op) -> (i32, bool) {
         }
         Err(e) => (-e, false),
     }
+}
+
+/// A readv or writev: one read or write per buffer, in order, from
+/// `offset` on (or at the file position, or the end), stopping after a
+/// short one.
+fn vectored(
+    st: &mut State,
+    target: Target,
+    iov: *const libc::iovec,
+    count: u32,
+    offset: u64,
+    write: bool,
+) -> Result<i32, i32> {
+    // SAFETY: the op's iovec array (count entries) lives until it completes.
+    let iovs = unsafe { std::slice::from_raw_parts(iov, count as usize) };
+    let mut total = 0u64;
+    for v in iovs {
+        let (ptr, len) = (v.iov_base.cast::<u8>(), v.iov_len as u32);
+        let offset = match offset {
+            CURRENT_POSITION | END_OF_FILE => offset,
+            o => o + total,
+        };
+        let one = if write {
+            Op::Write {
+                target,
+                ptr,
+                len,
+                offset,
+                fixed: None,
+            }
+        } else {
+            Op::Read {
+                target,
+                ptr,
+                len,
+                offset,
+                fixed: None,
+            }
+        };
+        let (n, whole) = exec(st, &one);
+        if n < 0 {
+            return Err(-n);
+        }
+        total += n as u64;
+        if !whole {
+            break;
+        }
+    }
+    Ok(total as i32)
 }
 
 fn fd_of(t: Target) -> Result<i32, i32> {
