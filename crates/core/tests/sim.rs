@@ -5,6 +5,7 @@
 
 use ringline_core::driver::{Done, Driver, DriverConfig, PathOp, Payload, UserBuf};
 use ringline_core::engine::sim::disk::CrashMode;
+use ringline_core::engine::sim::fault::{Fault, FaultKind};
 use ringline_core::engine::{select, Backend, Engine, EngineConfig};
 use ringline_core::op::BlockingCall;
 use ringline_core::{FileId, SyncKind};
@@ -93,6 +94,30 @@ fn read_file(d: &mut Driver, path: &str) -> Result<Vec<u8>, i64> {
         },
         _ => Err(done.result),
     }
+}
+
+/// A fault rule that always hits op `op` on paths containing `path`, past
+/// the first `after`, at most `times`.
+fn rule(op: &str, path: &str, kind: FaultKind, after: u64, times: u64) -> Fault {
+    Fault {
+        op: Some(op.into()),
+        path: Some(path.as_bytes().to_vec()),
+        kind,
+        after,
+        times,
+        per_million: 1_000_000,
+        seen: 0,
+        hits: 0,
+    }
+}
+
+/// A sim (seed `seed`) with the file /f made and its name durable.
+fn synced_file(seed: u64) -> (Arc<dyn Engine>, Driver, FileId) {
+    let (engine, mut d) = sim(seed);
+    fsync_dir(&mut d, "/");
+    let f = open(&mut d, "/f", libc::O_RDWR | libc::O_CREAT);
+    fsync_dir(&mut d, "/");
+    (engine, d, f)
 }
 
 fn mkdir(d: &mut Driver, path: &str) {
@@ -362,17 +387,6 @@ fn names_give_linux_errors() {
 /// seed.
 #[test]
 fn faults_hit_what_they_select_and_the_trace_shows_them() {
-    use ringline_core::engine::sim::fault::{Fault, FaultKind};
-    let rule = |op: &str, path: &str, kind: FaultKind, after: u64, times: u64| Fault {
-        op: Some(op.into()),
-        path: Some(path.as_bytes().to_vec()),
-        kind,
-        after,
-        times,
-        per_million: 1_000_000,
-        seen: 0,
-        hits: 0,
-    };
     let run = || {
         let (engine, mut d) = sim(11);
         let s = engine.sim().unwrap();
@@ -698,11 +712,8 @@ fn random_ops_match_io_uring_on_a_real_directory() {
 /// every point; deduplicated; each loads as a rebooted disk.
 #[test]
 fn recorded_runs_give_every_crash_state_once() {
-    let (engine, mut d) = sim(1);
+    let (engine, mut d, f) = synced_file(1);
     let s = engine.sim().unwrap();
-    fsync_dir(&mut d, "/");
-    let f = open(&mut d, "/f", libc::O_RDWR | libc::O_CREAT);
-    fsync_dir(&mut d, "/");
     write(&mut d, f, &[b'a'; 1024], 0);
     sync(&mut d, f);
     s.record(true);
@@ -753,24 +764,11 @@ fn recorded_runs_give_every_crash_state_once() {
 /// dropped). A write made after the failure is made durable as usual.
 #[test]
 fn a_failed_fsync_loses_its_writes_for_good() {
-    use ringline_core::engine::sim::fault::{Fault, FaultKind};
-    let (engine, mut d) = sim(4);
+    let (engine, mut d, f) = synced_file(4);
     let s = engine.sim().unwrap();
-    fsync_dir(&mut d, "/");
-    let f = open(&mut d, "/f", libc::O_RDWR | libc::O_CREAT);
-    fsync_dir(&mut d, "/");
     write(&mut d, f, b"durable ", 0);
     sync(&mut d, f);
-    s.add_fault(Fault {
-        op: Some("fsync".into()),
-        path: Some(b"/f".to_vec()),
-        kind: FaultKind::Error(libc::EIO),
-        after: 0,
-        times: 1,
-        per_million: 1_000_000,
-        seen: 0,
-        hits: 0,
-    });
+    s.add_fault(rule("fsync", "/f", FaultKind::Error(libc::EIO), 0, 1));
     write(&mut d, f, b"dropped ", 8);
     d.sync(3, f, SyncKind::Data).unwrap();
     assert_eq!(

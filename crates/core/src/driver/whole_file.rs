@@ -25,7 +25,7 @@
 //! step 0 for the open and 2 for a read; `-EFBIG` past 2 GiB.
 
 use super::*;
-use crate::op::call::READ_FILE_STEP;
+use crate::op::call::at_step;
 use crate::op::BlockingCall;
 
 /// Slots at the top of the registered file table kept for whole-file reads
@@ -81,7 +81,7 @@ impl WholeRead {
 
 /// `-(errno + READ_FILE_STEP * step)`: which call failed, as the lane says it.
 fn step_error(res: i32, step: i32) -> i64 {
-    i64::from(res) - i64::from(READ_FILE_STEP * step)
+    -i64::from(at_step(-res, step))
 }
 
 impl Driver {

@@ -110,3 +110,9 @@ impl BlockingCall {
 
 /// See [`BlockingCall::ReadFile`]: how an error says which call failed.
 pub const READ_FILE_STEP: i32 = 4096;
+
+/// Errno `errno` of the `step`-th call of a whole-file call, encoded as
+/// [`BlockingCall::ReadFile`] says (positive: negate it for a result).
+pub const fn at_step(errno: i32, step: i32) -> i32 {
+    errno + READ_FILE_STEP * step
+}

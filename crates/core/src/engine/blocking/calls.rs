@@ -2,7 +2,7 @@
 //! makes, on a pool thread.
 
 use super::run::{errno, res};
-use crate::op::call::READ_FILE_STEP;
+use crate::op::call::at_step;
 use crate::op::BlockingCall;
 use std::ffi::CStr;
 
@@ -131,7 +131,7 @@ pub(crate) fn run(call: &mut BlockingCall) -> i32 {
 const READ_FILE_MAX: u64 = (1 << 31) - 1;
 
 fn read_file(path: &CStr, flags: i32, out: &mut Vec<u8>) -> i32 {
-    let step = |s: i32| -(errno() + READ_FILE_STEP * s);
+    let step = |s: i32| -at_step(errno(), s);
     // SAFETY: path is NUL-terminated.
     let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, 0o666) };
     if fd < 0 {
@@ -146,7 +146,7 @@ fn read_file(path: &CStr, flags: i32, out: &mut Vec<u8>) -> i32 {
 /// read otherwise): to its size if it is a regular file, 64 KiB at a time
 /// to the end if not. Closes `f`.
 fn read_rest(f: Fd, out: &mut Vec<u8>) -> i32 {
-    let step = |s: i32| -(errno() + READ_FILE_STEP * s);
+    let step = |s: i32| -at_step(errno(), s);
     // SAFETY: stat is plain old data; fstat fills it.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: a valid descriptor and out pointer.
@@ -211,7 +211,7 @@ fn truncates_after(flags: i32) -> bool {
 }
 
 fn write_file(path: &CStr, flags: i32, mode: u32, data: &[u8], flush: bool) -> i32 {
-    let step = |s: i32| -(errno() + READ_FILE_STEP * s);
+    let step = |s: i32| -at_step(errno(), s);
     let trunc_after = truncates_after(flags);
     let flags = if trunc_after {
         flags & !libc::O_TRUNC

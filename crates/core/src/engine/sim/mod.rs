@@ -960,7 +960,7 @@ fn dirent_type(n: &Node) -> u8 {
 /// The calls of the blocking lane, on the model. Errors in the encoding
 /// `BlockingCall` documents (steps for ReadFile/WriteFile).
 fn blocking(st: &mut State, call: &mut BlockingCall) -> Result<i32, i32> {
-    use crate::op::call::READ_FILE_STEP;
+    use crate::op::call::at_step;
     let t = now(st);
     match call {
         BlockingCall::Access { path: p, .. } => {
@@ -1108,7 +1108,7 @@ fn blocking(st: &mut State, call: &mut BlockingCall) -> Result<i32, i32> {
                     0 => break Ok(buf.len() as i32),
                     // SAFETY: the read initialised n bytes past the length.
                     n if n > 0 => unsafe { buf.set_len(buf.len() + n as usize) },
-                    e => break Err(-e + READ_FILE_STEP * 2),
+                    e => break Err(at_step(-e, 2)),
                 }
             };
             run(st, &Op::Close { fd });
@@ -1148,11 +1148,11 @@ fn blocking(st: &mut State, call: &mut BlockingCall) -> Result<i32, i32> {
                 match run(st, &write).0 {
                     n if n > 0 => at += n as usize,
                     0 => {
-                        r = Err(libc::ENOSPC + READ_FILE_STEP);
+                        r = Err(at_step(libc::ENOSPC, 1));
                         break;
                     }
                     e => {
-                        r = Err(-e + READ_FILE_STEP);
+                        r = Err(at_step(-e, 1));
                         break;
                     }
                 }
@@ -1164,7 +1164,7 @@ fn blocking(st: &mut State, call: &mut BlockingCall) -> Result<i32, i32> {
                 };
                 let e = run(st, &sync).0;
                 if e < 0 {
-                    r = Err(-e + READ_FILE_STEP * 2);
+                    r = Err(at_step(-e, 2));
                 }
             }
             run(st, &Op::Close { fd });
