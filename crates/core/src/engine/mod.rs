@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 #[cfg(unix)]
 pub mod blocking;
+#[cfg(unix)]
+pub mod buf_ring;
 pub mod closed;
 pub mod control;
 #[cfg(target_os = "linux")]

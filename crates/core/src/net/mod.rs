@@ -4,6 +4,7 @@
 //! kernel's notifications arrive. The driver integration (accept, connect,
 //! recv, send ops and their multishot completions) builds on these.
 
+pub mod addr;
 pub mod copy_pool;
 pub mod pbuf_ring;
 pub mod send_slab;

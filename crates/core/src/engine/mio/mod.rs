@@ -22,6 +22,7 @@ mod waiter;
 
 use super::{Engine, EngineConfig, Feature};
 use crate::engine::blocking::{self as pool, Job, Pool, Step};
+use crate::engine::buf_ring::BufRing;
 use crate::op::{Cqe, Link, Op, Target, Timespec};
 #[cfg(target_os = "linux")]
 use mio::Interest;
@@ -87,48 +88,6 @@ struct Deadline {
     at: Instant,
     connect: u64,
     timeout: u64,
-}
-
-/// A provided-buffer ring registered by the driver: the engine plays the
-/// kernel's part, reading slots `head..tail` (tail published by the driver
-/// in slot 0's `resv` field with release ordering).
-struct BufRing {
-    addr: u64,
-    entries: u16,
-    head: u16,
-}
-
-impl BufRing {
-    /// Buffers published by the driver and not yet used, from the head.
-    fn available(&self) -> u16 {
-        // SAFETY: the driver keeps the ring (entries * 16 bytes, 8-aligned)
-        // allocated while registered; byte 14 of slot 0 is the u16 tail,
-        // written by the driver with release ordering.
-        let tail = unsafe { &*((self.addr + 14) as *const std::sync::atomic::AtomicU16) }
-            .load(std::sync::atomic::Ordering::Acquire);
-        tail.wrapping_sub(self.head)
-    }
-
-    /// The buffer `i` places after the head (`i < available()`):
-    /// `(address, length, buffer id)`.
-    fn at(&self, i: u16) -> (*mut u8, usize, u16) {
-        let slot = self.addr + 16 * u64::from(self.head.wrapping_add(i) & (self.entries - 1));
-        // SAFETY: slot lies inside the ring; slots head..tail were fully
-        // written before the tail store `available` acquired; io_uring_buf
-        // is { addr: u64, len: u32, bid: u16, resv: u16 }.
-        let (addr, len, bid) = unsafe {
-            (
-                std::ptr::read(slot as *const u64),
-                std::ptr::read((slot + 8) as *const u32),
-                std::ptr::read((slot + 12) as *const u16),
-            )
-        };
-        (addr as *mut u8, len as usize, bid)
-    }
-
-    fn consume(&mut self) {
-        self.head = self.head.wrapping_add(1);
-    }
 }
 
 struct State {
@@ -724,21 +683,12 @@ impl Engine for MioEngine {
     }
 
     unsafe fn register_buf_ring(&self, ring_addr: u64, entries: u16, bgid: u16) -> io::Result<()> {
-        if !entries.is_power_of_two() || ring_addr == 0 || !ring_addr.is_multiple_of(8) {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
-        }
+        let ring = BufRing::new(ring_addr, entries).map_err(io::Error::from_raw_os_error)?;
         let mut st = lock(&self.st);
         if st.rings.contains_key(&bgid) {
             return Err(io::Error::from_raw_os_error(libc::EEXIST));
         }
-        st.rings.insert(
-            bgid,
-            BufRing {
-                addr: ring_addr,
-                entries,
-                head: 0,
-            },
-        );
+        st.rings.insert(bgid, ring);
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 //! runs as non-blocking syscalls, completing like its io_uring opcode.
 
 use super::{cqe, sys, timeout_of, Deadline, Sqe, State};
+use crate::engine::buf_ring::BufRing;
 use crate::op::{Op, Target, CQE_F_BUFFER, CQE_F_MORE};
 use mio::{Interest, Token};
 use std::time::Instant;
@@ -376,7 +377,7 @@ const RECV_SPAN: usize = 4;
 fn recv(
     fd: i32,
     ud: u64,
-    mut ring: Option<&mut super::BufRing>,
+    mut ring: Option<&mut BufRing>,
     closed: bool,
     cq: &mut Vec<crate::op::Cqe>,
     step: &mut Step,
