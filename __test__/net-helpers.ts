@@ -307,5 +307,27 @@ export async function hangingPort(): Promise<Hanging> {
   return { port, stop }
 }
 
+/**
+ * Whether this run of the suite is on the sim engine: its sockets live in
+ * the ring's own simulated network, which node:net and ss(8) cannot see.
+ */
+export const SIM = process.env.RINGLINE_BACKEND === 'sim'
+
+/**
+ * hangingPort() inside a sim ring's network: a listener with backlog 0
+ * whose queue one connection fills, so the next connect waits.
+ */
+export async function simHangingPort(ring: Ring): Promise<Hanging> {
+  const listener = await ring.listen({ host: '127.0.0.1', port: 0, backlog: 0 })
+  const filler = await ring.connect({ port: listener.address().port, host: '127.0.0.1' })
+  return {
+    port: listener.address().port,
+    stop: async () => {
+      await filler.close()
+      await listener.close()
+    },
+  }
+}
+
 /** Options of `ring.listen` for 127.0.0.1 and an ephemeral port. */
 export const LOCAL: ListenOptions = { host: '127.0.0.1', port: 0 }

@@ -101,6 +101,8 @@ export interface NativeRing {
   simRecord(on: boolean): void
   simBuildStates(torn: boolean, reorder: boolean, limit: number): number
   simLoadState(i: number): number
+  simPartition(port: number | null): void
+  simHeal(): void
   listen(host: string, port: number, backlog: number, ipv6Only: boolean, reusePort: boolean): number
   connect(token: number, host: string, port: number, timeoutMs: number): number
   acceptStart(token: number, file: number): number

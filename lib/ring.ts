@@ -116,21 +116,31 @@ export type SimOp =
   | 'open' | 'close' | 'read' | 'write' | 'fsync' | 'stat' | 'truncate' | 'unlink' | 'rename' | 'mkdir'
   | 'symlink' | 'link' | 'access' | 'readdir' | 'readlink' | 'chmod' | 'chown' | 'utimes' | 'mkdtemp'
   | 'statfs' | 'readFile' | 'writeFile' | 'copyFile'
+  | 'connect' | 'accept' | 'send' | 'recv' | 'shutdown'
 
 const SIM_OPS: ReadonlySet<string> = new Set<SimOp>([
   'open', 'close', 'read', 'write', 'fsync', 'stat', 'truncate', 'unlink', 'rename', 'mkdir', 'symlink', 'link',
   'access', 'readdir', 'readlink', 'chmod', 'chown', 'utimes', 'mkdtemp', 'statfs', 'readFile', 'writeFile', 'copyFile',
+  'connect', 'accept', 'send', 'recv', 'shutdown',
 ])
 
 /** A fault rule of a sim ring: see `SimControls.fault`. */
 export interface SimFault {
   /** The op it hits; any op when left out. */
   op?: SimOp
-  /** Text the op's path must contain (an fd op: the path its file was opened by), or a RegExp of plain text. */
+  /**
+   * Text the op's path must contain (an fd op: the path its file was opened
+   * by; a socket op: `local>peer`, e.g. `127.0.0.1:32768>127.0.0.1:8080`,
+   * so `':8080'` picks a port), or a RegExp of plain text.
+   */
   path?: string | RegExp
-  /** Fail with this error code ('EIO', 'ENOSPC', ...); the op changes nothing. */
+  /**
+   * Fail with this error code ('EIO', 'ENOSPC', ...); the op changes
+   * nothing. On `send` and `recv`, 'ECONNRESET', 'EPIPE' and
+   * 'ECONNABORTED' reset the connection: both ends see it.
+   */
   error?: string
-  /** Instead of an error: 'lost' (a write reports success and stores nothing), 'short' (a read or write does half), 'bitflip' (a read returns one bit flipped). */
+  /** Instead of an error: 'lost' (a write reports success and stores nothing), 'short' (a read, write, send or receive does half), 'bitflip' (a read returns one bit flipped). */
   kind?: 'lost' | 'short' | 'bitflip'
   /** Matching ops let through first (default 0). */
   after?: number
@@ -143,7 +153,7 @@ export interface SimFault {
 const FAULT_KINDS: Record<string, number> = { lost: 1, short: 2, bitflip: 3 }
 
 /** The native calls SimControls makes. */
-type SimNative = Pick<NativeRing, 'simCrash' | 'simFault' | 'simClearFaults' | 'simTrace' | 'simPoint' | 'simRecord' | 'simBuildStates' | 'simLoadState'>
+type SimNative = Pick<NativeRing, 'simCrash' | 'simFault' | 'simClearFaults' | 'simTrace' | 'simPoint' | 'simRecord' | 'simBuildStates' | 'simLoadState' | 'simPartition' | 'simHeal'>
 
 /** A crash state of `SimControls.explore`: which one, and where in the recorded run the power went out. */
 export interface CrashState {
@@ -280,6 +290,23 @@ export class SimControls {
   /** Removes every fault rule. */
   clearFaults(): void {
     this.#native.simClearFaults()
+  }
+
+  /**
+   * Cuts the sim's network: every connection with an end on `port` (every
+   * connection when left out) carries nothing until `heal()`. Bytes sent
+   * meanwhile wait (TCP would retransmit them); a connect across the cut
+   * waits for `heal()`, or fails with its `timeout` (in virtual time: as
+   * soon as nothing else is left to happen in the sim).
+   */
+  partition(port?: number): void {
+    const p = port === undefined ? null : validateInteger(port, 'port', 1, 65535)
+    this.#native.simPartition(p)
+  }
+
+  /** Removes every partition: what they held back travels on. */
+  heal(): void {
+    this.#native.simHeal()
   }
 
   /**

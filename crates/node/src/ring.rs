@@ -596,6 +596,26 @@ impl NativeRing {
             .map_or(-1.0, |p| p as f64))
     }
 
+    /// Cuts a sim ring's network: every connection with an end on `port`
+    /// (every connection when null) carries nothing until `sim_heal`.
+    #[napi]
+    pub fn sim_partition(&self, port: Option<u32>) -> napi::Result<()> {
+        let sim = self.sim_engine()?;
+        // What was queued before the cut goes out before it.
+        let _ = lock(&self.shared.driver).flush();
+        sim.partition(port.map(|p| p as u16));
+        Ok(())
+    }
+
+    /// Removes a sim ring's partitions: what they held back travels on.
+    #[napi]
+    pub fn sim_heal(&self) -> napi::Result<()> {
+        let sim = self.sim_engine()?;
+        let _ = lock(&self.shared.driver).flush();
+        sim.heal();
+        Ok(())
+    }
+
     /// A sim ring's trace: one line per op run.
     #[napi]
     pub fn sim_trace(&self) -> napi::Result<Vec<String>> {

@@ -12,7 +12,9 @@
 
 pub mod disk;
 pub mod fault;
+mod net;
 
+use super::buf_ring::BufRing;
 use super::eventfd::EventFd;
 use super::{Engine, EngineConfig, Feature, MAX_CHAIN};
 use crate::file_table::DioAlign;
@@ -61,6 +63,8 @@ struct State {
     /// The last recording, and the crash states built from it.
     recorded: Vec<(u64, Disk)>,
     states: Vec<(u64, Disk)>,
+    /// Sockets and what travels between them (see [`net`]).
+    net: net::Net,
 }
 
 // SAFETY: the pointers in queued ops point into the driver's slab entries,
@@ -107,6 +111,7 @@ impl SimEngine {
                 recording: None,
                 recorded: Vec::new(),
                 states: Vec::new(),
+                net: net::Net::default(),
             }),
             eventfd,
             capacity: (cfg.entries as usize).max(MAX_CHAIN),
@@ -125,8 +130,33 @@ impl SimEngine {
     pub fn crash(&self, mode: CrashMode) {
         let mut st = lock(&self.st);
         st.files.clear();
+        net::crash(&mut st);
         let State { disk, rng, .. } = &mut *st;
         disk.crash(mode, &mut |n| next(rng) % n.max(1));
+        let settled = !st.cq.is_empty();
+        drop(st);
+        if settled {
+            self.signal();
+        }
+    }
+
+    /// Cuts the sim's network: every connection with an end on `port`
+    /// (every connection when `None`) carries nothing until [`SimEngine::heal`],
+    /// and a connect across the cut is never answered.
+    pub fn partition(&self, port: Option<u16>) {
+        net::partition(&mut lock(&self.st), port);
+    }
+
+    /// Removes every partition: what they held back travels on.
+    pub fn heal(&self) {
+        let mut st = lock(&self.st);
+        net::heal(&mut st);
+        net::settle(&mut st);
+        let posted = !st.cq.is_empty();
+        drop(st);
+        if posted {
+            self.signal();
+        }
     }
 
     /// Where the run is: how many ops ran so far. A workload notes it when
@@ -251,6 +281,22 @@ impl SimEngine {
         let mut groups: Vec<Vec<Cqe>> = Vec::new();
         let mut i = 0;
         while i < n {
+            let (user_data, op, link) = sq[i];
+            if net::is_net(&op) {
+                // A connect may carry a linked timeout; nothing else links.
+                let timeout = match (op, link, sq.get(i + 1)) {
+                    (Op::Connect { .. }, Link::Next, Some((t, Op::LinkTimeout { ts }, _))) => {
+                        i += 1;
+                        // SAFETY: the timespec lives in the op's slab entry
+                        // until it completes.
+                        Some((*t, unsafe { **ts }))
+                    }
+                    _ => None,
+                };
+                net::start(&mut st, user_data, op, timeout);
+                i += 1;
+                continue;
+            }
             let mut group = Vec::new();
             let mut broken = false;
             loop {
@@ -281,6 +327,7 @@ impl SimEngine {
         for g in groups {
             st.cq.extend(g);
         }
+        net::settle(&mut st);
         n
     }
 
@@ -342,7 +389,7 @@ pub fn op_name(op: &Op) -> &'static str {
         Op::Blocking { call } => call_name(unsafe { &**call }),
         Op::Cancel { .. } | Op::CancelFile { .. } | Op::CancelAll => "cancel",
         Op::InstallFixed { .. } => "install",
-        _ => "socket",
+        _ => net::net_op_name(op),
     }
 }
 
@@ -599,10 +646,13 @@ fn exec(st: &mut State, op: &Op) -> (i32, bool) {
         // SAFETY: the call lives in the op's slab entry until it completes,
         // and nothing else touches it meanwhile.
         Op::Blocking { call } => blocking(st, unsafe { &mut *call }),
-        Op::Cancel { .. } | Op::CancelFile { .. } | Op::CancelAll => Err(libc::ENOENT),
+        Op::Cancel { user_data } => net::cancel(st, user_data),
+        Op::CancelFile { target } => Ok(net::cancel_all(st, fd_of(target).ok())),
+        Op::CancelAll => Ok(net::cancel_all(st, None)),
         Op::OpenFixed { .. } | Op::CloseFixed { .. } | Op::InstallFixed { .. } => {
             Err(libc::EOPNOTSUPP)
         }
+        // Run by the network (dispatch gives them to net::start).
         Op::AcceptMulti { .. }
         | Op::Connect { .. }
         | Op::LinkTimeout { .. }
@@ -610,7 +660,7 @@ fn exec(st: &mut State, op: &Op) -> (i32, bool) {
         | Op::Send { .. }
         | Op::SendMsg { .. }
         | Op::SendZc { .. }
-        | Op::Shutdown { .. } => Err(libc::EOPNOTSUPP),
+        | Op::Shutdown { .. } => Err(libc::EINVAL),
     };
     match r {
         Ok(n) => {
@@ -754,6 +804,9 @@ fn open(st: &mut State, p: &[u8], flags: i32, mode: u32) -> Result<i32, i32> {
 }
 
 fn close(st: &mut State, fd: i32) -> Result<i32, i32> {
+    if net::is_socket(st, fd) {
+        return net::close(st, fd);
+    }
     let o = st.files.remove(&fd).ok_or(libc::EBADF)?;
     let open_elsewhere = st.files.values().any(|f| f.ino == o.ino);
     if !open_elsewhere && st.disk.get(o.ino).is_some_and(|i| i.nlink == 0) {
@@ -1278,7 +1331,7 @@ impl Engine for SimEngine {
                 "sim (seed {}): files live on an in-memory disk; nothing real is touched",
                 self.seed
             ),
-            "sim: TCP is not simulated yet (socket ops fail with EOPNOTSUPP)".into(),
+            "sim: TCP runs on the sim's own loopback network; nothing real is reached".into(),
         ]
     }
 
@@ -1297,26 +1350,35 @@ impl Engine for SimEngine {
         truncate_fd(&mut lock(&self.st), fd, len).map(|_| ())
     }
 
-    fn socket(&self, _addr: &SocketAddr) -> Result<i32, i32> {
-        Err(libc::EOPNOTSUPP)
+    fn socket(&self, addr: &SocketAddr) -> Result<i32, i32> {
+        Ok(net::socket(&mut lock(&self.st), addr))
     }
 
-    fn set_sock_int(&self, _fd: i32, _level: i32, _name: i32, _value: i32) -> Result<(), i32> {
-        Err(libc::EOPNOTSUPP)
+    fn set_sock_int(&self, fd: i32, level: i32, name: i32, value: i32) -> Result<(), i32> {
+        net::set_int(&mut lock(&self.st), fd, level, name, value)
     }
 
     fn bind_listen(
         &self,
-        _fd: i32,
-        _sa: &libc::sockaddr_storage,
+        fd: i32,
+        sa: &libc::sockaddr_storage,
         _len: libc::socklen_t,
-        _backlog: i32,
+        backlog: i32,
     ) -> Result<(), i32> {
-        Err(libc::EOPNOTSUPP)
+        net::bind_listen(&mut lock(&self.st), fd, sa, backlog)
     }
 
-    fn sock_name(&self, _fd: i32, _peer: bool) -> Result<libc::sockaddr_storage, i32> {
-        Err(libc::EOPNOTSUPP)
+    fn sock_name(&self, fd: i32, peer: bool) -> Result<libc::sockaddr_storage, i32> {
+        net::name(&lock(&self.st), fd, peer)
+    }
+
+    unsafe fn register_buf_ring(&self, ring_addr: u64, entries: u16, bgid: u16) -> io::Result<()> {
+        let ring = BufRing::new(ring_addr, entries).map_err(io::Error::from_raw_os_error)?;
+        net::add_ring(&mut lock(&self.st), bgid, ring).map_err(io::Error::from_raw_os_error)
+    }
+
+    fn unregister_buf_ring(&self, bgid: u16) -> io::Result<()> {
+        net::remove_ring(&mut lock(&self.st), bgid).map_err(io::Error::from_raw_os_error)
     }
 
     fn sim(&self) -> Option<&SimEngine> {
