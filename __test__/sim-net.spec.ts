@@ -157,3 +157,21 @@ test('the same seed runs a client/server program the same way, byte for byte; an
   const c = await program(22)
   t.notDeepEqual(a, c)
 })
+
+test("a 'delay' fault makes a send's bytes arrive that much later in virtual time; its options are checked", async (t) => {
+  const ring = simRing(t, 18)
+  const { client, server, port } = await pair(t, ring)
+  const sim = ring.sim
+  if (sim === null) return t.fail('not a sim ring')
+  sim.fault({ op: 'send', path: `>127.0.0.1:${port}`, kind: 'delay', delayMs: 2000, times: 1 })
+  const start = lastTime(ring, '')
+  await client.send('late')
+  t.is((await readAtLeast(server, 4)).toString(), 'late')
+  t.true(lastTime(ring, ' recv ') - start >= 2_000_000, 'received 2 s of virtual time after the send')
+  for (const bad of [{ kind: 'delay' }, { kind: 'delay', delayMs: -1 }, { kind: 'delay', delayMs: '5' }, { kind: 'lost', delayMs: 5 }]) {
+    t.is(props(t.throws(() => sim.fault(bad as never))).code, 'ERR_INVALID_ARG_VALUE', JSON.stringify(bad))
+  }
+  t.is(props(t.throws(() => sim.fault({ kind: 'melted' as never }))).code, 'ERR_INVALID_ARG_VALUE')
+  t.notThrows(() => sim.fault({ op: 'write', kind: 'torn', times: 1 }))
+  t.notThrows(() => sim.fault({ op: 'write', kind: 'misdirected', times: 1 }))
+})

@@ -94,7 +94,7 @@ export interface NativeRing {
   close(): void
   /** Sim rings only: power loss (0 pessimistic, 1 optimistic, 2 random). */
   simCrash(mode: number): void
-  simFault(op: string | null, path: Buffer | null, kind: number, errno: number, after: number, times: number, perMillion: number): void
+  simFault(op: string | null, path: Buffer | null, kind: number, errno: number, after: number, times: number, perMillion: number, delayUs: number): void
   simClearFaults(): void
   simTrace(): string[]
   simPoint(): number

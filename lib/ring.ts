@@ -140,8 +140,19 @@ export interface SimFault {
    * 'ECONNABORTED' reset the connection: both ends see it.
    */
   error?: string
-  /** Instead of an error: 'lost' (a write reports success and stores nothing), 'short' (a read, write, send or receive does half), 'bitflip' (a read returns one bit flipped). */
-  kind?: 'lost' | 'short' | 'bitflip'
+  /**
+   * Instead of an error: 'lost' (a write reports success and stores
+   * nothing), 'torn' (a write reports success and stores only the 512-byte
+   * sectors of its first half), 'misdirected' (a write reports success and
+   * lands whole 1 to 8 sectors before or after where it was asked), 'short'
+   * (a read, write, send or receive does half), 'bitflip' (a read returns
+   * one bit flipped), 'delay' (the op completes `delayMs` of virtual time
+   * late, after ops that finish earlier; a send's bytes arrive that late).
+   * 'lost', 'torn' and 'misdirected' apply to single-buffer writes.
+   */
+  kind?: 'lost' | 'torn' | 'misdirected' | 'short' | 'bitflip' | 'delay'
+  /** With kind 'delay': how late, in milliseconds of virtual time. */
+  delayMs?: number
   /** Matching ops let through first (default 0). */
   after?: number
   /** Hits at most (default: no limit). */
@@ -150,7 +161,7 @@ export interface SimFault {
   probability?: number
 }
 
-const FAULT_KINDS: Record<string, number> = { lost: 1, short: 2, bitflip: 3 }
+const FAULT_KINDS: Record<string, number> = { lost: 1, short: 2, bitflip: 3, torn: 4, misdirected: 5, delay: 6 }
 
 /** The native calls SimControls makes. */
 type SimNative = Pick<NativeRing, 'simCrash' | 'simFault' | 'simClearFaults' | 'simTrace' | 'simPoint' | 'simRecord' | 'simBuildStates' | 'simLoadState' | 'simPartition' | 'simHeal'>
@@ -277,14 +288,22 @@ export class SimControls {
       if (typeof o.error !== 'string' || n === undefined) throw invalidArgValue('rule.error', o.error, 'must be an error code such as EIO')
       errno = n
     } else {
-      if (o.kind === undefined || !(o.kind in FAULT_KINDS)) throw invalidArgValue('rule.kind', o.kind, "must be 'lost', 'short' or 'bitflip' (or give rule.error)")
+      if (o.kind === undefined || !Object.hasOwn(FAULT_KINDS, o.kind)) throw invalidArgValue('rule.kind', o.kind, "must be 'lost', 'torn', 'misdirected', 'short', 'bitflip' or 'delay' (or give rule.error)")
       kind = FAULT_KINDS[o.kind]
+    }
+    let delayMs = 0
+    if (o.kind === 'delay') {
+      const d: unknown = o.delayMs
+      if (typeof d !== 'number' || !(d >= 0 && d <= 1e9)) throw invalidArgValue('rule.delayMs', d, "must be a number of milliseconds from 0 to 1e9 with kind 'delay'")
+      delayMs = d
+    } else if (o.delayMs !== undefined) {
+      throw invalidArgValue('rule.delayMs', o.delayMs, "is only taken with kind 'delay'")
     }
     const after = o.after === undefined ? 0 : validateInteger(o.after, 'rule.after', 0)
     const times = o.times === undefined ? Infinity : validateInteger(o.times, 'rule.times', 1)
     const p = o.probability ?? 1
     if (typeof p !== 'number' || !(p >= 0 && p <= 1)) throw invalidArgValue('rule.probability', p, 'must be a number from 0 to 1')
-    this.#native.simFault(o.op ?? null, path, kind, errno, after, times, Math.round(p * 1e6))
+    this.#native.simFault(o.op ?? null, path, kind, errno, after, times, Math.round(p * 1e6), delayMs * 1000)
   }
 
   /** Removes every fault rule. */

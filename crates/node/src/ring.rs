@@ -508,8 +508,9 @@ impl NativeRing {
 
     /// Adds a fault rule to a sim ring (validated in TypeScript): `kind` 0
     /// fails with `errno`, 1 loses a write, 2 makes a read or write short,
-    /// 3 flips a bit of a read; `op` and `path` (a substring) select, or
-    /// match anything when null.
+    /// 3 flips a bit of a read, 4 tears a write, 5 misdirects a write, 6
+    /// delays the op by `delay_us` of virtual time; `op` and `path` (a
+    /// substring) select, or match anything when null.
     #[napi]
     #[allow(clippy::too_many_arguments)]
     pub fn sim_fault(
@@ -521,6 +522,7 @@ impl NativeRing {
         after: f64,
         times: f64,
         per_million: u32,
+        delay_us: f64,
     ) -> napi::Result<()> {
         use ringline_core::engine::sim::fault::{Fault, FaultKind};
         let engine = self.shared.engine();
@@ -531,7 +533,10 @@ impl NativeRing {
             0 => FaultKind::Error(errno),
             1 => FaultKind::Lost,
             2 => FaultKind::Short,
-            _ => FaultKind::Bitflip,
+            3 => FaultKind::Bitflip,
+            4 => FaultKind::Torn,
+            5 => FaultKind::Misdirected,
+            _ => FaultKind::Delay((delay_us.max(0.0) * 1000.0) as u64),
         };
         sim.add_fault(Fault {
             op,

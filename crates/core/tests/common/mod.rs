@@ -11,6 +11,9 @@ use std::sync::Arc;
 pub enum Eng {
     IoUring,
     Mio,
+    /// The sim engine (seed 1): only where a test touches nothing real
+    /// (`per_engine_and_sim!`).
+    Sim,
 }
 
 /// A fresh engine of kind `e` (io_uring must be available: this suite runs
@@ -24,8 +27,13 @@ pub fn engine_with(e: Eng, cfg: &EngineConfig) -> Arc<dyn Engine> {
     let backend = match e {
         Eng::IoUring => Backend::IoUring,
         Eng::Mio => Backend::Mio,
+        Eng::Sim => Backend::Sim,
     };
-    let sel = select(cfg, backend).expect("engine available");
+    let cfg = EngineConfig {
+        seed: 1,
+        ..cfg.clone()
+    };
+    let sel = select(&cfg, backend).expect("engine available");
     assert_eq!(sel.engine.name(), name(e));
     sel.engine
 }
@@ -39,6 +47,7 @@ pub fn name(e: Eng) -> &'static str {
     match e {
         Eng::IoUring => "io_uring",
         Eng::Mio => "mio",
+        Eng::Sim => "sim",
     }
 }
 
@@ -52,6 +61,19 @@ macro_rules! per_engine {
         }
         mod mio {
             $(#[test] fn $t() { super::$t(super::common::Eng::Mio) })*
+        }
+    };
+}
+
+/// `per_engine!`, and a module `sim` running the tests on the sim engine:
+/// for tests that touch nothing the sim cannot have (real files, other
+/// processes).
+#[macro_export]
+macro_rules! per_engine_and_sim {
+    ($($t:ident),* $(,)?) => {
+        $crate::per_engine!($($t),*);
+        mod sim {
+            $(#[test] fn $t() { super::$t(super::common::Eng::Sim) })*
         }
     };
 }

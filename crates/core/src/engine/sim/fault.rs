@@ -12,6 +12,16 @@ pub enum FaultKind {
     Short,
     /// A read returns its bytes with one bit flipped.
     Bitflip,
+    /// A write reports every byte written and stores only the sectors of
+    /// its first half (512-byte sectors of the file).
+    Torn,
+    /// A write reports success and stores its bytes whole, but 1 to 8
+    /// sectors before or after where it was asked (drawn from the seed).
+    Misdirected,
+    /// The op completes this many nanoseconds of virtual time late (its
+    /// completion comes after those of ops that finish earlier); a send's
+    /// bytes arrive that much later.
+    Delay(u64),
 }
 
 /// One fault rule.

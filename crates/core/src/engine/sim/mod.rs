@@ -65,6 +65,9 @@ struct State {
     states: Vec<(u64, Disk)>,
     /// Sockets and what travels between them (see [`net`]).
     net: net::Net,
+    /// Virtual time the ops run so far in this chain were delayed by
+    /// (fault rules), in nanoseconds.
+    delay: u64,
 }
 
 // SAFETY: the pointers in queued ops point into the driver's slab entries,
@@ -112,6 +115,7 @@ impl SimEngine {
                 recorded: Vec::new(),
                 states: Vec::new(),
                 net: net::Net::default(),
+                delay: 0,
             }),
             eventfd,
             capacity: (cfg.entries as usize).max(MAX_CHAIN),
@@ -277,8 +281,9 @@ impl SimEngine {
         if n == 0 {
             return 0;
         }
-        // Chains run in order; then the seed orders their completions.
-        let mut groups: Vec<Vec<Cqe>> = Vec::new();
+        // Chains run in order; then the seed orders their completions, and
+        // delayed ones come after the others.
+        let mut groups: Vec<(u64, Vec<Cqe>)> = Vec::new();
         let mut i = 0;
         while i < n {
             let (user_data, op, link) = sq[i];
@@ -318,13 +323,17 @@ impl SimEngine {
                     break;
                 }
             }
-            groups.push(group);
+            groups.push((std::mem::take(&mut st.delay), group));
         }
         for k in (1..groups.len()).rev() {
             let j = (next(&mut st.rng) % (k as u64 + 1)) as usize;
             groups.swap(k, j);
         }
-        for g in groups {
+        groups.sort_by_key(|(delay, _)| *delay);
+        if let Some((delay, _)) = groups.last() {
+            st.clock += delay;
+        }
+        for (_, g) in groups {
             st.cq.extend(g);
         }
         net::settle(&mut st);
@@ -480,7 +489,23 @@ fn run(st: &mut State, op: &Op) -> (i32, bool) {
             (-e, false)
         }
         (Some(FaultKind::Error(e)), _) => (-e, false),
-        (Some(FaultKind::Lost), Op::Write { len, .. }) => (*len as i32, true),
+        (
+            Some(k @ (FaultKind::Lost | FaultKind::Torn | FaultKind::Misdirected)),
+            Op::Write {
+                target,
+                ptr,
+                len,
+                offset,
+                ..
+            },
+        ) => {
+            // SAFETY: the op's buffer holds len bytes until it completes.
+            let buf = unsafe { std::slice::from_raw_parts(*ptr, *len as usize) };
+            match fd_of(*target).and_then(|fd| tampered_write(st, fd, buf, *offset, k)) {
+                Ok(n) => (n, true),
+                Err(e) => (-e, false),
+            }
+        }
         (Some(FaultKind::Lost), Op::Writev { iov, count, .. }) => {
             // SAFETY: the op's iovec array lives until it completes.
             let iovs = unsafe { std::slice::from_raw_parts(*iov, *count as usize) };
@@ -500,6 +525,10 @@ fn run(st: &mut State, op: &Op) -> (i32, bool) {
                 unsafe { *ptr.add((bit / 8) as usize) ^= 1 << (bit % 8) };
             }
             (r, whole)
+        }
+        (Some(FaultKind::Delay(ns)), _) => {
+            st.delay += ns;
+            exec(st, &op)
         }
         _ => exec(st, &op),
     };
@@ -869,6 +898,57 @@ fn write(st: &mut State, fd: i32, buf: &[u8], offset: u64) -> Result<i32, i32> {
         st.disk.sync(ino)?;
     }
     Ok(n as i32)
+}
+
+/// A write a fault rule tampers with (`Lost`, `Torn`, `Misdirected`; see
+/// [`FaultKind`]): it reports every byte written and moves the file
+/// position as the write asked for would have, whatever it stored.
+fn tampered_write(
+    st: &mut State,
+    fd: i32,
+    buf: &[u8],
+    offset: u64,
+    kind: FaultKind,
+) -> Result<i32, i32> {
+    let t = now(st);
+    let o = st.files.get(&fd).ok_or(libc::EBADF)?;
+    if o.flags & libc::O_ACCMODE == libc::O_RDONLY {
+        return Err(libc::EBADF);
+    }
+    let (ino, flags, pos) = (o.ino, o.flags, o.pos);
+    let size = st.disk.get(ino).ok_or(libc::EBADF)?.size();
+    let at = if offset == END_OF_FILE || flags & libc::O_APPEND != 0 {
+        size
+    } else if offset == CURRENT_POSITION {
+        pos
+    } else {
+        offset
+    };
+    let sector = SECTOR as u64;
+    match kind {
+        FaultKind::Torn => {
+            let end = (at + buf.len() as u64 / 2) / sector * sector;
+            let keep = end.saturating_sub(at) as usize;
+            if keep > 0 {
+                st.disk.write(ino, at, &buf[..keep], t)?;
+            }
+        }
+        FaultKind::Misdirected => {
+            let r = next(&mut st.rng);
+            let by = (1 + r % 8) * sector;
+            let to = if r & 8 != 0 || at < by {
+                at + by
+            } else {
+                at - by
+            };
+            st.disk.write(ino, to, buf, t)?;
+        }
+        _ => {}
+    }
+    if offset == CURRENT_POSITION {
+        st.files.get_mut(&fd).expect("looked up").pos = at + buf.len() as u64;
+    }
+    Ok(buf.len() as i32)
 }
 
 fn truncate_fd(st: &mut State, fd: i32, len: u64) -> Result<i32, i32> {
@@ -1332,6 +1412,7 @@ impl Engine for SimEngine {
                 self.seed
             ),
             "sim: TCP runs on the sim's own loopback network; nothing real is reached".into(),
+            "sim: no zero-copy sends: every send is copied, and no notification follows".into(),
         ]
     }
 

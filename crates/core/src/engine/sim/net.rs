@@ -357,7 +357,12 @@ fn schedule(st: &mut State, at: u64, ev: Event) {
 /// Schedules `ev` from stream end `from` after a latency, behind that
 /// end's earlier events.
 fn send_event(st: &mut State, from: i32, ev: Event) {
-    let lat = latency(st);
+    send_event_late(st, from, ev, 0);
+}
+
+/// [`send_event`], `extra` nanoseconds later.
+fn send_event_late(st: &mut State, from: i32, ev: Event, extra: u64) {
+    let lat = latency(st) + extra;
     let mut at = st.clock + lat;
     if let Some(Sock {
         state: Conn::Open(c),
@@ -671,6 +676,7 @@ fn send(st: &mut State, user_data: u64, fd: i32, op: &Op) -> Result<Option<i32>,
         return Ok(Some(0));
     }
     let mut room = room;
+    let mut late = 0;
     match fault_of(st, "send", fd) {
         Some(FaultKind::Error(e)) => {
             if resets(e) {
@@ -680,6 +686,7 @@ fn send(st: &mut State, user_data: u64, fd: i32, op: &Op) -> Result<Option<i32>,
             return Err(e);
         }
         Some(FaultKind::Short) => room = room.min((want / 2).max(1)),
+        Some(FaultKind::Delay(ns)) => late = ns,
         _ => {}
     }
     if room == 0 {
@@ -695,15 +702,12 @@ fn send(st: &mut State, user_data: u64, fd: i32, op: &Op) -> Result<Option<i32>,
     {
         c.unread_by_peer += n;
     }
-    send_event(
-        st,
-        fd,
-        Event::Data {
-            from: fd,
-            to: peer,
-            bytes,
-        },
-    );
+    let data = Event::Data {
+        from: fd,
+        to: peer,
+        bytes,
+    };
+    send_event_late(st, fd, data, late);
     Ok(Some(n as i32))
 }
 
