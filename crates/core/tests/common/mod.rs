@@ -13,6 +13,7 @@ pub enum Eng {
     Mio,
     /// The sim engine (seed 1): only where a test touches nothing real
     /// (`per_engine_and_sim!`).
+    #[allow(dead_code)] // a test crate that does not use that macro never makes one
     Sim,
 }
 
