@@ -103,6 +103,7 @@ export interface NativeRing {
   simLoadState(i: number): number
   simPartition(port: number | null): void
   simHeal(): void
+  simAdvance(ms: number): void
   listen(host: string, port: number, backlog: number, ipv6Only: boolean, reusePort: boolean): number
   connect(token: number, host: string, port: number, timeoutMs: number): number
   acceptStart(token: number, file: number): number

@@ -164,7 +164,7 @@ export interface SimFault {
 const FAULT_KINDS: Record<string, number> = { lost: 1, short: 2, bitflip: 3, torn: 4, misdirected: 5, delay: 6 }
 
 /** The native calls SimControls makes. */
-type SimNative = Pick<NativeRing, 'simCrash' | 'simFault' | 'simClearFaults' | 'simTrace' | 'simPoint' | 'simRecord' | 'simBuildStates' | 'simLoadState' | 'simPartition' | 'simHeal'>
+type SimNative = Pick<NativeRing, 'simCrash' | 'simFault' | 'simClearFaults' | 'simTrace' | 'simPoint' | 'simRecord' | 'simBuildStates' | 'simLoadState' | 'simPartition' | 'simHeal' | 'simAdvance'>
 
 /** A crash state of `SimControls.explore`: which one, and where in the recorded run the power went out. */
 export interface CrashState {
@@ -326,6 +326,21 @@ export class SimControls {
   /** Removes every partition: what they held back travels on. */
   heal(): void {
     this.#native.simHeal()
+  }
+
+  /**
+   * Moves the sim's virtual time on by `ms` milliseconds (what falls due
+   * meanwhile happens), in no real time. ringline's own waits on a sim ring
+   * (a connect's `timeout`, `rm`'s `retryDelay`) are in virtual time too.
+   */
+  advance(ms: number): Promise<void> {
+    try {
+      if (typeof ms !== 'number' || !(ms >= 0 && ms <= 1e12)) throw invalidArgValue('ms', ms, 'must be a number of milliseconds from 0 to 1e12')
+      this.#native.simAdvance(ms)
+      return Promise.resolve()
+    } catch (e) {
+      return Promise.reject(e)
+    }
   }
 
   /**

@@ -572,7 +572,8 @@ export class RingFs {
       if (o.force && (e as { code?: string }).code === 'ENOENT') return
       throw e
     }
-    if (!st.isDirectory()) return this.unlink(a)
+    // A file too is tried again on a busy error, as node's rm does.
+    if (!st.isDirectory()) return this.#retrying(o, () => this.unlink(a))
     if (!o.recursive) {
       const text = pathText(a)
       throw nodeSystemError('ERR_FS_EISDIR', { code: 'EISDIR', message: 'is a directory', path: text, syscall: 'rm', errno: 21 })
@@ -582,21 +583,32 @@ export class RingFs {
 
   /**
    * node's rimraf: the tree removed depth first; a name gone meanwhile is
-   * no error; EBUSY, EMFILE, ENFILE, ENOTEMPTY and EPERM start it again
-   * up to `maxRetries` times, the n-th time after n * `retryDelay` ms.
+   * no error (see #retrying for the tries).
    */
-  async #rimraf(p: string, o: Required<RmOptions>): Promise<void> {
+  #rimraf(p: string, o: Required<RmOptions>): Promise<void> {
+    return this.#retrying(o, async () => {
+      // A symlink (to a directory too) is removed itself, never followed.
+      if ((await this.lstat(p)).isDirectory()) return this.#rmTree(p)
+      return this.unlink(p)
+    })
+  }
+
+  /**
+   * node's rimraf's tries: `attempt` again on EBUSY, EMFILE, ENFILE,
+   * ENOTEMPTY and EPERM, up to `maxRetries` times, the n-th time after
+   * n * `retryDelay` ms (virtual time on a sim ring); ENOENT ends it well.
+   */
+  async #retrying(o: Required<RmOptions>, attempt: () => Promise<void>): Promise<void> {
     for (let retries = 0; ; ) {
       try {
-        // A symlink (to a directory too) is removed itself, never followed.
-        if ((await this.lstat(p)).isDirectory()) return await this.#rmTree(p)
-        return await this.unlink(p)
+        return await attempt()
       } catch (e) {
         const code = (e as { code?: string }).code ?? ''
         if (code === 'ENOENT') return
         if (!RETRY_CODES.has(code) || retries >= o.maxRetries) throw e
         retries++
-        await sleep(retries * o.retryDelay)
+        const sim = this.#ring.sim
+        await (sim !== null ? sim.advance(retries * o.retryDelay) : sleep(retries * o.retryDelay))
       }
     }
   }

@@ -612,6 +612,15 @@ impl NativeRing {
         Ok(())
     }
 
+    /// Moves a sim ring's virtual time on by `ms` milliseconds.
+    #[napi]
+    pub fn sim_advance(&self, ms: f64) -> napi::Result<()> {
+        let sim = self.sim_engine()?;
+        let _ = lock(&self.shared.driver).flush();
+        sim.advance((ms.max(0.0) * 1e6) as u64);
+        Ok(())
+    }
+
     /// Removes a sim ring's partitions: what they held back travels on.
     #[napi]
     pub fn sim_heal(&self) -> napi::Result<()> {

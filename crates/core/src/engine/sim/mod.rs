@@ -151,6 +151,20 @@ impl SimEngine {
         net::partition(&mut lock(&self.st), port);
     }
 
+    /// Moves virtual time on by `ns`; what falls due meanwhile happens.
+    /// (ringline's own waits on a sim ring, such as `rm`'s retry delay,
+    /// pass this way instead of in real time.)
+    pub fn advance(&self, ns: u64) {
+        let mut st = lock(&self.st);
+        st.clock = st.clock.saturating_add(ns);
+        net::settle(&mut st);
+        let posted = !st.cq.is_empty();
+        drop(st);
+        if posted {
+            self.signal();
+        }
+    }
+
     /// Removes every partition: what they held back travels on.
     pub fn heal(&self) {
         let mut st = lock(&self.st);
