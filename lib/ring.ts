@@ -345,8 +345,8 @@ export class SimControls {
 
   /**
    * Every op the ring ran, one line each: virtual time (µs), op, path,
-   * result, and the fault that hit it. The same program on the same seed
-   * gives the same lines.
+   * result, and the fault that hit it (the last 1,048,576 lines: older ones
+   * are dropped). The same program on the same seed gives the same lines.
    */
   trace(): string[] {
     return this.#native.simTrace()

@@ -54,7 +54,7 @@ struct State {
     clock: u64,
     faults: Vec<Fault>,
     /// One line per op run: virtual time, op, path, result.
-    trace: Vec<String>,
+    trace: VecDeque<String>,
     /// Ops run so far: a point of the run (see [`SimEngine::point`]).
     ops: u64,
     /// While recording (see [`SimEngine::record`]): the disk after each op
@@ -109,7 +109,7 @@ impl SimEngine {
                 rng: cfg.seed,
                 clock: 0,
                 faults: Vec::new(),
-                trace: Vec::new(),
+                trace: VecDeque::new(),
                 ops: 0,
                 recording: None,
                 recorded: Vec::new(),
@@ -279,10 +279,11 @@ impl SimEngine {
     }
 
     /// Every op run so far, one line each: virtual time in microseconds,
-    /// the op, its path, its result (and the fault that hit it). The same
-    /// program on the same seed gives the same lines.
+    /// the op, its path, its result (and the fault that hit it); the last
+    /// [`TRACE_LINES`] of them. The same program on the same seed gives the
+    /// same lines.
     pub fn trace(&self) -> Vec<String> {
-        lock(&self.st).trace.clone()
+        lock(&self.st).trace.iter().cloned().collect()
     }
 
     /// Runs every pushed op (chains in order, an op after a broken link
@@ -357,6 +358,18 @@ impl SimEngine {
     fn signal(&self) {
         self.eventfd.signal();
     }
+}
+
+/// The most trace lines a sim keeps: past it, the oldest go (a long run's
+/// trace would otherwise grow without bound).
+pub const TRACE_LINES: usize = 1 << 20;
+
+/// Adds a line to the trace.
+fn trace(st: &mut State, line: String) {
+    if st.trace.len() == TRACE_LINES {
+        st.trace.pop_front();
+    }
+    st.trace.push_back(line);
 }
 
 fn now(st: &State) -> Time {
@@ -558,7 +571,7 @@ fn run(st: &mut State, op: &Op) -> (i32, bool) {
         out.0,
         hit
     );
-    st.trace.push(line);
+    trace(st, line);
     st.ops += 1;
     let reads_only = matches!(
         name,

@@ -405,7 +405,7 @@ fn post(st: &mut State, user_data: u64, result: i32, flags: u32, name: &str, fd:
         describe(st, fd),
         result
     );
-    st.trace.push(line);
+    super::trace(st, line);
 }
 
 /// The fault rules' say on network op `name` of socket `fd`.
