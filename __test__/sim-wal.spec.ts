@@ -111,7 +111,7 @@ async function exploreWal(log: LogOptions, append: AppendOptions) {
       const lost = acked.filter(([seq, at]) => at <= state.point && !have.has(seq))
       if (lost.length > 0) throw new Error(`${lost.length} acknowledged records lost (first: seq ${lost[0][0]})`)
     },
-    torn: true,
+    torn: 'sector',
   })
   return { ring, report }
 }

@@ -99,7 +99,7 @@ export interface NativeRing {
   simTrace(): string[]
   simPoint(): number
   simRecord(on: boolean): void
-  simBuildStates(torn: boolean, reorder: boolean, limit: number): number
+  simBuildStates(torn: number, reorder: boolean, limit: number): number
   simLoadState(i: number): number
   simPartition(port: number | null): void
   simHeal(): void

@@ -179,8 +179,13 @@ export interface ExploreOptions {
   workload: (ring: Ring) => Promise<void> | void
   /** Run on each crash state, on the same ring after a "reboot" (no file open); throw to fail. */
   check: (ring: Ring, state: CrashState) => Promise<void> | void
-  /** Also every unsynced write torn: its first half of 512-byte sectors kept, the later writes to its file lost (default false). */
-  torn?: boolean
+  /**
+   * Also every unsynced write torn, the later writes to its file lost:
+   * `true` keeps the first half of its 512-byte sectors, `'sector'` each
+   * prefix of its sectors in turn (a disk writes a request's sectors in
+   * order; up to 256 sectors of a write). Default false.
+   */
+  torn?: boolean | 'sector'
   /** Also every single unsynced write or name change lost while the rest is kept (default true). */
   reorder?: boolean
   /** Crash states at most (default 10,000). */
@@ -231,7 +236,7 @@ export class SimControls {
     const o = validateObject(options, 'options') as unknown as ExploreOptions
     if (typeof o.workload !== 'function') throw invalidArgType('options.workload', 'of type function', o.workload)
     if (typeof o.check !== 'function') throw invalidArgType('options.check', 'of type function', o.check)
-    const torn = o.torn === undefined ? false : validateBoolean(o.torn, 'options.torn')
+    const torn = o.torn === 'sector' ? 2 : (o.torn === undefined ? false : validateBooleanOr(o.torn, 'options.torn')) ? 1 : 0
     const reorder = o.reorder === undefined ? true : validateBoolean(o.reorder, 'options.reorder')
     const limit = o.limit === undefined ? 10_000 : validateInteger(o.limit, 'options.limit', 1, 2 ** 31 - 1)
     this.#native.simRecord(true)
@@ -372,6 +377,12 @@ export class SimControls {
       return Promise.reject(e)
     }
   }
+}
+
+/** A boolean option that also takes 'sector' (checked before). */
+function validateBooleanOr(v: unknown, name: string): boolean {
+  if (typeof v !== 'boolean') throw invalidArgType(name, "of type boolean or 'sector'", v)
+  return v
 }
 
 function powerOfTwo(n: number, name: string): number {

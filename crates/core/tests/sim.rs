@@ -6,6 +6,7 @@
 use ringline_core::driver::{Done, Driver, DriverConfig, PathOp, Payload, UserBuf};
 use ringline_core::engine::sim::disk::CrashMode;
 use ringline_core::engine::sim::fault::{Fault, FaultKind};
+use ringline_core::engine::sim::Torn;
 use ringline_core::engine::{select, Backend, Engine, EngineConfig};
 use ringline_core::op::BlockingCall;
 use ringline_core::{FileId, SyncKind};
@@ -720,7 +721,7 @@ fn recorded_runs_give_every_crash_state_once() {
     write(&mut d, f, &[b'b'; 1024], 0);
     write(&mut d, f, &[b'c'; 1024], 1024);
     s.record(false);
-    let (n, cut) = s.build_states(true, true, 1000);
+    let (n, cut) = s.build_states(Torn::Half, true, 1000);
     assert!(!cut);
     let mut images = std::collections::BTreeSet::new();
     let mut pairs = std::collections::BTreeSet::new();
@@ -887,4 +888,32 @@ fn write_faults_tear_misdirect_and_delay() {
             .unwrap();
         assert!(last >= 5_000_000, "5 s of virtual time passed: {last} µs");
     }
+}
+
+/// With every tear: each prefix of a torn write's sectors is a state of
+/// its own (a 4-sector write gives 1, 2 and 3 sectors kept).
+#[test]
+fn every_sector_prefix_of_a_torn_write_is_a_state() {
+    let (engine, mut d, f) = synced_file(2);
+    let s = engine.sim().unwrap();
+    write(&mut d, f, &[b'a'; 2048], 0);
+    sync(&mut d, f);
+    s.record(true);
+    write(&mut d, f, &[b'b'; 2048], 0);
+    s.record(false);
+    let (n, cut) = s.build_states(Torn::EverySector, false, 1000);
+    assert!(!cut);
+    let mut images = std::collections::BTreeSet::new();
+    for i in 0..n {
+        s.load_state(i).unwrap();
+        images.insert(read_file(&mut d, "/f").unwrap());
+    }
+    let want: std::collections::BTreeSet<Vec<u8>> = (0..=4)
+        .map(|k| {
+            let mut v = vec![b'b'; 512 * k];
+            v.extend(std::iter::repeat_n(b'a', 2048 - 512 * k));
+            v
+        })
+        .collect();
+    assert_eq!(images, want);
 }

@@ -584,7 +584,14 @@ impl NativeRing {
     /// Builds the crash states of the last recording; returns how many,
     /// negative when `limit` cut the list short.
     #[napi]
-    pub fn sim_build_states(&self, torn: bool, reorder: bool, limit: u32) -> napi::Result<f64> {
+    /// `torn`: 0 none, 1 each write's first half, 2 each prefix of sectors.
+    pub fn sim_build_states(&self, torn: u32, reorder: bool, limit: u32) -> napi::Result<f64> {
+        use ringline_core::engine::sim::Torn;
+        let torn = match torn {
+            0 => Torn::No,
+            1 => Torn::Half,
+            _ => Torn::EverySector,
+        };
         let (n, cut) = self
             .sim_engine()?
             .build_states(torn, reorder, limit as usize);

@@ -675,6 +675,17 @@ impl Disk {
         (writes, names)
     }
 
+    /// How many sectors unsynced write `w` spans (0 if there is no such
+    /// write): what a torn write keeps a prefix of.
+    pub fn write_sectors(&self, w: WriteRef) -> usize {
+        match self.inodes.get(&w.0).map(|i| &i.node) {
+            Some(Node::File { unsynced, .. }) => unsynced
+                .get(w.1)
+                .map_or(0, |u| u.bytes.len().div_ceil(SECTOR)),
+            _ => 0,
+        }
+    }
+
     /// A digest of what the disk holds (names, types, bytes, link targets),
     /// to tell crash states apart.
     pub fn digest(&self) -> u64 {

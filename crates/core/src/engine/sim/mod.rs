@@ -202,9 +202,9 @@ impl SimEngine {
     /// kept and with everything kept; with `reorder`, every single
     /// unsynced write or name change lost while the rest is kept; with
     /// `torn`, every unsynced write torn (its first half of sectors kept,
-    /// the later writes to its file lost). Returns how many, and whether
-    /// `limit` cut the list short.
-    pub fn build_states(&self, torn: bool, reorder: bool, limit: usize) -> (usize, bool) {
+    /// or each prefix of its sectors, the later writes to its file lost).
+    /// Returns how many, and whether `limit` cut the list short.
+    pub fn build_states(&self, torn: Torn, reorder: bool, limit: usize) -> (usize, bool) {
         let mut st = lock(&self.st);
         let recorded = std::mem::take(&mut st.recorded);
         // Each distinct disk is checked at the first point and at the last
@@ -222,8 +222,15 @@ impl SimEngine {
                 plans.extend(writes.iter().map(|w| Plan::OmitWrite(*w)));
                 plans.extend(names.iter().map(|n| Plan::OmitName(n.clone())));
             }
-            if torn {
-                plans.extend(writes.iter().map(|w| Plan::Tear(*w)));
+            match torn {
+                Torn::No => {}
+                Torn::Half => plans.extend(writes.iter().map(|w| Plan::Tear(*w, None))),
+                Torn::EverySector => {
+                    for w in &writes {
+                        let sectors = disk.write_sectors(*w).min(MAX_TEAR_SECTORS);
+                        plans.extend((1..sectors).map(|k| Plan::Tear(*w, Some(k))));
+                    }
+                }
             }
             for mut plan in plans {
                 let mut image = disk.clone();
@@ -595,10 +602,25 @@ enum Plan {
     OmitWrite((Ino, usize)),
     /// Everything kept but this name change.
     OmitName((Ino, Vec<u8>)),
-    /// The writes to this file before this one kept, this one torn (its
-    /// first half of sectors), the later ones lost; everything else kept.
-    Tear((Ino, usize)),
+    /// The writes to this file before this one kept, this one torn (the
+    /// first this many of its sectors; `None`: the first half), the later
+    /// ones lost; everything else kept.
+    Tear((Ino, usize), Option<usize>),
 }
+
+/// Which torn writes [`SimEngine::build_states`] makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Torn {
+    No,
+    /// Each unsynced write with the first half of its sectors kept.
+    Half,
+    /// Each unsynced write with each prefix of its sectors kept (a disk
+    /// writes a request's sectors in order; up to [`MAX_TEAR_SECTORS`]).
+    EverySector,
+}
+
+/// The most sectors of one write [`Torn::EverySector`] tears at.
+pub const MAX_TEAR_SECTORS: usize = 256;
 
 impl Chooser for Plan {
     fn write(&mut self, ino: Ino, idx: usize) -> Keep {
@@ -607,17 +629,20 @@ impl Chooser for Plan {
             Plan::All(true) | Plan::OmitName(_) => Keep::Whole,
             Plan::OmitWrite(w) if *w == (ino, idx) => Keep::Lost,
             Plan::OmitWrite(_) => Keep::Whole,
-            Plan::Tear((f, k)) if *f == ino => match idx.cmp(k) {
+            Plan::Tear((f, k), _) if *f == ino => match idx.cmp(k) {
                 std::cmp::Ordering::Less => Keep::Whole,
                 std::cmp::Ordering::Equal => Keep::Torn,
                 std::cmp::Ordering::Greater => Keep::Lost,
             },
-            Plan::Tear(_) => Keep::Whole,
+            Plan::Tear(..) => Keep::Whole,
         }
     }
 
     fn sector(&mut self, _: Ino, _: usize, s: usize, sectors: usize) -> bool {
-        s < sectors / 2
+        match self {
+            Plan::Tear(_, Some(keep)) => s < *keep,
+            _ => s < sectors / 2,
+        }
     }
 
     fn name(&mut self, dir: Ino, name: &[u8]) -> bool {
