@@ -139,6 +139,9 @@ impl Driver {
                     }
                 }
                 Kind::Whole(w, step) => self.drop_whole(w, step, out),
+                // Only the ring's close drops a group fsync (it has no
+                // token): the data is written but never made durable.
+                Kind::GroupSync => self.drop_group_sync(e.file, out),
                 _ => {
                     if e.token != NO_TOKEN {
                         out.push(Done::err(e.token, libc::ECANCELED));

@@ -92,6 +92,7 @@ impl Driver {
         let res = cqe.result;
         match e.kind {
             Kind::Chain(c) => self.complete_chain(c, &e, res, out),
+            Kind::GroupSync => self.group_synced(e.file, res, out),
             Kind::Whole(w, step) => self.complete_whole(w, step, res, out),
             Kind::SlotClose(slot) => self.slot_closed(slot),
             Kind::Accept
@@ -218,6 +219,18 @@ impl Driver {
             ch.sync_res = Some(res);
         }
         ch.pending -= 1;
+        // A write done in full gives the chain's place in the file's order
+        // up at once: the next append's write runs while this one's sync
+        // is in flight.
+        let done_writing = is_write && res >= 0 && ch.written + res as usize == ch.total;
+        if done_writing && ch.gated {
+            ch.gated = false;
+            let file = ch.file;
+            self.order_done(file, true);
+        }
+        let Some(ch) = self.chains.get_mut(c) else {
+            return;
+        };
         if ch.pending > 0 {
             return;
         }
@@ -244,6 +257,10 @@ impl Driver {
                 // Short write: the kernel cancelled the linked sync; write
                 // the rest and sync again.
                 return self.continue_chain(c, true, out);
+            }
+            if ch.grouped {
+                let file = ch.file;
+                return self.join_group(file, c, out);
             }
         }
         match ch.sync_res {
@@ -290,5 +307,8 @@ impl Driver {
             self.order_done(ch.file, true);
         }
         self.reclaim(ch.data);
+        if !ch.grouped && self.group_commit {
+            self.linked_done(ch.file, out);
+        }
     }
 }

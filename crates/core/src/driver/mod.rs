@@ -13,6 +13,7 @@
 mod cancel;
 mod complete;
 mod drain;
+mod group_commit;
 mod net;
 mod net_complete;
 mod order;
@@ -30,7 +31,7 @@ use crate::engine::{Engine, Feature};
 use crate::file_table::{DioAlign, FileEntry, FileError, FileId, FileTable};
 use crate::op::{Cqe, Link, Op, Statx, SyncKind, Target, Timespec, CURRENT_POSITION, END_OF_FILE};
 use crate::slab::Slab;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::CString;
 use std::io;
 use std::sync::Arc;
@@ -70,6 +71,9 @@ pub struct DriverConfig {
     /// ([`Feature::FixedInstall`]); `false` reads it on in rounds on the
     /// ring, as kernels without that feature do.
     pub whole_rest_in_lane: bool,
+    /// Synced appends to one file in flight together share fsyncs (see
+    /// `group_commit.rs`); `false` gives each its own linked fsync.
+    pub group_commit: bool,
 }
 
 impl Default for DriverConfig {
@@ -78,6 +82,7 @@ impl Default for DriverConfig {
             max_in_flight: 1024,
             net: NetConfig::default(),
             whole_rest_in_lane: true,
+            group_commit: true,
         }
     }
 }
@@ -211,6 +216,8 @@ enum Kind {
     Call,
     /// A member of an append chain.
     Chain(u32),
+    /// The fsync a group of synced appends shares (see `group_commit.rs`).
+    GroupSync,
     /// An op of a whole-file read (see `whole_file.rs`).
     Whole(u32, WholeStep),
     /// The close of a whole-file read's fixed slot.
@@ -278,8 +285,11 @@ struct Chain {
     sync_res: Option<i32>,
     orphaned: bool,
     /// The chain passed its file's order gate (it holds the barrier until
-    /// it settles).
+    /// its write is done).
     gated: bool,
+    /// Its write goes alone and a group fsync makes it durable (else the
+    /// write and its fsync are linked; see `group_commit.rs`).
+    grouped: bool,
 }
 
 /// Per-Ring op table over one engine.
@@ -297,6 +307,9 @@ pub struct Driver {
     whole_slots_total: u32,
     /// The rest of a larger whole-file read goes to the lane.
     whole_rest_in_lane: bool,
+    group_commit: bool,
+    /// Per file, its synced appends between write and fsync.
+    sync_groups: HashMap<FileId, group_commit::SyncGroup>,
     files: FileTable,
     buffers: BufferRegistry,
     bounce: BouncePool,
@@ -333,6 +346,8 @@ impl Driver {
             whole_slots: (slots - whole_slots_total..slots).rev().collect(),
             whole_slots_total,
             whole_rest_in_lane: cfg.whole_rest_in_lane && engine.supports(Feature::FixedInstall),
+            group_commit: cfg.group_commit,
+            sync_groups: HashMap::new(),
             engine,
             slab: Slab::with_capacity(cfg.max_in_flight.max(2) + RESERVE + net::MAX_STREAMS),
             backlog: VecDeque::new(),

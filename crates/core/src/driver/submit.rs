@@ -274,9 +274,10 @@ impl Driver {
 
     /// Appends `buf` at the end of the file (see `order.rs`: after the
     /// changes submitted before it, at the end of file the kernel sees when
-    /// it writes); with `sync`, a linked fsync/fdatasync follows in the same
-    /// submission, and the token settles with the byte count only once the
-    /// data is durable.
+    /// it writes); with `sync`, an fsync/fdatasync follows (linked in the
+    /// same submission, or shared with the other synced appends in flight:
+    /// see `group_commit.rs`), and the token settles with the byte count
+    /// only once the data is durable.
     pub fn append(
         &mut self,
         token: u32,
@@ -321,6 +322,7 @@ impl Driver {
             sync_res: None,
             orphaned: false,
             gated: false,
+            grouped: !self.sync_linked(id),
         };
         let Ok(c) = self.chains.insert(chain) else {
             unreachable!("the chain slab is unbounded")
@@ -332,9 +334,10 @@ impl Driver {
     }
 
     /// Submits what is left of chain `c`: the rest of its write linked to
-    /// the sync, or (`write == false`, the data is all written) the sync
-    /// alone. The first submission goes through the file's order gate; the
-    /// chain holds its place there until it settles.
+    /// the sync (a grouped chain: the write alone), or (`write == false`,
+    /// the data is all written) the sync alone. The first submission goes
+    /// through the file's order gate; the chain holds its place there until
+    /// its write is done.
     pub(super) fn submit_chain(&mut self, c: u32, target: Target, write: bool) {
         let ch = self.chains.get_mut(c).expect("live chain");
         ch.write_res = None;
@@ -356,7 +359,7 @@ impl Driver {
             self.enqueue(vec![sync]);
             return;
         }
-        ch.pending = 2;
+        ch.pending = if ch.grouped { 1 } else { 2 };
         // SAFETY: ch.ptr points at ch.total bytes owned by ch.data.
         let ptr = unsafe { ch.ptr.add(ch.written) };
         let op = Op::Write {
@@ -367,10 +370,14 @@ impl Driver {
             fixed: ch.fixed,
         };
         let mut w = Self::entry(NO_TOKEN, file, Kind::Chain(c), op, Mem::None);
-        w.link = Link::Next;
         if first {
             w.order = order::Order::Append;
         }
+        if ch.grouped {
+            self.enqueue(vec![w]);
+            return;
+        }
+        w.link = Link::Next;
         self.enqueue(vec![w, sync]);
     }
 
