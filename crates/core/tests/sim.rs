@@ -815,3 +815,70 @@ fn vectored_ops_fill_and_read_the_buffers_in_order() {
         p => panic!("expected bounce, got {p:?}"),
     }
 }
+
+fn realpath(d: &mut Driver, path: &str) -> Result<String, i64> {
+    d.call(
+        6,
+        BlockingCall::Realpath {
+            path: c(path),
+            out: Vec::new(),
+        },
+    )
+    .unwrap();
+    let done = one(d, 6);
+    match done.payload {
+        Payload::Call(c) => match *c {
+            BlockingCall::Realpath { out, .. } => Ok(String::from_utf8(out).unwrap()),
+            _ => unreachable!(),
+        },
+        _ => Err(done.result),
+    }
+}
+
+fn symlink(d: &mut Driver, target: &str, path: &str) {
+    d.path_op(
+        7,
+        PathOp::Symlink {
+            target: c(target),
+            path: c(path),
+        },
+    )
+    .unwrap();
+    assert_eq!(one(d, 7).result, 0);
+}
+
+/// realpath resolves every symlink (relative, absolute, chained, on the
+/// way and last), `.`, `..` and extra slashes, with realpath(3)'s errors.
+#[test]
+fn realpath_resolves_symlinks_dots_and_slashes() {
+    let (_, mut d) = sim(11);
+    mkdir(&mut d, "/a");
+    mkdir(&mut d, "/a/b");
+    let f = open(&mut d, "/a/b/f", libc::O_WRONLY | libc::O_CREAT);
+    write(&mut d, f, b"x", 0);
+    symlink(&mut d, "b", "/a/rel");
+    symlink(&mut d, "/a/b/f", "/abs");
+    symlink(&mut d, "rel/../b", "/a/chain");
+    symlink(&mut d, "loop2", "/loop1");
+    symlink(&mut d, "loop1", "/loop2");
+    symlink(&mut d, "nowhere", "/dangling");
+    for (path, want) in [
+        ("/", "/"),
+        ("//a//b/", "/a/b"),
+        ("/a/./b/../b/f", "/a/b/f"),
+        ("/..", "/"),
+        ("a/b", "/a/b"),
+        ("/a/rel/f", "/a/b/f"),
+        ("/abs", "/a/b/f"),
+        ("/a/chain/f", "/a/b/f"),
+    ] {
+        assert_eq!(realpath(&mut d, path), Ok(want.to_string()), "{path}");
+    }
+    let neg = |e: i32| Err(-i64::from(e));
+    assert_eq!(realpath(&mut d, "/nope"), neg(libc::ENOENT));
+    assert_eq!(realpath(&mut d, "/dangling"), neg(libc::ENOENT));
+    assert_eq!(realpath(&mut d, "/a/b/f/x"), neg(libc::ENOTDIR));
+    assert_eq!(realpath(&mut d, "/a/b/f/.."), neg(libc::ENOTDIR));
+    assert_eq!(realpath(&mut d, "/loop1"), neg(libc::ELOOP));
+    assert_eq!(realpath(&mut d, ""), neg(libc::ENOENT));
+}

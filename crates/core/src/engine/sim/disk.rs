@@ -352,6 +352,62 @@ impl Disk {
         unreachable!("the last part returns")
     }
 
+    /// The path `path` names with every symlink followed and every `.`,
+    /// `..` and extra slash gone, as realpath(3) gives it (relative paths
+    /// start at "/"): ENOENT for a missing name, ENOTDIR for a non-directory
+    /// on the way, ELOOP past 40 links.
+    pub fn realpath(&self, path: &[u8]) -> Result<Vec<u8>, i32> {
+        if path.is_empty() {
+            return Err(libc::ENOENT);
+        }
+        let mut todo: std::collections::VecDeque<Vec<u8>> = path
+            .split(|&b| b == b'/')
+            .filter(|p| !p.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect();
+        // The directories from "/" down to where the walk is.
+        let mut at: Vec<(Vec<u8>, Ino)> = Vec::new();
+        let mut links = 0;
+        while let Some(part) = todo.pop_front() {
+            let dir = at.last().map_or(ROOT, |(_, ino)| *ino);
+            let Node::Dir { entries, .. } = &self.inodes[&dir].node else {
+                return Err(libc::ENOTDIR);
+            };
+            if part == b"." {
+                continue;
+            }
+            if part == b".." {
+                at.pop();
+                continue;
+            }
+            let ino = *entries.get(&part).ok_or(libc::ENOENT)?;
+            match &self.inodes[&ino].node {
+                Node::Symlink { target } => {
+                    links += 1;
+                    if links > MAX_LINKS {
+                        return Err(libc::ELOOP);
+                    }
+                    if target.first() == Some(&b'/') {
+                        at.clear();
+                    }
+                    for t in target.split(|&b| b == b'/').filter(|p| !p.is_empty()).rev() {
+                        todo.push_front(t.to_vec());
+                    }
+                }
+                _ => at.push((part, ino)),
+            }
+        }
+        let mut out = Vec::new();
+        for (name, _) in &at {
+            out.push(b'/');
+            out.extend_from_slice(name);
+        }
+        if out.is_empty() {
+            out.push(b'/');
+        }
+        Ok(out)
+    }
+
     /// Whether directory `anc` holds `ino` somewhere below it.
     pub fn contains(&self, anc: Ino, ino: Ino) -> bool {
         let mut stack = vec![anc];

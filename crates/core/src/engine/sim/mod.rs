@@ -1192,7 +1192,10 @@ fn blocking(st: &mut State, call: &mut BlockingCall) -> Result<i32, i32> {
             let _ = close(st, to);
             r.map(|_| 0)
         }
-        BlockingCall::Realpath { .. } => Err(libc::ENOSYS),
+        BlockingCall::Realpath { path: p, out } => {
+            *out = st.disk.realpath(p.to_bytes())?;
+            Ok(out.len() as i32)
+        }
     }
 }
 
