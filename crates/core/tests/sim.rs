@@ -882,3 +882,46 @@ fn realpath_resolves_symlinks_dots_and_slashes() {
     assert_eq!(realpath(&mut d, "/loop1"), neg(libc::ELOOP));
     assert_eq!(realpath(&mut d, ""), neg(libc::ENOENT));
 }
+
+fn stat(d: &mut Driver, path: &str, follow: bool) -> Result<ringline_core::op::Statx, i64> {
+    d.path_op(
+        8,
+        PathOp::Stat {
+            path: c(path),
+            follow,
+        },
+    )
+    .unwrap();
+    let done = one(d, 8);
+    match done.payload {
+        Payload::Stat(s) => Ok(*s),
+        _ => Err(done.result),
+    }
+}
+
+/// What the sim creates loses the bits of its umask (022), as the kernel's
+/// creations lose the process's: a file asked 0666 is 0644, a directory
+/// asked 0777 is 0755; bits the umask does not name stay.
+#[test]
+fn created_modes_lose_the_umask() {
+    let (_, mut d) = sim(12);
+    d.open(1, c("/f"), libc::O_WRONLY | libc::O_CREAT, 0o666)
+        .unwrap();
+    assert!(one(&mut d, 1).result >= 0);
+    d.open(1, c("/g"), libc::O_WRONLY | libc::O_CREAT, 0o600)
+        .unwrap();
+    assert!(one(&mut d, 1).result >= 0);
+    d.path_op(
+        5,
+        PathOp::Mkdir {
+            path: c("/d"),
+            mode: 0o777,
+        },
+    )
+    .unwrap();
+    assert_eq!(one(&mut d, 5).result, 0);
+    let mode = |d: &mut Driver, p: &str| u32::from(stat(d, p, true).unwrap().stx_mode) & 0o7777;
+    assert_eq!(mode(&mut d, "/f"), 0o644);
+    assert_eq!(mode(&mut d, "/g"), 0o600);
+    assert_eq!(mode(&mut d, "/d"), 0o755);
+}

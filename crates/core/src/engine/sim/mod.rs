@@ -30,6 +30,11 @@ use std::sync::Mutex;
 /// The sim disk's default size: `ENOSPC` past it.
 pub const DEFAULT_CAPACITY: u64 = 1 << 30;
 
+/// The umask of whoever runs ops on the sim (the usual 022): what it
+/// clears from the mode of a file or directory it creates, as the kernel
+/// does with the process's umask.
+pub const UMASK: u32 = 0o022;
+
 /// An open file of the sim.
 struct Open {
     ino: Ino,
@@ -722,7 +727,7 @@ fn open(st: &mut State, p: &[u8], flags: i32, mode: u32) -> Result<i32, i32> {
             if r.name.is_empty() {
                 return Err(libc::EISDIR);
             }
-            let ino = st.disk.new_file(mode, t);
+            let ino = st.disk.new_file(mode & !UMASK, t);
             st.disk.link(r.parent, &r.name, ino, t);
             ino
         }
@@ -908,7 +913,7 @@ fn mkdir(st: &mut State, p: &[u8], mode: u32) -> Result<i32, i32> {
             entries: Default::default(),
             durable: Default::default(),
         },
-        libc::S_IFDIR | (mode & 0o7777),
+        libc::S_IFDIR | (mode & 0o7777 & !UMASK),
         t,
     );
     st.disk.link(r.parent, &r.name, ino, t);
