@@ -925,3 +925,57 @@ fn created_modes_lose_the_umask() {
     assert_eq!(mode(&mut d, "/g"), 0o600);
     assert_eq!(mode(&mut d, "/d"), 0o755);
 }
+
+/// Directories count links as Linux does: 2 (the name and `.`) plus one
+/// per subdirectory (its `..`), through mkdir, rename and rmdir, and after
+/// a crash; an rmdir'ed directory is gone.
+#[test]
+fn directory_links_count_as_linux_counts_them() {
+    let (engine, mut d) = sim(13);
+    let op = |d: &mut Driver, o: PathOp| {
+        d.path_op(9, o).unwrap();
+        assert_eq!(one(d, 9).result, 0);
+    };
+    let nlink = |d: &mut Driver, p: &str| stat(d, p, true).unwrap().stx_nlink;
+    assert_eq!(nlink(&mut d, "/"), 2);
+    mkdir(&mut d, "/a");
+    mkdir(&mut d, "/a/b");
+    let f = open(&mut d, "/a/f", libc::O_WRONLY | libc::O_CREAT);
+    write(&mut d, f, b"x", 0);
+    assert_eq!(nlink(&mut d, "/"), 3);
+    assert_eq!(nlink(&mut d, "/a"), 3);
+    assert_eq!(nlink(&mut d, "/a/b"), 2);
+    assert_eq!(nlink(&mut d, "/a/f"), 1);
+    op(
+        &mut d,
+        PathOp::Rename {
+            from: c("/a/b"),
+            to: c("/c"),
+        },
+    );
+    assert_eq!(
+        (nlink(&mut d, "/"), nlink(&mut d, "/a"), nlink(&mut d, "/c")),
+        (4, 2, 2)
+    );
+    mkdir(&mut d, "/e");
+    op(
+        &mut d,
+        PathOp::Rename {
+            from: c("/c"),
+            to: c("/e"),
+        },
+    );
+    assert_eq!((nlink(&mut d, "/"), nlink(&mut d, "/e")), (4, 2));
+    op(
+        &mut d,
+        PathOp::Unlink {
+            path: c("/e"),
+            dir: true,
+        },
+    );
+    assert_eq!(nlink(&mut d, "/"), 3);
+    fsync_dir(&mut d, "/");
+    fsync_dir(&mut d, "/a");
+    engine.sim().unwrap().crash(CrashMode::Pessimistic);
+    assert_eq!((nlink(&mut d, "/"), nlink(&mut d, "/a")), (3, 2));
+}

@@ -466,45 +466,79 @@ impl Disk {
         )
     }
 
-    /// Puts `name` in directory `dir`, referring to `ino`.
+    fn is_dir(&self, ino: Ino) -> bool {
+        matches!(
+            self.inodes.get(&ino).map(|i| &i.node),
+            Some(Node::Dir { .. })
+        )
+    }
+
+    /// Puts `name` in directory `dir`, referring to `ino`. Links count as
+    /// Linux counts them: a directory has one for its name, one for its
+    /// `.` and one per subdirectory's `..`.
     pub fn link(&mut self, dir: Ino, name: &[u8], ino: Ino, now: Time) {
+        let is_dir = self.is_dir(ino);
         if let Some(Inode {
             node: Node::Dir { entries, .. },
             mtime,
             ctime,
+            nlink,
             ..
         }) = self.inodes.get_mut(&dir)
         {
             entries.insert(name.to_vec(), ino);
             *mtime = now;
             *ctime = now;
+            if is_dir {
+                *nlink += 1;
+            }
         }
         if let Some(i) = self.inodes.get_mut(&ino) {
-            i.nlink += 1;
+            // A new directory's `.` comes with its first name.
+            i.nlink += if is_dir && i.nlink == 0 { 2 } else { 1 };
             i.ctime = now;
         }
     }
 
     /// Takes `name` out of directory `dir`; returns what it referred to.
+    /// A directory keeps its `.` link (it may be linked again, by a
+    /// rename); one removed for good is then [`Disk::gone`].
     pub fn unlink(&mut self, dir: Ino, name: &[u8], now: Time) -> Option<Ino> {
-        let ino = match self.inodes.get_mut(&dir) {
-            Some(Inode {
-                node: Node::Dir { entries, .. },
-                mtime,
-                ctime,
-                ..
-            }) => {
-                *mtime = now;
-                *ctime = now;
-                entries.remove(name)?
-            }
+        let child = match self.inodes.get(&dir).map(|i| &i.node) {
+            Some(Node::Dir { entries, .. }) => *entries.get(name)?,
             _ => return None,
         };
-        if let Some(i) = self.inodes.get_mut(&ino) {
+        let is_dir = self.is_dir(child);
+        if let Some(Inode {
+            node: Node::Dir { entries, .. },
+            mtime,
+            ctime,
+            nlink,
+            ..
+        }) = self.inodes.get_mut(&dir)
+        {
+            *mtime = now;
+            *ctime = now;
+            entries.remove(name);
+            if is_dir {
+                *nlink = nlink.saturating_sub(1);
+            }
+        }
+        if let Some(i) = self.inodes.get_mut(&child) {
             i.nlink = i.nlink.saturating_sub(1);
             i.ctime = now;
         }
-        Some(ino)
+        Some(child)
+    }
+
+    /// A directory unlinked for good (rmdir, or renamed over): no link
+    /// left, as Linux leaves it.
+    pub fn gone(&mut self, ino: Ino) {
+        if self.is_dir(ino) {
+            if let Some(i) = self.inodes.get_mut(&ino) {
+                i.nlink = 0;
+            }
+        }
     }
 
     /// Writes `bytes` at `offset` of file `ino` (not durable yet).
@@ -783,10 +817,10 @@ impl Disk {
             };
             for &child in entries.values() {
                 *links.entry(child).or_insert(0) += 1;
-                if matches!(
-                    self.inodes.get(&child).map(|i| &i.node),
-                    Some(Node::Dir { .. })
-                ) {
+                if self.is_dir(child) {
+                    // Its `.`, and its `..` in this directory.
+                    *links.entry(child).or_insert(0) += 1;
+                    *links.entry(d).or_insert(0) += 1;
                     stack.push(child);
                 }
             }

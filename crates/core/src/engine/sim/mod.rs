@@ -847,6 +847,7 @@ fn unlink(st: &mut State, p: &[u8], dir: bool) -> Result<i32, i32> {
         _ => {}
     }
     st.disk.unlink(r.parent, &r.name, t);
+    st.disk.gone(ino);
     if !st.files.values().any(|f| f.ino == ino) && st.disk.get(ino).is_some_and(|i| i.nlink == 0) {
         st.disk.remove(ino);
     }
@@ -891,6 +892,7 @@ fn rename(st: &mut State, from: &[u8], to: &[u8]) -> Result<i32, i32> {
             _ => {}
         }
         st.disk.unlink(b.parent, &b.name, t);
+        st.disk.gone(old);
         if !st.files.values().any(|f| f.ino == old)
             && st.disk.get(old).is_some_and(|i| i.nlink == 0)
         {
