@@ -979,3 +979,40 @@ fn directory_links_count_as_linux_counts_them() {
     engine.sim().unwrap().crash(CrashMode::Pessimistic);
     assert_eq!((nlink(&mut d, "/"), nlink(&mut d, "/a")), (3, 2));
 }
+
+fn access(d: &mut Driver, path: &str, mode: i32) -> i64 {
+    d.call(
+        10,
+        BlockingCall::Access {
+            path: c(path),
+            mode,
+        },
+    )
+    .unwrap();
+    one(d, 10).result
+}
+
+/// access checks the mode as Linux does for root (whom the sim runs as):
+/// reading and writing are allowed, executing needs an x bit; a directory
+/// can always be searched.
+#[test]
+fn access_checks_execute_bits() {
+    let (_, mut d) = sim(14);
+    d.open(1, c("/f"), libc::O_WRONLY | libc::O_CREAT, 0o644)
+        .unwrap();
+    assert!(one(&mut d, 1).result >= 0);
+    d.open(1, c("/x"), libc::O_WRONLY | libc::O_CREAT, 0o700)
+        .unwrap();
+    assert!(one(&mut d, 1).result >= 0);
+    mkdir(&mut d, "/d");
+    let rw = libc::R_OK | libc::W_OK;
+    assert_eq!(access(&mut d, "/f", libc::F_OK), 0);
+    assert_eq!(access(&mut d, "/f", rw), 0);
+    assert_eq!(access(&mut d, "/f", libc::X_OK), -i64::from(libc::EACCES));
+    assert_eq!(access(&mut d, "/x", rw | libc::X_OK), 0);
+    assert_eq!(access(&mut d, "/d", libc::X_OK), 0);
+    assert_eq!(
+        access(&mut d, "/nope", libc::F_OK),
+        -i64::from(libc::ENOENT)
+    );
+}

@@ -970,9 +970,20 @@ fn blocking(st: &mut State, call: &mut BlockingCall) -> Result<i32, i32> {
     use crate::op::call::at_step;
     let t = now(st);
     match call {
-        BlockingCall::Access { path: p, .. } => {
+        BlockingCall::Access { path: p, mode } => {
             let r = st.disk.resolve(p.to_bytes(), true)?;
-            r.ino.map(|_| 0).ok_or(libc::ENOENT)
+            let i = st
+                .disk
+                .get(r.ino.ok_or(libc::ENOENT)?)
+                .ok_or(libc::ENOENT)?;
+            // Whoever runs the sim's ops is root, as the owner (uid 0) of
+            // what it creates says: it may read and write anything, and
+            // execute what has an x bit (search any directory).
+            let dir = matches!(i.node, Node::Dir { .. });
+            if *mode & libc::X_OK != 0 && !dir && i.mode & 0o111 == 0 {
+                return Err(libc::EACCES);
+            }
+            Ok(0)
         }
         BlockingCall::Readdir { path: p, out } => {
             let r = st.disk.resolve(p.to_bytes(), true)?;
