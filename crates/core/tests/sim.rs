@@ -1016,3 +1016,27 @@ fn access_checks_execute_bits() {
         -i64::from(libc::ENOENT)
     );
 }
+
+/// An O_DIRECT write the driver cannot check before it runs (an append,
+/// at an end of file that is not sector-aligned) is refused with EINVAL,
+/// as Linux refuses it; at an aligned end it lands.
+#[test]
+fn a_direct_append_at_a_misaligned_end_is_einval() {
+    let (_, mut d) = sim(15);
+    let f = open(&mut d, "/f", libc::O_RDWR | libc::O_CREAT);
+    assert_eq!(write(&mut d, f, &[1u8; 100], 0), 100);
+    let g = open(&mut d, "/f", libc::O_RDWR | libc::O_DIRECT);
+    let mut rec = vec![7u8; 512];
+    let append = |d: &mut Driver, rec: &mut Vec<u8>| {
+        let buf = UserBuf {
+            ptr: rec.as_mut_ptr(),
+            len: rec.len(),
+        };
+        d.append(11, g, buf, None).unwrap();
+        one(d, 11).result
+    };
+    assert_eq!(append(&mut d, &mut rec), -i64::from(libc::EINVAL));
+    assert_eq!(write(&mut d, f, &[1u8; 412], 100), 412);
+    assert_eq!(append(&mut d, &mut rec), 512);
+    assert_eq!(read_file(&mut d, "/f").unwrap().len(), 1024);
+}

@@ -767,6 +767,15 @@ fn close(st: &mut State, fd: i32) -> Result<i32, i32> {
     Ok(0)
 }
 
+/// Whether an `O_DIRECT` transfer of `buf` at `at` breaks the sim's
+/// alignment (a sector, for the position, the length and the memory), as
+/// Linux refuses one with EINVAL.
+fn misaligned(flags: i32, buf: &[u8], at: u64) -> bool {
+    let s = SECTOR as u64;
+    flags & libc::O_DIRECT != 0
+        && (at % s != 0 || buf.len() as u64 % s != 0 || buf.as_ptr() as u64 % s != 0)
+}
+
 fn read(st: &mut State, fd: i32, buf: &mut [u8], offset: u64) -> Result<i32, i32> {
     let t = now(st);
     let o = st.files.get(&fd).ok_or(libc::EBADF)?;
@@ -781,6 +790,9 @@ fn read(st: &mut State, fd: i32, buf: &mut [u8], offset: u64) -> Result<i32, i32
             offset
         },
     );
+    if misaligned(o.flags, buf, at) {
+        return Err(libc::EINVAL);
+    }
     let i = st.disk.get_mut(ino).ok_or(libc::EBADF)?;
     let Node::File { data, .. } = &i.node else {
         return Err(libc::EISDIR);
@@ -813,6 +825,9 @@ fn write(st: &mut State, fd: i32, buf: &[u8], offset: u64) -> Result<i32, i32> {
     } else {
         offset
     };
+    if misaligned(flags, buf, at) {
+        return Err(libc::EINVAL);
+    }
     let n = st.disk.write(ino, at, buf, t)?;
     if offset == CURRENT_POSITION {
         st.files.get_mut(&fd).expect("looked up").pos = at + n as u64;
