@@ -23,10 +23,11 @@ export const SIM = BACKEND === 'sim'
 /**
  * `test` on the real engines, `test.skip` on sim: for a test that only a
  * real kernel can show. `why` says what real thing it needs (it is the
- * reason in __test__/SIM-SKIPS.md).
+ * reason in __test__/SIM-SKIPS.md). `serial`: as `test.serial`.
  */
-export function realKernelOnly(why: string): SkipFn {
+export function realKernelOnly(why: string, options: { serial?: boolean } = {}): SkipFn {
   if (why.trim() === '') throw new Error('realKernelOnly: say why the test needs a real kernel')
+  if (options.serial === true) return SIM ? test.serial.skip : test.serial
   return SIM ? test.skip : test
 }
 
@@ -61,12 +62,16 @@ export interface TestDisk {
   mkdtemp(prefix: string): Promise<string>
   readdir(p: PathArg): Promise<string[]>
   symlink(target: string, p: PathArg): Promise<void>
+  readlink(p: PathArg): Promise<string>
+  utimes(p: PathArg, atime: number, mtime: number): Promise<void>
   chmod(p: PathArg, mode: number): Promise<void>
+  truncate(p: PathArg, len: number): Promise<void>
   unlink(p: PathArg): Promise<void>
   rm(p: PathArg, options?: { recursive?: boolean; force?: boolean }): Promise<void>
 }
 
-const real: TestDisk = {
+/** The real disk through node:fs, whatever the engine (node's side of a side-by-side test). */
+export const realDisk: TestDisk = {
   writeFile: async (p, data) => fs.writeFileSync(p, data),
   appendFile: async (p, data) => fs.appendFileSync(p, data),
   randomFile: async (p, size) => {
@@ -85,7 +90,10 @@ const real: TestDisk = {
   mkdtemp: async (prefix) => fs.mkdtempSync(prefix),
   readdir: async (p) => fs.readdirSync(p),
   symlink: async (target, p) => fs.symlinkSync(target, p),
+  readlink: async (p) => fs.readlinkSync(p),
+  utimes: async (p, atime, mtime) => fs.utimesSync(p, atime, mtime),
   chmod: async (p, mode) => fs.chmodSync(p, mode),
+  truncate: async (p, len) => fs.truncateSync(p, len),
   unlink: async (p) => fs.unlinkSync(p),
   rm: async (p, options) => fs.rmSync(p, options),
 }
@@ -114,7 +122,10 @@ function onRing(ring: Ring): TestDisk {
     mkdtemp: async (prefix) => String(await rfs.mkdtemp(prefix)),
     readdir: async (p) => (await rfs.readdir(p)) as string[],
     symlink: (target, p) => rfs.symlink(target, p),
+    readlink: async (p) => String(await rfs.readlink(p)),
+    utimes: (p, atime, mtime) => rfs.utimes(p, atime, mtime),
     chmod: (p, mode) => rfs.chmod(p, mode),
+    truncate: (p, len) => rfs.truncate(p, len),
     unlink: (p) => rfs.unlink(p),
     rm: (p, options) => rfs.rm(p, options),
   }
@@ -125,6 +136,6 @@ function onRing(ring: Ring): TestDisk {
  * the real engines, `ring.fs` on sim.
  */
 export function disk(ring?: Ring): TestDisk {
-  if (!SIM) return real
+  if (!SIM) return realDisk
   return onRing(ring ?? defaultRing())
 }
