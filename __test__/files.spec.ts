@@ -817,7 +817,7 @@ test('ring.stats counts submitted and completed ops and is at rest afterwards', 
   } else {
     t.is(ring.stats().registeredBuffers, 0, `${BACKEND} registers nothing`)
     t.is(ring.stats().unregisteredBuffers, 1, 'the block is plain aligned memory')
-    // (sim's degradations do not name it: see __test__/SIM-SKIPS.md, engine gaps.)
+    // (sim's degradations do not name it: see __test__/SIM-SKIPS.md.)
     if (BACKEND === 'mio') t.true(ring.stats().degradations.some((d) => d.includes('registered buffers')))
   }
 
