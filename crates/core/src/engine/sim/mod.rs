@@ -773,7 +773,9 @@ fn close(st: &mut State, fd: i32) -> Result<i32, i32> {
 fn misaligned(flags: i32, buf: &[u8], at: u64) -> bool {
     let s = SECTOR as u64;
     flags & libc::O_DIRECT != 0
-        && (at % s != 0 || buf.len() as u64 % s != 0 || buf.as_ptr() as u64 % s != 0)
+        && [at, buf.len() as u64, buf.as_ptr() as u64]
+            .iter()
+            .any(|x| !x.is_multiple_of(s))
 }
 
 fn read(st: &mut State, fd: i32, buf: &mut [u8], offset: u64) -> Result<i32, i32> {
