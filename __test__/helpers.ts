@@ -13,10 +13,11 @@ export const distIndexMjs = path.join(repoRoot, 'dist', 'index.mjs')
 export const fixtures = path.join(__dirname, 'fixtures')
 
 /**
- * The engine this run of the suite is on: `npm test` runs every spec once
- * with RINGLINE_BACKEND=io_uring and once with RINGLINE_BACKEND=mio.
+ * The engine this run of the suite is on: `npm test` runs every spec with
+ * RINGLINE_BACKEND=io_uring, mio and sim (see scripts/test-js.js; on sim,
+ * fixtures go through __test__/sim-setup.ts).
  */
-export const BACKEND: 'io_uring' | 'mio' = process.env.RINGLINE_BACKEND === 'mio' ? 'mio' : 'io_uring'
+export const BACKEND: 'io_uring' | 'mio' | 'sim' = process.env.RINGLINE_BACKEND === 'mio' ? 'mio' : process.env.RINGLINE_BACKEND === 'sim' ? 'sim' : 'io_uring'
 
 /** A fresh temporary directory for one spec file. */
 export function makeTmpDir(prefix: string): string {

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { BACKEND, distIndex, distIndexMjs, fixtures, makeTmpDir, mkfifo, randomFile, removeTmpDir, run, start, uniquePath, outcome, waitFor } from './helpers'
+import { realKernelOnly } from './sim-setup'
 
 const dir = makeTmpDir('lifecycle')
 test.after.always(() => removeTmpDir(dir))
@@ -19,7 +20,7 @@ function describe(r: { code: number | null; signal: string | null; stdout: strin
   return `code ${String(r.code)}, signal ${String(r.signal)}, hung ${String(r.hung)}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`
 }
 
-test('a process that opened and read a file exits by itself with code 0', async (t) => {
+realKernelOnly('a child process opens a file the test wrote on the real disk')('a process that opened and read a file exits by itself with code 0', async (t) => {
   const file = uniquePath(dir)
   fs.writeFileSync(file, 'idle ring')
   for (const mode of ['default', 'close', 'explicit']) {
@@ -32,7 +33,7 @@ test('a process that opened and read a file exits by itself with code 0', async 
   }
 })
 
-test('a pending FIFO read keeps the process alive until data arrives', async (t) => {
+realKernelOnly('a FIFO, in a child process')('a pending FIFO read keeps the process alive until data arrives', async (t) => {
   const fifo = uniquePath(dir, 'fifo')
   mkfifo(fifo)
   let ready = false
@@ -65,7 +66,7 @@ test('a pending FIFO read keeps the process alive until data arrives', async (t)
   t.is(r.stdout, 'ready\ndata:ping\n', describe(r))
 })
 
-test('4 workers each do I/O on their own default ring and an explicit Ring', async (t) => {
+realKernelOnly('workers open files the test wrote on the real disk (each sim ring has a disk of its own)')('4 workers each do I/O on their own default ring and an explicit Ring', async (t) => {
   const wdir = fs.mkdtempSync(path.join(dir, 'workers-'))
   const r = await run(node, [path.join(fixtures, 'workers.js'), wdir])
   t.false(r.hung, describe(r))
@@ -108,7 +109,7 @@ test('4 workers each do I/O on their own default ring and an explicit Ring', asy
   )
 })
 
-test('terminating workers with FIFO and file reads in flight does not crash the process', async (t) => {
+realKernelOnly('FIFOs and files on the real disk, in workers of a child process')('terminating workers with FIFO and file reads in flight does not crash the process', async (t) => {
   const fifo = uniquePath(dir, 'fifo')
   mkfifo(fifo)
   const file = uniquePath(dir, 'data')
@@ -122,7 +123,7 @@ test('terminating workers with FIFO and file reads in flight does not crash the 
   t.is(fs.readFileSync(out, 'utf8'), 'main thread still works')
 })
 
-test('the package loads with require() and import() and both expose the same API', async (t) => {
+realKernelOnly('a child process reads a file the test wrote on the real disk')('the package loads with require() and import() and both expose the same API', async (t) => {
   const file = uniquePath(dir)
   fs.writeFileSync(file, 'esm works')
   const r = await run(node, [path.join(fixtures, 'esm.mjs'), distIndex, distIndexMjs, file])
@@ -151,7 +152,7 @@ test('the package loads with require() and import() and both expose the same API
   t.is(info.read, 'esm works')
 })
 
-test('a FileHandle collected unclosed has its descriptor closed, with the warnings node:fs/promises gives', async (t) => {
+realKernelOnly("counts the process's real descriptors, side by side with node:fs")('a FileHandle collected unclosed has its descriptor closed, with the warnings node:fs/promises gives', async (t) => {
   const out: Record<string, { before: number; opened: number; after: number; warnings: number; first: { message: string }[]; deprecations: number }> = {}
   for (const impl of ['node', 'ringline']) {
     const r = await run(node, ['--expose-gc', '--import', 'tsx', path.join(fixtures, 'unclosed-handles.ts'), impl])

@@ -1,15 +1,20 @@
 // FileHandle edge cases run side by side on node:fs/promises and ringline:
 // the same call on a handle of each (same file contents) must give the same
 // outcome (the result, or the error's class, code and message) and leave
-// the same bytes in the file.
+// the same bytes in the file. On sim, node's handle stays on the real disk
+// (the reference) and ringline's is on the sim disk, same contents.
 import test from 'ava'
 import * as fs from 'node:fs'
 import * as fsp from 'node:fs/promises'
 import { open, type FileHandle } from '../index'
 import { makeTmpDir, removeTmpDir, uniquePath } from './helpers'
+import { disk, realDisk, testDir } from './sim-setup'
 
-const dir = makeTmpDir('node-semantics')
-test.after.always(() => removeTmpDir(dir))
+/** node's files, on the real disk whatever the engine. */
+const nodeDir = makeTmpDir('node-semantics')
+test.after.always(() => removeTmpDir(nodeDir))
+/** ringline's, on the disk its ring sees. */
+const dir = testDir('node-semantics')
 
 /** A FileHandle of either implementation, called loosely (bad arguments on purpose). */
 type Loose = Record<string, (...args: unknown[]) => unknown>
@@ -71,12 +76,13 @@ for (const c of cases) {
   test(c.name, async (t) => {
     const results: Record<string, Outcome & { file: string }> = {}
     for (const impl of ['node', 'ringline'] as const) {
-      const p = uniquePath(dir, impl)
-      fs.writeFileSync(p, 'abcdef')
+      const d = impl === 'node' ? realDisk : disk()
+      const p = uniquePath(impl === 'node' ? nodeDir : dir, impl)
+      await d.writeFile(p, 'abcdef')
       const fh = (impl === 'node' ? await fsp.open(p, 'r+') : await open(p, 'r+')) as unknown as Loose
       const o = await outcomeOf(() => c.call(fh))
       await fh.close()
-      results[impl] = { ...o, file: fs.readFileSync(p, 'latin1') }
+      results[impl] = { ...o, file: (await d.readFile(p)).toString('latin1') }
     }
     t.deepEqual(results.ringline, results.node)
   })
@@ -84,9 +90,11 @@ for (const c of cases) {
 
 test('a method called on something that is not a FileHandle rejects, never throws (as in node:fs/promises)', async (t) => {
   const p = uniquePath(dir, 'this')
-  fs.writeFileSync(p, 'abcdef')
+  await disk().writeFile(p, 'abcdef')
   const fh = (await open(p, 'r+')) as unknown as Loose
-  const nodeFh = (await fsp.open(p, 'r+')) as unknown as Loose
+  const q = uniquePath(nodeDir, 'this')
+  fs.writeFileSync(q, 'abcdef')
+  const nodeFh = (await fsp.open(q, 'r+')) as unknown as Loose
   const calls: [string, unknown[]][] = [
     ['read', [Buffer.alloc(1)]],
     ['write', ['x']],
@@ -112,9 +120,11 @@ test('a method called on something that is not a FileHandle rejects, never throw
 
 test('close is bound to its handle, as in node:fs/promises: `const { close } = fh; close()` closes fh', async (t) => {
   const p = uniquePath(dir, 'close')
-  fs.writeFileSync(p, 'x')
+  await disk().writeFile(p, 'x')
+  const q = uniquePath(nodeDir, 'close')
+  fs.writeFileSync(q, 'x')
   for (const impl of ['node', 'ringline'] as const) {
-    const fh = (impl === 'node' ? await fsp.open(p, 'r') : await open(p, 'r')) as FileHandle
+    const fh = (impl === 'node' ? await fsp.open(q, 'r') : await open(p, 'r')) as FileHandle
     const { close } = fh
     await close()
     t.is(fh.fd, -1, impl)
@@ -123,7 +133,7 @@ test('close is bound to its handle, as in node:fs/promises: `const { close } = f
 
 test('stat() results are fs.Stats, as node:fs code checks them', async (t) => {
   const p = uniquePath(dir, 'stats')
-  fs.writeFileSync(p, 'x')
+  await disk().writeFile(p, 'x')
   const fh = await open(p, 'r')
   const st = await fh.stat()
   await fh.close()

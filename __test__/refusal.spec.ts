@@ -16,6 +16,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import type { ErrorInfo, Step } from './fixtures/refusal-child'
 import { fixtures, repoRoot, run } from './helpers'
+import { realKernelOnly } from './sim-setup'
 
 // Where `cargo build --release` puts it (honouring CARGO_TARGET_DIR like cargo does).
 const targetDir = path.resolve(repoRoot, process.env.CARGO_TARGET_DIR ?? 'target')
@@ -183,7 +184,7 @@ function assertData(t: ExecutionContext, report: ChildReport, label: string): vo
 // --------------------------------------------------------------- tests
 
 for (const errno of ['EPERM', 'ENOSYS'] as const) {
-  test(`io_uring refused with ${errno} by seccomp: 'auto' falls back to mio, says why, refuses 'io_uring', and moves file and TCP data`, async (t) => {
+  realKernelOnly('seccomp refusing io_uring_setup in a child process')(`io_uring refused with ${errno} by seccomp: 'auto' falls back to mio, says why, refuses 'io_uring', and moves file and TCP data`, async (t) => {
     if (!launcherPresent(t)) return
     const report = await runChild(t, errno, 'full', childEnv())
     if (report === undefined) return
@@ -256,7 +257,7 @@ test('control: without the launcher the same child stays on io_uring with no fal
   }
 })
 
-test('RINGLINE_BACKEND decides when no option is given: io_uring under the filter throws, mio without it runs on mio', async (t) => {
+realKernelOnly('seccomp refusing io_uring_setup in a child process')('RINGLINE_BACKEND decides when no option is given: io_uring under the filter throws, mio without it runs on mio', async (t) => {
   if (!launcherPresent(t)) return
   const refused = await runChild(t, 'EPERM', 'ctor', childEnv({ RINGLINE_BACKEND: 'io_uring' }))
   if (refused !== undefined) {

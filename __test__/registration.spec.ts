@@ -4,12 +4,14 @@
 // stats(). Also: registerBuffers: false.
 
 import test from 'ava'
-import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { Ring } from '../index'
 import { BACKEND, fixtures, makeTmpDir, randomFile, removeTmpDir, run, sameBytes, uniquePath, which } from './helpers'
+import { disk, realKernelOnly, testDir } from './sim-setup'
 
 const dir = makeTmpDir('registration')
+/** For the tests that run on sim too: the disk the ring sees. */
+const ringDir = testDir('registration')
 test.after.always(() => removeTmpDir(dir))
 
 interface Report {
@@ -49,7 +51,7 @@ function limited(args: string[]): [string, string[]] | null {
   return null
 }
 
-test('allocAligned keeps working unregistered when registration fails with ENOMEM', async (t) => {
+realKernelOnly('a real memlock limit (ENOMEM from the kernel), in a child process')('allocAligned keeps working unregistered when registration fails with ENOMEM', async (t) => {
   const file = uniquePath(dir)
   randomFile(file, 1 << 20)
   const cmd = limited([process.execPath, path.join(fixtures, 'registration.js'), file])
@@ -85,7 +87,7 @@ test('allocAligned keeps working unregistered when registration fails with ENOME
   })
 })
 
-test('without limits the same script registers its buffers (the control case)', async (t) => {
+realKernelOnly('buffers registered with the kernel (io_uring), in a child process')('without limits the same script registers its buffers (the control case)', async (t) => {
   const file = uniquePath(dir)
   randomFile(file, 1 << 20)
   // The control only means something where registration of 6 MiB can
@@ -111,9 +113,9 @@ test('without limits the same script registers its buffers (the control case)', 
 })
 
 test('registerBuffers: false allocates unregistered aligned buffers that work', async (t) => {
-  const file = uniquePath(dir)
-  const data = randomFile(file, 256 * 1024)
+  const file = uniquePath(ringDir)
   const ring = new Ring({ registerBuffers: false })
+  const data = await disk(ring).randomFile(file, 256 * 1024)
   const fh = await ring.open(file, 'r+')
   const bufs = [ring.allocAligned(65536), ring.allocAligned(65536), ring.allocAligned(4096)]
   for (const b of bufs) t.is(b.byteOffset, 0)
@@ -132,7 +134,7 @@ test('registerBuffers: false allocates unregistered aligned buffers that work', 
   sameBytes(t, bufs[2], data.subarray(4096, 8192))
   bufs[2].fill(0x77)
   t.is((await fh.write(bufs[2], 0, 4096, 0)).bytesWritten, 4096)
-  sameBytes(t, fs.readFileSync(file).subarray(0, 4096), Buffer.alloc(4096, 0x77))
+  sameBytes(t, (await disk(ring).readFile(file)).subarray(0, 4096), Buffer.alloc(4096, 0x77))
   const direct = await ring.open(file, 'r', undefined, { direct: true })
   bufs[0].fill(0)
   t.is((await direct.read(bufs[0], 0, 65536, 65536)).bytesRead, 65536)

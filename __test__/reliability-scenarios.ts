@@ -5,6 +5,8 @@
 //
 // Rings are made with `new Ring({...})`, so RINGLINE_BACKEND and
 // RINGLINE_COMPLETION of the spec's run choose engine and completion mode.
+// Files are made and read back on the disk the ring sees (test-disk.ts):
+// on sim, each ring's own, under "/".
 
 import { randomBytes } from 'node:crypto'
 import { setMaxListeners } from 'node:events'
@@ -14,11 +16,12 @@ import * as path from 'node:path'
 import { Ring, type FileHandle, type ReadResult, type RingOptions, type Socket, type WriteResult } from '../index'
 import { Tracker, codeOf, fdCount, tally, type Scenario, type Settled } from './child-scenario'
 import { makeTmpDir, props, waitFor } from './helpers'
+import { SIM, disk } from './test-disk'
 
 const MiB = 1024 * 1024
 
 // The spec passes its temporary directory; run by hand, a scenario makes one.
-let workDir = process.env.RINGLINE_SCENARIO_DIR
+let workDir = SIM ? '/' : process.env.RINGLINE_SCENARIO_DIR
 let counter = 0
 function tmp(name: string): string {
   workDir ??= makeTmpDir('scenario')
@@ -97,8 +100,8 @@ const readsThenClose: Scenario = async (arg) => {
   const problems: string[] = []
   const p = tmp('reads')
   const data = randomBytes(64 * 1024)
-  fs.writeFileSync(p, data)
   const ring = new Ring()
+  await disk(ring).writeFile(p, data)
   const tr = new Tracker('1100 reads, then fh.close()')
   const all: Settled<ReadResult>[] = []
   for (let round = 0; round < 10; round++) {
@@ -127,12 +130,12 @@ const openClose2000: Scenario = async () => {
   const problems: string[] = []
   const n = 2000
   const paths: string[] = []
+  const ring = new Ring()
   for (let i = 0; i < n; i++) {
     const p = tmp('many')
-    fs.writeFileSync(p, String(i))
+    await disk(ring).writeFile(p, String(i))
     paths.push(p)
   }
-  const ring = new Ring()
   const tr = new Tracker('2000 opens, then 2000 closes in one tick')
   let opened = 0
   const all: Settled<void>[] = []
@@ -167,11 +170,12 @@ const tinyRing: Scenario = async (arg) => {
   const problems: string[] = []
   const p = tmp('tiny')
   const data = randomBytes(16 * 1024)
-  fs.writeFileSync(p, data)
+  if (!SIM) fs.writeFileSync(p, data)
   const tr = new Tracker(`entries 1, maxInFlight ${mif}: 100 reads then ${which} close`)
   const all: Settled<ReadResult>[] = []
   for (let round = 0; round < 50; round++) {
     const ring = new Ring({ entries: 1, maxInFlight: Number(mif) })
+    if (SIM) await disk(ring).writeFile(p, data) // each sim ring has a disk of its own
     const fh = await ring.open(p)
     const positions: number[] = []
     const reads: Promise<Settled<ReadResult>>[] = []
@@ -244,8 +248,8 @@ const readvGetter: Scenario = async () => {
   const problems: string[] = []
   const p = tmp('readv')
   const data = randomBytes(64)
-  fs.writeFileSync(p, data)
   const ring = new Ring()
+  await disk(ring).writeFile(p, data)
   const tr = new Tracker('readv with a throwing getter')
   const fh = await ring.open(p)
   const first = Buffer.alloc(10)
@@ -287,8 +291,8 @@ const readvGetter: Scenario = async () => {
 const appendAfterWrite: Scenario = async (flags) => {
   const problems: string[] = []
   const p = tmp('append-after-write')
-  fs.writeFileSync(p, '')
   const ring = new Ring()
+  await disk(ring).writeFile(p, '')
   const tr = new Tracker(`append after an unawaited write, ${flags}`)
   const fh = await ring.open(p, flags)
   const w = tr.track('write', fh.write(Buffer.alloc(4096, 'A'), 0, 4096, 0))
@@ -297,7 +301,7 @@ const appendAfterWrite: Scenario = async (flags) => {
   if (!wr.resolved) problems.push(`write rejected ${codeOf(wr.error)}`)
   if (!a.resolved) problems.push(`append rejected ${codeOf(a.error)}`)
   await tr.track('fh.close()', fh.close())
-  const got = fs.readFileSync(p)
+  const got = await disk(ring).readFile(p)
   const want = Buffer.concat([Buffer.alloc(4096, 'A'), Buffer.from('RECORD\n')])
   if (!got.equals(want)) problems.push(`file is not 4096 'A' then 'RECORD\\n': ${firstDiff(got, want)}; ends with ${JSON.stringify(got.subarray(-12).toString('latin1'))}`)
   await closeRing(ring, tr, problems)
@@ -307,8 +311,8 @@ const appendAfterWrite: Scenario = async (flags) => {
 const appendAfterTruncate: Scenario = async () => {
   const problems: string[] = []
   const p = tmp('append-after-truncate')
-  fs.writeFileSync(p, Buffer.alloc(10_000, 'z'))
   const ring = new Ring()
+  await disk(ring).writeFile(p, Buffer.alloc(10_000, 'z'))
   const tr = new Tracker('append after an unawaited truncate')
   const fh = await ring.open(p, 'r+')
   const t = tr.track('truncate', fh.truncate(0))
@@ -317,7 +321,7 @@ const appendAfterTruncate: Scenario = async () => {
   if (!tt.resolved) problems.push(`truncate rejected ${codeOf(tt.error)}`)
   if (!a.resolved) problems.push(`append rejected ${codeOf(a.error)}`)
   await tr.track('fh.close()', fh.close())
-  const got = fs.readFileSync(p)
+  const got = await disk(ring).readFile(p)
   if (got.toString('latin1') !== 'X') problems.push(`file is ${got.length} bytes, expected exactly 'X'; starts ${JSON.stringify(got.subarray(0, 8).toString('latin1'))}, ${zeroBytes(got)}`)
   await closeRing(ring, tr, problems)
   return { problems, size: got.length }
@@ -327,8 +331,8 @@ const appendAfterTruncate: Scenario = async () => {
 const appendOrder: Scenario = async (flags) => {
   const problems: string[] = []
   const p = tmp('append-order')
-  fs.writeFileSync(p, '')
   const ring = new Ring()
+  await disk(ring).writeFile(p, '')
   const tr = new Tracker(`100 appends in one tick, ${flags}`)
   const fh = await ring.open(p, flags)
   const recs = Array.from({ length: 100 }, (_, i) => record('order', i, 10 + (i % 7) * 13))
@@ -338,7 +342,7 @@ const appendOrder: Scenario = async (flags) => {
     else if (r.value?.bytesWritten !== recs[i].length) problems.push(`append ${i} wrote ${String(r.value?.bytesWritten)} of ${recs[i].length}`)
   })
   await tr.track('fh.close()', fh.close())
-  const got = fs.readFileSync(p)
+  const got = await disk(ring).readFile(p)
   const want = Buffer.concat(recs)
   if (!got.equals(want)) problems.push(`file is not the 100 records in call order: ${firstDiff(got, want)}; ${zeroBytes(got)}`)
   await closeRing(ring, tr, problems)
@@ -362,7 +366,7 @@ const abortedAppendThenAppend: Scenario = async (arg) => {
     const timing = ['before-next', 'after-next', 'microtask', 'immediate'][n % 4]
     const round = `${timing} ${Math.floor(n / 4)}`
     const p = tmp('aborted-append')
-    fs.writeFileSync(p, '')
+    await disk(ring).writeFile(p, '')
     const fh = await ring.open(p, 'r+')
     const ac = new AbortController()
     const rec1 = record('first', n)
@@ -384,7 +388,7 @@ const abortedAppendThenAppend: Scenario = async (arg) => {
     if (!r1.resolved && !isAbort(r1.error) && codeOf(r1.error) !== 'ECANCELED') problems.push(`round ${round}: the aborted append rejected with ${codeOf(r1.error)}`)
     if (!r2.resolved) problems.push(`round ${round}: the second append rejected with ${codeOf(r2.error)}`)
     await tr.track(`round ${round} close`, fh.close())
-    const got = fs.readFileSync(p)
+    const got = await disk(ring).readFile(p)
     const want = Buffer.concat(r1.resolved ? [rec1, rec2] : [rec2])
     if (!got.equals(want)) {
       problems.push(`round ${round} (first ${r1.resolved ? 'resolved' : 'rejected'}): file is not ${r1.resolved ? 'record 1 + record 2' : 'record 2 alone'}: ${firstDiff(got, want)}; ${zeroBytes(got)}`)
@@ -398,9 +402,9 @@ const abortedAppendThenAppend: Scenario = async (arg) => {
 const twoHandlesAppend: Scenario = async (arg) => {
   const problems: string[] = []
   const p = tmp('two-handles')
-  fs.writeFileSync(p, '')
   const ringA = new Ring()
   const ringB = arg === 'two' ? new Ring() : ringA
+  await disk(ringA).writeFile(p, '')
   const tr = new Tracker(`two r+ handles appending (${arg} ring)`)
   const a = await ringA.open(p, 'r+')
   const b = await ringB.open(p, 'r+')
@@ -416,7 +420,7 @@ const twoHandlesAppend: Scenario = async (arg) => {
   for (const r of results) if (!r.resolved) problems.push(`${r.label} rejected ${codeOf(r.error)}`)
   await tr.track('close A', a.close())
   await tr.track('close B', b.close())
-  const got = fs.readFileSync(p)
+  const got = await disk(ringA).readFile(p)
   const z = zeroBytes(got)
   if (z !== '') problems.push(`the file has ${z}`)
   const want = recs.reduce((s, r) => s + r.length, 0)
@@ -459,7 +463,7 @@ const syncAppendsThenClose: Scenario = async (flags) => {
     for (let round = 0; round < 3; round++) {
       const what = `${when} ${round}`
       const p = tmp('sync-appends')
-      fs.writeFileSync(p, '')
+      await disk(ring).writeFile(p, '')
       const fh = await ring.open(p, flags)
       const recs = Array.from({ length: 64 }, (_, i) => record(`r${round}x`, i, 64))
       const appends = recs.map((r, i) => tr.track(`${what} append ${i}`, fh.append(r, { sync: 'data' })))
@@ -470,7 +474,7 @@ const syncAppendsThenClose: Scenario = async (flags) => {
       const c = await closing
       if (!c.resolved) problems.push(`${what}: close rejected ${codeOf(c.error)}`)
       all.push(...results)
-      const got = fs.readFileSync(p)
+      const got = await disk(ring).readFile(p)
       const text = got.toString('latin1')
       // close() waits for the appends called before it (node:fs/promises'
       // FileHandle.close does): every one lands and resolves.
@@ -503,7 +507,7 @@ const abortedWrites: Scenario = async () => {
     const timing = ['now', 'microtask', 'immediate'][k % 3]
     const round = `${timing} ${Math.floor(k / 3)}`
     const p = tmp('aborted-writes')
-    fs.writeFileSync(p, Buffer.alloc(n * size, '.'))
+    await disk(ring).writeFile(p, Buffer.alloc(n * size, '.'))
     const fh = await ring.open(p, 'r+')
     const acs = Array.from({ length: n }, () => new AbortController())
     const writes = acs.map((ac, i) => tr.track(`round ${round} write ${i}`, fh.write(Buffer.alloc(size, 0x41 + (i % 26)), { position: i * size, signal: ac.signal })))
@@ -516,7 +520,7 @@ const abortedWrites: Scenario = async () => {
     const results = await Promise.all(writes)
     all.push(...results)
     await tr.track(`round ${round} close`, fh.close())
-    const got = fs.readFileSync(p)
+    const got = await disk(ring).readFile(p)
     results.forEach((r, i) => {
       const region = got.subarray(i * size, (i + 1) * size)
       if (r.resolved) {
@@ -545,7 +549,7 @@ const ringCloseWrites: Scenario = async () => {
   const all: Settled<WriteResult>[] = []
   for (const when of ['same-tick', 'in-flight', 'immediate']) {
     const p = tmp('ring-close-writes')
-    fs.writeFileSync(p, Buffer.alloc(n * size, '.'))
+    fs.writeFileSync(p, Buffer.alloc(n * size, '.')) // (real disk only: see reliability.spec)
     const ring = new Ring({ maxInFlight: 16 })
     const tr = new Tracker(`3000 writes, then ring.close() (${when})`)
     const fh = await ring.open(p, 'r+')
@@ -628,8 +632,8 @@ const memReadMany: Scenario = async () => {
   const problems: string[] = []
   const p = tmp('mem-readmany')
   const data = randomBytes(4096)
-  fs.writeFileSync(p, data)
   const ring = new Ring()
+  await disk(ring).writeFile(p, data)
   const tr = new Tracker('readMany 24 x 64 MiB')
   const fh = await ring.open(p)
   const buf = Buffer.alloc(64 * MiB, 1)

@@ -6,10 +6,13 @@ import test, { type ExecutionContext } from 'ava'
 import { randomBytes } from 'node:crypto'
 import * as fs from 'node:fs'
 import { open, Ring, AbortError, type FileHandle, type RingOptions } from '../index'
-import { arrayBufferOf, assertSystemError, gc, makeTmpDir, mkfifo, outcome, props, randomFile, rejection, removeTmpDir, sameBytes, tick, uniquePath, waitFor } from './helpers'
+import { arrayBufferOf, assertSystemError, gc, mkfifo, outcome, props, rejection, sameBytes, tick, uniquePath, waitFor } from './helpers'
+import { disk, realKernelOnly, testDir } from './sim-setup'
 
-const dir = makeTmpDir('safety')
-test.after.always(() => removeTmpDir(dir))
+const dir = testDir('safety')
+
+/** Why the FIFO tests need a real kernel. */
+const FIFO = 'a FIFO written by node:fs (reads that stay pending until data comes); the sim has no FIFOs and its ops never stay pending'
 
 function tmp(name = 'f'): string {
   return uniquePath(dir, name)
@@ -73,9 +76,9 @@ async function fifo(t: ExecutionContext, ring: Ring): Promise<{ path: string; fh
 
 test('user buffers transferred right after submission: reads and writes settle, no crash, writes carry the data', async (t) => {
   const p = tmp()
-  const data = randomFile(p, 64 * 1024)
+  const data = await disk().randomFile(p, 64 * 1024)
   const out = tmp()
-  fs.writeFileSync(out, Buffer.alloc(200 * 512))
+  await disk().writeFile(out, Buffer.alloc(200 * 512))
   const fh = await open(p)
   const fw = await open(out, 'r+')
   for (let i = 0; i < 200; i++) {
@@ -114,7 +117,7 @@ test('user buffers transferred right after submission: reads and writes settle, 
     gc()
     await tick()
   }
-  const written = fs.readFileSync(out)
+  const written = (await disk().readFile(out))
   for (let i = 0; i < 200; i++) {
     const expected = Buffer.alloc(512, i & 0xff)
     expected.writeUInt32BE(i, 0)
@@ -126,7 +129,7 @@ test('user buffers transferred right after submission: reads and writes settle, 
 
 test('many in-flight reads whose buffers are transferred and collected all settle', async (t) => {
   const p = tmp()
-  randomFile(p, 1 << 20)
+  await disk().randomFile(p, 1 << 20)
   const fh = await open(p)
   const s = new Settlements()
   for (let round = 0; round < 10; round++) {
@@ -149,8 +152,8 @@ test('many in-flight reads whose buffers are transferred and collected all settl
 
 test('an allocAligned buffer transferred mid-flight: the op still settles and the data is right', async (t) => {
   const p = tmp()
-  const data = randomFile(p, 64 * 1024)
   const ring = new Ring()
+  const data = await disk(ring).randomFile(p, 64 * 1024)
   const fh = await ring.open(p, 'r+')
   for (let i = 0; i < 50; i++) {
     const buf = ring.allocAligned(8192)
@@ -186,7 +189,7 @@ test('an allocAligned buffer transferred mid-flight: the op still settles and th
     gc()
     const w = await wp
     t.is(w.bytesWritten, 4096)
-    t.true(fs.readFileSync(p).subarray(4096 * 15, 4096 * 16).equals(Buffer.alloc(4096, i)), `aligned write ${i}`)
+    t.true((await disk(ring).readFile(p)).subarray(4096 * 15, 4096 * 16).equals(Buffer.alloc(4096, i)), `aligned write ${i}`)
   }
   gc()
   await fh.close()
@@ -195,7 +198,7 @@ test('an allocAligned buffer transferred mid-flight: the op still settles and th
 
 // ---------------------------------------------------------------- (b) close with reads in flight
 
-test('closing a FileHandle with FIFO reads pending waits for them, as node:fs/promises does: they get the data, then it closes', async (t) => {
+realKernelOnly(FIFO)('closing a FileHandle with FIFO reads pending waits for them, as node:fs/promises does: they get the data, then it closes', async (t) => {
   const ring = useRing(t)
   const { fh, writer } = await fifo(t, ring)
   const s = new Settlements()
@@ -221,7 +224,7 @@ test('closing a FileHandle with FIFO reads pending waits for them, as node:fs/pr
   t.is(ring.stats().inFlight, 0)
 })
 
-test('an op a close waits for can still be aborted; the close then resolves', async (t) => {
+realKernelOnly(FIFO)('an op a close waits for can still be aborted; the close then resolves', async (t) => {
   const ring = useRing(t)
   const { fh } = await fifo(t, ring)
   const s = new Settlements()
@@ -239,7 +242,7 @@ test('an op a close waits for can still be aborted; the close then resolves', as
   t.is(ring.stats().openFiles, 0)
 })
 
-test('closing a FileHandle with a mix of completed, pending and new ops: the pending ones complete, later ones get EBADF, each settles once', async (t) => {
+realKernelOnly(FIFO)('closing a FileHandle with a mix of completed, pending and new ops: the pending ones complete, later ones get EBADF, each settles once', async (t) => {
   const ring = useRing(t)
   const { fh, writer } = await fifo(t, ring)
   const s = new Settlements()
@@ -270,12 +273,12 @@ test('closing a FileHandle with a mix of completed, pending and new ops: the pen
 
 // ---------------------------------------------------------------- (c) ring.close
 
-test('ring.close with FIFO reads pending rejects them ECANCELED, resolves, and later calls fail', async (t) => {
+realKernelOnly(FIFO)('ring.close with FIFO reads pending rejects them ECANCELED, resolves, and later calls fail', async (t) => {
   const ring = useRing(t)
   const a = await fifo(t, ring)
   const b = await fifo(t, ring)
   const p = tmp()
-  fs.writeFileSync(p, 'regular')
+  await disk().writeFile(p, 'regular')
   const reg = await ring.open(p)
   const s = new Settlements()
   for (let i = 0; i < 20; i++) s.track(a.fh.read(Buffer.alloc(16), 0, 16, null))
@@ -309,7 +312,7 @@ test('ring.close with FIFO reads pending rejects them ECANCELED, resolves, and l
 test('ring.close on an idle ring resolves; stats still readable', async (t) => {
   const ring = new Ring()
   const p = tmp()
-  fs.writeFileSync(p, 'x')
+  await disk(ring).writeFile(p, 'x')
   const fh = await ring.open(p)
   await fh.read(Buffer.alloc(1), 0, 1, 0)
   await ring.close()
@@ -323,7 +326,7 @@ test('ring.close on an idle ring resolves; stats still readable', async (t) => {
 
 test('every method of a closed handle rejects EBADF naming its syscall', async (t) => {
   const p = tmp()
-  fs.writeFileSync(p, 'data')
+  await disk().writeFile(p, 'data')
   const fh = await open(p, 'r+')
   await fh.close()
   const buf = Buffer.alloc(4)
@@ -346,15 +349,15 @@ test('every method of a closed handle rejects EBADF naming its syscall', async (
     assertSystemError(t, e, { code: 'EBADF', errno: -9, syscall })
     t.is(props(e).message, `EBADF: bad file descriptor, ${syscall}`)
   }
-  t.is(fs.readFileSync(p, 'utf8'), 'data')
+  t.is((await disk().readText(p)), 'data')
 })
 
 test('a stale handle never reaches the file that reused its slot', async (t) => {
   const ring = new Ring()
   const pa = tmp('a')
   const pb = tmp('b')
-  fs.writeFileSync(pa, 'AAAAAAAA')
-  fs.writeFileSync(pb, 'BBBBBBBB')
+  await disk(ring).writeFile(pa, 'AAAAAAAA')
+  await disk(ring).writeFile(pb, 'BBBBBBBB')
   for (let i = 0; i < 20; i++) {
     const a = await ring.open(pa, 'r+')
     await a.close()
@@ -368,8 +371,8 @@ test('a stale handle never reaches the file that reused its slot', async (t) => 
     t.is(r.buffer.toString(), 'BBBBBBBB')
     await b.close()
   }
-  t.is(fs.readFileSync(pb, 'utf8'), 'BBBBBBBB')
-  t.is(fs.readFileSync(pa, 'utf8'), 'AAAAAAAA')
+  t.is(await disk(ring).readText(pb), 'BBBBBBBB')
+  t.is(await disk(ring).readText(pa), 'AAAAAAAA')
   await ring.close()
 })
 
@@ -377,7 +380,7 @@ test('a stale handle never reaches the file that reused its slot', async (t) => 
 
 test('O_DIRECT with a misaligned user buffer works and moves the right bytes', async (t) => {
   const p = tmp()
-  const data = randomFile(p, 64 * 1024)
+  const data = await disk().randomFile(p, 64 * 1024)
   const fh = await open(p, 'r+', undefined, { direct: true })
   const al = fh.direct
   t.not(al, null)
@@ -408,7 +411,7 @@ test('O_DIRECT with a misaligned user buffer works and moves the right bytes', a
   payload.copy(wv, 0, 0, 4096)
   t.is((await fh.writev([wv], 49152)).bytesWritten, 4096)
   await fh.close()
-  const after = fs.readFileSync(p)
+  const after = (await disk().readFile(p))
   sameBytes(t, after.subarray(32768, 40960), payload)
   sameBytes(t, after.subarray(49152, 53248), payload.subarray(0, 4096))
   sameBytes(t, after.subarray(0, 32768), data.subarray(0, 32768), 'nothing else changed')
@@ -416,9 +419,9 @@ test('O_DIRECT with a misaligned user buffer works and moves the right bytes', a
 
 test('an O_DIRECT append to a file whose end is not aligned names the alignment, and later appends land right', async (t) => {
   const p = tmp()
-  randomFile(p, 100)
   const ring = new Ring()
   t.teardown(() => ring.close())
+  await disk(ring).randomFile(p, 100)
   const fh = await ring.open(p, 'r+', undefined, { direct: true })
   const al = fh.direct
   t.not(al, null)
@@ -429,10 +432,10 @@ test('an O_DIRECT append to a file whose end is not aligned names the alignment,
   t.is(props(e).code, 'EINVAL')
   t.is(props(e).syscall, 'fdatasync')
   t.true(String(props(e).message).includes(`aligned to ${al.offset} bytes`), String(props(e).message))
-  fs.truncateSync(p, al.offset)
+  await disk(ring).truncate(p, al.offset)
   const r = await fh.append(rec, { sync: 'data' })
   t.is(r.bytesWritten, al.offset)
-  const back = fs.readFileSync(p)
+  const back = await disk(ring).readFile(p)
   t.is(back.length, 2 * al.offset)
   t.true(back.subarray(al.offset).every((b) => b === 7))
   await fh.close()
@@ -440,8 +443,8 @@ test('an O_DIRECT append to a file whose end is not aligned names the alignment,
 
 test('O_DIRECT rejects a misaligned position or length with EINVAL naming the alignment', async (t) => {
   const p = tmp()
-  randomFile(p, 64 * 1024)
   const ring = new Ring()
+  await disk(ring).randomFile(p, 64 * 1024)
   const fh = await ring.open(p, 'r+', undefined, { direct: true })
   const al = fh.direct
   t.not(al, null)
@@ -480,8 +483,8 @@ test('O_DIRECT rejects a misaligned position or length with EINVAL naming the al
 
 test('an already-aborted signal rejects with AbortError without submitting', async (t) => {
   const p = tmp()
-  fs.writeFileSync(p, 'abc')
   const ring = new Ring()
+  await disk(ring).writeFile(p, 'abc')
   const fh = await ring.open(p, 'r+')
   const signal = AbortSignal.abort()
   const before = ring.stats().submitted
@@ -501,12 +504,12 @@ test('an already-aborted signal rejects with AbortError without submitting', asy
     t.is(props(e).code, 'ABORT_ERR')
   }
   t.is(ring.stats().submitted, before)
-  t.is(fs.readFileSync(p, 'utf8'), 'abc')
+  t.is(await disk(ring).readText(p), 'abc')
   await fh.close()
   await ring.close()
 })
 
-test('aborting a pending FIFO read rejects it with AbortError; other reads stay pending', async (t) => {
+realKernelOnly(FIFO)('aborting a pending FIFO read rejects it with AbortError; other reads stay pending', async (t) => {
   const ring = useRing(t)
   const { fh, writer } = await fifo(t, ring)
   const ac = new AbortController()
@@ -547,7 +550,7 @@ test('aborting a pending FIFO read rejects it with AbortError; other reads stay 
   t.true((await outcome(fh.close())).resolved)
 })
 
-test('an aborted FIFO read does not swallow data written after the abort', async (t) => {
+realKernelOnly(FIFO)('an aborted FIFO read does not swallow data written after the abort', async (t) => {
   for (let round = 0; round < 5; round++) {
     const ring = useRing(t)
     const { fh, writer } = await fifo(t, ring)
@@ -567,7 +570,7 @@ test('an aborted FIFO read does not swallow data written after the abort', async
 
 test('an abort after completion is a no-op', async (t) => {
   const p = tmp()
-  fs.writeFileSync(p, 'hello')
+  await disk().writeFile(p, 'hello')
   const fh = await open(p)
   const ac = new AbortController()
   const r = await fh.read(Buffer.alloc(5), { position: 0, signal: ac.signal })

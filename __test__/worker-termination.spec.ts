@@ -14,6 +14,7 @@ import test, { type ExecutionContext } from 'ava'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { fixtures, makeTmpDir, removeTmpDir, repoRoot, run } from './helpers'
+import { realKernelOnly } from './sim-setup'
 
 const dir = makeTmpDir('worker-termination')
 test.after.always(() => removeTmpDir(dir))
@@ -51,10 +52,10 @@ async function child(t: ExecutionContext, mode: 'open-close' | 'writes', rounds:
   t.log(line)
 }
 
-test.serial(`workers opening and closing files in loops, terminated ${OPEN_CLOSE_ROUNDS} times, while another worker reads with node:fs: the process exits 0`, async (t) => {
+realKernelOnly('workers of a child process open files on the real disk, another reads them with node:fs', { serial: true })(`workers opening and closing files in loops, terminated ${OPEN_CLOSE_ROUNDS} times, while another worker reads with node:fs: the process exits 0`, async (t) => {
   await child(t, 'open-close', OPEN_CLOSE_ROUNDS)
 })
 
-test.serial(`a worker with 3,000 writes in flight, terminated ${WRITE_ROUNDS} times: the process exits 0`, async (t) => {
+realKernelOnly('workers of a child process write files on the real disk, checked with node:fs', { serial: true })(`a worker with 3,000 writes in flight, terminated ${WRITE_ROUNDS} times: the process exits 0`, async (t) => {
   await child(t, 'writes', WRITE_ROUNDS)
 })

@@ -1,9 +1,14 @@
 // Runs the ava suite once per engine and completion mode, so no feature can
 // pass on one engine and be missing on the other (npm test's JS part).
 //
-//   RINGLINE_TEST_BACKENDS     engines, comma-separated (default: io_uring,mio
+//   RINGLINE_TEST_BACKENDS     engines, comma-separated (default: io_uring,mio,sim
 //                              on Linux, mio elsewhere)
-//   RINGLINE_TEST_COMPLETIONS  completion modes (default: thread,loop)
+//   RINGLINE_TEST_COMPLETIONS  completion modes (default: thread,loop; thread on sim)
+//
+// sim runs with completion 'thread' only (its in-memory disk answers at
+// once: the completion path it tests is the same as mio's and io_uring's
+// thread mode), unless RINGLINE_TEST_COMPLETIONS is set. On sim, the tests
+// that only a real kernel can show are skipped: __test__/SIM-SKIPS.md.
 //
 // Each run sets RINGLINE_BACKEND to an explicit engine, so a machine where
 // io_uring is blocked fails the io_uring run instead of silently testing mio
@@ -13,8 +18,8 @@ const { spawnSync } = require('node:child_process')
 const path = require('node:path')
 
 const list = (v, def) => (v ?? def).split(',').map((s) => s.trim()).filter(Boolean)
-const backends = list(process.env.RINGLINE_TEST_BACKENDS, process.platform === 'linux' ? 'io_uring,mio' : 'mio')
-const completions = list(process.env.RINGLINE_TEST_COMPLETIONS, 'thread,loop')
+const backends = list(process.env.RINGLINE_TEST_BACKENDS, process.platform === 'linux' ? 'io_uring,mio,sim' : 'mio')
+const completionsOf = (backend) => list(process.env.RINGLINE_TEST_COMPLETIONS, backend === 'sim' ? 'thread' : 'thread,loop')
 const ava = path.join(__dirname, '..', 'node_modules', 'ava', 'entrypoints', 'cli.mjs')
 
 const extra = process.argv.slice(2)
@@ -32,7 +37,7 @@ if (process.platform === 'linux') {
 }
 
 for (const backend of backends) {
-  for (const completion of completions) {
+  for (const completion of completionsOf(backend)) {
     console.log(`\n=== ava: RINGLINE_BACKEND=${backend} RINGLINE_COMPLETION=${completion} ===`)
     const r = spawnSync(process.execPath, [ava, ...extra], {
       stdio: 'inherit',

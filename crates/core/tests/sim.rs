@@ -917,3 +917,228 @@ fn every_sector_prefix_of_a_torn_write_is_a_state() {
         .collect();
     assert_eq!(images, want);
 }
+
+fn realpath(d: &mut Driver, path: &str) -> Result<String, i64> {
+    d.call(
+        6,
+        BlockingCall::Realpath {
+            path: c(path),
+            out: Vec::new(),
+        },
+    )
+    .unwrap();
+    let done = one(d, 6);
+    match done.payload {
+        Payload::Call(c) => match *c {
+            BlockingCall::Realpath { out, .. } => Ok(String::from_utf8(out).unwrap()),
+            _ => unreachable!(),
+        },
+        _ => Err(done.result),
+    }
+}
+
+fn symlink(d: &mut Driver, target: &str, path: &str) {
+    d.path_op(
+        7,
+        PathOp::Symlink {
+            target: c(target),
+            path: c(path),
+        },
+    )
+    .unwrap();
+    assert_eq!(one(d, 7).result, 0);
+}
+
+/// realpath resolves every symlink (relative, absolute, chained, on the
+/// way and last), `.`, `..` and extra slashes, with realpath(3)'s errors.
+#[test]
+fn realpath_resolves_symlinks_dots_and_slashes() {
+    let (_, mut d) = sim(11);
+    mkdir(&mut d, "/a");
+    mkdir(&mut d, "/a/b");
+    let f = open(&mut d, "/a/b/f", libc::O_WRONLY | libc::O_CREAT);
+    write(&mut d, f, b"x", 0);
+    symlink(&mut d, "b", "/a/rel");
+    symlink(&mut d, "/a/b/f", "/abs");
+    symlink(&mut d, "rel/../b", "/a/chain");
+    symlink(&mut d, "loop2", "/loop1");
+    symlink(&mut d, "loop1", "/loop2");
+    symlink(&mut d, "nowhere", "/dangling");
+    for (path, want) in [
+        ("/", "/"),
+        ("//a//b/", "/a/b"),
+        ("/a/./b/../b/f", "/a/b/f"),
+        ("/..", "/"),
+        ("a/b", "/a/b"),
+        ("/a/rel/f", "/a/b/f"),
+        ("/abs", "/a/b/f"),
+        ("/a/chain/f", "/a/b/f"),
+    ] {
+        assert_eq!(realpath(&mut d, path), Ok(want.to_string()), "{path}");
+    }
+    let neg = |e: i32| Err(-i64::from(e));
+    assert_eq!(realpath(&mut d, "/nope"), neg(libc::ENOENT));
+    assert_eq!(realpath(&mut d, "/dangling"), neg(libc::ENOENT));
+    assert_eq!(realpath(&mut d, "/a/b/f/x"), neg(libc::ENOTDIR));
+    assert_eq!(realpath(&mut d, "/a/b/f/.."), neg(libc::ENOTDIR));
+    assert_eq!(realpath(&mut d, "/loop1"), neg(libc::ELOOP));
+    assert_eq!(realpath(&mut d, ""), neg(libc::ENOENT));
+}
+
+fn stat(d: &mut Driver, path: &str, follow: bool) -> Result<ringline_core::op::Statx, i64> {
+    d.path_op(
+        8,
+        PathOp::Stat {
+            path: c(path),
+            follow,
+        },
+    )
+    .unwrap();
+    let done = one(d, 8);
+    match done.payload {
+        Payload::Stat(s) => Ok(*s),
+        _ => Err(done.result),
+    }
+}
+
+/// What the sim creates loses the bits of its umask (022), as the kernel's
+/// creations lose the process's: a file asked 0666 is 0644, a directory
+/// asked 0777 is 0755; bits the umask does not name stay.
+#[test]
+fn created_modes_lose_the_umask() {
+    let (_, mut d) = sim(12);
+    d.open(1, c("/f"), libc::O_WRONLY | libc::O_CREAT, 0o666)
+        .unwrap();
+    assert!(one(&mut d, 1).result >= 0);
+    d.open(1, c("/g"), libc::O_WRONLY | libc::O_CREAT, 0o600)
+        .unwrap();
+    assert!(one(&mut d, 1).result >= 0);
+    d.path_op(
+        5,
+        PathOp::Mkdir {
+            path: c("/d"),
+            mode: 0o777,
+        },
+    )
+    .unwrap();
+    assert_eq!(one(&mut d, 5).result, 0);
+    let mode = |d: &mut Driver, p: &str| u32::from(stat(d, p, true).unwrap().stx_mode) & 0o7777;
+    assert_eq!(mode(&mut d, "/f"), 0o644);
+    assert_eq!(mode(&mut d, "/g"), 0o600);
+    assert_eq!(mode(&mut d, "/d"), 0o755);
+}
+
+/// Directories count links as Linux does: 2 (the name and `.`) plus one
+/// per subdirectory (its `..`), through mkdir, rename and rmdir, and after
+/// a crash; an rmdir'ed directory is gone.
+#[test]
+fn directory_links_count_as_linux_counts_them() {
+    let (engine, mut d) = sim(13);
+    let op = |d: &mut Driver, o: PathOp| {
+        d.path_op(9, o).unwrap();
+        assert_eq!(one(d, 9).result, 0);
+    };
+    let nlink = |d: &mut Driver, p: &str| stat(d, p, true).unwrap().stx_nlink;
+    assert_eq!(nlink(&mut d, "/"), 2);
+    mkdir(&mut d, "/a");
+    mkdir(&mut d, "/a/b");
+    let f = open(&mut d, "/a/f", libc::O_WRONLY | libc::O_CREAT);
+    write(&mut d, f, b"x", 0);
+    assert_eq!(nlink(&mut d, "/"), 3);
+    assert_eq!(nlink(&mut d, "/a"), 3);
+    assert_eq!(nlink(&mut d, "/a/b"), 2);
+    assert_eq!(nlink(&mut d, "/a/f"), 1);
+    op(
+        &mut d,
+        PathOp::Rename {
+            from: c("/a/b"),
+            to: c("/c"),
+        },
+    );
+    assert_eq!(
+        (nlink(&mut d, "/"), nlink(&mut d, "/a"), nlink(&mut d, "/c")),
+        (4, 2, 2)
+    );
+    mkdir(&mut d, "/e");
+    op(
+        &mut d,
+        PathOp::Rename {
+            from: c("/c"),
+            to: c("/e"),
+        },
+    );
+    assert_eq!((nlink(&mut d, "/"), nlink(&mut d, "/e")), (4, 2));
+    op(
+        &mut d,
+        PathOp::Unlink {
+            path: c("/e"),
+            dir: true,
+        },
+    );
+    assert_eq!(nlink(&mut d, "/"), 3);
+    fsync_dir(&mut d, "/");
+    fsync_dir(&mut d, "/a");
+    engine.sim().unwrap().crash(CrashMode::Pessimistic);
+    assert_eq!((nlink(&mut d, "/"), nlink(&mut d, "/a")), (3, 2));
+}
+
+fn access(d: &mut Driver, path: &str, mode: i32) -> i64 {
+    d.call(
+        10,
+        BlockingCall::Access {
+            path: c(path),
+            mode,
+        },
+    )
+    .unwrap();
+    one(d, 10).result
+}
+
+/// access checks the mode as Linux does for root (whom the sim runs as):
+/// reading and writing are allowed, executing needs an x bit; a directory
+/// can always be searched.
+#[test]
+fn access_checks_execute_bits() {
+    let (_, mut d) = sim(14);
+    d.open(1, c("/f"), libc::O_WRONLY | libc::O_CREAT, 0o644)
+        .unwrap();
+    assert!(one(&mut d, 1).result >= 0);
+    d.open(1, c("/x"), libc::O_WRONLY | libc::O_CREAT, 0o700)
+        .unwrap();
+    assert!(one(&mut d, 1).result >= 0);
+    mkdir(&mut d, "/d");
+    let rw = libc::R_OK | libc::W_OK;
+    assert_eq!(access(&mut d, "/f", libc::F_OK), 0);
+    assert_eq!(access(&mut d, "/f", rw), 0);
+    assert_eq!(access(&mut d, "/f", libc::X_OK), -i64::from(libc::EACCES));
+    assert_eq!(access(&mut d, "/x", rw | libc::X_OK), 0);
+    assert_eq!(access(&mut d, "/d", libc::X_OK), 0);
+    assert_eq!(
+        access(&mut d, "/nope", libc::F_OK),
+        -i64::from(libc::ENOENT)
+    );
+}
+
+/// An O_DIRECT write the driver cannot check before it runs (an append,
+/// at an end of file that is not sector-aligned) is refused with EINVAL,
+/// as Linux refuses it; at an aligned end it lands.
+#[test]
+fn a_direct_append_at_a_misaligned_end_is_einval() {
+    let (_, mut d) = sim(15);
+    let f = open(&mut d, "/f", libc::O_RDWR | libc::O_CREAT);
+    assert_eq!(write(&mut d, f, &[1u8; 100], 0), 100);
+    let g = open(&mut d, "/f", libc::O_RDWR | libc::O_DIRECT);
+    let mut rec = vec![7u8; 512];
+    let append = |d: &mut Driver, rec: &mut Vec<u8>| {
+        let buf = UserBuf {
+            ptr: rec.as_mut_ptr(),
+            len: rec.len(),
+        };
+        d.append(11, g, buf, None).unwrap();
+        one(d, 11).result
+    };
+    assert_eq!(append(&mut d, &mut rec), -i64::from(libc::EINVAL));
+    assert_eq!(write(&mut d, f, &[1u8; 412], 100), 412);
+    assert_eq!(append(&mut d, &mut rec), 512);
+    assert_eq!(read_file(&mut d, "/f").unwrap().len(), 1024);
+}

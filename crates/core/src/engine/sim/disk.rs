@@ -352,6 +352,62 @@ impl Disk {
         unreachable!("the last part returns")
     }
 
+    /// The path `path` names with every symlink followed and every `.`,
+    /// `..` and extra slash gone, as realpath(3) gives it (relative paths
+    /// start at "/"): ENOENT for a missing name, ENOTDIR for a non-directory
+    /// on the way, ELOOP past 40 links.
+    pub fn realpath(&self, path: &[u8]) -> Result<Vec<u8>, i32> {
+        if path.is_empty() {
+            return Err(libc::ENOENT);
+        }
+        let mut todo: std::collections::VecDeque<Vec<u8>> = path
+            .split(|&b| b == b'/')
+            .filter(|p| !p.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect();
+        // The directories from "/" down to where the walk is.
+        let mut at: Vec<(Vec<u8>, Ino)> = Vec::new();
+        let mut links = 0;
+        while let Some(part) = todo.pop_front() {
+            let dir = at.last().map_or(ROOT, |(_, ino)| *ino);
+            let Node::Dir { entries, .. } = &self.inodes[&dir].node else {
+                return Err(libc::ENOTDIR);
+            };
+            if part == b"." {
+                continue;
+            }
+            if part == b".." {
+                at.pop();
+                continue;
+            }
+            let ino = *entries.get(&part).ok_or(libc::ENOENT)?;
+            match &self.inodes[&ino].node {
+                Node::Symlink { target } => {
+                    links += 1;
+                    if links > MAX_LINKS {
+                        return Err(libc::ELOOP);
+                    }
+                    if target.first() == Some(&b'/') {
+                        at.clear();
+                    }
+                    for t in target.split(|&b| b == b'/').filter(|p| !p.is_empty()).rev() {
+                        todo.push_front(t.to_vec());
+                    }
+                }
+                _ => at.push((part, ino)),
+            }
+        }
+        let mut out = Vec::new();
+        for (name, _) in &at {
+            out.push(b'/');
+            out.extend_from_slice(name);
+        }
+        if out.is_empty() {
+            out.push(b'/');
+        }
+        Ok(out)
+    }
+
     /// Whether directory `anc` holds `ino` somewhere below it.
     pub fn contains(&self, anc: Ino, ino: Ino) -> bool {
         let mut stack = vec![anc];
@@ -410,45 +466,79 @@ impl Disk {
         )
     }
 
-    /// Puts `name` in directory `dir`, referring to `ino`.
+    fn is_dir(&self, ino: Ino) -> bool {
+        matches!(
+            self.inodes.get(&ino).map(|i| &i.node),
+            Some(Node::Dir { .. })
+        )
+    }
+
+    /// Puts `name` in directory `dir`, referring to `ino`. Links count as
+    /// Linux counts them: a directory has one for its name, one for its
+    /// `.` and one per subdirectory's `..`.
     pub fn link(&mut self, dir: Ino, name: &[u8], ino: Ino, now: Time) {
+        let is_dir = self.is_dir(ino);
         if let Some(Inode {
             node: Node::Dir { entries, .. },
             mtime,
             ctime,
+            nlink,
             ..
         }) = self.inodes.get_mut(&dir)
         {
             entries.insert(name.to_vec(), ino);
             *mtime = now;
             *ctime = now;
+            if is_dir {
+                *nlink += 1;
+            }
         }
         if let Some(i) = self.inodes.get_mut(&ino) {
-            i.nlink += 1;
+            // A new directory's `.` comes with its first name.
+            i.nlink += if is_dir && i.nlink == 0 { 2 } else { 1 };
             i.ctime = now;
         }
     }
 
     /// Takes `name` out of directory `dir`; returns what it referred to.
+    /// A directory keeps its `.` link (it may be linked again, by a
+    /// rename); one removed for good is then [`Disk::gone`].
     pub fn unlink(&mut self, dir: Ino, name: &[u8], now: Time) -> Option<Ino> {
-        let ino = match self.inodes.get_mut(&dir) {
-            Some(Inode {
-                node: Node::Dir { entries, .. },
-                mtime,
-                ctime,
-                ..
-            }) => {
-                *mtime = now;
-                *ctime = now;
-                entries.remove(name)?
-            }
+        let child = match self.inodes.get(&dir).map(|i| &i.node) {
+            Some(Node::Dir { entries, .. }) => *entries.get(name)?,
             _ => return None,
         };
-        if let Some(i) = self.inodes.get_mut(&ino) {
+        let is_dir = self.is_dir(child);
+        if let Some(Inode {
+            node: Node::Dir { entries, .. },
+            mtime,
+            ctime,
+            nlink,
+            ..
+        }) = self.inodes.get_mut(&dir)
+        {
+            *mtime = now;
+            *ctime = now;
+            entries.remove(name);
+            if is_dir {
+                *nlink = nlink.saturating_sub(1);
+            }
+        }
+        if let Some(i) = self.inodes.get_mut(&child) {
             i.nlink = i.nlink.saturating_sub(1);
             i.ctime = now;
         }
-        Some(ino)
+        Some(child)
+    }
+
+    /// A directory unlinked for good (rmdir, or renamed over): no link
+    /// left, as Linux leaves it.
+    pub fn gone(&mut self, ino: Ino) {
+        if self.is_dir(ino) {
+            if let Some(i) = self.inodes.get_mut(&ino) {
+                i.nlink = 0;
+            }
+        }
     }
 
     /// Writes `bytes` at `offset` of file `ino` (not durable yet).
@@ -738,10 +828,10 @@ impl Disk {
             };
             for &child in entries.values() {
                 *links.entry(child).or_insert(0) += 1;
-                if matches!(
-                    self.inodes.get(&child).map(|i| &i.node),
-                    Some(Node::Dir { .. })
-                ) {
+                if self.is_dir(child) {
+                    // Its `.`, and its `..` in this directory.
+                    *links.entry(child).or_insert(0) += 1;
+                    *links.entry(d).or_insert(0) += 1;
                     stack.push(child);
                 }
             }

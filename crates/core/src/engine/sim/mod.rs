@@ -32,6 +32,11 @@ use std::sync::Mutex;
 /// The sim disk's default size: `ENOSPC` past it.
 pub const DEFAULT_CAPACITY: u64 = 1 << 30;
 
+/// The umask of whoever runs ops on the sim (the usual 022): what it
+/// clears from the mode of a file or directory it creates, as the kernel
+/// does with the process's umask.
+pub const UMASK: u32 = 0o022;
+
 /// An open file of the sim.
 struct Open {
     ino: Ino,
@@ -853,7 +858,7 @@ fn open(st: &mut State, p: &[u8], flags: i32, mode: u32) -> Result<i32, i32> {
             if r.name.is_empty() {
                 return Err(libc::EISDIR);
             }
-            let ino = st.disk.new_file(mode, t);
+            let ino = st.disk.new_file(mode & !UMASK, t);
             st.disk.link(r.parent, &r.name, ino, t);
             ino
         }
@@ -896,6 +901,17 @@ fn close(st: &mut State, fd: i32) -> Result<i32, i32> {
     Ok(0)
 }
 
+/// Whether an `O_DIRECT` transfer of `buf` at `at` breaks the sim's
+/// alignment (a sector, for the position, the length and the memory), as
+/// Linux refuses one with EINVAL.
+fn misaligned(flags: i32, buf: &[u8], at: u64) -> bool {
+    let s = SECTOR as u64;
+    flags & libc::O_DIRECT != 0
+        && [at, buf.len() as u64, buf.as_ptr() as u64]
+            .iter()
+            .any(|x| !x.is_multiple_of(s))
+}
+
 fn read(st: &mut State, fd: i32, buf: &mut [u8], offset: u64) -> Result<i32, i32> {
     let t = now(st);
     let o = st.files.get(&fd).ok_or(libc::EBADF)?;
@@ -910,6 +926,9 @@ fn read(st: &mut State, fd: i32, buf: &mut [u8], offset: u64) -> Result<i32, i32
             offset
         },
     );
+    if misaligned(o.flags, buf, at) {
+        return Err(libc::EINVAL);
+    }
     let i = st.disk.get_mut(ino).ok_or(libc::EBADF)?;
     let Node::File { data, .. } = &i.node else {
         return Err(libc::EISDIR);
@@ -942,6 +961,9 @@ fn write(st: &mut State, fd: i32, buf: &[u8], offset: u64) -> Result<i32, i32> {
     } else {
         offset
     };
+    if misaligned(flags, buf, at) {
+        return Err(libc::EINVAL);
+    }
     let n = st.disk.write(ino, at, buf, t)?;
     if offset == CURRENT_POSITION {
         st.files.get_mut(&fd).expect("looked up").pos = at + n as u64;
@@ -1027,6 +1049,7 @@ fn unlink(st: &mut State, p: &[u8], dir: bool) -> Result<i32, i32> {
         _ => {}
     }
     st.disk.unlink(r.parent, &r.name, t);
+    st.disk.gone(ino);
     if !st.files.values().any(|f| f.ino == ino) && st.disk.get(ino).is_some_and(|i| i.nlink == 0) {
         st.disk.remove(ino);
     }
@@ -1071,6 +1094,7 @@ fn rename(st: &mut State, from: &[u8], to: &[u8]) -> Result<i32, i32> {
             _ => {}
         }
         st.disk.unlink(b.parent, &b.name, t);
+        st.disk.gone(old);
         if !st.files.values().any(|f| f.ino == old)
             && st.disk.get(old).is_some_and(|i| i.nlink == 0)
         {
@@ -1093,7 +1117,7 @@ fn mkdir(st: &mut State, p: &[u8], mode: u32) -> Result<i32, i32> {
             entries: Default::default(),
             durable: Default::default(),
         },
-        libc::S_IFDIR | (mode & 0o7777),
+        libc::S_IFDIR | (mode & 0o7777 & !UMASK),
         t,
     );
     st.disk.link(r.parent, &r.name, ino, t);
@@ -1148,9 +1172,20 @@ fn blocking(st: &mut State, call: &mut BlockingCall) -> Result<i32, i32> {
     use crate::op::call::at_step;
     let t = now(st);
     match call {
-        BlockingCall::Access { path: p, .. } => {
+        BlockingCall::Access { path: p, mode } => {
             let r = st.disk.resolve(p.to_bytes(), true)?;
-            r.ino.map(|_| 0).ok_or(libc::ENOENT)
+            let i = st
+                .disk
+                .get(r.ino.ok_or(libc::ENOENT)?)
+                .ok_or(libc::ENOENT)?;
+            // Whoever runs the sim's ops is root, as the owner (uid 0) of
+            // what it creates says: it may read and write anything, and
+            // execute what has an x bit (search any directory).
+            let dir = matches!(i.node, Node::Dir { .. });
+            if *mode & libc::X_OK != 0 && !dir && i.mode & 0o111 == 0 {
+                return Err(libc::EACCES);
+            }
+            Ok(0)
         }
         BlockingCall::Readdir { path: p, out } => {
             let r = st.disk.resolve(p.to_bytes(), true)?;
@@ -1377,7 +1412,10 @@ fn blocking(st: &mut State, call: &mut BlockingCall) -> Result<i32, i32> {
             let _ = close(st, to);
             r.map(|_| 0)
         }
-        BlockingCall::Realpath { .. } => Err(libc::ENOSYS),
+        BlockingCall::Realpath { path: p, out } => {
+            *out = st.disk.realpath(p.to_bytes())?;
+            Ok(out.len() as i32)
+        }
     }
 }
 
