@@ -311,7 +311,7 @@ export async function hangingPort(): Promise<Hanging> {
  * Whether this run of the suite is on the sim engine: its sockets live in
  * the ring's own simulated network, which node:net and ss(8) cannot see.
  */
-export const SIM = process.env.RINGLINE_BACKEND === 'sim'
+export { SIM } from './test-disk'
 
 /**
  * hangingPort() inside a sim ring's network: a listener with backlog 0

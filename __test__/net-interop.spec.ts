@@ -3,7 +3,7 @@
 // 64 MiB to a reader that is slow to start, a child that checks no SIGPIPE
 // is raised, and 1,000 node:net clients on one ringline listener.
 
-import anyTest, { type ExecutionContext } from 'ava'
+import { type ExecutionContext } from 'ava'
 import { createHash } from 'node:crypto'
 import * as http from 'node:http'
 import * as net from 'node:net'
@@ -25,14 +25,15 @@ import {
   pattern,
   readToEnd,
   sha256,
-  SIM,
 } from './net-helpers'
+import { realKernelOnly } from './sim-setup'
 
 // Every test here has a real peer on the other end (node:net, node:http, a
 // child process), which a sim ring's network cannot reach: on the sim they
 // are skipped (listed in __test__/SIM-SKIPS.md). The sim's own TCP is tested
 // by net.spec.ts and sim-net.spec.ts.
-const test = SIM ? Object.assign(anyTest.skip.bind(anyTest), { serial: anyTest.serial.skip.bind(anyTest) }) : anyTest
+const WHY = "a real peer (node:net, node:http, a child process): the sim's network is its own ring's"
+const test = Object.assign(realKernelOnly(WHY), { serial: realKernelOnly(WHY, { serial: true }) })
 
 function ringFor(t: ExecutionContext): Ring {
   return closeLater(t, new Ring())

@@ -78,9 +78,9 @@ test('1,000 x (new Ring(); await ring.close()) keeps no descriptor (no forced GC
 
 // ---------------------------------------------------------------- (g) connect
 
-test('connect() with keepAliveInitialDelay 40e6 (20 times) connects or rejects, and leaks no socket', inChild('keepAliveLeak'))
+realKernelOnly('a node:net peer: the sim\'s network is its own ring\'s')('connect() with keepAliveInitialDelay 40e6 (20 times) connects or rejects, and leaks no socket', inChild('keepAliveLeak'))
 
-test('connect() with a keepAliveInitialDelay past 2**31-1 ms connects as node:net does (the idle time is clamped, never wrapped)', async (t) => {
+realKernelOnly('a node:net peer: the sim\'s network is its own ring\'s')('connect() with a keepAliveInitialDelay past 2**31-1 ms connects as node:net does (the idle time is clamped, never wrapped)', async (t) => {
   let connections = 0
   const server = net.createServer((s) => {
     connections++
@@ -168,7 +168,7 @@ test('open() of a Uint8Array whose buffer was detached rejects with the error no
   t.is(props(e).message, props(nodeErr).message, "node's message")
 })
 
-test('send() of 10,000 one-byte buffers delivers all 10,000 bytes or rejects before submission, never EINVAL', async (t) => {
+realKernelOnly('a node:net peer: the sim\'s network is its own ring\'s')('send() of 10,000 one-byte buffers delivers all 10,000 bytes or rejects before submission, never EINVAL', async (t) => {
   let received = 0
   const server = net.createServer((s) => {
     s.on('data', (d: Buffer) => {

@@ -27,7 +27,10 @@ export interface RingOptions {
    * thread per Ring posts each batch through a threadsafe function.
    * `'loop'`: the JS thread's event loop polls the ring itself, one thread
    * switch less per completion (lower latency at low queue depth). The
-   * environment variable RINGLINE_COMPLETION sets the default.
+   * environment variable RINGLINE_COMPLETION sets the default, except on a
+   * sim ring, which defaults to `'loop'`: a seeded run is the same run only
+   * there (with `'thread'`, when completions reach JavaScript depends on
+   * real time, and with ops in flight together so may the run).
    */
   completion?: 'thread' | 'loop'
   /** Bytes per provided receive buffer (the largest chunk one completion carries). Default 16384. */
@@ -85,8 +88,15 @@ function option(o: Record<string, unknown>, key: string, min: number, max: numbe
   return o[key] === undefined ? def : validateInteger(o[key], `options.${key}`, min, max)
 }
 
-function completionOption(o: Record<string, unknown>): 'thread' | 'loop' {
-  const v = o.completion ?? process.env.RINGLINE_COMPLETION ?? 'thread'
+/**
+ * The completion mode. A sim ring defaults to 'loop' whatever
+ * RINGLINE_COMPLETION says: its completions are then taken on the JS
+ * thread at a point of the event loop the program fixes, which keeps a
+ * seeded run the same run; with 'thread' they reach JavaScript when the
+ * completion thread gets to them, which real time decides.
+ */
+function completionOption(o: Record<string, unknown>, sim: boolean): 'thread' | 'loop' {
+  const v = o.completion ?? (sim ? 'loop' : (process.env.RINGLINE_COMPLETION ?? 'thread'))
   if (v !== 'thread' && v !== 'loop') throw invalidArgValue('options.completion', v, "must be 'thread' or 'loop'")
   return v
 }
@@ -403,7 +413,7 @@ export class Ring {
 
   constructor(options?: RingOptions) {
     const o = options === undefined ? {} : validateObject(options, 'options')
-    this.#completion = completionOption(o)
+    this.#completion = completionOption(o, backendOption(o) === 'sim')
     const seed = seedOption(o)
     this.#core = new RingCore({
       entries: option(o, 'entries', 1, 32768, 256),

@@ -3,12 +3,13 @@
 //
 //   RINGLINE_TEST_BACKENDS     engines, comma-separated (default: io_uring,mio,sim
 //                              on Linux, mio elsewhere)
-//   RINGLINE_TEST_COMPLETIONS  completion modes (default: thread,loop; thread on sim)
+//   RINGLINE_TEST_COMPLETIONS  completion modes (default: thread,loop; loop on sim)
+//   RINGLINE_SIM_SEED          the sim pass's seed (default: drawn, and printed)
 //
-// sim runs with completion 'thread' only (its in-memory disk answers at
-// once: the completion path it tests is the same as mio's and io_uring's
-// thread mode), unless RINGLINE_TEST_COMPLETIONS is set. On sim, the tests
-// that only a real kernel can show are skipped: __test__/SIM-SKIPS.md.
+// sim runs once, with completion 'loop' (a sim ring's default: the one
+// where a seeded run is the same run), on one seed, which the pass prints:
+// RINGLINE_SIM_SEED=<it> npm run test:js replays a failure. On sim, the
+// tests that only a real kernel can show are skipped: __test__/SIM-SKIPS.md.
 //
 // Each run sets RINGLINE_BACKEND to an explicit engine, so a machine where
 // io_uring is blocked fails the io_uring run instead of silently testing mio
@@ -19,7 +20,8 @@ const path = require('node:path')
 
 const list = (v, def) => (v ?? def).split(',').map((s) => s.trim()).filter(Boolean)
 const backends = list(process.env.RINGLINE_TEST_BACKENDS, process.platform === 'linux' ? 'io_uring,mio,sim' : 'mio')
-const completionsOf = (backend) => list(process.env.RINGLINE_TEST_COMPLETIONS, backend === 'sim' ? 'thread' : 'thread,loop')
+const completionsOf = (backend) => list(process.env.RINGLINE_TEST_COMPLETIONS, backend === 'sim' ? 'loop' : 'thread,loop')
+const simSeed = process.env.RINGLINE_SIM_SEED ?? String(Math.floor(Math.random() * 2 ** 32))
 const ava = path.join(__dirname, '..', 'node_modules', 'ava', 'entrypoints', 'cli.mjs')
 
 const extra = process.argv.slice(2)
@@ -38,13 +40,13 @@ if (process.platform === 'linux') {
 
 for (const backend of backends) {
   for (const completion of completionsOf(backend)) {
-    console.log(`\n=== ava: RINGLINE_BACKEND=${backend} RINGLINE_COMPLETION=${completion} ===`)
-    const r = spawnSync(process.execPath, [ava, ...extra], {
-      stdio: 'inherit',
-      env: { ...process.env, RINGLINE_BACKEND: backend, RINGLINE_COMPLETION: completion },
-    })
+    const env = { ...process.env, RINGLINE_BACKEND: backend, RINGLINE_COMPLETION: completion }
+    const seed = backend === 'sim' ? ` RINGLINE_SIM_SEED=${simSeed}` : ''
+    if (backend === 'sim') env.RINGLINE_SIM_SEED = simSeed
+    console.log(`\n=== ava: RINGLINE_BACKEND=${backend} RINGLINE_COMPLETION=${completion}${seed} ===`)
+    const r = spawnSync(process.execPath, [ava, ...extra], { stdio: 'inherit', env })
     if (r.status !== 0) {
-      console.error(`ava failed with RINGLINE_BACKEND=${backend} RINGLINE_COMPLETION=${completion}`)
+      console.error(`ava failed with RINGLINE_BACKEND=${backend} RINGLINE_COMPLETION=${completion}${seed}`)
       process.exit(r.status ?? 1)
     }
   }
