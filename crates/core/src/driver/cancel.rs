@@ -142,6 +142,7 @@ impl Driver {
                 // Only the ring's close drops a group fsync (it has no
                 // token): the data is written but never made durable.
                 Kind::GroupSync => self.drop_group_sync(e.file, out),
+                Kind::BatchWrite(b) => self.drop_batch(b, e.gated, out),
                 _ => {
                     if e.token != NO_TOKEN {
                         out.push(Done::err(e.token, libc::ECANCELED));

@@ -22,7 +22,10 @@
 //! The order gate (see `order.rs`) still runs the appends' writes one at a
 //! time and in call order; a chain gives its place up once its write is
 //! done, not once it is durable, so the next write runs while fsyncs are in
-//! flight.
+//! flight. Grouped appends that wait at the gate together go as one
+//! `writev` at the end of the file (a [`Batch`]): a chain joins the batch
+//! held last for its file, so call order holds; a short `writev` goes on
+//! with the rest in another round, still holding the gate.
 
 use super::*;
 
@@ -35,6 +38,23 @@ pub(super) struct SyncGroup {
     running: Option<Vec<u32>>,
     /// Chains written in full and waiting for the next group fsync.
     waiting: Vec<u32>,
+}
+
+/// The most appends one batch writes (`IOV_MAX`).
+const MAX_BATCH: usize = 1024;
+
+/// Grouped appends of one file written by one `writev` (see the module
+/// documentation).
+pub(super) struct Batch {
+    file: FileId,
+    /// The chains of the round in flight (or held), in call order.
+    chains: Vec<u32>,
+    /// Their buffers: the op points here, so it is allocated once with room
+    /// for [`MAX_BATCH`] and never grows past it.
+    iov: Vec<libc::iovec>,
+    bytes: usize,
+    /// Past the order gate: nothing joins any more.
+    sealed: bool,
 }
 
 impl SyncGroup {
@@ -57,6 +77,181 @@ impl Driver {
         }
         g.linked += 1;
         true
+    }
+
+    /// Sends grouped chain `c` (just made, nothing written): it joins the
+    /// batch its file holds last at the gate, or starts a batch of its own.
+    pub(super) fn batch_append(&mut self, c: u32, target: Target) {
+        let Some(ch) = self.chains.get(c) else {
+            return;
+        };
+        let (file, ptr, len) = (ch.file, ch.ptr, ch.total);
+        let iov = libc::iovec {
+            iov_base: ptr as *mut libc::c_void,
+            iov_len: len,
+        };
+        let last_held = self
+            .held
+            .iter()
+            .rev()
+            .find(|(f, _)| *f == file)
+            .and_then(|(_, g)| match g.first().map(|e| e.kind) {
+                Some(Kind::BatchWrite(b)) => Some(b),
+                _ => None,
+            });
+        if let Some(b) = last_held {
+            let joined = match self.batches.get_mut(b) {
+                Some(bt) if !bt.sealed && bt.iov.len() < MAX_BATCH && bt.bytes + len <= MAX_IO => {
+                    bt.iov.push(iov);
+                    bt.chains.push(c);
+                    bt.bytes += len;
+                    Some(bt.iov.len() as u32)
+                }
+                _ => None,
+            };
+            if let Some(n) = joined {
+                for (_, g) in self.held.iter_mut().filter(|(f, _)| *f == file) {
+                    for e in g.iter_mut() {
+                        if let (Kind::BatchWrite(x), Op::Writev { count, .. }) = (e.kind, &mut e.op)
+                        {
+                            if x == b {
+                                *count = n;
+                            }
+                        }
+                    }
+                }
+                return;
+            }
+        }
+        let mut v = Vec::with_capacity(MAX_BATCH);
+        v.push(iov);
+        let batch = Batch {
+            file,
+            chains: vec![c],
+            iov: v,
+            bytes: len,
+            sealed: false,
+        };
+        let Ok(b) = self.batches.insert(batch) else {
+            unreachable!("the batch slab is unbounded")
+        };
+        self.submit_batch(b, target, order::Order::Append);
+    }
+
+    /// Queues the write of batch `b` (its iovecs as they are now).
+    fn submit_batch(&mut self, b: u32, target: Target, order: order::Order) {
+        let Some(bt) = self.batches.get(b) else {
+            return;
+        };
+        let op = Op::Writev {
+            target,
+            iov: bt.iov.as_ptr(),
+            count: bt.iov.len() as u32,
+            offset: END_OF_FILE,
+        };
+        let mut e = Self::entry(NO_TOKEN, Some(bt.file), Kind::BatchWrite(b), op, Mem::None);
+        e.order = order;
+        if order == order::Order::Free {
+            // A later round: it holds the gate the first one passed.
+            self.enqueue(vec![e]);
+        } else {
+            self.enqueue_one(e);
+        }
+    }
+
+    /// Batch `b` passed its file's order gate: nothing joins it now.
+    pub(super) fn seal_batch(&mut self, b: u32) {
+        if let Some(bt) = self.batches.get_mut(b) {
+            bt.sealed = true;
+        }
+    }
+
+    /// A round of batch `b` wrote `res` bytes (or failed): the chains
+    /// written in full wait for their group fsync; the rest go on in
+    /// another round, or fail with the error. The gate is given up when
+    /// the batch is done.
+    pub(super) fn batch_written(&mut self, b: u32, res: i32, out: &mut Vec<Done>) {
+        let Some(bt) = self.batches.get_mut(b) else {
+            return;
+        };
+        let file = bt.file;
+        let chains = std::mem::take(&mut bt.chains);
+        let mut left = res.max(0) as usize;
+        let mut written = Vec::new();
+        let mut rest = Vec::new();
+        for c in chains {
+            let Some(ch) = self.chains.get_mut(c) else {
+                continue;
+            };
+            let take = left.min(ch.total - ch.written);
+            ch.written += take;
+            left -= take;
+            if ch.written == ch.total {
+                written.push(c);
+            } else {
+                rest.push(c);
+            }
+        }
+        let fail = match res {
+            r if r < 0 => Some(i64::from(r)),
+            0 if !rest.is_empty() => Some(-i64::from(libc::ENOSPC)),
+            _ => None,
+        };
+        if rest.is_empty() || fail.is_some() {
+            self.batches.remove(b);
+            self.order_done(file, true);
+            for c in rest {
+                self.end_chain(c, fail, out);
+            }
+        } else {
+            // A short writev: the rest, from where it stopped, still
+            // holding the gate.
+            let iov: Vec<libc::iovec> = rest
+                .iter()
+                .filter_map(|c| self.chains.get(*c))
+                .map(|ch| libc::iovec {
+                    // SAFETY: written < total: inside the chain's memory.
+                    iov_base: unsafe { ch.ptr.add(ch.written) } as *mut libc::c_void,
+                    iov_len: ch.total - ch.written,
+                })
+                .collect();
+            let target = self.files.entry(file).map(|fe| Target::Fd(fe.fd));
+            match (self.batches.get_mut(b), target) {
+                (Some(bt), Ok(target)) => {
+                    bt.iov.clear();
+                    bt.iov.extend(iov);
+                    bt.chains = rest;
+                    self.submit_batch(b, target, order::Order::Free);
+                }
+                (_, Err(e)) => {
+                    self.batches.remove(b);
+                    self.order_done(file, true);
+                    for c in rest {
+                        self.end_chain(c, Some(-i64::from(file_errno(e))), out);
+                    }
+                }
+                (None, _) => {}
+            }
+        }
+        if !written.is_empty() {
+            let g = self.sync_groups.entry(file).or_default();
+            g.waiting.extend(written);
+            self.start_group_sync(file, out);
+        }
+    }
+
+    /// Batch `b` never reached the kernel (its file or the ring closed, or
+    /// its round was dropped): its chains settle `ECANCELED`.
+    pub(super) fn drop_batch(&mut self, b: u32, gated: bool, out: &mut Vec<Done>) {
+        let Some(bt) = self.batches.remove(b) else {
+            return;
+        };
+        if gated || bt.sealed {
+            self.order_done(bt.file, true);
+        }
+        for c in bt.chains {
+            self.end_chain(c, Some(-i64::from(libc::ECANCELED)), out);
+        }
     }
 
     /// A linked chain of `file` settled: the chains waiting may get their

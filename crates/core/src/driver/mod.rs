@@ -218,6 +218,8 @@ enum Kind {
     Chain(u32),
     /// The fsync a group of synced appends shares (see `group_commit.rs`).
     GroupSync,
+    /// One round of the `writev` of a batch of grouped appends.
+    BatchWrite(u32),
     /// An op of a whole-file read (see `whole_file.rs`).
     Whole(u32, WholeStep),
     /// The close of a whole-file read's fixed slot.
@@ -310,6 +312,7 @@ pub struct Driver {
     group_commit: bool,
     /// Per file, its synced appends between write and fsync.
     sync_groups: HashMap<FileId, group_commit::SyncGroup>,
+    batches: Slab<group_commit::Batch>,
     files: FileTable,
     buffers: BufferRegistry,
     bounce: BouncePool,
@@ -348,6 +351,7 @@ impl Driver {
             whole_rest_in_lane: cfg.whole_rest_in_lane && engine.supports(Feature::FixedInstall),
             group_commit: cfg.group_commit,
             sync_groups: HashMap::new(),
+            batches: Slab::with_capacity(usize::MAX),
             engine,
             slab: Slab::with_capacity(cfg.max_in_flight.max(2) + RESERVE + net::MAX_STREAMS),
             backlog: VecDeque::new(),

@@ -59,6 +59,7 @@ impl Driver {
                     ch.gated = true;
                 }
             }
+            Some(Kind::BatchWrite(b)) => self.seal_batch(b),
             Some(_) => {
                 for e in group.iter_mut() {
                     e.gated = e.order != Order::Free;

@@ -324,10 +324,15 @@ impl Driver {
             gated: false,
             grouped: !self.sync_linked(id),
         };
+        let grouped = chain.grouped;
         let Ok(c) = self.chains.insert(chain) else {
             unreachable!("the chain slab is unbounded")
         };
-        self.submit_chain(c, target, true);
+        if grouped {
+            self.batch_append(c, target);
+        } else {
+            self.submit_chain(c, target, true);
+        }
         // The chain's token counts once as submitted.
         self.stats.submitted += 1;
         Ok(())

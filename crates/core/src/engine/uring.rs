@@ -358,9 +358,17 @@ fn sqe_for(op: &Op) -> squeue::Entry {
             iov,
             count,
             offset,
-        } => with_target!(t, |f| opcode::Writev::new(f, iov, count)
-            .offset(offset)
-            .build()),
+        } => {
+            // An append, as for Write.
+            let (offset, flags) = match offset {
+                END_OF_FILE => (0, libc::RWF_APPEND),
+                o => (o, 0),
+            };
+            with_target!(t, |f| opcode::Writev::new(f, iov, count)
+                .offset(offset)
+                .rw_flags(flags)
+                .build())
+        }
         Op::Fsync { target: t, kind } => {
             let flags = match kind {
                 SyncKind::Full => types::FsyncFlags::empty(),

@@ -62,31 +62,44 @@ fn on_fd(target: Target, want: Option<usize>, f: impl FnMut(i32) -> isize) -> (i
 }
 
 /// Writes `len` bytes at `ptr` at the end of the file as it is now,
-/// leaving the file position alone: `pwritev2(RWF_APPEND)`, as io_uring's
-/// `RWF_APPEND` write does.
-#[cfg(target_os = "linux")]
+/// leaving the file position alone (see [`append_v`]).
 fn append(fd: i32, ptr: *const u8, len: usize) -> isize {
     let iov = libc::iovec {
         iov_base: ptr as *mut libc::c_void,
         iov_len: len,
     };
     // SAFETY: iov describes len readable bytes at ptr (the op's memory).
-    unsafe { crate::engine::glibc_compat::pwritev2(fd, &iov, 1, 0, libc::RWF_APPEND) }
+    unsafe { append_v(fd, &iov, 1) }
+}
+
+/// Writes the `count` buffers of `iov` at the end of the file as it is
+/// now, leaving the file position alone: `pwritev2(RWF_APPEND)`, as
+/// io_uring's `RWF_APPEND` write does.
+///
+/// # Safety
+/// `iov` must point at `count` iovecs of readable memory.
+#[cfg(target_os = "linux")]
+unsafe fn append_v(fd: i32, iov: *const libc::iovec, count: u32) -> isize {
+    // SAFETY: the caller's guarantee.
+    unsafe { crate::engine::glibc_compat::pwritev2(fd, iov, iovs(count), 0, libc::RWF_APPEND) }
 }
 
 /// Writes at the end of the file as it is now. Without `RWF_APPEND` the end
 /// is read first; the pool runs a file's writes one at a time, so no write
 /// of this ring comes in between (another process's may).
+///
+/// # Safety
+/// `iov` must point at `count` iovecs of readable memory.
 #[cfg(not(target_os = "linux"))]
-fn append(fd: i32, ptr: *const u8, len: usize) -> isize {
+unsafe fn append_v(fd: i32, iov: *const libc::iovec, count: u32) -> isize {
     // SAFETY: stat is plain old data; fstat fills it.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: fd is the op's descriptor; st is a valid out pointer.
     if unsafe { libc::fstat(fd, &mut st) } != 0 {
         return -1;
     }
-    // SAFETY: ptr is readable for len bytes (the op's memory).
-    unsafe { libc::pwrite(fd, ptr.cast(), len, st.st_size) }
+    // SAFETY: the caller's guarantee.
+    unsafe { libc::pwritev(fd, iov, iovs(count), st.st_size) }
 }
 
 /// `AT_EMPTY_PATH` (Linux's value elsewhere, where only [`statx_at`] reads it).
@@ -94,6 +107,11 @@ fn append(fd: i32, ptr: *const u8, len: usize) -> isize {
 const AT_EMPTY_PATH: i32 = libc::AT_EMPTY_PATH;
 #[cfg(not(target_os = "linux"))]
 const AT_EMPTY_PATH: i32 = 0x1000;
+
+/// An iovec count as the syscalls take it.
+fn iovs(count: u32) -> libc::c_int {
+    count.min(libc::c_int::MAX as u32) as libc::c_int
+}
 
 /// A syscall's `-1`/errno result as an op's result, and whether it did it.
 fn done(r: libc::c_int) -> (i32, bool) {
@@ -106,7 +124,6 @@ fn done(r: libc::c_int) -> (i32, bool) {
 /// Offset [`CURRENT_POSITION`] uses (and moves) the file position.
 pub(crate) fn file_op(op: &Op) -> (i32, bool) {
     let here = |offset: u64| offset == CURRENT_POSITION;
-    let iovs = |count: u32| count.min(libc::c_int::MAX as u32) as libc::c_int;
     match *op {
         Op::Nop => (0, true),
         Op::Open { path, flags, mode } => {
@@ -184,6 +201,8 @@ pub(crate) fn file_op(op: &Op) -> (i32, bool) {
             let want = unsafe { iov_len(iov, count) };
             on_fd(target, Some(want), |fd| match here(offset) {
                 // SAFETY: iov points at count iovecs of readable memory.
+                _ if offset == END_OF_FILE => unsafe { append_v(fd, iov, count) },
+                // SAFETY: as above.
                 true => unsafe { libc::writev(fd, iov, iovs(count)) },
                 // SAFETY: as above.
                 false => unsafe { libc::pwritev(fd, iov, iovs(count), offset as libc::off_t) },

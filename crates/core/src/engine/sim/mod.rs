@@ -545,6 +545,40 @@ fn run(st: &mut State, op: &Op) -> (i32, bool) {
                 Err(e) => (-e, false),
             }
         }
+        (
+            Some(k @ (FaultKind::Torn | FaultKind::Misdirected | FaultKind::Short)),
+            Op::Writev {
+                target,
+                iov,
+                count,
+                offset,
+            },
+        ) => {
+            // The buffers as one write, which the fault tampers with.
+            // SAFETY: the op's iovec array (count entries) lives until it
+            // completes, each naming bytes the op owns.
+            let iovs = unsafe { std::slice::from_raw_parts(*iov, *count as usize) };
+            let mut buf = Vec::new();
+            for v in iovs {
+                // SAFETY: as above.
+                buf.extend_from_slice(unsafe {
+                    std::slice::from_raw_parts(v.iov_base.cast::<u8>(), v.iov_len)
+                });
+            }
+            let r = fd_of(*target).and_then(|fd| match k {
+                FaultKind::Short => write(
+                    st,
+                    fd,
+                    &buf[..(buf.len() / 2).max(1).min(buf.len())],
+                    *offset,
+                ),
+                _ => tampered_write(st, fd, &buf, *offset, k),
+            });
+            match r {
+                Ok(n) => (n, k != FaultKind::Short),
+                Err(e) => (-e, false),
+            }
+        }
         (Some(FaultKind::Lost), Op::Writev { iov, count, .. }) => {
             // SAFETY: the op's iovec array lives until it completes.
             let iovs = unsafe { std::slice::from_raw_parts(*iov, *count as usize) };
