@@ -202,7 +202,8 @@ export class Socket extends Duplex {
           const f = this.#heldFinal
           this.#heldFinal = null
           if (f !== null) this._final(f)
-          if (this.#readWanted) this._read()
+          // As node's: start reading at once, so the peer's end is seen.
+          if (this.#readWanted || !this.isPaused()) this.read(0)
         },
         (e: Error) => {
           this.#connecting = false
@@ -231,6 +232,8 @@ export class Socket extends Duplex {
         if (c === null) {
           this.#reading = false
           this.push(null)
+          // As node's: 'end' comes even if nobody reads (nothing is buffered).
+          this.read(0)
           return
         }
         this.#bytesRead += c.length
@@ -322,9 +325,10 @@ export class Socket extends Duplex {
         () => cb(err),
       )
     }
-    // Bytes written before destroy() go out first (node:http's 400/408
-    // answers rely on it), unless destroyed with an error or reset.
-    if (err !== null || this.#reset || this.#sending === 0) {
+    // Bytes written before destroy() go out first, also when destroyed
+    // with an error (node:http answers 400/408 with write() then
+    // destroy(err)), unless reset.
+    if (this.#reset || this.#sending === 0) {
       close()
       return
     }
@@ -659,6 +663,7 @@ export class Server extends EventEmitter {
         this.#emitCloseIfDrained()
       })
       if (this.#options.pauseOnConnect) s.pause()
+      else s.read(0)
       this.emit('connection', s)
     }
   }
