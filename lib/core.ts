@@ -453,7 +453,8 @@ export class RingCore {
 
   /**
    * Starts a stream: `submit(token)` is the native call; `sink` gets its
-   * events. Returns 0 or the native call's negative errno.
+   * events. Returns the stream's token (for `streamRef`), or the native
+   * call's negative errno.
    */
   stream(sink: StreamSink, submit: (token: number) => number): number {
     const token = this.token()
@@ -464,7 +465,15 @@ export class RingCore {
       return status
     }
     this.schedule()
-    return 0
+    return token
+  }
+
+  /**
+   * Whether the pending stream `token` keeps the process alive (it does
+   * unless told otherwise): `socket.unref()`, `server.unref()`.
+   */
+  streamRef(token: number, on: boolean): void {
+    this.native.streamRef(token, on)
   }
 
   /** Schedules a flush (after a native call that queued kernel work). */

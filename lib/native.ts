@@ -109,6 +109,8 @@ export interface NativeRing {
   acceptStart(token: number, file: number): number
   recvStart(token: number, file: number): number
   recvPause(file: number, paused: boolean): number
+  /** Whether the pending stream `token` keeps the process alive (default true). */
+  streamRef(token: number, on: boolean): void
   shutdown(token: number, file: number): number
   sockAddr(file: number, peer: boolean): NativeAddress | null
   setNoDelay(file: number, on: boolean): number

@@ -11,11 +11,11 @@
 
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
-import { Duplex } from 'node:stream'
 import { Kinds, type RingCore, type StreamSink } from './core'
 import { invalidArgType, systemError, AbortError, type SystemError } from './errors'
 import { validateBoolean, validateInteger, validateObject, validateSignal } from './validators'
 import type { Ring } from './ring'
+import { Socket as NetSocket, wrapSocket } from './net-node'
 
 const { K_VOID, K_SOCKET } = Kinds
 
@@ -197,6 +197,9 @@ export class Socket implements AsyncIterable<Buffer> {
   #closed = false
   #remote: AddressInfo | undefined
   #local: AddressInfo | undefined
+  /** The receive stream's token while it runs, else -1. */
+  #token = -1
+  #refed = true
   readonly #sink: StreamSink
 
   /** @internal Sockets come from `connect()` and `Listener.accept()`. */
@@ -229,6 +232,7 @@ export class Socket implements AsyncIterable<Buffer> {
 
   #onEnd(result: number): void {
     this.#streaming = false
+    this.#token = -1
     const readers = this.#readers
     this.#readers = []
     if (this.#closed) {
@@ -287,6 +291,8 @@ export class Socket implements AsyncIterable<Buffer> {
       const st = this.#core.stream(this.#sink, (t) => this.#core.native.recvStart(t, this.#id))
       if (st < 0) return Promise.reject(systemError(st, 'recv'))
       this.#streaming = true
+      this.#token = st
+      if (!this.#refed) this.#core.streamRef(st, false)
     }
     return new Promise<T>((resolve, reject) => {
       this.#readers.push({ iter, resolve: resolve as (v: never) => void, reject })
@@ -363,6 +369,28 @@ export class Socket implements AsyncIterable<Buffer> {
     return this.#closed
   }
 
+  /**
+   * Like node:net `socket.unref()`: this socket's receiving no longer keeps
+   * the process alive (it still receives while something else does). Sends,
+   * a pending connect and a pending shutdown or close still do.
+   */
+  unref(): this {
+    if (this.#refed) {
+      this.#refed = false
+      if (this.#token >= 0) this.#core.streamRef(this.#token, false)
+    }
+    return this
+  }
+
+  /** Undoes `unref()` (the default): receiving keeps the process alive. */
+  ref(): this {
+    if (!this.#refed) {
+      this.#refed = true
+      if (this.#token >= 0) this.#core.streamRef(this.#token, true)
+    }
+    return this
+  }
+
   #addr(peer: boolean): AddressInfo | undefined {
     if (this.#closed) return undefined
     const a = this.#core.native.sockAddr(this.#id, peer)
@@ -418,63 +446,25 @@ export class Socket implements AsyncIterable<Buffer> {
   }
 
   /**
-   * A `node:stream` Duplex over this socket, for code written for node:net
-   * streams (`pipeline`, HTTP parsers, TLS). Ending it half-closes the
-   * socket; destroying it closes the socket.
+   * A `node:stream` Duplex over this socket that is also shaped like a
+   * node:net Socket (see `ringline/net`), for code written for node:net
+   * streams (`pipeline`, node:http, tls, http.Agent). Ending it half-closes
+   * the socket; destroying it closes the socket once the bytes written
+   * before have gone out. `allowHalfOpen` defaults to true here (the
+   * readable side ending leaves the writable side open), to false in
+   * `ringline/net` as in node:net. One Duplex per socket: calling it again
+   * returns the same one.
    */
-  stream(): Duplex & { setNoDelay(on?: boolean): void; setKeepAlive(on?: boolean, delay?: number): void } {
-    let reading = false
-    const pump = async (): Promise<void> => {
-      try {
-        for (;;) {
-          const c = await this.recv()
-          if (c === null) {
-            d.push(null)
-            return
-          }
-          if (!d.push(c)) {
-            reading = false
-            return
-          }
-        }
-      } catch (e) {
-        reading = false
-        d.destroy(e as Error)
-      }
+  stream(options?: { allowHalfOpen?: boolean }): NetSocket {
+    if (this.#duplex === undefined) {
+      const o = options === undefined ? {} : validateObject(options, 'options')
+      const allowHalfOpen = o.allowHalfOpen === undefined ? true : validateBoolean(o.allowHalfOpen, 'options.allowHalfOpen')
+      this.#duplex = wrapSocket(this, { allowHalfOpen })
     }
-    const d = new Duplex({
-      read: () => {
-        if (reading) return
-        reading = true
-        void pump()
-      },
-      write: (chunk: Buffer, _enc, cb) => {
-        this.send(chunk).then(() => cb(), cb)
-      },
-      writev: (chunks, cb) => {
-        this.send(chunks.map((c) => c.chunk as Buffer)).then(() => cb(), cb)
-      },
-      final: (cb) => {
-        this.shutdown().then(() => cb(), cb)
-      },
-      destroy: (err, cb) => {
-        this.close().then(
-          () => cb(err),
-          () => cb(err),
-        )
-      },
-    })
-    const s = d as Duplex & { setNoDelay(on?: boolean): void; setKeepAlive(on?: boolean, delay?: number): void }
-    s.setNoDelay = (on = true) => void this.setNoDelay(on)
-    s.setKeepAlive = (on = false, delay = 0) => void this.setKeepAlive(on, delay)
-    Object.defineProperties(s, {
-      remoteAddress: { get: () => this.remoteAddress },
-      remotePort: { get: () => this.remotePort },
-      localAddress: { get: () => this.localAddress },
-      localPort: { get: () => this.localPort },
-    })
-    return s
+    return this.#duplex
   }
+
+  #duplex: NetSocket | undefined
 }
 
 /** A listening TCP socket. Iterate it (or call `accept()`) for connections. */
@@ -487,6 +477,8 @@ export class Listener implements AsyncIterable<Socket> {
   #queue: Socket[] = []
   #waiters: { resolve: (s: Socket | null) => void; reject: (e: Error) => void }[] = []
   #streaming = false
+  #token = -1
+  #refed = true
   #closing: Promise<void> | null = null
   #closed = false
   readonly #address: AddressInfo
@@ -520,6 +512,7 @@ export class Listener implements AsyncIterable<Socket> {
 
   #onEnd(result: number): void {
     this.#streaming = false
+    this.#token = -1
     const waiters = this.#waiters
     this.#waiters = []
     const err = !this.#closed && result < 0 ? netError(result, 'accept', this.#address.address, this.#address.port) : null
@@ -543,6 +536,8 @@ export class Listener implements AsyncIterable<Socket> {
       const st = this.#core.stream(this.#sink, (t) => this.#core.native.acceptStart(t, this.#id))
       if (st < 0) return Promise.reject(netError(st, 'accept', this.#address.address, this.#address.port))
       this.#streaming = true
+      this.#token = st
+      if (!this.#refed) this.#core.streamRef(st, false)
     }
     return new Promise((resolve, reject) => {
       this.#waiters.push({ resolve, reject })
@@ -580,6 +575,24 @@ export class Listener implements AsyncIterable<Socket> {
   /** Whether `close()` was called. */
   get closed(): boolean {
     return this.#closed
+  }
+
+  /** Like node:net `server.unref()`: accepting no longer keeps the process alive. */
+  unref(): this {
+    if (this.#refed) {
+      this.#refed = false
+      if (this.#token >= 0) this.#core.streamRef(this.#token, false)
+    }
+    return this
+  }
+
+  /** Undoes `unref()` (the default). */
+  ref(): this {
+    if (!this.#refed) {
+      this.#refed = true
+      if (this.#token >= 0) this.#core.streamRef(this.#token, true)
+    }
+    return this
   }
 }
 

@@ -1,4 +1,4 @@
-// Builds dist/ from index.ts, fs.ts and lib/ (npm run build:ts): an empty dist/
+// Builds dist/ from index.ts, fs.ts, net.ts and lib/ (npm run build:ts): an empty dist/
 // first, so no file of a deleted source is ever shipped; tsc (CommonJS and
 // declarations, no source maps: the sources are not shipped); then the ES
 // module face of each entry, dist/<entry>.mjs with its declarations
@@ -23,7 +23,7 @@ if (tsc.status !== 0) process.exit(tsc.status ?? 1)
 // dist/, which would need the native module: the publish job builds dist/
 // with the binaries still in artifacts/).
 const ts = require('typescript')
-const entries = ['index', 'fs']
+const entries = ['index', 'fs', 'net']
 const program = ts.createProgram(
   entries.map((e) => path.join(root, `${e}.ts`)),
   { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, noEmit: true },

@@ -95,7 +95,7 @@ function elfSections(file) {
   return names
 }
 
-/** What the root tarball must hold: dist/ built from index.ts, fs.ts and every .ts under lib/, and nothing else. */
+/** What the root tarball must hold: dist/ built from index.ts, fs.ts, net.ts and every .ts under lib/, and nothing else. */
 function expectedRootFiles() {
   const sources = []
   const walk = (dir) => {
@@ -106,7 +106,7 @@ function expectedRootFiles() {
     }
   }
   walk('lib')
-  const entries = ['index', 'fs']
+  const entries = ['index', 'fs', 'net']
   return [
     'LICENSE',
     'README.md',
@@ -164,7 +164,7 @@ async function main() {
     const rootPack = await pack(staged.root, tarballs, env)
     const platPack = await pack(platform.staged, tarballs, env)
 
-    sameList(rootPack.files, expectedRootFiles(), `${manifest.name} holds dist/ (index, fs, lib/), README.md, LICENSE, package.json and nothing else`)
+    sameList(rootPack.files, expectedRootFiles(), `${manifest.name} holds dist/ (index, fs, net, lib/), README.md, LICENSE, package.json and nothing else`)
     sameList(platPack.files, ['LICENSE', 'README.md', 'package.json', platform.file].sort(), `${platform.packageName} holds ${platform.file}, README.md, LICENSE, package.json`)
     const sections = elfSections(path.join(platform.staged, platform.file))
     if (sections !== null) {

@@ -88,6 +88,22 @@ impl NativeRing {
         self.shared.submitted(env.raw(), r)
     }
 
+    /// Whether the pending stream `token` keeps the process alive (on by
+    /// default); `socket.unref()` turns it off for the socket's receive
+    /// stream. Ignored for a token that is not pending.
+    #[napi]
+    pub fn stream_ref(&self, env: Env, token: u32, on: bool) {
+        {
+            let mut weak = lock(&self.shared.weak);
+            if on {
+                weak.remove(&token);
+            } else {
+                weak.insert(token);
+            }
+        }
+        self.shared.settle_lifecycle(env.raw());
+    }
+
     /// Half-closes a socket once its queued sends are done.
     #[napi]
     pub fn shutdown(&self, env: Env, token: u32, fid: f64) -> i32 {

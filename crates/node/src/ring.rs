@@ -161,6 +161,7 @@ impl NativeRing {
             delivering: AtomicBool::new(false),
             deferred: Mutex::new(Deferred(Vec::new())),
             refed: AtomicBool::new(false),
+            weak: Mutex::new(std::collections::HashSet::new()),
             js: Mutex::new(JsState {
                 on_batch,
                 results,

@@ -81,6 +81,9 @@ pub struct Shared {
     pub(crate) deferred: Mutex<Deferred>,
     /// The threadsafe function is ref'd (ops are pending).
     pub(crate) refed: AtomicBool,
+    /// Tokens of pending streams that must not keep the process alive
+    /// (an unref'd socket's receive stream). JS thread only.
+    pub(crate) weak: Mutex<std::collections::HashSet<u32>>,
     pub(crate) js: Mutex<JsState>,
     pub(crate) sqpoll: bool,
     pub(crate) entries: u32,
@@ -280,6 +283,7 @@ impl Shared {
             let token = if more {
                 -(f64::from(done.token) + 1.0)
             } else {
+                lock(&self.weak).remove(&done.token);
                 f64::from(done.token)
             };
             // SAFETY: n < cap pairs fit in the results array (rlen bytes);
@@ -420,12 +424,18 @@ impl Shared {
     /// stays alive), unrefs it when none are, and finishes a requested close
     /// once everything has drained.
     pub(crate) fn settle_lifecycle(&self, env: sys::napi_env) {
-        let pending = lock(&self.driver).pending();
+        let busy = {
+            let d = lock(&self.driver);
+            let weak = lock(&self.weak);
+            let pending = d.pending();
+            // A weak stream has one op in the kernel (two while re-armed):
+            // past that, something else is surely pending.
+            pending > 0 && (weak.is_empty() || pending > 2 * weak.len() || d.pending_besides(&weak))
+        };
         let s = lock(&self.js);
         if s.finalized {
             return;
         }
-        let busy = pending > 0;
         if busy != self.refed.load(Ordering::Relaxed) {
             if let Some(p) = &s.poll {
                 p.set_ref(busy);

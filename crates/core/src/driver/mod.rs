@@ -379,6 +379,16 @@ impl Driver {
         self.slab.len() + self.queued()
     }
 
+    /// Whether an op is pending whose token is not in `weak` (ops of the
+    /// driver's own, such as a cancel, count as pending). The tokens of
+    /// unref'd streams (`socket.unref()`) are weak: they alone must not
+    /// keep the process alive.
+    pub fn pending_besides(&self, weak: &std::collections::HashSet<u32>) -> bool {
+        self.slab.iter().any(|(_, e)| !weak.contains(&e.token))
+            || self.backlog.iter().flatten().any(|e| !weak.contains(&e.token))
+            || self.held.iter().flat_map(|(_, g)| g).any(|e| !weak.contains(&e.token))
+    }
+
     /// Ops waiting in the backlog or at a file's order gate.
     fn queued(&self) -> usize {
         self.backlog.iter().map(Vec::len).sum::<usize>()
