@@ -202,8 +202,13 @@ export class Socket extends Duplex {
           const f = this.#heldFinal
           this.#heldFinal = null
           if (f !== null) this._final(f)
-          // As node's: start reading at once, so the peer's end is seen.
-          if (this.#readWanted || !this.isPaused()) this.read(0)
+          // As node's: start reading at once, so the peer's end is seen. A
+          // read asked for before the connection was up is still owed: the
+          // stream does not ask again (it waits for a push), so start it.
+          if (this.#readWanted) {
+            this.#readWanted = false
+            this._read()
+          } else if (!this.isPaused()) this.read(0)
         },
         (e: Error) => {
           this.#connecting = false
