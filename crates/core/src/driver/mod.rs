@@ -385,8 +385,16 @@ impl Driver {
     /// keep the process alive.
     pub fn pending_besides(&self, weak: &std::collections::HashSet<u32>) -> bool {
         self.slab.iter().any(|(_, e)| !weak.contains(&e.token))
-            || self.backlog.iter().flatten().any(|e| !weak.contains(&e.token))
-            || self.held.iter().flat_map(|(_, g)| g).any(|e| !weak.contains(&e.token))
+            || self
+                .backlog
+                .iter()
+                .flatten()
+                .any(|e| !weak.contains(&e.token))
+            || self
+                .held
+                .iter()
+                .flat_map(|(_, g)| g)
+                .any(|e| !weak.contains(&e.token))
     }
 
     /// Ops waiting in the backlog or at a file's order gate.

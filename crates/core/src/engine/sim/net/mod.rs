@@ -573,12 +573,9 @@ fn gather(op: &Op, room: usize) -> Vec<u8> {
             unsafe { std::slice::from_raw_parts(ptr, n) }.to_vec()
         }
         Op::SendMsg { msg, .. } => {
-            // msg_iovlen is a usize on glibc, an int on musl.
-            #[allow(clippy::unnecessary_cast)]
             // SAFETY: msg and its iovecs live in the op's slab entry until
             // it completes.
-            let iov =
-                unsafe { std::slice::from_raw_parts((*msg).msg_iov, (*msg).msg_iovlen as usize) };
+            let iov = unsafe { msg_iovecs(msg) };
             let mut out = Vec::new();
             for v in iov {
                 let n = v.iov_len.min(room - out.len());
@@ -600,14 +597,25 @@ fn send_len(op: &Op) -> usize {
     match *op {
         Op::Send { len, .. } | Op::SendZc { len, .. } => len as usize,
         Op::SendMsg { msg, .. } => {
-            #[allow(clippy::unnecessary_cast)]
             // SAFETY: as in gather.
-            let iov =
-                unsafe { std::slice::from_raw_parts((*msg).msg_iov, (*msg).msg_iovlen as usize) };
+            let iov = unsafe { msg_iovecs(msg) };
             iov.iter().map(|v| v.iov_len).sum()
         }
         _ => 0,
     }
+}
+
+/// The iovecs of a `sendmsg`'s message.
+///
+/// # Safety
+/// `msg` must point at a message whose iovec array stays valid for `'a`.
+unsafe fn msg_iovecs<'a>(msg: *const libc::msghdr) -> &'a [libc::iovec] {
+    // msg_iovlen is a usize on glibc, an int on musl.
+    #[allow(clippy::unnecessary_cast)]
+    // SAFETY: the caller's guarantee.
+    let n = unsafe { (*msg).msg_iovlen } as usize;
+    // SAFETY: the caller's guarantee.
+    unsafe { std::slice::from_raw_parts((*msg).msg_iov, n) }
 }
 
 /// Runs a send: as much as the window takes now (`None`: nothing fits,
