@@ -326,6 +326,10 @@ impl Shared {
     /// than [`DELIVERY_BUDGET`] in this loop iteration (see `LoopTimer`).
     /// If so, the rest waits for the timer, which this arms.
     pub fn defer_delivery(&self, env: sys::napi_env) -> bool {
+        // A sim ring's run must not depend on real time.
+        if self.engine().sim().is_some() {
+            return false;
+        }
         let now = crate::loop_poll::loop_now(env);
         let mut s = lock(&self.js);
         if s.timer.is_none() || s.finalized {
