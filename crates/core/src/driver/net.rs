@@ -163,7 +163,11 @@ impl Net {
 
     /// Every socket's id.
     pub(super) fn ids(&self) -> Vec<FileId> {
-        self.socks.values().filter_map(|s| s.id).collect()
+        // In table order, not the hash map's (a sim run must not depend on
+        // a random hash seed).
+        let mut ids: Vec<FileId> = self.socks.values().filter_map(|s| s.id).collect();
+        ids.sort_unstable_by_key(|id| id.index);
+        ids
     }
 
     pub(super) fn sock(&mut self, id: FileId) -> Option<&mut Sock> {
