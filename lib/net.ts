@@ -178,6 +178,38 @@ interface SocketSettings {
   highWaterMark: number
 }
 
+/**
+ * Whether a socket's or a listener's stream keeps the process alive
+ * (`ref()`/`unref()`), applied to the stream whenever one runs.
+ */
+class StreamLiveness {
+  readonly #core: RingCore
+  /** The stream's token while it runs, else -1. */
+  #token = -1
+  #refed = true
+
+  constructor(core: RingCore) {
+    this.#core = core
+  }
+
+  /** A stream started under `token`. */
+  started(token: number): void {
+    this.#token = token
+    if (!this.#refed) this.#core.streamRef(token, false)
+  }
+
+  /** The stream ended. */
+  ended(): void {
+    this.#token = -1
+  }
+
+  set(refed: boolean): void {
+    if (this.#refed === refed) return
+    this.#refed = refed
+    if (this.#token >= 0) this.#core.streamRef(this.#token, refed)
+  }
+}
+
 /** A TCP connection. */
 export class Socket implements AsyncIterable<Buffer> {
   readonly ring: Ring
@@ -197,9 +229,7 @@ export class Socket implements AsyncIterable<Buffer> {
   #closed = false
   #remote: AddressInfo | undefined
   #local: AddressInfo | undefined
-  /** The receive stream's token while it runs, else -1. */
-  #token = -1
-  #refed = true
+  readonly #live: StreamLiveness
   readonly #sink: StreamSink
 
   /** @internal Sockets come from `connect()` and `Listener.accept()`. */
@@ -208,6 +238,7 @@ export class Socket implements AsyncIterable<Buffer> {
     this.#core = core
     this.#id = id
     this.#hwm = settings.highWaterMark
+    this.#live = new StreamLiveness(core)
     this.#sink = {
       event: (_n, chunk) => this.#onChunk(chunk),
       end: (result) => this.#onEnd(result),
@@ -232,7 +263,7 @@ export class Socket implements AsyncIterable<Buffer> {
 
   #onEnd(result: number): void {
     this.#streaming = false
-    this.#token = -1
+    this.#live.ended()
     const readers = this.#readers
     this.#readers = []
     if (this.#closed) {
@@ -291,8 +322,7 @@ export class Socket implements AsyncIterable<Buffer> {
       const st = this.#core.stream(this.#sink, (t) => this.#core.native.recvStart(t, this.#id))
       if (st < 0) return Promise.reject(systemError(st, 'recv'))
       this.#streaming = true
-      this.#token = st
-      if (!this.#refed) this.#core.streamRef(st, false)
+      this.#live.started(st)
     }
     return new Promise<T>((resolve, reject) => {
       this.#readers.push({ iter, resolve: resolve as (v: never) => void, reject })
@@ -375,19 +405,13 @@ export class Socket implements AsyncIterable<Buffer> {
    * a pending connect and a pending shutdown or close still do.
    */
   unref(): this {
-    if (this.#refed) {
-      this.#refed = false
-      if (this.#token >= 0) this.#core.streamRef(this.#token, false)
-    }
+    this.#live.set(false)
     return this
   }
 
   /** Undoes `unref()` (the default): receiving keeps the process alive. */
   ref(): this {
-    if (!this.#refed) {
-      this.#refed = true
-      if (this.#token >= 0) this.#core.streamRef(this.#token, true)
-    }
+    this.#live.set(true)
     return this
   }
 
@@ -477,8 +501,7 @@ export class Listener implements AsyncIterable<Socket> {
   #queue: Socket[] = []
   #waiters: { resolve: (s: Socket | null) => void; reject: (e: Error) => void }[] = []
   #streaming = false
-  #token = -1
-  #refed = true
+  readonly #live: StreamLiveness
   #closing: Promise<void> | null = null
   #closed = false
   readonly #address: AddressInfo
@@ -488,6 +511,7 @@ export class Listener implements AsyncIterable<Socket> {
   constructor(ring: Ring, core: RingCore, id: number, address: AddressInfo, noDelay: boolean, settings: SocketSettings) {
     this.ring = ring
     this.#core = core
+    this.#live = new StreamLiveness(core)
     this.#id = id
     this.#address = address
     this.#noDelay = noDelay
@@ -512,7 +536,7 @@ export class Listener implements AsyncIterable<Socket> {
 
   #onEnd(result: number): void {
     this.#streaming = false
-    this.#token = -1
+    this.#live.ended()
     const waiters = this.#waiters
     this.#waiters = []
     const err = !this.#closed && result < 0 ? netError(result, 'accept', this.#address.address, this.#address.port) : null
@@ -536,8 +560,7 @@ export class Listener implements AsyncIterable<Socket> {
       const st = this.#core.stream(this.#sink, (t) => this.#core.native.acceptStart(t, this.#id))
       if (st < 0) return Promise.reject(netError(st, 'accept', this.#address.address, this.#address.port))
       this.#streaming = true
-      this.#token = st
-      if (!this.#refed) this.#core.streamRef(st, false)
+      this.#live.started(st)
     }
     return new Promise((resolve, reject) => {
       this.#waiters.push({ resolve, reject })
@@ -579,19 +602,13 @@ export class Listener implements AsyncIterable<Socket> {
 
   /** Like node:net `server.unref()`: accepting no longer keeps the process alive. */
   unref(): this {
-    if (this.#refed) {
-      this.#refed = false
-      if (this.#token >= 0) this.#core.streamRef(this.#token, false)
-    }
+    this.#live.set(false)
     return this
   }
 
   /** Undoes `unref()` (the default). */
   ref(): this {
-    if (!this.#refed) {
-      this.#refed = true
-      if (this.#token >= 0) this.#core.streamRef(this.#token, true)
-    }
+    this.#live.set(true)
     return this
   }
 }

@@ -312,6 +312,15 @@ impl Driver {
         self.enqueue(vec![e]);
     }
 
+    /// The chains the group fsync of `file` covered (it is done, or will
+    /// never run).
+    fn take_running(&mut self, file: FileId) -> Vec<u32> {
+        self.sync_groups
+            .get_mut(&file)
+            .and_then(|g| g.running.take())
+            .unwrap_or_default()
+    }
+
     /// The group fsync of `file` will never run (the ring closed first):
     /// the chains it covered settle `ECANCELED`, as ops the kernel never
     /// saw do.
@@ -319,11 +328,7 @@ impl Driver {
         let Some(file) = file else {
             return;
         };
-        let batch = self
-            .sync_groups
-            .get_mut(&file)
-            .and_then(|g| g.running.take())
-            .unwrap_or_default();
+        let batch = self.take_running(file);
         for c in batch {
             let result = match self.chains.get(c) {
                 Some(ch) if ch.orphaned => None,
@@ -342,11 +347,7 @@ impl Driver {
         let Some(file) = file else {
             return;
         };
-        let batch = self
-            .sync_groups
-            .get_mut(&file)
-            .and_then(|g| g.running.take())
-            .unwrap_or_default();
+        let batch = self.take_running(file);
         if res == -libc::ECANCELED {
             // Written but not yet durable: sync again, ahead of later ones.
             let g = self.sync_groups.entry(file).or_default();

@@ -674,6 +674,10 @@ fn send(st: &mut State, user_data: u64, fd: i32, op: &Op) -> Result<Option<i32>,
 }
 
 fn shutdown(st: &mut State, fd: i32, how: i32) -> Result<Option<i32>, i32> {
+    sock_mut(st, fd)?;
+    if let Some(FaultKind::Error(e)) = fault_of(st, "shutdown", fd) {
+        return Err(e);
+    }
     let peer = match &mut sock_mut(st, fd)?.state {
         Conn::Open(c) => {
             if how == libc::SHUT_RD || c.shut {
