@@ -141,7 +141,7 @@ impl Driver {
                 Kind::Whole(w, step) => self.drop_whole(w, step, out),
                 // Only the ring's close drops a group fsync (it has no
                 // token): the data is written but never made durable.
-                Kind::GroupSync => self.drop_group_sync(e.file, out),
+                Kind::GroupSync(n) => self.drop_group_sync(e.file, n, out),
                 Kind::BatchWrite(b) => self.drop_batch(b, e.gated, out),
                 _ => {
                     if e.token != NO_TOKEN {

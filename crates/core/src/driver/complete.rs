@@ -92,7 +92,7 @@ impl Driver {
         let res = cqe.result;
         match e.kind {
             Kind::Chain(c) => self.complete_chain(c, &e, res, out),
-            Kind::GroupSync => self.group_synced(e.file, res, out),
+            Kind::GroupSync(n) => self.group_synced(e.file, n, res, out),
             Kind::BatchWrite(b) => self.batch_written(b, res, out),
             Kind::Whole(w, step) => self.complete_whole(w, step, res, out),
             Kind::SlotClose(slot) => self.slot_closed(slot),

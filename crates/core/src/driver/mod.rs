@@ -217,7 +217,7 @@ enum Kind {
     /// A member of an append chain.
     Chain(u32),
     /// The fsync a group of synced appends shares (see `group_commit.rs`).
-    GroupSync,
+    GroupSync(u32),
     /// One round of the `writev` of a batch of grouped appends.
     BatchWrite(u32),
     /// An op of a whole-file read (see `whole_file.rs`).
