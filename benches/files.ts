@@ -24,6 +24,9 @@
 //   --direct-size=MiB  size of the O_DIRECT file (default 2048)
 //   --cache-size=MiB   size of the page-cache file (default 512)
 //   --json=FILE      also write the results to FILE (all.ts uses it)
+//   --bun=PATH, --bun-dir=DIR, --no-bun  the bun binary whose node:fs the
+//                    peers also run under (see benches/bun.ts for where it is
+//                    looked for); without one, the Bun rows say so
 //
 // Engines: each ringline variant below runs once per engine, as
 // "ringline read (io_uring)" and "ringline read (mio)" (Ring option
@@ -53,6 +56,8 @@
 //     fs/promises             N loops awaiting FileHandle.read
 //     fs callback             N chains of fs.read callbacks
 //     ...+UV_USE_IO_URING     the same in a child process with UV_USE_IO_URING=1
+//     bun fs.promises         N loops awaiting FileHandle.read, under Bun (a child
+//                             process running the same peer code), when found
 //     fio io_uring            --ioengine=io_uring --iodepth=N; O_DIRECT:
 //                             --direct=1; page cache: --direct=0
 //                             --invalidate=0 --iodepth_batch_submit=N
@@ -61,7 +66,8 @@
 //                         next, to a fresh file per measurement:
 //     ringline append         fh.append(buf, { sync: 'data' }) (linked write+fdatasync)
 //     ringline write+datasync await fh.write(buf); await fh.datasync()
-//     fs/promises, fs callback (also with UV_USE_IO_URING=1), fs writeSync
+//     fs/promises, fs callback (also with UV_USE_IO_URING=1), fs writeSync,
+//     bun fs.promises and bun writeSync (under Bun, when a bun binary is found)
 //     (writeSync + fdatasyncSync), fio psync and fio io_uring
 //     (--rw=write --bs=4k --fdatasync=1 --file_append=1)
 //   memory                10,000,000 page-cache reads, 32 in flight via
@@ -82,6 +88,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { Ring, type FileHandle, type ReadRequest, type RingOptions, type RingStats } from '../index'
 import { ensureFile, residency, warmPageCache } from './data'
+import { findBun } from './bun'
 import { findFio, fioRandRead, fioVersion, fioWal } from './fio'
 import { FILES_FLAGS } from './flags'
 import {
@@ -124,6 +131,9 @@ interface Options {
   cacheSize: number
   /** Also write the results here. */
   json: string | null
+  bun: string | null
+  bunDir: string
+  noBun: boolean
 }
 
 const ROOT = path.resolve(__dirname, '..')
@@ -158,6 +168,9 @@ function parseOptions(argv: string[]): Options {
     directSize: Math.floor(num('direct-size', 2048, 1)) * MiB,
     cacheSize: Math.floor(num('cache-size', 512, 1)) * MiB,
     json: flags.get('json') ? path.resolve(flags.get('json') as string) : null,
+    bun: flags.get('bun') || null,
+    bunDir: path.resolve(flags.get('bun-dir') || process.env.BUN_DIR || '/tmp/bun'),
+    noBun: flags.has('no-bun'),
   }
 }
 
@@ -509,11 +522,20 @@ function parseChild(line: string): ChildOutput | null {
   }
 }
 
-function runChild(job: PeerJob, opts: TimedOptions): Promise<Measurement> {
+/**
+ * Runs a peer job in a child process: node with UV_USE_IO_URING=1, or
+ * (`bun`: its path) the same script under Bun, whose node:fs it measures.
+ */
+function runChild(job: PeerJob, opts: TimedOptions, bun?: string): Promise<Measurement> {
+  const who = bun === undefined ? 'UV_USE_IO_URING child' : 'bun child'
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...childExecArgv(), CHILD, JSON.stringify({ job, opts })], {
+    const [bin, args, env] =
+      bun === undefined
+        ? [process.execPath, [...childExecArgv(), CHILD], { ...process.env, UV_USE_IO_URING: '1' }]
+        : [bun, [CHILD], { ...process.env }]
+    const child = spawn(bin, [...args, JSON.stringify({ job, opts })], {
       cwd: ROOT,
-      env: { ...process.env, UV_USE_IO_URING: '1' },
+      env,
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let out = ''
@@ -531,14 +553,16 @@ function runChild(job: PeerJob, opts: TimedOptions): Promise<Measurement> {
       const doc = parseChild(line)
       if (doc?.ok && doc.measurement) {
         const m = doc.measurement
-        const fds = doc.uringFds ?? -1
-        m.info = { ...m.info, libuvIoUringFds: fds }
-        if (fds === 0) m.info.note = '(libuv opened no io_uring: thread-pool figures)'
+        if (bun === undefined) {
+          const fds = doc.uringFds ?? -1
+          m.info = { ...m.info, libuvIoUringFds: fds }
+          if (fds === 0) m.info.note = '(libuv opened no io_uring: thread-pool figures)'
+        }
         resolve(m)
         return
       }
       const why = doc?.error ?? (err.trim().split('\n').slice(-3).join(' / ') || 'no output')
-      reject(new Error(`UV_USE_IO_URING child ${signal ? `killed by ${signal}` : `exit ${code}`}: ${why}`))
+      reject(new Error(`${who} ${signal ? `killed by ${signal}` : `exit ${code}`}: ${why}`))
     })
   })
 }
@@ -627,6 +651,8 @@ async function main(): Promise<void> {
   }
 
   const fioWhy = o.fio ? 'fio not installed: skipped' : 'skipped (--no-fio)'
+  const bun = o.noBun ? { path: null, version: null, looked: [] } : findBun(o.bun, o.bunDir)
+  const bunWhy = o.noBun ? 'skipped (--no-bun)' : `skipped: no bun binary found (looked at ${bun.looked.join(', ')})`
   const SQPOLL_ONLY = 'skipped: sqpoll is an io_uring option (mio has no submission queue)'
 
   const groups: Group[] = []
@@ -666,6 +692,9 @@ async function main(): Promise<void> {
         add(label, () => runPeerJob(job, t, alloc))
         add(`${label}+UV_USE_IO_URING`, () => runChild(job, t))
       }
+      const readJob: PeerJob = { kind: 'read', engine: 'promises', file, fileSize, direct, depth }
+      if (bun.path !== null) add('bun fs.promises', () => runChild(readJob, t, bun.path as string))
+      else w.push({ group: name, engine: 'bun fs.promises', skip: bunWhy })
       if (fio) add('fio io_uring', () => fioRandRead(fio, spec, t))
       else w.push({ group: name, engine: 'fio io_uring', skip: fioWhy })
       groups.push({
@@ -698,6 +727,11 @@ async function main(): Promise<void> {
       const label = engine === 'promises' ? 'fs/promises' : engine === 'callback' ? 'fs callback' : 'fs writeSync'
       add(label, () => runPeerJob({ kind: 'wal', engine, file: walFile(engine) }, t, alloc))
       if (engine !== 'sync') add(`${label}+UV_USE_IO_URING`, () => runChild({ kind: 'wal', engine, file: walFile(`${engine}-uring`) }, t))
+    }
+    for (const engine of ['promises', 'sync'] as const) {
+      const label = engine === 'promises' ? 'bun fs.promises' : 'bun writeSync'
+      if (bun.path !== null) add(label, () => runChild({ kind: 'wal', engine, file: walFile(`bun-${engine}`) }, t, bun.path as string))
+      else w.push({ group: name, engine: label, skip: bunWhy })
     }
     if (fio) {
       add('fio psync', () => fioWal(fio, walFile('fio-psync'), 'psync', t))
@@ -742,6 +776,7 @@ async function main(): Promise<void> {
     uvUseIoUringInParent: process.env.UV_USE_IO_URING ?? null,
     parentIoUringFds: ioUringFds(),
     fio: fio ? `${fio} (${fioVer})` : o.fio ? 'not installed' : 'disabled (--no-fio)',
+    bun: bun.path !== null ? `${bun.path} (${bun.version})` : o.noBun ? 'disabled (--no-bun)' : 'not found',
     options: { ...o, quick: process.argv.includes('--quick') },
     files: { direct: directFile, pageCache: cacheFile },
     loadavgStart: os.loadavg(),

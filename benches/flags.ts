@@ -15,8 +15,8 @@ const COMMON: FlagSpec = {
 }
 
 export const FILES_FLAGS: FlagSpec = {
-  known: [...COMMON.known, 'no-fio', 'memory', 'all'],
-  valued: [...COMMON.valued, 'memory-ops', 'depths', 'data-dir', 'direct-size', 'cache-size'],
+  known: [...COMMON.known, 'no-fio', 'no-bun', 'memory', 'all'],
+  valued: [...COMMON.valued, 'memory-ops', 'depths', 'data-dir', 'direct-size', 'cache-size', 'bun', 'bun-dir'],
 }
 
 export const NET_FLAGS: FlagSpec = {

@@ -76,6 +76,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { defaultRing, open } from '../index'
+import { findBun, type BunInfo } from './bun'
 import { canRun, measureJob, runtimePromises, type Call, type Engine, type FsImpl, type WorkJob } from './fs-work'
 import { Flags, fmtRate, fmtRatio, fmtUs, pad, padLeft, runGroup, usageFor, type Measurement, type RowResult } from './harness'
 
@@ -243,42 +244,6 @@ async function loadRinglineFs(explicit: string | null): Promise<string> {
 }
 
 // ----- Bun --------------------------------------------------------------------------
-
-interface BunInfo {
-  path: string | null
-  version: string | null
-  looked: string[]
-}
-
-function bunVersion(bin: string): string | null {
-  try {
-    const r = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 20_000 })
-    return r.status === 0 ? r.stdout.trim() : null
-  } catch {
-    return null
-  }
-}
-
-function findBun(o: Options): BunInfo {
-  const looked: string[] = []
-  const candidates: [string, string][] = []
-  if (o.bun) candidates.push([o.bun, '--bun'])
-  if (process.env.BUN) candidates.push([process.env.BUN, '$BUN'])
-  for (const d of (process.env.PATH ?? '').split(path.delimiter)) if (d) candidates.push([path.join(d, 'bun'), 'PATH'])
-  const arch = process.arch === 'arm64' ? 'aarch64' : process.arch
-  for (const pkg of [`bun-${process.platform}-${arch}`, `bun-${process.platform}-${arch}-baseline`]) {
-    candidates.push([path.join(o.bunDir, 'node_modules', '@oven', pkg, 'bin', 'bun'), '--bun-dir'])
-  }
-  for (const [p, via] of candidates) {
-    if (via === 'PATH' && !fs.existsSync(p)) continue
-    looked.push(`${p} (${via})`)
-    if (!fs.existsSync(p)) continue
-    const v = bunVersion(p)
-    if (v !== null) return { path: p, version: v, looked }
-  }
-  if (!looked.some((l) => l.endsWith('(PATH)'))) looked.push('bun on PATH')
-  return { path: null, version: null, looked }
-}
 
 const WORKER = path.join(__dirname, 'fs-bun-worker.ts')
 
@@ -474,7 +439,7 @@ async function main(): Promise<void> {
     process.exit(130)
   })
 
-  const bun: BunInfo = o.noBun ? { path: null, version: null, looked: [] } : findBun(o)
+  const bun: BunInfo = o.noBun ? { path: null, version: null, looked: [] } : findBun(o.bun, o.bunDir)
   const ringlineFs = await loadRinglineFs(o.ringlineFs)
   const ring = defaultRing()
   const backend = ring.backend
