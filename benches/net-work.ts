@@ -11,7 +11,8 @@ import type * as Ringline from '../index'
 
 export const HOST = '127.0.0.1'
 
-export type NetEngine = 'ringline' | 'node'
+/** 'net': node:net's own code over ringline/net's sockets (the stream bridge). */
+export type NetEngine = 'ringline' | 'node' | 'net'
 
 /** `conns` connections, each: send `size` bytes, await the whole echo, repeat. */
 export interface PingPongJob {
@@ -111,9 +112,9 @@ async function ringline(backend: Backend | undefined): Promise<typeof Ringline> 
 export async function runNetJob(job: NetJob, opts: TimedOptions, progress: Progress): Promise<Measurement | SoakResult> {
   switch (job.kind) {
     case 'pingpong':
-      return job.engine === 'ringline' ? ringlinePingPong(job, opts) : nodePingPong(job, opts)
+      return job.engine === 'ringline' ? ringlinePingPong(job, opts) : nodePingPong(job, opts, await netApi(job.engine))
     case 'bulk':
-      return job.engine === 'ringline' ? ringlineBulk(job, opts) : nodeBulk(job, opts)
+      return job.engine === 'ringline' ? ringlineBulk(job, opts) : nodeBulk(job, opts, await netApi(job.engine))
     case 'soak':
       return ringlineSoak(job, progress)
   }
@@ -474,15 +475,27 @@ async function ringlineSoak(job: SoakJob, progress: Progress): Promise<SoakResul
 
 // ----- node:net --------------------------------------------------------------------
 
+/** What the node:net workloads use of a net module: node:net's, or ringline/net's. */
+interface NetApi {
+  createServer(options: { noDelay: boolean }, onSocket: (s: net.Socket) => void): net.Server
+  createConnection(options: { host: string; port: number; noDelay: boolean }, onConnect: () => void): net.Socket
+}
+
+/** node:net, or (`'net'`) ringline/net, loaded only by its own jobs. */
+async function netApi(engine: NetEngine): Promise<NetApi> {
+  if (engine !== 'net') return net
+  return (await import('../net')) as unknown as NetApi
+}
+
 interface NodeServer {
   port: number
   stop: () => Promise<void>
 }
 
-function nodeServer(onSocket: (s: net.Socket) => void, onError: (e: unknown) => void): Promise<NodeServer> {
+function nodeServer(api: NetApi, onSocket: (s: net.Socket) => void, onError: (e: unknown) => void): Promise<NodeServer> {
   const sockets = new Set<net.Socket>()
   let stopping = false
-  const server = net.createServer({ noDelay: true }, (s) => {
+  const server = api.createServer({ noDelay: true }, (s) => {
     sockets.add(s)
     s.on('error', (e) => {
       if (!stopping) onError(e)
@@ -512,9 +525,9 @@ function nodeServer(onSocket: (s: net.Socket) => void, onError: (e: unknown) => 
   })
 }
 
-function nodeConnect(port: number): Promise<net.Socket> {
+function nodeConnect(api: NetApi, port: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const s = net.createConnection({ host: HOST, port, noDelay: true }, () => {
+    const s = api.createConnection({ host: HOST, port, noDelay: true }, () => {
       s.off('error', reject)
       resolve(s)
     })
@@ -523,6 +536,7 @@ function nodeConnect(port: number): Promise<net.Socket> {
 }
 
 async function nodeRun(
+  api: NetApi,
   onSocket: (s: net.Socket, ctl: () => Control | null) => void,
   conns: number,
   measure: (clients: net.Socket[], setCtl: (c: Control) => void) => Promise<Measurement>,
@@ -533,9 +547,9 @@ async function nodeRun(
     if (ctl !== null) ctl.fail(e)
     else early ??= e
   }
-  const server = await nodeServer((s) => onSocket(s, () => ctl), onError)
+  const server = await nodeServer(api, (s) => onSocket(s, () => ctl), onError)
   const clients: net.Socket[] = []
-  for (let i = 0; i < conns; i++) clients.push(await nodeConnect(server.port))
+  for (let i = 0; i < conns; i++) clients.push(await nodeConnect(api, server.port))
   let stopping = false
   for (const c of clients)
     c.on('error', (e) => {
@@ -562,12 +576,12 @@ async function nodeRun(
   return m!
 }
 
-async function nodePingPong(job: PingPongJob, opts: TimedOptions): Promise<Measurement> {
+async function nodePingPong(job: PingPongJob, opts: TimedOptions, api: NetApi): Promise<Measurement> {
   const msg = Buffer.alloc(job.size, 0x61)
   const echo = (s: net.Socket): void => {
     s.on('data', (d: Buffer) => s.write(d))
   }
-  return nodeRun(echo, job.conns, async (clients, setCtl) => {
+  return nodeRun(api, echo, job.conns, async (clients, setCtl) => {
     // Per connection: bytes of the echo received so far and the callback
     // waiting for the whole of it.
     const got = new Array<number>(job.conns).fill(0)
@@ -596,7 +610,7 @@ async function nodePingPong(job: PingPongJob, opts: TimedOptions): Promise<Measu
   })
 }
 
-async function nodeBulk(job: BulkJob, opts: TimedOptions): Promise<Measurement> {
+async function nodeBulk(job: BulkJob, opts: TimedOptions, api: NetApi): Promise<Measurement> {
   let bytes = 0
   let chunks = 0
   const sink = (s: net.Socket, ctl: () => Control | null): void => {
@@ -608,7 +622,7 @@ async function nodeBulk(job: BulkJob, opts: TimedOptions): Promise<Measurement> 
     })
   }
   const buf = Buffer.alloc(job.size, 0x62)
-  return nodeRun(sink, 1, async ([client], setCtl) => {
+  return nodeRun(api, sink, 1, async ([client], setCtl) => {
     // The write callback runs once libuv has handed every byte to the
     // kernel: the same point at which ringline's send resolves.
     const m = await runTimed(opts, SAMPLE_EVERY, (ctl) => {

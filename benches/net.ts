@@ -48,6 +48,9 @@
 //                     polls the ring, no completion thread)
 //     node:net        net.createServer + net.createConnection; echo with
 //                     socket.write in the 'data' handler, client callbacks
+//     ringline/net    the same node:net code over ringline/net's
+//                     createServer/createConnection (pingpong and bulk): what
+//                     node's stream interface over ringline sockets costs
 //   zc-64k, zc-1m, zc-16m   ringline only, same receiver as bulk:
 //     ringline copy       a Buffer.alloc buffer, send(buf): copied into library memory
 //     ringline zero-copy  an allocAligned buffer, send(buf, { zeroCopy: true })
@@ -84,7 +87,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { NET_FLAGS } from './flags'
 import { BACKENDS, Flags, usageFor, engineLabel, fmtRate, fmtRatio, fmtUs, pad, padLeft, parseBackends, type Backend, type Measurement, type TimedOptions } from './harness'
-import type { NetJob, SoakResult } from './net-work'
+import type { NetEngine, NetJob, SoakResult } from './net-work'
 import { printEngineSummary, type EngineRow } from './summary'
 
 // ----- options -----------------------------------------------------------------
@@ -268,11 +271,13 @@ const sizeTag = (n: number): string => (n >= MiB ? `${n / MiB}m` : `${n / KiB}k`
 
 function buildGroups(o: Options): Group[] {
   const groups: Group[] = []
-  const peers = (job: (engine: 'ringline' | 'node', backend?: Backend) => NetJob): Workload[] => {
+  const peers = (job: (engine: NetEngine, backend?: Backend) => NetJob): Workload[] => {
     const w: Workload[] = []
     for (const b of o.backends) {
       w.push({ group: '', engine: engineLabel('ringline', b), job: job('ringline', b), env: ringEnv('thread', b) })
       if (o.loop) w.push({ group: '', engine: engineLabel('ringline loop', b), job: job('ringline', b), env: ringEnv('loop', b) })
+      // node:net's code over ringline/net's sockets: what the stream bridge costs.
+      w.push({ group: '', engine: engineLabel('ringline/net', b), job: job('net', b), env: ringEnv('thread', b) })
     }
     w.push({ group: '', engine: NODE_PEER, job: job('node'), env: NODE })
     return w
