@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto'
 import * as fs from 'node:fs'
 import { pathToFileURL } from 'node:url'
 import { open, Ring, allocAligned, defaultRing, type FileHandle } from '../index'
+import { rm, stat } from '../fs'
 import { BACKEND, assertSystemError, makeTmpDir, outcome, props, randomFile, rejection, removeTmpDir, sameBytes, uniquePath } from './helpers'
 import { SIM, disk, testDir } from './sim-setup'
 
@@ -184,10 +185,13 @@ test('a Buffer path names the file byte for byte, as in node:fs (a name that is 
   const theirs = await rejection(t, fs.promises.open(lossy, 'r'))
   t.is(props(ours).code, 'ENOENT')
   t.is((ours as Error).message, (theirs as Error).message)
-  // (ringline's rm cannot remove a name that is not UTF-8 yet: it reads
-  // names as strings.)
-  await disk().unlink(name)
-  await disk().rm(dir, { recursive: true })
+  // ringline's rm takes the tree away with the name as it is, as node's
+  // does; and a directory named by bytes too.
+  const sub = Buffer.concat([name, Buffer.from('-dir')])
+  await disk().mkdir(sub)
+  await disk().writeFile(Buffer.concat([sub, Buffer.from('/'), Buffer.from([0xc3, 0x28])]), 'x')
+  await rm(dir, { recursive: true })
+  t.is(props(await rejection(t, stat(dir))).code, 'ENOENT')
 })
 
 test('file: URLs and URL-like objects as node:fs takes them, and its errors for the others', async (t) => {

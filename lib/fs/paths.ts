@@ -134,6 +134,17 @@ export interface RmDirOptions {
 
 const makeBigIntStats = (f: Float64Array): BigIntStats => new BigIntStats(f)
 
+/**
+ * `dir`/`name`: text while both are, else bytes, so a name that is not
+ * UTF-8 (Linux allows any bytes but '/' and NUL) reaches the kernel as it is.
+ */
+function joinName(dir: string | Buffer, name: Buffer): string | Buffer {
+  const text = name.toString('utf8')
+  if (typeof dir === 'string' && Buffer.byteLength(text) === name.length && Buffer.from(text).equals(name)) return join(dir, text)
+  const d = typeof dir === 'string' ? Buffer.from(dir) : dir
+  return Buffer.concat([d, d[d.length - 1] === 0x2f ? Buffer.alloc(0) : Buffer.from('/'), name])
+}
+
 /** The functions of one ring; `ring.fs` and the `ringline/fs` module (on the default ring) are these. */
 export class RingFs {
   readonly #ring: Ring
@@ -199,7 +210,7 @@ export class RingFs {
         emitWarning('In future versions of Node.js, fs.rmdir(path, { recursive: true }) will be removed. Use fs.rm(path, { recursive: true }) instead', 'DeprecationWarning', 'DEP0147')
         recursiveRmdirWarned = true
       }
-      if ((await this.stat(a)).isDirectory()) return this.#rimraf(pathText(a), o)
+      if ((await this.stat(a)).isDirectory()) return this.#rimraf(a, o)
     }
     return this.#op(K_VOID, 'rmdir', PATH_OPS.rmdir, a, null, 0)
   }
@@ -578,14 +589,14 @@ export class RingFs {
       const text = pathText(a)
       throw nodeSystemError('ERR_FS_EISDIR', { code: 'EISDIR', message: 'is a directory', path: text, syscall: 'rm', errno: 21 })
     }
-    await this.#rimraf(pathText(a), o)
+    await this.#rimraf(a, o)
   }
 
   /**
    * node's rimraf: the tree removed depth first; a name gone meanwhile is
    * no error (see #retrying for the tries).
    */
-  #rimraf(p: string, o: Required<RmOptions>): Promise<void> {
+  #rimraf(p: string | Buffer, o: Required<RmOptions>): Promise<void> {
     return this.#retrying(o, async () => {
       // A symlink (to a directory too) is removed itself, never followed.
       if ((await this.lstat(p)).isDirectory()) return this.#rmTree(p)
@@ -613,12 +624,12 @@ export class RingFs {
     }
   }
 
-  async #rmTree(dir: string): Promise<void> {
+  async #rmTree(dir: string | Buffer): Promise<void> {
     const gone = (e: unknown): void => {
       if ((e as { code?: string }).code !== 'ENOENT') throw e
     }
     for (const e of await this.#list(dir)) {
-      const full = join(dir, e.name.toString('utf8'))
+      const full = joinName(dir, e.name)
       const isDir = e.type === 4 || (e.type === 0 && (await this.lstat(full).catch(gone))?.isDirectory())
       if (isDir) await this.#rmTree(full)
       else await this.unlink(full).catch(gone)
