@@ -4,12 +4,10 @@
 // every crash state of a run.
 
 import test from 'ava'
-import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { Ring } from '../index'
-import { makeTmpDir, removeTmpDir } from './helpers'
+import { disk, testDir } from './sim-setup'
 
-const SIM = process.env.RINGLINE_BACKEND === 'sim'
 const REC = 64
 
 /** Record `id`: REC bytes, the id in the first four. */
@@ -25,18 +23,10 @@ function ids(data: Buffer): number[] {
   return out
 }
 
-let dir: string
-test.before(() => {
-  dir = SIM ? '' : makeTmpDir('group-commit')
-})
-test.after.always(() => {
-  if (!SIM) removeTmpDir(dir)
-})
+// On sim, each Ring below has a disk of its own: it is read back there.
+const dir = testDir('group-commit')
 
-// The real engines only: the file is read back with node:fs.
-const real = SIM ? test.skip : test
-
-real('32 appenders on one handle: every synced append lands whole, in call order', async (t) => {
+test('32 appenders on one handle: every synced append lands whole, in call order', async (t) => {
   const ring = new Ring()
   t.teardown(() => ring.close())
   const file = path.join(dir, 'log')
@@ -53,10 +43,10 @@ real('32 appenders on one handle: every synced append lands whole, in call order
     }),
   )
   await fh.close()
-  t.deepEqual(ids(fs.readFileSync(file)), called)
+  t.deepEqual(ids(await disk(ring).readFile(file)), called)
 })
 
-real('close() with synced appends in flight waits for them: each resolves durable, none is lost', async (t) => {
+test('close() with synced appends in flight waits for them: each resolves durable, none is lost', async (t) => {
   const ring = new Ring()
   t.teardown(() => ring.close())
   const file = path.join(dir, 'log-close')
@@ -68,7 +58,7 @@ real('close() with synced appends in flight waits for them: each resolves durabl
     appends.map(() => REC),
   )
   await closed
-  t.deepEqual(ids(fs.readFileSync(file)), Array.from({ length: 64 }, (_, i) => i))
+  t.deepEqual(ids(await disk(ring).readFile(file)), Array.from({ length: 64 }, (_, i) => i))
 })
 
 test('on sim: fsyncs are shared, and no append resolves before its bytes survive any crash', async (t) => {

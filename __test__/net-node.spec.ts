@@ -14,8 +14,7 @@
 // sim's network and cannot reach node:net, node:http or tls peers over the
 // kernel: every test here is skipped there.
 
-import test, { type ExecutionContext } from 'ava'
-import { execFileSync } from 'node:child_process'
+import type { ExecutionContext } from 'ava'
 import { once } from 'node:events'
 import * as fs from 'node:fs'
 import * as http from 'node:http'
@@ -24,13 +23,12 @@ import * as path from 'node:path'
 import * as tls from 'node:tls'
 import * as rnet from '../net'
 import { connect } from '../index'
-import { makeTmpDir, removeTmpDir, repoRoot, run, waitFor, which } from './helpers'
-import { SIM, realKernelOnly } from './sim-setup'
+import { fixtures, makeTmpDir, removeTmpDir, repoRoot, run, waitFor } from './helpers'
+import { realKernelOnly } from './sim-setup'
 
 const WHY = "node's own clients and servers on the other end: the sim's network is its own ring's"
 // Sim rings cannot reach kernel sockets (see the top of this file).
 const realTest = realKernelOnly(WHY)
-const tlsTest = which('openssl') === null ? test.skip : realKernelOnly(WHY)
 
 type Kind = 'node' | 'ringline'
 const KINDS: Kind[] = ['node', 'ringline']
@@ -272,22 +270,13 @@ http.get({ host: '127.0.0.1', port: ${port}, agent }, (res) => {
 
 // ------------------------------------------------------------ tls
 
-let certDir = ''
-const cert = { key: '', cert: '' }
-test.before(() => {
-  if (SIM || which('openssl') === null) return
-  certDir = makeTmpDir('ringline-tls-')
-  const key = path.join(certDir, 'key.pem')
-  const crt = path.join(certDir, 'cert.pem')
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', crt, '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'], {
-    stdio: 'ignore',
-  })
-  cert.key = fs.readFileSync(key, 'utf8')
-  cert.cert = fs.readFileSync(crt, 'utf8')
-})
-test.after.always(() => {
-  if (certDir !== '') removeTmpDir(certDir)
-})
+// A self-signed certificate for localhost and 127.0.0.1, for these tests
+// only (made once with openssl req -x509 -newkey rsa:2048 -nodes -days 36500
+// -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1,DNS:localhost).
+const cert = {
+  key: fs.readFileSync(path.join(fixtures, 'tls', 'key.pem'), 'utf8'),
+  cert: fs.readFileSync(path.join(fixtures, 'tls', 'cert.pem'), 'utf8'),
+}
 
 function tlsEcho(): tls.Server {
   return tls.createServer({ key: cert.key, cert: cert.cert }, (s) => {
@@ -308,7 +297,7 @@ async function tlsRoundTrip(socket: tls.TLSSocket): Promise<string> {
 }
 
 for (const kind of KINDS) {
-  tlsTest(`[${kind}] tls.connect({ socket }) over a ${kind} socket to a node tls server`, async (t) => {
+  realTest(`[${kind}] tls.connect({ socket }) over a ${kind} socket to a node tls server`, async (t) => {
     const srv = tlsEcho()
     srv.listen(0, '127.0.0.1')
     await once(srv, 'listening')
@@ -320,7 +309,7 @@ for (const kind of KINDS) {
     t.true(s.authorized)
   })
 
-  tlsTest(`[${kind}] a tls server fed ${kind} sockets serves a node tls client`, async (t) => {
+  realTest(`[${kind}] a tls server fed ${kind} sockets serves a node tls client`, async (t) => {
     const srv = tlsEcho()
     const { port } = await serve(t, kind, srv)
     const s = tls.connect({ host: '127.0.0.1', port, ca: cert.cert, servername: 'localhost' })

@@ -54,7 +54,12 @@ fn c(s: &str) -> CString {
 }
 
 fn open(d: &mut Driver, path: &str, flags: i32) -> FileId {
-    d.open(1, c(path), flags, 0o644).unwrap();
+    open_mode(d, path, flags, 0o644)
+}
+
+/// [`open`] with the mode a created file asks for.
+fn open_mode(d: &mut Driver, path: &str, flags: i32, mode: u32) -> FileId {
+    d.open(1, c(path), flags, mode).unwrap();
     let done = one(d, 1);
     match done.payload {
         Payload::Opened(id) => id,
@@ -1007,12 +1012,8 @@ fn stat(d: &mut Driver, path: &str, follow: bool) -> Result<ringline_core::op::S
 #[test]
 fn created_modes_lose_the_umask() {
     let (_, mut d) = sim(12);
-    d.open(1, c("/f"), libc::O_WRONLY | libc::O_CREAT, 0o666)
-        .unwrap();
-    assert!(one(&mut d, 1).result >= 0);
-    d.open(1, c("/g"), libc::O_WRONLY | libc::O_CREAT, 0o600)
-        .unwrap();
-    assert!(one(&mut d, 1).result >= 0);
+    open_mode(&mut d, "/f", libc::O_WRONLY | libc::O_CREAT, 0o666);
+    open_mode(&mut d, "/g", libc::O_WRONLY | libc::O_CREAT, 0o600);
     d.path_op(
         5,
         PathOp::Mkdir {
@@ -1100,12 +1101,8 @@ fn access(d: &mut Driver, path: &str, mode: i32) -> i64 {
 #[test]
 fn access_checks_execute_bits() {
     let (_, mut d) = sim(14);
-    d.open(1, c("/f"), libc::O_WRONLY | libc::O_CREAT, 0o644)
-        .unwrap();
-    assert!(one(&mut d, 1).result >= 0);
-    d.open(1, c("/x"), libc::O_WRONLY | libc::O_CREAT, 0o700)
-        .unwrap();
-    assert!(one(&mut d, 1).result >= 0);
+    open_mode(&mut d, "/f", libc::O_WRONLY | libc::O_CREAT, 0o644);
+    open_mode(&mut d, "/x", libc::O_WRONLY | libc::O_CREAT, 0o700);
     mkdir(&mut d, "/d");
     let rw = libc::R_OK | libc::W_OK;
     assert_eq!(access(&mut d, "/f", libc::F_OK), 0);

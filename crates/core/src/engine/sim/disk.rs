@@ -473,25 +473,44 @@ impl Disk {
         )
     }
 
+    /// The entries of directory `dir`, for a change of one of them made
+    /// `now`: its times move, and its link count does when the entry is a
+    /// subdirectory (`sub`: one `..` more with `true`, one less with
+    /// `false`).
+    fn changing_dir(
+        &mut self,
+        dir: Ino,
+        now: Time,
+        sub: Option<bool>,
+    ) -> Option<&mut BTreeMap<Vec<u8>, Ino>> {
+        match self.inodes.get_mut(&dir) {
+            Some(Inode {
+                node: Node::Dir { entries, .. },
+                mtime,
+                ctime,
+                nlink,
+                ..
+            }) => {
+                *mtime = now;
+                *ctime = now;
+                match sub {
+                    Some(true) => *nlink += 1,
+                    Some(false) => *nlink = nlink.saturating_sub(1),
+                    None => {}
+                }
+                Some(entries)
+            }
+            _ => None,
+        }
+    }
+
     /// Puts `name` in directory `dir`, referring to `ino`. Links count as
     /// Linux counts them: a directory has one for its name, one for its
     /// `.` and one per subdirectory's `..`.
     pub fn link(&mut self, dir: Ino, name: &[u8], ino: Ino, now: Time) {
         let is_dir = self.is_dir(ino);
-        if let Some(Inode {
-            node: Node::Dir { entries, .. },
-            mtime,
-            ctime,
-            nlink,
-            ..
-        }) = self.inodes.get_mut(&dir)
-        {
+        if let Some(entries) = self.changing_dir(dir, now, is_dir.then_some(true)) {
             entries.insert(name.to_vec(), ino);
-            *mtime = now;
-            *ctime = now;
-            if is_dir {
-                *nlink += 1;
-            }
         }
         if let Some(i) = self.inodes.get_mut(&ino) {
             // A new directory's `.` comes with its first name.
@@ -509,20 +528,8 @@ impl Disk {
             _ => return None,
         };
         let is_dir = self.is_dir(child);
-        if let Some(Inode {
-            node: Node::Dir { entries, .. },
-            mtime,
-            ctime,
-            nlink,
-            ..
-        }) = self.inodes.get_mut(&dir)
-        {
-            *mtime = now;
-            *ctime = now;
+        if let Some(entries) = self.changing_dir(dir, now, is_dir.then_some(false)) {
             entries.remove(name);
-            if is_dir {
-                *nlink = nlink.saturating_sub(1);
-            }
         }
         if let Some(i) = self.inodes.get_mut(&child) {
             i.nlink = i.nlink.saturating_sub(1);

@@ -843,6 +843,7 @@ fn vectored(
     Ok(total as i32)
 }
 
+/// The descriptor an op names (the sim has no registered file table).
 fn fd_of(t: Target) -> Result<i32, i32> {
     match t {
         Target::Fd(fd) => Ok(fd),

@@ -29,10 +29,10 @@
 mod wire;
 
 use super::fault::{self, FaultKind};
-use super::{next, State};
+use super::{fd_of, next, State};
 use crate::engine::buf_ring::BufRing;
 use crate::net::addr::{from_sockaddr, to_sockaddr};
-use crate::op::{Cqe, Op, Target, Timespec};
+use crate::op::{Cqe, Op, Timespec};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 pub(super) use wire::{heal, partition, settle};
@@ -166,13 +166,6 @@ pub(super) fn is_net(op: &Op) -> bool {
 /// Whether `fd` is one of the sim's sockets.
 pub(super) fn is_socket(st: &State, fd: i32) -> bool {
     st.net.socks.contains_key(&fd)
-}
-
-fn fd_of(t: Target) -> Result<i32, i32> {
-    match t {
-        Target::Fd(fd) => Ok(fd),
-        Target::Fixed(_) => Err(libc::EBADF),
-    }
 }
 
 /// A new socket of `addr`'s family.
@@ -380,12 +373,23 @@ fn resets(e: i32) -> bool {
 pub(super) fn start(st: &mut State, user_data: u64, op: Op, timeout: Option<(u64, Timespec)>) {
     st.clock += 1_000;
     st.ops += 1;
-    let r = match op {
-        Op::AcceptMulti { target } => fd_of(target).and_then(|fd| accept(st, user_data, fd)),
-        Op::RecvMulti { target, group } => {
-            fd_of(target).and_then(|fd| recv(st, user_data, fd, group))
-        }
-        Op::Connect { fd, addr, len } => {
+    let name = net_op_name(&op);
+    // The op's socket, found once (-1: none; its error is the op's).
+    let fd = match op {
+        Op::Connect { fd, .. } => Ok(fd),
+        Op::AcceptMulti { target }
+        | Op::RecvMulti { target, .. }
+        | Op::Send { target, .. }
+        | Op::SendMsg { target, .. }
+        | Op::SendZc { target, .. }
+        | Op::Shutdown { target, .. } => fd_of(target),
+        // A timeout not linked to a connect: nothing to time.
+        _ => Err(libc::EINVAL),
+    };
+    let r = fd.and_then(|fd| match op {
+        Op::AcceptMulti { .. } => accept(st, user_data, fd),
+        Op::RecvMulti { group, .. } => recv(st, user_data, fd, group),
+        Op::Connect { addr, len, .. } => {
             // SAFETY: addr holds len bytes of a socket address, in the op's
             // slab entry until it completes.
             let sa = unsafe { read_addr(addr, len) };
@@ -394,41 +398,15 @@ pub(super) fn start(st: &mut State, user_data: u64, op: Op, timeout: Option<(u64
                 None => Err(libc::EINVAL),
             }
         }
-        Op::Send { target, .. } | Op::SendMsg { target, .. } | Op::SendZc { target, .. } => {
-            fd_of(target).and_then(|fd| {
-                if let Some(Sock {
-                    state: Conn::Open(_),
-                    ..
-                }) = st.net.socks.get(&fd)
-                {
-                    let waiting = st
-                        .net
-                        .parked
-                        .values()
-                        .any(|p| p.fd == fd && matches!(p.what, Waiting::Send(_)));
-                    if waiting {
-                        park(st, user_data, fd, Waiting::Send(op));
-                        return Ok(None);
-                    }
-                }
-                send(st, user_data, fd, &op)
-            })
+        Op::Shutdown { how, .. } => shutdown(st, fd, how),
+        // A send behind a waiting one waits too: sends never interleave.
+        _ if sending(st, fd) => {
+            park(st, user_data, fd, Waiting::Send(op));
+            Ok(None)
         }
-        Op::Shutdown { target, how } => fd_of(target).and_then(|fd| shutdown(st, fd, how)),
-        // A timeout not linked to a connect: nothing to time.
-        _ => Err(libc::EINVAL),
-    };
-    let name = net_op_name(&op);
-    let fd = match op {
-        Op::Connect { fd, .. } => fd,
-        Op::AcceptMulti { target }
-        | Op::RecvMulti { target, .. }
-        | Op::Send { target, .. }
-        | Op::SendMsg { target, .. }
-        | Op::SendZc { target, .. }
-        | Op::Shutdown { target, .. } => fd_of(target).unwrap_or(-1),
-        _ => -1,
-    };
+        _ => send(st, user_data, fd, &op),
+    });
+    let fd = fd.unwrap_or(-1);
     match r {
         Ok(None) => {}
         Ok(Some(n)) => post(st, user_data, n, 0, name, fd),
@@ -439,6 +417,14 @@ pub(super) fn start(st: &mut State, user_data: u64, op: Op, timeout: Option<(u64
             }
         }
     }
+}
+
+/// Whether a send of socket `fd` waits for the window.
+fn sending(st: &State, fd: i32) -> bool {
+    st.net
+        .parked
+        .values()
+        .any(|p| p.fd == fd && matches!(p.what, Waiting::Send(_)))
 }
 
 /// The name fault rules and the trace give a network op.
