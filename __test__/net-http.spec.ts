@@ -464,20 +464,22 @@ test("server: 'upgrade' hands the socket over: the protocol after the 101 runs o
 test("server: server.timeout destroys a connection idle that long ('timeout' unheard); maxRequestsPerSocket answers Connection: close to the last one", async (t) => {
   const r = await sideBySide(t, async (s) => {
     const srv = http.createServer((req, res) => res.end(`ok ${req.url}`))
-    srv.timeout = 100
     srv.maxRequestsPerSocket = 2
     srv.keepAliveTimeout = 60_000
     const { port } = await listenOn(t, s.server, srv)
-    // Says nothing: destroyed after server.timeout.
-    const quiet = raw(t, s.client, port)
-    const quietResult = await quiet.result()
     const c = raw(t, s.client, port)
     c.socket.write(get('/1') + get('/2'))
     // (node:http leaves the connection open after the Connection: close it
-    // sends here, server.timeout or not: the client ends it.)
+    // sends here: the client ends it.)
     await c.until(/ok \/2$/)
     c.socket.end()
-    return { quiet: quietResult, pipelined: await c.result() }
+    const pipelined = await c.result()
+    // Taken by the connections made from now on; says nothing: destroyed
+    // after server.timeout.
+    srv.timeout = 100
+    const quiet = raw(t, s.client, port)
+    const quietResult = await quiet.result()
+    return { quiet: quietResult, pipelined }
   })
   t.deepEqual(r.quiet, { text: '', ended: true, error: undefined })
   const rs = responses(r.pipelined.text)
