@@ -779,8 +779,19 @@ export function serveHttp(httpServer: HttpLikeServer, options?: ServerOptions): 
     ...options,
   }
   const server = new Server(o)
+  // node's tls (https, http2's secure server) runs on a ringline socket as
+  // on any Duplex, through a JSStreamSocket, not on its handle as over
+  // node:net, and its TLSSocket takes allowHalfOpen from the socket. Once
+  // wrapped, the socket's own half-close must not end its writable side
+  // when the peer's FIN comes (a node:net socket under tls never sees that
+  // FIN): what tls still writes (the rest of a response, its close_notify)
+  // would be cut. tls ends the socket itself when it ends.
+  // (node:tls is loaded only for a server that may be one of its own.)
+  const tlsServer =
+    typeof (httpServer as { setSecureContext?: unknown }).setSecureContext === 'function' && httpServer instanceof (require('node:tls') as typeof import('node:tls')).Server
   server.on('connection', (s: Socket) => {
     httpServer.emit('connection', s)
+    if (tlsServer) s.allowHalfOpen = true
   })
   server.on('listening', () => {
     httpServer.emit('listening')
