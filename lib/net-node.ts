@@ -11,7 +11,7 @@ import * as nodeNet from 'node:net'
 import * as nodeStream from 'node:stream'
 import * as nodeEvents from 'node:events'
 import { defaultRing } from './default'
-import { invalidArgType, withCode } from './errors'
+import { codedError, invalidArgType, withCode } from './errors'
 import { validateBoolean, validateInteger, validateObject } from './validators'
 import type { AddressInfo, Listener, Socket as RingSocket } from './net'
 import type { Ring } from './ring'
@@ -89,11 +89,8 @@ export interface ServerListenOptions {
 
 type Callback = (err?: Error | null) => void
 
-function nodeError(code: string, message: string): Error & { code: string } {
-  const e = withCode(new Error(message), code)
-  e.stack = e.stack?.replace(/^Error/, `Error [${code}]`)
-  return e
-}
+/** withCode already prints the code in the stack (it was added twice: "Error [X] [X]: ..."). */
+const nodeError = codedError
 
 function isTimer(t: unknown): t is NodeJS.Timeout {
   return typeof t === 'object' && t !== null
