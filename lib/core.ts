@@ -126,6 +126,8 @@ const MS_PER_TURN = 4
 
 /** (token, result) pairs one onBatch call carries at most. */
 const RESULT_PAIRS = 1024
+/** The slot of `results` after the pairs (see RingCore.results). */
+const FLUSH_PENDING = 2 * RESULT_PAIRS
 
 export type OpenFactory = (id: number, info: number[]) => unknown
 
@@ -134,7 +136,12 @@ export class RingCore {
   readonly fast: FastPath
   readonly backend: 'io_uring' | 'mio' | 'sim'
   readonly fallbackReason: string | null
-  private readonly results = new Float64Array(2 * RESULT_PAIRS)
+  /**
+   * (token, result) pairs, and after them one slot, FLUSH_PENDING: 1
+   * while a flush is scheduled, so native code that submits inside a
+   * delivery knows this flush will take what completed at once.
+   */
+  private readonly results = new Float64Array(2 * RESULT_PAIRS + 1)
   private readonly bufs: unknown[] = []
   /**
    * Chunks of a batch at their event's index, and at [cap] and [cap + 1]
@@ -179,6 +186,7 @@ export class RingCore {
 
   private readonly flush = (): void => {
     this.scheduled = false
+    this.results[FLUSH_PENDING] = 0
     this.fast.flush()
   }
 
@@ -190,6 +198,7 @@ export class RingCore {
   private schedule(): void {
     if (this.scheduled) return
     this.scheduled = true
+    this.results[FLUSH_PENDING] = 1
     if (this.burst === 0) this.burstStart = performance.now()
     // On a sim ring only the count bounds a burst: a bound in real time
     // would make where the event loop turns, and so the seeded run, depend

@@ -142,14 +142,22 @@ impl NativeRing {
                 ..DriverConfig::default()
             },
         );
+        let results_value = results.raw();
         let refs = (
             js::reference(raw, on_batch.raw()),
-            js::reference(raw, results.raw()),
+            js::reference(raw, results_value),
             js::reference(raw, bufs.raw()),
             js::reference(raw, payloads.raw()),
         );
         let (Some(on_batch), Some(results), Some(bufs), Some(payloads)) = refs else {
             return Err(napi::Error::from_reason("cannot reference ring callbacks"));
+        };
+        // The slot after the pairs, if `results` has one (see JsState).
+        // A Float64Array that large (16 KiB) has its bytes off the V8 heap,
+        // where they never move, and the library never detaches it.
+        let flush_pending = match js::view_bytes(raw, results_value) {
+            Some((p, len)) if len % 16 == 8 => p.wrapping_add(len - 8).cast::<f64>() as *const f64,
+            _ => std::ptr::null(),
         };
         let shared = Arc::new(Shared {
             driver: Mutex::new(driver),
@@ -171,6 +179,7 @@ impl NativeRing {
                 pool: std::ptr::null_mut(),
                 pool_ptr: std::ptr::null_mut(),
                 pool_used: 0,
+                flush_pending,
                 tsfn: None,
                 thread: None,
                 poll: None,

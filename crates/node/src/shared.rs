@@ -33,6 +33,10 @@ pub(crate) struct JsState {
     pub(crate) pool: sys::napi_ref,
     pub(crate) pool_ptr: *mut u8,
     pub(crate) pool_used: usize,
+    /// The slot after the last (token, result) pair of `results`, where
+    /// JS keeps 1 while a flush of its own is scheduled (lib/core.ts,
+    /// `FLUSH_PENDING`); null if `results` has no such slot.
+    pub(crate) flush_pending: *const f64,
     pub(crate) tsfn: Option<Tsfn>,
     pub(crate) thread: Option<JoinHandle<()>>,
     pub(crate) poll: Option<crate::loop_poll::LoopPoll>,
@@ -141,8 +145,8 @@ impl Shared {
     /// are being handled (re-armed receives, the rest of a short send, the
     /// sends JS queued inside `onBatch`), with the kernel's eventfd muted:
     /// what completes inline goes into the inbox, and the loop's timer
-    /// delivers it on the next iteration unless a flush from JS (which
-    /// takes the inbox) comes first. A plain submit here woke the
+    /// delivers it on the next iteration, unless JS has a flush scheduled
+    /// (it takes the inbox; a handler that wrote scheduled one). A plain submit here woke the
     /// completion thread for every such completion: in a 64 B ping-pong on
     /// one connection, a thread wake-up, a threadsafe-function call and a
     /// loop iteration per round trip.
@@ -160,13 +164,22 @@ impl Shared {
         if !reaped {
             return;
         }
+        let s = lock(&self.js);
+        // SAFETY: the slot is in `results`' backing store, which the
+        // strong reference keeps alive until finalize; this is the JS
+        // thread, the only one that writes it.
+        if !s.finalized && !s.flush_pending.is_null() && unsafe { *s.flush_pending } != 0.0 {
+            // The flush JS has scheduled takes the inbox.
+            return;
+        }
         if self.in_timer.load(Ordering::Relaxed) {
             // The libuv of node 20 (1.46) runs a zero-delay timer restarted
             // by its own callback again in the same pass, with no end while
             // every pass completes more (a ping-pong would never leave the
             // timer phase): wake the usual way instead.
+            drop(s);
             self.engine().wake();
-        } else if let Some(t) = &lock(&self.js).timer {
+        } else if let Some(t) = &s.timer {
             t.kick();
         }
     }
