@@ -673,6 +673,12 @@ impl Engine for MioEngine {
     #[cfg(unix)]
     fn wake(&self) {
         self.waiter.wake();
+        // Completion mode 'loop' has no thread in `wait`: the event loop
+        // watches the poll itself (`notify_fd`), which the waker rings. A
+        // ring that reaped into its inbox and cannot use its timer (see
+        // flush_quiet in the node crate) counts on this.
+        self.rung.store(true, Ordering::Release);
+        let _ = self.waker.wake();
     }
 
     fn supports(&self, feature: Feature) -> bool {
