@@ -142,6 +142,8 @@ impl NativeRing {
                 ..DriverConfig::default()
             },
         );
+        let (results_ptr, results_len) = js::view_bytes(raw, results.raw())
+            .ok_or_else(|| napi::Error::from_reason("results must be a Float64Array"))?;
         let refs = (
             js::reference(raw, on_batch.raw()),
             js::reference(raw, results.raw()),
@@ -165,6 +167,8 @@ impl NativeRing {
             js: Mutex::new(JsState {
                 on_batch,
                 results,
+                results_ptr: results_ptr.cast(),
+                results_cap: results_len / 16,
                 bufs,
                 payloads,
                 pool: std::ptr::null_mut(),

@@ -22,6 +22,13 @@ use std::thread::JoinHandle;
 pub(crate) struct JsState {
     pub(crate) on_batch: sys::napi_ref,
     pub(crate) results: sys::napi_ref,
+    /// The `results` Float64Array's memory, `results_cap` (token, result)
+    /// pairs, looked up once: its ArrayBuffer is library-internal (never
+    /// detached or transferred), kept alive by `results`, and its backing
+    /// store never moves (16 KiB: V8 keeps typed arrays over 64 bytes off
+    /// its heap).
+    pub(crate) results_ptr: *mut f64,
+    pub(crate) results_cap: usize,
     pub(crate) bufs: sys::napi_ref,
     /// JS array: received chunks of a batch, by position in the batch
     /// (large ones); small ones are views of the pool Buffer, which sits at
@@ -98,6 +105,25 @@ const DELIVERY_BUDGET: std::time::Duration = std::time::Duration::from_millis(4)
 /// Bytes of the receive pool, and the largest chunk copied into it.
 const POOL_SIZE: usize = 64 * 1024;
 const POOLED_MAX: usize = 8 * 1024;
+
+/// A JS value behind a reference, looked up on first use.
+struct LazyRef {
+    r: sys::napi_ref,
+    v: Option<sys::napi_value>,
+}
+
+impl LazyRef {
+    fn new(r: sys::napi_ref) -> LazyRef {
+        LazyRef { r, v: None }
+    }
+
+    fn get(&mut self, env: sys::napi_env) -> Option<sys::napi_value> {
+        if self.v.is_none() {
+            self.v = js::deref(env, self.r);
+        }
+        self.v
+    }
+}
 
 /// Settlements waiting for the running `onBatch` to return.
 pub(crate) struct Deferred(pub(crate) Vec<Done>);
@@ -176,26 +202,26 @@ impl Shared {
     }
 
     fn deliver_now(&self, env: sys::napi_env, dones: Vec<Done>) {
-        let (on_batch, results, bufs, payloads, finalized) = {
+        let (on_batch, bufs, payloads, finalized, out, cap) = {
             let s = lock(&self.js);
-            (s.on_batch, s.results, s.bufs, s.payloads, s.finalized)
+            (
+                s.on_batch,
+                s.bufs,
+                s.payloads,
+                s.finalized,
+                s.results_ptr,
+                s.results_cap,
+            )
         };
-        if finalized {
+        if finalized || out.is_null() {
             return self.discard(dones);
         }
-        let (Some(on_batch), Some(results), Some(bufs), Some(payloads)) = (
-            js::deref(env, on_batch),
-            js::deref(env, results),
-            js::deref(env, bufs),
-            js::deref(env, payloads),
-        ) else {
+        let Some(on_batch) = js::deref(env, on_batch) else {
             return self.discard(dones);
         };
-        let Some((rptr, rlen)) = js::view_bytes(env, results) else {
-            return self.discard(dones);
-        };
-        let cap = rlen / 16;
-        let out = rptr.cast::<f64>();
+        // Most batches (plain reads and writes) need neither array.
+        let mut bufs = LazyRef::new(bufs);
+        let mut payloads = LazyRef::new(payloads);
         let mut n = 0usize;
         let mut spent: Vec<AlignedBuf> = Vec::new();
         let mut bids: Vec<u16> = Vec::new();
@@ -208,13 +234,15 @@ impl Shared {
             let more = done.payload.more();
             match done.payload {
                 Payload::Bounce { buf, user_offset } => {
-                    if let Some(target) = js::element(env, bufs, done.token) {
+                    if let Some(target) = bufs.get(env).and_then(|a| js::element(env, a, done.token)) {
                         copy_out(env, target, user_offset, buf.as_slice());
                     }
                     spent.push(buf);
                 }
                 Payload::Stat(s) => {
-                    if let Some(arr) = js::f64_array(env, &stat_fields(&s)) {
+                    if let (Some(arr), Some(bufs)) =
+                        (js::f64_array(env, &stat_fields(&s)), bufs.get(env))
+                    {
                         js::set_element(env, bufs, done.token, arr);
                     }
                 }
@@ -255,6 +283,9 @@ impl Shared {
                             pooled = false;
                             self.new_pool(env);
                         }
+                        let Some(payloads) = payloads.get(env) else {
+                            continue;
+                        };
                         if !pooled {
                             pooled = self.announce_pool(env, payloads, cap);
                         }
@@ -266,14 +297,20 @@ impl Shared {
                         } else if let Some(b) = js::buffer_from_parts(env, &parts, total) {
                             js::set_element(env, payloads, n as u32, b);
                         }
-                    } else if let Some(b) = js::buffer_from_parts(env, &parts, total) {
+                    } else if let (Some(b), Some(payloads)) = (
+                        js::buffer_from_parts(env, &parts, total),
+                        payloads.get(env),
+                    ) {
                         js::set_element(env, payloads, n as u32, b);
                     }
                 }
                 Payload::Call(c) => {
                     if let Some(bytes) = c.output() {
                         let part = [(bytes.as_ptr(), bytes.len())];
-                        if let Some(b) = js::buffer_from_parts(env, &part, bytes.len()) {
+                        if let (Some(b), Some(bufs)) = (
+                            js::buffer_from_parts(env, &part, bytes.len()),
+                            bufs.get(env),
+                        ) {
                             js::set_element(env, bufs, done.token, b);
                         }
                     }
@@ -283,11 +320,14 @@ impl Shared {
             let token = if more {
                 -(f64::from(done.token) + 1.0)
             } else {
-                lock(&self.weak).remove(&done.token);
+                let mut weak = lock(&self.weak);
+                if !weak.is_empty() {
+                    weak.remove(&done.token);
+                }
                 f64::from(done.token)
             };
-            // SAFETY: n < cap pairs fit in the results array (rlen bytes);
-            // the array is library-internal and never detached.
+            // SAFETY: n < cap pairs fit in the results array (see
+            // `JsState::results_ptr`).
             unsafe {
                 *out.add(2 * n) = token;
                 *out.add(2 * n + 1) = result;
@@ -436,6 +476,10 @@ impl Shared {
             // past that, something else is surely pending.
             pending > 0 && (weak.is_empty() || pending > 2 * weak.len() || d.pending_besides(&weak))
         };
+        if busy && self.refed.load(Ordering::Relaxed) {
+            // Already ref'd, and a close waits for nothing pending.
+            return;
+        }
         let s = lock(&self.js);
         if s.finalized {
             return;
