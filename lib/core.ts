@@ -130,7 +130,8 @@ export class RingCore {
   readonly fast: FastPath
   readonly backend: 'io_uring' | 'mio' | 'sim'
   readonly fallbackReason: string | null
-  private readonly results = new Float64Array(2 * 1024)
+  /** (token, result) pairs, then two flags: onBatch is running; a delivery waited for it (native code sets it). */
+  private readonly results = new Float64Array(2 * 1024 + 2)
   private readonly bufs: unknown[] = []
   private readonly payloads: (Buffer | undefined)[] = []
   private readonly ops: (Op | undefined)[] = []
@@ -168,7 +169,9 @@ export class RingCore {
 
   private readonly flush = (): void => {
     this.scheduled = false
-    this.fast.flush()
+    // The completions it reaped are left for us to settle.
+    const n = this.fast.flush()
+    if (n > 0) this.onBatch(n)
   }
 
   private readonly turned = (): void => {
@@ -505,7 +508,9 @@ export class RingCore {
     const r = this.results
     // Small received chunks are back to back in the receive pool, from
     // this offset on (set by native code for this batch).
-    const cap = r.length >> 1
+    const cap = (r.length - 2) >> 1
+    // Native code must not write pairs while this runs (see the end).
+    r[2 * cap] = 1
     let pool: Buffer | undefined
     let off = 0
     let thrown: { e: unknown } | undefined
@@ -551,6 +556,13 @@ export class RingCore {
       } catch (e) {
         thrown ??= { e }
       }
+    }
+    r[2 * cap] = 0
+    if (r[2 * cap + 1] !== 0) {
+      // Settlements made meanwhile (a stream's consumer closing a socket)
+      // waited natively: take them now.
+      const m = this.fast.flush()
+      if (m > 0) this.onBatch(m)
     }
     // Memory the batch gave back (recycled once this returns) may let
     // parked ops go.

@@ -165,11 +165,12 @@ unsafe extern "C" fn read_many(
     int(env, out)
 }
 
-/// `flush() -> 0 | -errno`
+/// `flush() -> n | -errno`: `n` (token, result) pairs in `results` that the
+/// caller settles with `onBatch(n)` (a call from here would cost more).
 unsafe extern "C" fn flush(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: created by `functions`.
     let (_, shared) = unsafe { args::<0>(env, info) };
-    int(env, shared.flush(env))
+    int(env, shared.flush_to(env, true))
 }
 
 unsafe extern "C" fn release(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {

@@ -167,8 +167,6 @@ impl NativeRing {
             js: Mutex::new(JsState {
                 on_batch,
                 results,
-                results_ptr: results_ptr.cast(),
-                results_cap: results_len / 16,
                 bufs,
                 payloads,
                 pool: std::ptr::null_mut(),
@@ -186,6 +184,9 @@ impl NativeRing {
                 hook: std::ptr::null(),
                 env: raw,
             }),
+            results_ptr: std::sync::atomic::AtomicPtr::new(results_ptr.cast()),
+            // The pairs, then two flags (see `Shared::results_ptr`).
+            results_cap: (results_len / 8).saturating_sub(2) / 2,
             sqpoll: options.sqpoll,
             entries,
             max_in_flight,

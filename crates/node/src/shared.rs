@@ -14,7 +14,7 @@ use ringline_core::driver::{Done, Driver, Payload};
 use ringline_core::engine::Engine;
 use ringline_core::op::Cqe;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 
@@ -22,13 +22,6 @@ use std::thread::JoinHandle;
 pub(crate) struct JsState {
     pub(crate) on_batch: sys::napi_ref,
     pub(crate) results: sys::napi_ref,
-    /// The `results` Float64Array's memory, `results_cap` (token, result)
-    /// pairs, looked up once: its ArrayBuffer is library-internal (never
-    /// detached or transferred), kept alive by `results`, and its backing
-    /// store never moves (16 KiB: V8 keeps typed arrays over 64 bytes off
-    /// its heap).
-    pub(crate) results_ptr: *mut f64,
-    pub(crate) results_cap: usize,
     pub(crate) bufs: sys::napi_ref,
     /// JS array: received chunks of a batch, by position in the batch
     /// (large ones); small ones are views of the pool Buffer, which sits at
@@ -92,12 +85,28 @@ pub struct Shared {
     /// (an unref'd socket's receive stream). JS thread only.
     pub(crate) weak: Mutex<std::collections::HashSet<u32>>,
     pub(crate) js: Mutex<JsState>,
+    /// The `results` Float64Array's memory, looked up once: its ArrayBuffer
+    /// is library-internal (never detached or transferred), kept alive by
+    /// `JsState::results` until `finalize` (which nulls this), and its
+    /// backing store never moves (16 KiB: V8 keeps typed arrays over 64
+    /// bytes off its heap). `results_cap` (token, result) pairs, then two
+    /// flags: [`JS_BUSY`] and [`JS_DEFERRED`].
+    pub(crate) results_ptr: AtomicPtr<f64>,
+    pub(crate) results_cap: usize,
     pub(crate) sqpoll: bool,
     pub(crate) entries: u32,
     pub(crate) max_in_flight: u32,
     /// Why io_uring was not used (`backend: 'auto'` fell back to mio).
     pub(crate) fallback_reason: Option<String>,
 }
+
+/// `results[2 * cap + JS_BUSY]` is non-zero while JavaScript's `onBatch`
+/// runs (it sets and clears it): a delivery then waits in `deferred`, and
+/// sets `results[2 * cap + JS_DEFERRED]`, after which `onBatch` calls
+/// `flush()` to take it. (`fast.flush` leaves its batch's last pairs for
+/// JavaScript to settle, so `onBatch` also runs outside any native call.)
+const JS_BUSY: usize = 0;
+const JS_DEFERRED: usize = 1;
 
 /// How long threadsafe-function deliveries may run in one loop iteration.
 const DELIVERY_BUDGET: std::time::Duration = std::time::Duration::from_millis(4);
@@ -161,7 +170,16 @@ impl Shared {
 
     /// Completes a batch in the driver and delivers it (JS thread).
     pub fn process(&self, env: Option<sys::napi_env>, cqes: &[Cqe]) {
-        let mut dones = Vec::with_capacity(cqes.len());
+        self.process_to(env, cqes, false);
+    }
+
+    /// Like [`Shared::process`]; with `handoff`, the batch's last pairs are
+    /// left in `results` for the caller's JavaScript to settle (the count is
+    /// returned) instead of a call of `onBatch`. Settlements deferred while
+    /// JavaScript's `onBatch` ran go first.
+    fn process_to(&self, env: Option<sys::napi_env>, cqes: &[Cqe], handoff: bool) -> usize {
+        let mut dones = std::mem::take(&mut lock(&self.deferred).0);
+        dones.reserve(cqes.len());
         {
             let mut d = lock(&self.driver);
             for c in cqes {
@@ -169,10 +187,30 @@ impl Shared {
             }
             let _ = d.flush();
         }
-        match env {
-            Some(env) => self.deliver(env, dones),
-            None => self.discard(dones),
+        if dones.is_empty() && cqes.is_empty() {
+            return 0;
         }
+        match env {
+            Some(env) => self.deliver_to(env, dones, handoff),
+            None => {
+                self.discard(dones);
+                0
+            }
+        }
+    }
+
+    /// The results array's flag `i` (after the pairs), if the array is live.
+    fn flag(&self, i: usize) -> Option<*mut f64> {
+        let p = self.results_ptr.load(Ordering::Relaxed);
+        // SAFETY: the two flags follow the `results_cap` pairs (see
+        // `results_ptr`); null once finalized.
+        (!p.is_null()).then(|| unsafe { p.add(2 * self.results_cap + i) })
+    }
+
+    /// Whether JavaScript's `onBatch` is running (it owns `results` then).
+    fn js_busy(&self) -> bool {
+        // SAFETY: a live f64 of the results array (JS thread only).
+        self.flag(JS_BUSY).is_some_and(|p| unsafe { *p } != 0.0)
     }
 
     fn discard(&self, dones: Vec<Done>) {
@@ -188,37 +226,63 @@ impl Shared {
     /// the event's position (consecutive chunks of one stream joined into
     /// one Buffer).
     pub(crate) fn deliver(&self, env: sys::napi_env, dones: Vec<Done>) {
-        if self.delivering.load(Ordering::Relaxed) {
+        self.deliver_to(env, dones, false);
+    }
+
+    /// [`Shared::deliver`]; with `handoff`, see [`Shared::process_to`].
+    fn deliver_to(&self, env: sys::napi_env, dones: Vec<Done>, handoff: bool) -> usize {
+        let native = self.delivering.load(Ordering::Relaxed);
+        if native || self.js_busy() {
             lock(&self.deferred).0.extend(dones);
-            return;
+            if !native {
+                if let Some(p) = self.flag(JS_DEFERRED) {
+                    // SAFETY: as in js_busy.
+                    unsafe { *p = 1.0 };
+                }
+            }
+            return 0;
         }
         self.delivering.store(true, Ordering::Relaxed);
-        self.deliver_now(env, dones);
+        let mut left = self.deliver_now(env, dones, handoff);
         self.delivering.store(false, Ordering::Relaxed);
         let later = std::mem::take(&mut lock(&self.deferred).0);
         if !later.is_empty() {
-            self.deliver(env, later);
+            if left > 0 {
+                // The later ones reuse `results`: settle these first.
+                self.call_on_batch(env, left);
+                left = 0;
+            }
+            self.deliver_to(env, later, false);
+        }
+        left
+    }
+
+    /// Calls `onBatch(n)`.
+    fn call_on_batch(&self, env: sys::napi_env, n: usize) {
+        let f = lock(&self.js).on_batch;
+        if let Some(f) = js::deref(env, f) {
+            self.delivering.store(true, Ordering::Relaxed);
+            js::call(env, f, &[js::number(env, n as f64)]);
+            self.delivering.store(false, Ordering::Relaxed);
         }
     }
 
-    fn deliver_now(&self, env: sys::napi_env, dones: Vec<Done>) {
-        let (on_batch, bufs, payloads, finalized, out, cap) = {
+    /// Returns how many pairs it left for JavaScript (`handoff`).
+    fn deliver_now(&self, env: sys::napi_env, dones: Vec<Done>, handoff: bool) -> usize {
+        let (on_batch, bufs, payloads, finalized, closing) = {
             let s = lock(&self.js);
-            (
-                s.on_batch,
-                s.bufs,
-                s.payloads,
-                s.finalized,
-                s.results_ptr,
-                s.results_cap,
-            )
+            (s.on_batch, s.bufs, s.payloads, s.finalized, s.closing)
         };
+        let out = self.results_ptr.load(Ordering::Relaxed);
+        let cap = self.results_cap;
         if finalized || out.is_null() {
-            return self.discard(dones);
+            self.discard(dones);
+            return 0;
         }
-        let Some(on_batch) = js::deref(env, on_batch) else {
-            return self.discard(dones);
-        };
+        // A closing ring may finalize below (and call onBatch(-1)): its
+        // batch settles first, natively.
+        let handoff = handoff && !closing;
+        let mut on_batch = LazyRef::new(on_batch);
         // Most batches (plain reads and writes) need neither array.
         let mut bufs = LazyRef::new(bufs);
         let mut payloads = LazyRef::new(payloads);
@@ -277,7 +341,9 @@ impl Shared {
                             // The segment's views refer to the old pool:
                             // hand them over before starting a new one.
                             if pooled && n > 0 {
-                                js::call(env, on_batch, &[js::number(env, n as f64)]);
+                                if let Some(f) = on_batch.get(env) {
+                                    js::call(env, f, &[js::number(env, n as f64)]);
+                                }
                                 n = 0;
                             }
                             pooled = false;
@@ -334,13 +400,18 @@ impl Shared {
             }
             n += 1;
             if n == cap {
-                js::call(env, on_batch, &[js::number(env, n as f64)]);
+                if let Some(f) = on_batch.get(env) {
+                    js::call(env, f, &[js::number(env, n as f64)]);
+                }
                 n = 0;
                 pooled = false;
             }
         }
-        if n > 0 {
-            js::call(env, on_batch, &[js::number(env, n as f64)]);
+        let left = if handoff { n } else { 0 };
+        if n > 0 && !handoff {
+            if let Some(f) = on_batch.get(env) {
+                js::call(env, f, &[js::number(env, n as f64)]);
+            }
         }
         let mut extra = Vec::new();
         {
@@ -360,6 +431,7 @@ impl Shared {
             lock(&self.deferred).0.extend(extra);
         }
         self.settle_lifecycle(env);
+        left
     }
 
     /// Whether the threadsafe function's deliveries have run for longer
@@ -553,12 +625,23 @@ impl Shared {
     /// Submits everything queued in one syscall, then settles whatever the
     /// kernel completed inline (page-cache hits) without a thread hop.
     pub fn flush(&self, env: sys::napi_env) -> i32 {
-        if self.delivering.load(Ordering::Relaxed) {
+        self.flush_to(env, false)
+    }
+
+    /// [`Shared::flush`]; with `handoff` (`fast.flush`), returns how many
+    /// pairs it left in `results` for the caller to settle (see
+    /// [`Shared::process_to`]), else `0` or `-errno`.
+    pub fn flush_to(&self, env: sys::napi_env, handoff: bool) -> i32 {
+        if self.delivering.load(Ordering::Relaxed) || self.js_busy() {
             // Inside onBatch: submit only; completions come the usual way.
             return match lock(&self.driver).flush() {
                 Ok(()) => 0,
                 Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
             };
+        }
+        if let Some(p) = self.flag(JS_DEFERRED) {
+            // SAFETY: as in js_busy; what it flagged is taken below.
+            unsafe { *p = 0.0 };
         }
         let (r, batch) = {
             let mut d = lock(&self.driver);
@@ -566,10 +649,9 @@ impl Shared {
             let r = d.flush_and_reap(&mut ib);
             (r, std::mem::take(&mut *ib))
         };
-        if !batch.is_empty() {
-            self.process(Some(env), &batch);
-        }
+        let left = self.process_to(Some(env), &batch, handoff);
         match r {
+            _ if left > 0 => left as i32,
             Ok(()) => 0,
             Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
         }
@@ -584,6 +666,8 @@ impl Shared {
                 return;
             }
             s.finalized = true;
+            self.results_ptr
+                .store(std::ptr::null_mut(), Ordering::Relaxed);
             (
                 s.thread.take(),
                 s.tsfn.take(),
