@@ -298,7 +298,9 @@ impl Shared {
             let more = done.payload.more();
             match done.payload {
                 Payload::Bounce { buf, user_offset } => {
-                    if let Some(target) = bufs.get(env).and_then(|a| js::element(env, a, done.token)) {
+                    if let Some(target) =
+                        bufs.get(env).and_then(|a| js::element(env, a, done.token))
+                    {
                         copy_out(env, target, user_offset, buf.as_slice());
                     }
                     spent.push(buf);
@@ -363,10 +365,9 @@ impl Shared {
                         } else if let Some(b) = js::buffer_from_parts(env, &parts, total) {
                             js::set_element(env, payloads, n as u32, b);
                         }
-                    } else if let (Some(b), Some(payloads)) = (
-                        js::buffer_from_parts(env, &parts, total),
-                        payloads.get(env),
-                    ) {
+                    } else if let (Some(b), Some(payloads)) =
+                        (js::buffer_from_parts(env, &parts, total), payloads.get(env))
+                    {
                         js::set_element(env, payloads, n as u32, b);
                     }
                 }
