@@ -91,6 +91,13 @@ class Op {
 
 function noop(): void {}
 
+/**
+ * A microtask through a settled promise: Node's queueMicrotask makes an
+ * AsyncResource and a bound function for each call, which cost more than
+ * the flush it schedules.
+ */
+const resolved = Promise.resolve()
+
 /** `-ECANCELED`: what the kernel says of an op it did not run. */
 const ECANCELED = -125
 const EBADF = -9
@@ -193,7 +200,7 @@ export class RingCore {
       else inTime = now - this.burstStart < MS_PER_TURN
     }
     if (this.burst++ < FLUSHES_PER_TURN && inTime) {
-      queueMicrotask(this.flush)
+      resolved.then(this.flush)
       if (!this.turnWatch) {
         this.turnWatch = true
         setImmediate(this.turned)
