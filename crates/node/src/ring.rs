@@ -153,6 +153,7 @@ impl NativeRing {
         let (Some(on_batch), Some(results), Some(bufs), Some(payloads)) = refs else {
             return Err(napi::Error::from_reason("cannot reference ring callbacks"));
         };
+        let loop_mode = options.completion == "loop";
         let shared = Arc::new(Shared {
             driver: Mutex::new(driver),
             backend: engine.name(),
@@ -187,12 +188,15 @@ impl NativeRing {
             results_ptr: std::sync::atomic::AtomicPtr::new(results_ptr.cast()),
             // The pairs, then two flags (see `Shared::results_ptr`).
             results_cap: (results_len / 8).saturating_sub(2) / 2,
+            // io_uring's completions ring only its eventfd (mio's thread
+            // also drives sockets and timers in its wait).
+            hybrid: !loop_mode && engine.name() == "io_uring",
+            js_waits: AtomicBool::new(false),
             sqpoll: options.sqpoll,
             entries,
             max_in_flight,
             fallback_reason: selected.fallback_reason,
         });
-        let loop_mode = options.completion == "loop";
         let hook = Arc::into_raw(shared.clone());
         // SAFETY: JS thread; the hook and its arg stay valid until removed
         // in finalize or run at env teardown.
@@ -202,7 +206,7 @@ impl NativeRing {
             let fd = engine
                 .notify_fd()
                 .ok_or_else(|| napi::Error::from_reason("engine has no notify fd"))?;
-            let poll = crate::loop_poll::LoopPoll::start(raw, Arc::as_ptr(&shared), fd)
+            let poll = crate::loop_poll::LoopPoll::start(raw, Arc::as_ptr(&shared), fd, false)
                 .ok_or_else(|| napi::Error::from_reason("uv_poll_init failed"))?;
             lock(&shared.js).poll = Some(poll);
         } else {
@@ -213,11 +217,21 @@ impl NativeRing {
             engine.set_notify(Some(completion::notifier(&shared, tsfn)));
             let timer = crate::loop_poll::LoopTimer::new(raw, Arc::as_ptr(&shared));
             let prepare = crate::loop_poll::LoopPrepare::start(raw, Arc::as_ptr(&shared));
+            // At low queue depth the loop waits on the eventfd itself (see
+            // completion.rs); paused until the loop first decides so.
+            let poll = if shared.hybrid {
+                engine.notify_fd().and_then(|fd| {
+                    crate::loop_poll::LoopPoll::start(raw, Arc::as_ptr(&shared), fd, true)
+                })
+            } else {
+                None
+            };
             let mut s = lock(&shared.js);
             s.tsfn = Some(tsfn);
             s.thread = Some(thread);
             s.timer = timer;
             s.prepare = prepare;
+            s.poll = poll;
         }
         Ok(NativeRing { shared })
     }

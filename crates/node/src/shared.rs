@@ -93,6 +93,13 @@ pub struct Shared {
     /// flags: [`JS_BUSY`] and [`JS_DEFERRED`].
     pub(crate) results_ptr: AtomicPtr<f64>,
     pub(crate) results_cap: usize,
+    /// Thread mode on io_uring: at low queue depth the JS thread's loop
+    /// waits on the eventfd itself and the completion thread is parked
+    /// (see `completion.rs`).
+    pub(crate) hybrid: bool,
+    /// The JS thread's loop is the one waiting (its poll runs); the
+    /// completion thread leaves the eventfd alone.
+    pub(crate) js_waits: AtomicBool,
     pub(crate) sqpoll: bool,
     pub(crate) entries: u32,
     pub(crate) max_in_flight: u32,
@@ -579,6 +586,36 @@ impl Shared {
         }
     }
 
+    /// Thread mode on io_uring, as the loop is about to block: with few ops
+    /// in flight, the loop waits for their completions itself (one wake-up
+    /// of this thread instead of the completion thread's, then a
+    /// threadsafe-function call's); with many, the completion thread does.
+    fn choose_waiter(&self) {
+        let pending = lock(&self.driver).pending();
+        let js = self.js_waits.load(Ordering::Relaxed);
+        let want = if js {
+            pending <= crate::completion::HANDBACK_DEPTH
+        } else {
+            pending > 0 && pending <= crate::completion::TAKEOVER_DEPTH
+        };
+        if want == js {
+            return;
+        }
+        let s = lock(&self.js);
+        let (Some(poll), false) = (&s.poll, s.finalized) else {
+            return;
+        };
+        self.js_waits.store(want, Ordering::SeqCst);
+        if want {
+            poll.resume();
+        } else {
+            poll.pause();
+            if let Some(t) = &s.thread {
+                t.thread().unpark();
+            }
+        }
+    }
+
     /// The ring's eventfd is readable (loop delivery mode): settle what is ready.
     pub fn on_loop_readable(&self) {
         let (env, scope) = {
@@ -731,6 +768,8 @@ impl Shared {
         self.engine().set_notify(None);
         lock(&self.driver).wake();
         if let Some(t) = thread {
+            // It may be parked while the loop waits (hybrid).
+            t.thread().unpark();
             let _ = t.join();
         }
     }
@@ -770,6 +809,9 @@ impl crate::loop_poll::LoopOwner for Shared {
 
     fn preparing(&self) {
         self.engine().idle();
+        if self.hybrid {
+            self.choose_waiter();
+        }
     }
 }
 
