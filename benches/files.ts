@@ -62,6 +62,7 @@
 //                             --direct=1; page cache: --direct=0
 //                             --invalidate=0 --iodepth_batch_submit=N
 //                             --iodepth_batch_complete_min=1
+//     fio psync               (1 in flight) --ioengine=psync: one pread at a time
 //   WAL append+fdatasync  4 KiB appends, each durable (fdatasync) before the
 //                         next, to a fresh file per measurement:
 //     ringline append         fh.append(buf, { sync: 'data' }) (linked write+fdatasync)
@@ -251,6 +252,7 @@ const SUMMARY: [string, string][] = [
   ['fs/promises+UV_USE_IO_URING', 'prom+uring'],
   ['fs callback+UV_USE_IO_URING', 'cb+uring'],
   ['fio io_uring', 'fio'],
+  ['fio psync', 'fio psync'],
 ]
 
 /** ops/s of the main engines, one row per read workload and engine (the peers on the first). */
@@ -697,6 +699,10 @@ async function main(): Promise<void> {
       else w.push({ group: name, engine: 'bun fs.promises', skip: bunWhy })
       if (fio) add('fio io_uring', () => fioRandRead(fio, spec, t))
       else w.push({ group: name, engine: 'fio io_uring', skip: fioWhy })
+      if (depth === 1) {
+        if (fio) add('fio psync', () => fioRandRead(fio, spec, t, 'psync'))
+        else w.push({ group: name, engine: 'fio psync', skip: fioWhy })
+      }
       groups.push({
         name,
         title: `4 KiB random reads, ${depth} in flight, ${direct ? `O_DIRECT, ${o.directSize / MiB} MiB file` : `page cache hot, ${o.cacheSize / MiB} MiB file`}`,

@@ -84,12 +84,14 @@ export interface FioRead {
 }
 
 /**
- * 4 KiB random reads with the io_uring engine, `depth` in flight. O_DIRECT:
+ * 4 KiB random reads with the io_uring engine, `depth` in flight (or with
+ * psync: one read(2) at a time, the limit of 1 in flight). O_DIRECT:
  * fio's defaults (one submission per I/O as slots free up). Page cache:
  * --direct=0 --invalidate=0 (keep the cache hot) with batched submission,
  * --iodepth_batch_submit=N --iodepth_batch_complete_min=1.
  */
-export async function fioRandRead(fio: string, w: FioRead, opts: TimedOptions): Promise<Measurement> {
+export async function fioRandRead(fio: string, w: FioRead, opts: TimedOptions, engine: 'io_uring' | 'psync' = 'io_uring'): Promise<Measurement> {
+  const depth = engine === 'psync' ? [] : [`--iodepth=${w.depth}`, ...(w.direct ? [] : [`--iodepth_batch_submit=${w.depth}`, '--iodepth_batch_complete_min=1'])]
   const args = [
     '--name=rr',
     `--filename=${w.file}`,
@@ -98,9 +100,8 @@ export async function fioRandRead(fio: string, w: FioRead, opts: TimedOptions): 
     '--bs=4k',
     `--direct=${w.direct ? 1 : 0}`,
     '--invalidate=0',
-    '--ioengine=io_uring',
-    `--iodepth=${w.depth}`,
-    ...(w.direct ? [] : [`--iodepth_batch_submit=${w.depth}`, '--iodepth_batch_complete_min=1']),
+    `--ioengine=${engine}`,
+    ...depth,
     '--norandommap',
     '--randrepeat=0',
     '--lat_percentiles=1',

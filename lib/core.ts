@@ -7,6 +7,7 @@
 // Completing: native code writes (token, result) pairs into `results` and
 // calls onBatch(n) once per batch; the promises of the batch settle there.
 
+import { performance } from 'node:perf_hooks'
 import { NativeRing, type FastPath, type NativeRingOptions, type NativeStats } from './native'
 import { AbortError, backendError, systemError, type SystemError } from './errors'
 import { Stats } from './stats'
@@ -92,6 +93,13 @@ class Op {
 
 function noop(): void {}
 
+/**
+ * A microtask through a settled promise: Node's queueMicrotask makes an
+ * AsyncResource and a bound function for each call, which cost more than
+ * the flush it schedules.
+ */
+const resolved = Promise.resolve()
+
 /** `-ECANCELED`: what the kernel says of an op it did not run. */
 const ECANCELED = -125
 const EBADF = -9
@@ -126,8 +134,10 @@ const MS_PER_TURN = 4
 
 /** (token, result) pairs one onBatch call carries at most. */
 const RESULT_PAIRS = 1024
-/** The slot of `results` after the pairs (see RingCore.results). */
-const FLUSH_PENDING = 2 * RESULT_PAIRS
+/** The flags after the pairs of `results` (crates/node/src/shared.rs: JS_BUSY, JS_DEFERRED, FLUSH_PENDING). */
+const JS_BUSY = 0
+const JS_DEFERRED = 1
+const FLUSH_PENDING = 2
 
 export type OpenFactory = (id: number, info: number[]) => unknown
 
@@ -137,11 +147,12 @@ export class RingCore {
   readonly backend: 'io_uring' | 'mio' | 'sim'
   readonly fallbackReason: string | null
   /**
-   * (token, result) pairs, and after them one slot, FLUSH_PENDING: 1
-   * while a flush is scheduled, so native code that submits inside a
-   * delivery knows this flush will take what completed at once.
+   * (token, result) pairs, then three flags: onBatch is running
+   * (JS_BUSY); a delivery waited for it (JS_DEFERRED, native code sets
+   * it); a flush of this side is scheduled (FLUSH_PENDING), so native code
+   * that submits inside a delivery leaves what completed at once to it.
    */
-  private readonly results = new Float64Array(2 * RESULT_PAIRS + 1)
+  private readonly results = new Float64Array(2 * RESULT_PAIRS + 3)
   private readonly bufs: unknown[] = []
   /**
    * Chunks of a batch at their event's index, and at [cap] and [cap + 1]
@@ -186,8 +197,10 @@ export class RingCore {
 
   private readonly flush = (): void => {
     this.scheduled = false
-    this.results[FLUSH_PENDING] = 0
-    this.fast.flush()
+    this.results[2 * RESULT_PAIRS + FLUSH_PENDING] = 0
+    // The completions it reaped are left for us to settle.
+    const n = this.fast.flush()
+    if (n > 0) this.onBatch(n)
   }
 
   private readonly turned = (): void => {
@@ -198,14 +211,19 @@ export class RingCore {
   private schedule(): void {
     if (this.scheduled) return
     this.scheduled = true
-    this.results[FLUSH_PENDING] = 1
-    if (this.burst === 0) this.burstStart = performance.now()
+    this.results[2 * RESULT_PAIRS + FLUSH_PENDING] = 1
     // On a sim ring only the count bounds a burst: a bound in real time
     // would make where the event loop turns, and so the seeded run, depend
-    // on how fast the machine is.
-    const inTime = this.backend === 'sim' || performance.now() - this.burstStart < MS_PER_TURN
+    // on how fast the machine is. (perf_hooks' performance: the global one
+    // is a getter that costs as much again per call on Node 20.)
+    let inTime = true
+    if (this.backend !== 'sim') {
+      const now = performance.now()
+      if (this.burst === 0) this.burstStart = now
+      else inTime = now - this.burstStart < MS_PER_TURN
+    }
     if (this.burst++ < FLUSHES_PER_TURN && inTime) {
-      queueMicrotask(this.flush)
+      resolved.then(this.flush)
       if (!this.turnWatch) {
         this.turnWatch = true
         setImmediate(this.turned)
@@ -537,7 +555,9 @@ export class RingCore {
     const r = this.results
     // Small received chunks are back to back in the receive pool, from
     // this offset on (set by native code for this batch).
-    const cap = r.length >> 1
+    const cap = RESULT_PAIRS
+    // Native code must not write pairs while this runs (see the end).
+    r[2 * cap + JS_BUSY] = 1
     let pool: Buffer | undefined
     let off = 0
     let thrown: { e: unknown } | undefined
@@ -583,6 +603,13 @@ export class RingCore {
       } catch (e) {
         thrown ??= { e }
       }
+    }
+    r[2 * cap + JS_BUSY] = 0
+    if (r[2 * cap + JS_DEFERRED] !== 0) {
+      // Settlements made meanwhile (a stream's consumer closing a socket)
+      // waited natively: take them now.
+      const m = this.fast.flush()
+      if (m > 0) this.onBatch(m)
     }
     // Memory the batch gave back (recycled once this returns) may let
     // parked ops go.

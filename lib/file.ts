@@ -393,9 +393,9 @@ export class FileHandle extends EventEmitter {
       const err = this.#closed('write') ?? this.#alignment('write', -1, len)
       if (err) return Promise.reject(err)
       const id = this.#id
-      const native = this.#core.native
+      const fast = this.#core.fast
       const syscall = sync ? (sync === 1 ? 'fdatasync' : 'fsync') : 'write'
-      const p = this.#core.begin<WriteResult<T>>(K_WRITE, syscall, data, undefined, signal, (t) => native.append(t, id, buffer, sync))
+      const p = this.#core.begin<WriteResult<T>>(K_WRITE, syscall, data, undefined, signal, (t) => fast.append(t, id, buffer, sync))
       const a = this.#direct
       if (a === null) return p
       // Only the driver knows the end of the file: name the alignment when
@@ -415,8 +415,8 @@ export class FileHandle extends EventEmitter {
       const err = this.#closed('fdatasync')
       if (err) return Promise.reject(err)
       const id = this.#id
-      const native = this.#core.native
-      return this.#core.begin(K_VOID, 'fdatasync', undefined, undefined, undefined, (t) => native.sync(t, id, true))
+      const fast = this.#core.fast
+      return this.#core.begin(K_VOID, 'fdatasync', undefined, undefined, undefined, (t) => fast.sync(t, id, 1))
     } catch (e) {
       return Promise.reject(e)
     }
@@ -428,8 +428,8 @@ export class FileHandle extends EventEmitter {
       const err = this.#closed('fsync')
       if (err) return Promise.reject(err)
       const id = this.#id
-      const native = this.#core.native
-      return this.#core.begin(K_VOID, 'fsync', undefined, undefined, undefined, (t) => native.sync(t, id, false))
+      const fast = this.#core.fast
+      return this.#core.begin(K_VOID, 'fsync', undefined, undefined, undefined, (t) => fast.sync(t, id, 0))
     } catch (e) {
       return Promise.reject(e)
     }

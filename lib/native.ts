@@ -55,6 +55,10 @@ export interface NativeStats {
 export interface FastPath {
   read(token: number, file: number, buf: ArrayBufferView, off: number, len: number, pos: number): number
   write(token: number, file: number, buf: ArrayBufferView, off: number, len: number, pos: number): number
+  /** The whole view at the end of the file; `sync` 0 none, 1 fdatasync, 2 fsync. */
+  append(token: number, file: number, buf: ArrayBufferView, sync: number): number
+  /** `datasync` 1: fdatasync, 0: fsync. */
+  sync(token: number, file: number, datasync: number): number
   /**
    * `params` holds (token, offset, length, position) per view. Returns n when
    * all were queued, else -(queued * 4096 + errno).

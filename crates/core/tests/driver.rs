@@ -177,6 +177,73 @@ fn write_then_read_back_through_bounce_and_pinned_memory(eng: Eng) {
     }
 }
 
+/// A read alone in its flush, of data in the page cache, is done within
+/// the flush (io_uring: by preadv2 on the submitting thread; mio: the same
+/// inline read): its completion is there when the flush returns. Past the
+/// end it reads 0; a read that reaches past the end (short), one at the
+/// file position, and reads that share a flush go through the ring, and
+/// every one gets the right bytes, also from a registered (fixed) buffer.
+fn a_lone_page_cache_read_completes_within_its_flush(eng: Eng) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a");
+    let data: Vec<u8> = (0..20_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    std::fs::write(&path, &data).unwrap();
+    let mut d = driver(eng, 64);
+    let f = open(&mut d, &path, libc::O_RDONLY);
+    let (block, _) = d.alloc_aligned(3 * 4096).unwrap();
+    let ub = |i: usize, len: usize| UserBuf {
+        // SAFETY: within the 3-block allocation.
+        ptr: unsafe { block.as_ptr().add(i * 4096) },
+        len,
+    };
+    let got = |i: usize, len: usize| {
+        // SAFETY: the read completed; the block holds these bytes.
+        unsafe { std::slice::from_raw_parts(block.as_ptr().add(i * 4096), len) }.to_vec()
+    };
+    let lone = |d: &mut Driver, token: u32| {
+        let mut cqes = Vec::new();
+        d.flush_and_reap(&mut cqes).unwrap();
+        let mut out = Vec::new();
+        for c in cqes {
+            d.complete(c, &mut out);
+        }
+        out.into_iter().find(|x| x.token == token)
+    };
+    for round in 0..3u32 {
+        let t = 10 + round;
+        d.read(t, f, ub(0, 4096), 0, 4096 * u64::from(round))
+            .unwrap();
+        let done = lone(&mut d, t).expect("completed within the flush");
+        assert_eq!(done.result, 4096);
+        let at = 4096 * round as usize;
+        assert_eq!(got(0, 4096), &data[at..at + 4096]);
+    }
+    d.read(20, f, ub(0, 4096), 0, 40_000).unwrap();
+    assert_eq!(lone(&mut d, 20).expect("end of file").result, 0);
+    // Short: 20,000 - 16,384 bytes are left.
+    d.read(21, f, ub(1, 4096), 0, 16_384).unwrap();
+    assert_eq!(settle(&mut d, &[21], vec![])[&21].result, 3616);
+    assert_eq!(got(1, 3616), &data[16_384..]);
+    // At the file position (0: nothing read that way yet).
+    d.read(22, f, ub(2, 100), 0, ringline_core::CURRENT_POSITION)
+        .unwrap();
+    assert_eq!(settle(&mut d, &[22], vec![])[&22].result, 100);
+    assert_eq!(got(2, 100), &data[..100]);
+    // Three in one flush.
+    for (i, t) in [30u32, 31, 32].into_iter().enumerate() {
+        d.read(t, f, ub(i, 4096), 0, 1000 + 4096 * i as u64)
+            .unwrap();
+    }
+    let all = settle(&mut d, &[30, 31, 32], vec![]);
+    for (i, t) in [30u32, 31, 32].into_iter().enumerate() {
+        assert_eq!(all[&t].result, 4096);
+        let at = 1000 + 4096 * i;
+        assert_eq!(got(i, 4096), &data[at..at + 4096]);
+    }
+    d.close_file(40, f, &mut Vec::new()).unwrap();
+    assert_eq!(settle(&mut d, &[40], vec![])[&40].result, 0);
+}
+
 fn backlog_holds_ops_beyond_the_in_flight_bound(eng: Eng) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("b");
@@ -1179,6 +1246,7 @@ fn the_smallest_queue_takes_the_longest_chains(eng: Eng) {
 
 per_engine!(
     write_then_read_back_through_bounce_and_pinned_memory,
+    a_lone_page_cache_read_completes_within_its_flush,
     backlog_holds_ops_beyond_the_in_flight_bound,
     closing_a_file_waits_for_its_pending_ops,
     closing_a_file_lets_its_writes_land_first,

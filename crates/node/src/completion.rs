@@ -90,12 +90,31 @@ pub fn spawn(shared: Arc<Shared>, tsfn: Tsfn) -> std::io::Result<JoinHandle<()>>
         .spawn(move || run(&shared, tsfn))
 }
 
+/// The loop takes over waiting from the completion thread when it is about
+/// to block with at most this many ops pending, and hands it back above
+/// [`HANDBACK_DEPTH`] (see `Shared::choose_waiter`).
+///
+/// The thread hop: a completion that the completion thread takes reaches
+/// JavaScript after two wake-ups, the thread's (eventfd) and then the JS
+/// thread's (the threadsafe function's uv_async), and costs more
+/// instructions and syscalls (the tsfn's queue and async handle). The
+/// loop's own poll of the eventfd needs one wake-up. That matters when an
+/// op waits for its own completion (1 in flight: O_DIRECT reads, durable
+/// appends one at a time); at depth, one hop carries a whole batch.
+pub const TAKEOVER_DEPTH: usize = 4;
+pub const HANDBACK_DEPTH: usize = 8;
+
 /// The completion thread: reaps into the Ring's inbox (under its lock, so
 /// the inbox keeps the kernel's order even when the JS thread reaps too)
 /// and makes one threadsafe-function call per batch, none while one is
 /// still on its way.
 fn run(shared: &Shared, tsfn: Tsfn) {
     let engine = shared.engine();
+    if shared.hybrid {
+        if let Some(fd) = engine.notify_fd() {
+            return run_hybrid(shared, tsfn, fd);
+        }
+    }
     loop {
         if shared.stop.load(Ordering::Acquire) {
             return;
@@ -107,6 +126,46 @@ fn run(shared: &Shared, tsfn: Tsfn) {
             eprintln!("ringline: completion wait failed: {e}");
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
+    }
+}
+
+/// The completion thread beside a loop that may wait itself
+/// (`Shared::js_waits`): while the loop waits, this thread is parked and
+/// leaves the eventfd (non-blocking: the loop's poll set it so) to the
+/// loop; otherwise it waits for it to be readable, empties it and posts.
+/// Whoever empties the eventfd reaps what it announced, so nothing is left
+/// behind when the two hand over.
+fn run_hybrid(shared: &Shared, tsfn: Tsfn, fd: i32) {
+    loop {
+        if shared.stop.load(Ordering::Acquire) {
+            return;
+        }
+        if shared.js_waits.load(Ordering::Acquire) {
+            std::thread::park();
+            post(shared, tsfn);
+            continue;
+        }
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; the eventfd outlives this thread (the
+        // engine is released only after it is joined).
+        if unsafe { libc::poll(&mut p, 1, -1) } < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINTR) {
+                eprintln!("ringline: completion wait failed: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            continue;
+        }
+        if shared.js_waits.load(Ordering::Acquire) {
+            // The loop woke for it too and takes it.
+            continue;
+        }
+        crate::loop_poll::drain_eventfd(fd);
+        post(shared, tsfn);
     }
 }
 

@@ -9,6 +9,7 @@ use crate::js;
 use crate::shared::{lock, Shared};
 use napi::sys;
 use ringline_core::driver::UserBuf;
+use ringline_core::SyncKind;
 use std::ffi::c_void;
 use std::ptr;
 use std::sync::Arc;
@@ -98,6 +99,46 @@ unsafe extern "C" fn write(env: sys::napi_env, info: sys::napi_callback_info) ->
     int(env, shared.submitted_maybe_now(env, r))
 }
 
+/// `append(token, file, view, sync) -> 0 | -errno`: the whole view at the
+/// end of the file; `sync` 0 none, 1 fdatasync, 2 fsync (see
+/// `Driver::append`).
+unsafe extern "C" fn append(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: created by `functions`.
+    let (a, shared) = unsafe { args::<4>(env, info) };
+    let r = (|| {
+        let t = token(num(env, a[0])).ok_or(libc::EINVAL)?;
+        let (p, len) = js::view_bytes(env, a[2]).ok_or(libc::EINVAL)?;
+        let sync = num(env, a[3]);
+        let kind = if sync == 0.0 {
+            None
+        } else if sync == 1.0 {
+            Some(SyncKind::Data)
+        } else {
+            Some(SyncKind::Full)
+        };
+        let ub = UserBuf { ptr: p, len };
+        lock(&shared.driver).append(t, file(num(env, a[1]))?, ub, kind)
+    })();
+    int(env, shared.submitted(env, r))
+}
+
+/// `sync(token, file, datasync) -> 0 | -errno`: fdatasync when `datasync`
+/// is 1, else fsync.
+unsafe extern "C" fn sync(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: created by `functions`.
+    let (a, shared) = unsafe { args::<3>(env, info) };
+    let r = (|| {
+        let t = token(num(env, a[0])).ok_or(libc::EINVAL)?;
+        let kind = if num(env, a[2]) == 1.0 {
+            SyncKind::Data
+        } else {
+            SyncKind::Full
+        };
+        lock(&shared.driver).sync(t, file(num(env, a[1]))?, kind)
+    })();
+    int(env, shared.submitted(env, r))
+}
+
 /// `send(token, socket, data, zeroCopy) -> 0 | -errno`: `data` is a view
 /// or an array of views, sent as one message.
 unsafe extern "C" fn send(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
@@ -165,11 +206,12 @@ unsafe extern "C" fn read_many(
     int(env, out)
 }
 
-/// `flush() -> 0 | -errno`
+/// `flush() -> n | -errno`: `n` (token, result) pairs in `results` that the
+/// caller settles with `onBatch(n)` (a call from here would cost more).
 unsafe extern "C" fn flush(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: created by `functions`.
     let (_, shared) = unsafe { args::<0>(env, info) };
-    int(env, shared.flush(env))
+    int(env, shared.flush_to(env, true))
 }
 
 unsafe extern "C" fn release(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
@@ -177,15 +219,17 @@ unsafe extern "C" fn release(_env: sys::napi_env, data: *mut c_void, _hint: *mut
     drop(unsafe { Arc::from_raw(data as *const Shared) });
 }
 
-/// `{ read, write, send, readMany, flush }` bound to `shared`.
+/// `{ read, write, append, sync, send, readMany, flush }` bound to `shared`.
 pub fn functions(env: sys::napi_env, shared: &Arc<Shared>) -> napi::Result<sys::napi_value> {
     let mut obj = ptr::null_mut();
     // SAFETY: valid env and out pointer.
     js::ok(unsafe { sys::napi_create_object(env, &mut obj) })
         .map_err(|_| napi::Error::from_reason("napi_create_object failed"))?;
-    let list: [(&std::ffi::CStr, Callback); 5] = [
+    let list: [(&std::ffi::CStr, Callback); 7] = [
         (c"read", read),
         (c"write", write),
+        (c"append", append),
+        (c"sync", sync),
         (c"send", send),
         (c"readMany", read_many),
         (c"flush", flush),

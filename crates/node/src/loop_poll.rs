@@ -1,7 +1,8 @@
 //! Event-loop handles of the completion path. `LoopTimer` resumes
 //! threadsafe-function delivery deferred past its time budget (below).
 //! `LoopPoll`: completion delivery by the JS thread's own event loop
-//! (`completion: 'loop'`): a `uv_poll_t` on the engine's eventfd instead of the
+//! (`completion: 'loop'`, and `'thread'` at low queue depth: see
+//! `completion.rs`): a `uv_poll_t` on the engine's eventfd instead of the
 //! completion thread. A completion then reaches JavaScript with one wake-up
 //! of the JS thread instead of two thread switches (completion thread, then
 //! threadsafe function): measured 16.8k vs 12.5k O_DIRECT 4 KiB reads/s at
@@ -70,6 +71,8 @@ pub struct LoopPoll {
     handle: *mut UvPoll,
     pub resource: sys::napi_ref,
     pub context: sys::napi_async_context,
+    /// `on_readable` for the owner's type.
+    readable: unsafe extern "C" fn(*mut UvPoll, c_int, c_int),
 }
 
 // SAFETY: only touched on the JS thread (inside its owner's JS-state lock).
@@ -78,7 +81,13 @@ unsafe impl Send for LoopPoll {}
 impl LoopPoll {
     /// Polls `fd` on the env's loop, delivering through `owner`, which
     /// must outlive the poll (it is stopped in `stop` before its owner goes).
-    pub fn start<T: LoopOwner>(env: sys::napi_env, owner: *const T, fd: i32) -> Option<LoopPoll> {
+    /// `paused`: set up, but not polling until `resume`.
+    pub fn start<T: LoopOwner>(
+        env: sys::napi_env,
+        owner: *const T,
+        fd: i32,
+        paused: bool,
+    ) -> Option<LoopPoll> {
         // SAFETY: fcntl on our own eventfd: reads must never block the loop.
         unsafe {
             libc::fcntl(
@@ -97,14 +106,29 @@ impl LoopPoll {
                 return None;
             }
             set_owner(handle.cast(), owner.cast());
-            uv_poll_start(handle, UV_READABLE, on_readable::<T>);
+            if !paused {
+                uv_poll_start(handle, UV_READABLE, on_readable::<T>);
+            }
             uv_unref(handle.cast());
         }
         Some(LoopPoll {
             handle,
             resource,
             context,
+            readable: on_readable::<T>,
         })
+    }
+
+    /// Stops polling (the loop no longer wakes for the descriptor).
+    pub fn pause(&self) {
+        // SAFETY: live handle on the JS thread; stopping twice is allowed.
+        unsafe { uv_poll_stop(self.handle) };
+    }
+
+    /// Polls again after `pause`.
+    pub fn resume(&self) {
+        // SAFETY: live handle on the JS thread; restarting is allowed.
+        unsafe { uv_poll_start(self.handle, UV_READABLE, self.readable) };
     }
 
     /// Keeps the loop alive while ops are pending.

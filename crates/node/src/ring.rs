@@ -142,23 +142,18 @@ impl NativeRing {
                 ..DriverConfig::default()
             },
         );
-        let results_value = results.raw();
+        let (results_ptr, results_len) = js::view_bytes(raw, results.raw())
+            .ok_or_else(|| napi::Error::from_reason("results must be a Float64Array"))?;
         let refs = (
             js::reference(raw, on_batch.raw()),
-            js::reference(raw, results_value),
+            js::reference(raw, results.raw()),
             js::reference(raw, bufs.raw()),
             js::reference(raw, payloads.raw()),
         );
         let (Some(on_batch), Some(results), Some(bufs), Some(payloads)) = refs else {
             return Err(napi::Error::from_reason("cannot reference ring callbacks"));
         };
-        // The slot after the pairs, if `results` has one (see JsState).
-        // A Float64Array that large (16 KiB) has its bytes off the V8 heap,
-        // where they never move, and the library never detaches it.
-        let flush_pending = match js::view_bytes(raw, results_value) {
-            Some((p, len)) if len % 16 == 8 => p.wrapping_add(len - 8).cast::<f64>() as *const f64,
-            _ => std::ptr::null(),
-        };
+        let loop_mode = options.completion == "loop";
         let shared = Arc::new(Shared {
             driver: Mutex::new(driver),
             backend: engine.name(),
@@ -179,7 +174,6 @@ impl NativeRing {
                 pool: std::ptr::null_mut(),
                 pool_ptr: std::ptr::null_mut(),
                 pool_used: 0,
-                flush_pending,
                 tsfn: None,
                 thread: None,
                 poll: None,
@@ -192,12 +186,18 @@ impl NativeRing {
                 hook: std::ptr::null(),
                 env: raw,
             }),
+            results_ptr: std::sync::atomic::AtomicPtr::new(results_ptr.cast()),
+            // The pairs, then three flags (see `Shared::results_ptr`).
+            results_cap: (results_len / 8).saturating_sub(3) / 2,
+            // io_uring's completions ring only its eventfd (mio's thread
+            // also drives sockets and timers in its wait).
+            hybrid: !loop_mode && engine.name() == "io_uring",
+            js_waits: AtomicBool::new(false),
             sqpoll: options.sqpoll,
             entries,
             max_in_flight,
             fallback_reason: selected.fallback_reason,
         });
-        let loop_mode = options.completion == "loop";
         let hook = Arc::into_raw(shared.clone());
         // SAFETY: JS thread; the hook and its arg stay valid until removed
         // in finalize or run at env teardown.
@@ -207,7 +207,7 @@ impl NativeRing {
             let fd = engine
                 .notify_fd()
                 .ok_or_else(|| napi::Error::from_reason("engine has no notify fd"))?;
-            let poll = crate::loop_poll::LoopPoll::start(raw, Arc::as_ptr(&shared), fd)
+            let poll = crate::loop_poll::LoopPoll::start(raw, Arc::as_ptr(&shared), fd, false)
                 .ok_or_else(|| napi::Error::from_reason("uv_poll_init failed"))?;
             // The timer delivers what a quiet flush reaped (flush_quiet).
             let timer = crate::loop_poll::LoopTimer::new(raw, Arc::as_ptr(&shared));
@@ -222,11 +222,21 @@ impl NativeRing {
             engine.set_notify(Some(completion::notifier(&shared, tsfn)));
             let timer = crate::loop_poll::LoopTimer::new(raw, Arc::as_ptr(&shared));
             let prepare = crate::loop_poll::LoopPrepare::start(raw, Arc::as_ptr(&shared));
+            // At low queue depth the loop waits on the eventfd itself (see
+            // completion.rs); paused until the loop first decides so.
+            let poll = if shared.hybrid {
+                engine.notify_fd().and_then(|fd| {
+                    crate::loop_poll::LoopPoll::start(raw, Arc::as_ptr(&shared), fd, true)
+                })
+            } else {
+                None
+            };
             let mut s = lock(&shared.js);
             s.tsfn = Some(tsfn);
             s.thread = Some(thread);
             s.timer = timer;
             s.prepare = prepare;
+            s.poll = poll;
         }
         Ok(NativeRing { shared })
     }

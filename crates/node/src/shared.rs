@@ -14,7 +14,7 @@ use ringline_core::driver::{Done, Driver, Payload};
 use ringline_core::engine::Engine;
 use ringline_core::op::Cqe;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 
@@ -33,10 +33,6 @@ pub(crate) struct JsState {
     pub(crate) pool: sys::napi_ref,
     pub(crate) pool_ptr: *mut u8,
     pub(crate) pool_used: usize,
-    /// The slot after the last (token, result) pair of `results`, where
-    /// JS keeps 1 while a flush of its own is scheduled (lib/core.ts,
-    /// `FLUSH_PENDING`); null if `results` has no such slot.
-    pub(crate) flush_pending: *const f64,
     pub(crate) tsfn: Option<Tsfn>,
     pub(crate) thread: Option<JoinHandle<()>>,
     pub(crate) poll: Option<crate::loop_poll::LoopPoll>,
@@ -93,6 +89,21 @@ pub struct Shared {
     /// (an unref'd socket's receive stream). JS thread only.
     pub(crate) weak: Mutex<std::collections::HashSet<u32>>,
     pub(crate) js: Mutex<JsState>,
+    /// The `results` Float64Array's memory, looked up once: its ArrayBuffer
+    /// is library-internal (never detached or transferred), kept alive by
+    /// `JsState::results` until `finalize` (which nulls this), and its
+    /// backing store never moves (16 KiB: V8 keeps typed arrays over 64
+    /// bytes off its heap). `results_cap` (token, result) pairs, then three
+    /// flags: [`JS_BUSY`], [`JS_DEFERRED`] and [`FLUSH_PENDING`].
+    pub(crate) results_ptr: AtomicPtr<f64>,
+    pub(crate) results_cap: usize,
+    /// Thread mode on io_uring: at low queue depth the JS thread's loop
+    /// waits on the eventfd itself and the completion thread is parked
+    /// (see `completion.rs`).
+    pub(crate) hybrid: bool,
+    /// The JS thread's loop is the one waiting (its poll runs); the
+    /// completion thread leaves the eventfd alone.
+    pub(crate) js_waits: AtomicBool,
     pub(crate) sqpoll: bool,
     pub(crate) entries: u32,
     pub(crate) max_in_flight: u32,
@@ -100,12 +111,43 @@ pub struct Shared {
     pub(crate) fallback_reason: Option<String>,
 }
 
+/// `results[2 * cap + JS_BUSY]` is non-zero while JavaScript's `onBatch`
+/// runs (it sets and clears it): a delivery then waits in `deferred`, and
+/// sets `results[2 * cap + JS_DEFERRED]`, after which `onBatch` calls
+/// `flush()` to take it. (`fast.flush` leaves its batch's last pairs for
+/// JavaScript to settle, so `onBatch` also runs outside any native call.)
+const JS_BUSY: usize = 0;
+const JS_DEFERRED: usize = 1;
+/// `results[2 * cap + FLUSH_PENDING]` is 1 while JavaScript has a flush of
+/// its own scheduled (lib/core.ts sets it in `schedule` and clears it in
+/// `flush`): what a quiet flush reaped is taken by it (see `flush_quiet`).
+const FLUSH_PENDING: usize = 2;
+
 /// How long threadsafe-function deliveries may run in one loop iteration.
 const DELIVERY_BUDGET: std::time::Duration = std::time::Duration::from_millis(4);
 
 /// Bytes of the receive pool, and the largest chunk copied into it.
 const POOL_SIZE: usize = 64 * 1024;
 const POOLED_MAX: usize = 8 * 1024;
+
+/// A JS value behind a reference, looked up on first use.
+struct LazyRef {
+    r: sys::napi_ref,
+    v: Option<sys::napi_value>,
+}
+
+impl LazyRef {
+    fn new(r: sys::napi_ref) -> LazyRef {
+        LazyRef { r, v: None }
+    }
+
+    fn get(&mut self, env: sys::napi_env) -> Option<sys::napi_value> {
+        if self.v.is_none() {
+            self.v = js::deref(env, self.r);
+        }
+        self.v
+    }
+}
 
 /// Settlements waiting for the running `onBatch` to return.
 pub(crate) struct Deferred(pub(crate) Vec<Done>);
@@ -146,8 +188,9 @@ impl Shared {
     /// sends JS queued inside `onBatch`), with the kernel's eventfd muted:
     /// what completes inline goes into the inbox, and the loop's timer
     /// delivers it on the next iteration, unless JS has a flush scheduled
-    /// (it takes the inbox; a handler that wrote scheduled one). A plain submit here woke the
-    /// completion thread for every such completion: in a 64 B ping-pong on
+    /// (it takes the inbox; a handler that wrote scheduled one). A plain
+    /// submit here woke the completion thread for every such completion:
+    /// in a 64 B ping-pong on
     /// one connection, a thread wake-up, a threadsafe-function call and a
     /// loop iteration per round trip.
     fn flush_quiet(&self, d: &mut Driver) {
@@ -164,14 +207,16 @@ impl Shared {
         if !reaped {
             return;
         }
-        let s = lock(&self.js);
-        // SAFETY: the slot is in `results`' backing store, which the
-        // strong reference keeps alive until finalize; this is the JS
-        // thread, the only one that writes it.
-        if !s.finalized && !s.flush_pending.is_null() && unsafe { *s.flush_pending } != 0.0 {
+        // SAFETY: a live f64 of the results array (JS thread only; see
+        // `flag`).
+        if self
+            .flag(FLUSH_PENDING)
+            .is_some_and(|p| unsafe { *p } != 0.0)
+        {
             // The flush JS has scheduled takes the inbox.
             return;
         }
+        let s = lock(&self.js);
         if self.in_timer.load(Ordering::Relaxed) {
             // The libuv of node 20 (1.46) runs a zero-delay timer restarted
             // by its own callback again in the same pass, with no end while
@@ -186,7 +231,16 @@ impl Shared {
 
     /// Completes a batch in the driver and delivers it (JS thread).
     pub fn process(&self, env: Option<sys::napi_env>, cqes: &[Cqe]) {
-        let mut dones = Vec::with_capacity(cqes.len());
+        self.process_to(env, cqes, false);
+    }
+
+    /// Like [`Shared::process`]; with `handoff`, the batch's last pairs are
+    /// left in `results` for the caller's JavaScript to settle (the count is
+    /// returned) instead of a call of `onBatch`. Settlements deferred while
+    /// JavaScript's `onBatch` ran go first.
+    fn process_to(&self, env: Option<sys::napi_env>, cqes: &[Cqe], handoff: bool) -> usize {
+        let mut dones = std::mem::take(&mut lock(&self.deferred).0);
+        dones.reserve(cqes.len());
         {
             let mut d = lock(&self.driver);
             for c in cqes {
@@ -194,10 +248,30 @@ impl Shared {
             }
             self.flush_quiet(&mut d);
         }
-        match env {
-            Some(env) => self.deliver(env, dones),
-            None => self.discard(dones),
+        if dones.is_empty() && cqes.is_empty() {
+            return 0;
         }
+        match env {
+            Some(env) => self.deliver_to(env, dones, handoff),
+            None => {
+                self.discard(dones);
+                0
+            }
+        }
+    }
+
+    /// The results array's flag `i` (after the pairs), if the array is live.
+    fn flag(&self, i: usize) -> Option<*mut f64> {
+        let p = self.results_ptr.load(Ordering::Relaxed);
+        // SAFETY: the three flags follow the `results_cap` pairs (see
+        // `results_ptr`); null once finalized.
+        (!p.is_null()).then(|| unsafe { p.add(2 * self.results_cap + i) })
+    }
+
+    /// Whether JavaScript's `onBatch` is running (it owns `results` then).
+    fn js_busy(&self) -> bool {
+        // SAFETY: a live f64 of the results array (JS thread only).
+        self.flag(JS_BUSY).is_some_and(|p| unsafe { *p } != 0.0)
     }
 
     fn discard(&self, dones: Vec<Done>) {
@@ -213,40 +287,66 @@ impl Shared {
     /// the event's position (consecutive chunks of one stream joined into
     /// one Buffer).
     pub(crate) fn deliver(&self, env: sys::napi_env, dones: Vec<Done>) {
-        if self.delivering.load(Ordering::Relaxed) {
+        self.deliver_to(env, dones, false);
+    }
+
+    /// [`Shared::deliver`]; with `handoff`, see [`Shared::process_to`].
+    fn deliver_to(&self, env: sys::napi_env, dones: Vec<Done>, handoff: bool) -> usize {
+        let native = self.delivering.load(Ordering::Relaxed);
+        if native || self.js_busy() {
             lock(&self.deferred).0.extend(dones);
-            return;
+            if !native {
+                if let Some(p) = self.flag(JS_DEFERRED) {
+                    // SAFETY: as in js_busy.
+                    unsafe { *p = 1.0 };
+                }
+            }
+            return 0;
         }
         self.delivering.store(true, Ordering::Relaxed);
-        self.deliver_now(env, dones);
+        let mut left = self.deliver_now(env, dones, handoff);
         self.delivering.store(false, Ordering::Relaxed);
         let later = std::mem::take(&mut lock(&self.deferred).0);
         if !later.is_empty() {
-            self.deliver(env, later);
+            if left > 0 {
+                // The later ones reuse `results`: settle these first.
+                self.call_on_batch(env, left);
+                left = 0;
+            }
+            self.deliver_to(env, later, false);
+        }
+        left
+    }
+
+    /// Calls `onBatch(n)`.
+    fn call_on_batch(&self, env: sys::napi_env, n: usize) {
+        let f = lock(&self.js).on_batch;
+        if let Some(f) = js::deref(env, f) {
+            self.delivering.store(true, Ordering::Relaxed);
+            js::call(env, f, &[js::number(env, n as f64)]);
+            self.delivering.store(false, Ordering::Relaxed);
         }
     }
 
-    fn deliver_now(&self, env: sys::napi_env, dones: Vec<Done>) {
-        let (on_batch, results, bufs, payloads, finalized) = {
+    /// Returns how many pairs it left for JavaScript (`handoff`).
+    fn deliver_now(&self, env: sys::napi_env, dones: Vec<Done>, handoff: bool) -> usize {
+        let (on_batch, bufs, payloads, finalized, closing) = {
             let s = lock(&self.js);
-            (s.on_batch, s.results, s.bufs, s.payloads, s.finalized)
+            (s.on_batch, s.bufs, s.payloads, s.finalized, s.closing)
         };
-        if finalized {
-            return self.discard(dones);
+        let out = self.results_ptr.load(Ordering::Relaxed);
+        let cap = self.results_cap;
+        if finalized || out.is_null() {
+            self.discard(dones);
+            return 0;
         }
-        let (Some(on_batch), Some(results), Some(bufs), Some(payloads)) = (
-            js::deref(env, on_batch),
-            js::deref(env, results),
-            js::deref(env, bufs),
-            js::deref(env, payloads),
-        ) else {
-            return self.discard(dones);
-        };
-        let Some((rptr, rlen)) = js::view_bytes(env, results) else {
-            return self.discard(dones);
-        };
-        let cap = rlen / 16;
-        let out = rptr.cast::<f64>();
+        // A closing ring may finalize below (and call onBatch(-1)): its
+        // batch settles first, natively.
+        let handoff = handoff && !closing;
+        let mut on_batch = LazyRef::new(on_batch);
+        // Most batches (plain reads and writes) need neither array.
+        let mut bufs = LazyRef::new(bufs);
+        let mut payloads = LazyRef::new(payloads);
         let mut n = 0usize;
         let mut spent: Vec<AlignedBuf> = Vec::new();
         let mut bids: Vec<u16> = Vec::new();
@@ -259,13 +359,17 @@ impl Shared {
             let more = done.payload.more();
             match done.payload {
                 Payload::Bounce { buf, user_offset } => {
-                    if let Some(target) = js::element(env, bufs, done.token) {
+                    if let Some(target) =
+                        bufs.get(env).and_then(|a| js::element(env, a, done.token))
+                    {
                         copy_out(env, target, user_offset, buf.as_slice());
                     }
                     spent.push(buf);
                 }
                 Payload::Stat(s) => {
-                    if let Some(arr) = js::f64_array(env, &stat_fields(&s)) {
+                    if let (Some(arr), Some(bufs)) =
+                        (js::f64_array(env, &stat_fields(&s)), bufs.get(env))
+                    {
                         js::set_element(env, bufs, done.token, arr);
                     }
                 }
@@ -300,12 +404,17 @@ impl Shared {
                             // The segment's views refer to the old pool:
                             // hand them over before starting a new one.
                             if pooled && n > 0 {
-                                js::call(env, on_batch, &[js::number(env, n as f64)]);
+                                if let Some(f) = on_batch.get(env) {
+                                    js::call(env, f, &[js::number(env, n as f64)]);
+                                }
                                 n = 0;
                             }
                             pooled = false;
                             self.new_pool(env);
                         }
+                        let Some(payloads) = payloads.get(env) else {
+                            continue;
+                        };
                         if !pooled {
                             pooled = self.announce_pool(env, payloads, cap);
                         }
@@ -317,14 +426,19 @@ impl Shared {
                         } else if let Some(b) = js::buffer_from_parts(env, &parts, total) {
                             js::set_element(env, payloads, n as u32, b);
                         }
-                    } else if let Some(b) = js::buffer_from_parts(env, &parts, total) {
+                    } else if let (Some(b), Some(payloads)) =
+                        (js::buffer_from_parts(env, &parts, total), payloads.get(env))
+                    {
                         js::set_element(env, payloads, n as u32, b);
                     }
                 }
                 Payload::Call(c) => {
                     if let Some(bytes) = c.output() {
                         let part = [(bytes.as_ptr(), bytes.len())];
-                        if let Some(b) = js::buffer_from_parts(env, &part, bytes.len()) {
+                        if let (Some(b), Some(bufs)) = (
+                            js::buffer_from_parts(env, &part, bytes.len()),
+                            bufs.get(env),
+                        ) {
                             js::set_element(env, bufs, done.token, b);
                         }
                     }
@@ -334,24 +448,32 @@ impl Shared {
             let token = if more {
                 -(f64::from(done.token) + 1.0)
             } else {
-                lock(&self.weak).remove(&done.token);
+                let mut weak = lock(&self.weak);
+                if !weak.is_empty() {
+                    weak.remove(&done.token);
+                }
                 f64::from(done.token)
             };
-            // SAFETY: n < cap pairs fit in the results array (rlen bytes);
-            // the array is library-internal and never detached.
+            // SAFETY: n < cap pairs fit in the results array (see
+            // `JsState::results_ptr`).
             unsafe {
                 *out.add(2 * n) = token;
                 *out.add(2 * n + 1) = result;
             }
             n += 1;
             if n == cap {
-                js::call(env, on_batch, &[js::number(env, n as f64)]);
+                if let Some(f) = on_batch.get(env) {
+                    js::call(env, f, &[js::number(env, n as f64)]);
+                }
                 n = 0;
                 pooled = false;
             }
         }
-        if n > 0 {
-            js::call(env, on_batch, &[js::number(env, n as f64)]);
+        let left = if handoff { n } else { 0 };
+        if n > 0 && !handoff {
+            if let Some(f) = on_batch.get(env) {
+                js::call(env, f, &[js::number(env, n as f64)]);
+            }
         }
         let mut extra = Vec::new();
         {
@@ -371,6 +493,7 @@ impl Shared {
             lock(&self.deferred).0.extend(extra);
         }
         self.settle_lifecycle(env);
+        left
     }
 
     /// Whether the threadsafe function's deliveries have run for longer
@@ -489,6 +612,10 @@ impl Shared {
             // past that, something else is surely pending.
             pending > 0 && (weak.is_empty() || pending > 2 * weak.len() || d.pending_besides(&weak))
         };
+        if busy && self.refed.load(Ordering::Relaxed) {
+            // Already ref'd, and a close waits for nothing pending.
+            return;
+        }
         let s = lock(&self.js);
         if s.finalized {
             return;
@@ -512,6 +639,36 @@ impl Shared {
         if s.closing && !busy {
             drop(s);
             self.finalize(env, true);
+        }
+    }
+
+    /// Thread mode on io_uring, as the loop is about to block: with few ops
+    /// in flight, the loop waits for their completions itself (one wake-up
+    /// of this thread instead of the completion thread's, then a
+    /// threadsafe-function call's); with many, the completion thread does.
+    fn choose_waiter(&self) {
+        let pending = lock(&self.driver).pending();
+        let js = self.js_waits.load(Ordering::Relaxed);
+        let want = if js {
+            pending <= crate::completion::HANDBACK_DEPTH
+        } else {
+            pending > 0 && pending <= crate::completion::TAKEOVER_DEPTH
+        };
+        if want == js {
+            return;
+        }
+        let s = lock(&self.js);
+        let (Some(poll), false) = (&s.poll, s.finalized) else {
+            return;
+        };
+        self.js_waits.store(want, Ordering::SeqCst);
+        if want {
+            poll.resume();
+        } else {
+            poll.pause();
+            if let Some(t) = &s.thread {
+                t.thread().unpark();
+            }
         }
     }
 
@@ -562,11 +719,22 @@ impl Shared {
     /// Submits everything queued in one syscall, then settles whatever the
     /// kernel completed inline (page-cache hits) without a thread hop.
     pub fn flush(&self, env: sys::napi_env) -> i32 {
-        if self.delivering.load(Ordering::Relaxed) {
+        self.flush_to(env, false)
+    }
+
+    /// [`Shared::flush`]; with `handoff` (`fast.flush`), returns how many
+    /// pairs it left in `results` for the caller to settle (see
+    /// [`Shared::process_to`]), else `0` or `-errno`.
+    pub fn flush_to(&self, env: sys::napi_env, handoff: bool) -> i32 {
+        if self.delivering.load(Ordering::Relaxed) || self.js_busy() {
             // Inside onBatch: submit only; what completes at once waits
-            // for the loop's timer (or the next flush).
+            // for the next flush (or the loop's timer).
             self.flush_quiet(&mut lock(&self.driver));
             return 0;
+        }
+        if let Some(p) = self.flag(JS_DEFERRED) {
+            // SAFETY: as in js_busy; what it flagged is taken below.
+            unsafe { *p = 0.0 };
         }
         let (r, batch) = {
             let mut d = lock(&self.driver);
@@ -574,10 +742,9 @@ impl Shared {
             let r = d.flush_and_reap(&mut ib);
             (r, std::mem::take(&mut *ib))
         };
-        if !batch.is_empty() {
-            self.process(Some(env), &batch);
-        }
+        let left = self.process_to(Some(env), &batch, handoff);
         match r {
+            _ if left > 0 => left as i32,
             Ok(()) => 0,
             Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
         }
@@ -592,6 +759,8 @@ impl Shared {
                 return;
             }
             s.finalized = true;
+            self.results_ptr
+                .store(std::ptr::null_mut(), Ordering::Relaxed);
             (
                 s.thread.take(),
                 s.tsfn.take(),
@@ -654,6 +823,8 @@ impl Shared {
         self.engine().set_notify(None);
         lock(&self.driver).wake();
         if let Some(t) = thread {
+            // It may be parked while the loop waits (hybrid).
+            t.thread().unpark();
             let _ = t.join();
         }
     }
@@ -693,6 +864,9 @@ impl crate::loop_poll::LoopOwner for Shared {
 
     fn preparing(&self) {
         self.engine().idle();
+        if self.hybrid {
+            self.choose_waiter();
+        }
     }
 }
 

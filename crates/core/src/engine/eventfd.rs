@@ -35,18 +35,37 @@ impl EventFd {
     }
 
     /// Blocks until the eventfd was signalled (an interrupted wait returns
-    /// too), and resets it.
+    /// too), and resets it. Also when the descriptor was made non-blocking
+    /// (an event loop polls it too): then it waits in `poll` first.
     pub fn wait(&self) -> io::Result<()> {
         let mut count = 0u64;
-        // SAFETY: reads 8 bytes into a local u64 from an eventfd we own.
-        let r = unsafe { libc::read(self.fd(), (&mut count as *mut u64).cast(), 8) };
-        if r < 0 {
+        loop {
+            // SAFETY: reads 8 bytes into a local u64 from an eventfd we own.
+            let r = unsafe { libc::read(self.fd(), (&mut count as *mut u64).cast(), 8) };
+            if r >= 0 {
+                return Ok(());
+            }
             let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINTR) {
-                return Err(e);
+            match e.raw_os_error() {
+                Some(libc::EINTR) => return Ok(()),
+                Some(libc::EAGAIN) => {
+                    let mut p = libc::pollfd {
+                        fd: self.fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: one valid pollfd for our own descriptor.
+                    if unsafe { libc::poll(&mut p, 1, -1) } < 0 {
+                        let e = io::Error::last_os_error();
+                        if e.raw_os_error() != Some(libc::EINTR) {
+                            return Err(e);
+                        }
+                        return Ok(());
+                    }
+                }
+                _ => return Err(e),
             }
         }
-        Ok(())
     }
 }
 
