@@ -18,10 +18,13 @@ export {
   Socket,
   type ListenOptions,
   type ConnectOptions,
+  type CallbackListenOptions,
+  type CallbackConnectOptions,
   type SendOptions,
   type AddressInfo,
   type NetError,
 } from './lib/net'
+export { CallbackSocket, type SocketHandlers, type CallbackSocketOptions } from './lib/net-callback'
 export { Stats, BigIntStats } from './lib/stats'
 export { AbortError, type SystemError } from './lib/errors'
 export type { BufferLike, Position } from './lib/validators'

@@ -25,6 +25,8 @@ const K_STREAM = 9
 const K_SOCKET = 10
 /** A call of the blocking lane: ctx decodes its bytes (or undefined) and result. */
 const K_CALL = 11
+/** No promise: ctx is a function called with the result (a count, or -errno). */
+const K_CB = 12
 
 /**
  * Receives the events of a stream (an accept or receive stream): one token
@@ -283,6 +285,23 @@ export class RingCore {
     const op = new Op(K_NUMBER, 'send', data, undefined)
     const p = this.pending<number>(token, op)
     return this.commit(token, op, this.fast.send(token, file, data, zeroCopy), undefined, p)
+  }
+
+  /**
+   * A send that calls `done(result)` (the byte count, or -errno) when it
+   * completes, instead of settling a promise: the callback API's sends.
+   * Returns 0, or the native call's -errno (then `done` is never called).
+   */
+  sendCb(file: number, data: ArrayBufferView | ArrayBufferView[], done: (result: number) => void): number {
+    const token = this.token()
+    this.ops[token] = new Op(K_CB, 'send', done, undefined)
+    const status = this.fast.send(token, file, data, false)
+    if (status < 0) {
+      this.release(token)
+      return status
+    }
+    this.schedule()
+    return 0
   }
 
   private watch(token: number, op: Op, signal: AbortSignal): void {
@@ -563,6 +582,10 @@ export class RingCore {
   }
 
   private settle(op: Op, result: number, extra: unknown): void {
+    if (op.kind === K_CB) {
+      ;(op.ctx as (result: number) => void)(result)
+      return
+    }
     if (op.onAbort !== undefined) op.signal!.removeEventListener('abort', op.onAbort)
     if (op.kind === K_STREAM) {
       ;(op.ctx as StreamSink).end(result)

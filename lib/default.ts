@@ -3,7 +3,8 @@
 // that use it.
 
 import type { FileHandle } from './file'
-import type { ConnectOptions, ListenOptions, Listener, Socket } from './net'
+import type { CallbackConnectOptions, CallbackListenOptions, ConnectOptions, ListenOptions, Listener, Socket } from './net'
+import type { CallbackSocket } from './net-callback'
 import { Ring, type OpenOptions } from './ring'
 
 let ring: Ring | null = null
@@ -25,11 +26,13 @@ export function allocAligned(size: number): Buffer {
 }
 
 /** `listen()` on the default Ring; see `Ring.listen`. */
-export function listen(options?: ListenOptions): Promise<Listener> {
+export function listen(options?: ListenOptions | CallbackListenOptions): Promise<Listener> {
   return defaultRing().listen(options)
 }
 
 /** `connect()` on the default Ring; see `Ring.connect`. */
-export function connect(options: ConnectOptions): Promise<Socket> {
+export function connect(options: CallbackConnectOptions): Promise<CallbackSocket>
+export function connect(options: ConnectOptions): Promise<Socket>
+export function connect(options: ConnectOptions | CallbackConnectOptions): Promise<Socket | CallbackSocket> {
   return defaultRing().connect(options)
 }

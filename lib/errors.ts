@@ -26,6 +26,11 @@ export function withCode<E extends Error>(err: E, code: string): E & { code: str
   return e
 }
 
+/** An Error with node's `code` (printed `Error [CODE]: ...`, as node does). */
+export function codedError(code: string, message: string): Error & { code: string } {
+  return withCode(new Error(message), code)
+}
+
 /** How Node describes a received value at the end of an argument error. */
 export function describeReceived(value: unknown): string {
   if (value == null) return ` Received ${value}`

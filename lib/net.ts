@@ -12,10 +12,11 @@
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import { Kinds, type RingCore, type StreamSink } from './core'
-import { invalidArgType, systemError, AbortError, type SystemError } from './errors'
+import { invalidArgType, systemError, withCode, AbortError, type SystemError } from './errors'
 import { validateBoolean, validateInteger, validateObject, validateSignal } from './validators'
 import type { Ring } from './ring'
 import { Socket as NetSocket, wrapSocket } from './net-node'
+import { CallbackSocket, callbackSettings, type CallbackSettings, type CallbackSocketOptions, type SocketHandlers } from './net-callback'
 
 const { K_VOID, K_SOCKET } = Kinds
 
@@ -35,6 +36,15 @@ export interface ListenOptions {
   noDelay?: boolean
   /** Receive queue limit of accepted sockets, in bytes (see `ConnectOptions.highWaterMark`). */
   highWaterMark?: number
+}
+
+/**
+ * `listen()` options of the callback API: accepted connections go to the
+ * `socket` handlers (their `open`, then `data` per chunk, ...) as
+ * CallbackSockets, instead of to `accept()` and iteration.
+ */
+export interface CallbackListenOptions extends ListenOptions {
+  socket: SocketHandlers & CallbackSocketOptions
 }
 
 /** Options of `connect()`. */
@@ -62,6 +72,14 @@ export interface ConnectOptions {
    * Unread data then waits in the kernel and the peer.
    */
   highWaterMark?: number
+}
+
+/**
+ * `connect()` options of the callback API: the connection's chunks go to
+ * the `socket` handlers, and connect() resolves to a CallbackSocket.
+ */
+export interface CallbackConnectOptions extends ConnectOptions {
+  socket: SocketHandlers & CallbackSocketOptions
 }
 
 /** Options of `Socket.send()`. */
@@ -173,6 +191,16 @@ function settleReader(r: Reader, chunk: Buffer | null): void {
   else resolve(chunk === null ? { value: undefined, done: true } : { value: chunk, done: false })
 }
 
+/**
+ * Where a socket in push mode (`Socket._listen`) sends what it receives:
+ * each chunk as it arrives, then the end (0 at the peer's end of stream,
+ * else -errno).
+ */
+export interface PushSink {
+  data(chunk: Buffer): void
+  end(result: number): void
+}
+
 /** Settings a Socket is made with. */
 interface SocketSettings {
   highWaterMark: number
@@ -247,6 +275,10 @@ export class Socket implements AsyncIterable<Buffer> {
 
   #onChunk(chunk: Buffer | undefined): void {
     if (chunk === undefined) return
+    if (this.#push !== null) {
+      this.#push.data(chunk)
+      return
+    }
     const r = this.#readers.shift()
     if (r !== undefined) {
       settleReader(r, chunk)
@@ -264,6 +296,10 @@ export class Socket implements AsyncIterable<Buffer> {
   #onEnd(result: number): void {
     this.#streaming = false
     this.#live.ended()
+    if (this.#push !== null) {
+      this.#push.end(result)
+      return
+    }
     const readers = this.#readers
     this.#readers = []
     if (this.#closed) {
@@ -307,7 +343,49 @@ export class Socket implements AsyncIterable<Buffer> {
     return this.#read(false)
   }
 
+  /** Push mode (see PushSink): set by `_listen`. */
+  #push: PushSink | null = null
+
+  /**
+   * @internal Push mode, for the callback API and ringline/net: receiving
+   * starts, and every chunk goes to `sink.data` as it arrives (no queue, no
+   * promise), the end to `sink.end`. Not with `recv()` or iteration: a
+   * socket that has received that way already gets -EINVAL. Returns 0 or
+   * -errno.
+   */
+  _listen(sink: PushSink): number {
+    if (this.#closed) return -9
+    if (this.#push !== null || this.#streaming || this.#chunks.length > 0 || this.#ended || this.#error !== null) return -22
+    const st = this.#core.stream(this.#sink, (t) => this.#core.native.recvStart(t, this.#id))
+    if (st < 0) return st
+    this.#push = sink
+    this.#streaming = true
+    this.#live.started(st)
+    return 0
+  }
+
+  /** @internal Push mode: stops (true) or resumes (false) receiving. */
+  _pause(paused: boolean): void {
+    if (this.#closed || this.#push === null || paused === this.#paused) return
+    this.#paused = paused
+    this.#core.native.recvPause(this.#id, paused)
+    this.#core.kick()
+  }
+
+  /**
+   * @internal A send without a promise: `done(result)` gets the byte count
+   * or -errno. The bytes are copied into library memory before this
+   * returns, so `data` may be reused at once (except `allocAligned` memory,
+   * which is sent in place: reuse it after `done`). Returns 0, or -errno when
+   * nothing was sent (`done` is then never called).
+   */
+  _write(data: ArrayBufferView | ArrayBufferView[], done: (result: number) => void): number {
+    if (this.#closed) return -9
+    return this.#core.sendCb(this.#id, data, done)
+  }
+
   #read<T>(iter: boolean): Promise<T> {
+    if (this.#push !== null) return Promise.reject(withCode(new Error('recv() on a socket that delivers to callbacks'), 'ERR_INVALID_STATE'))
     if (this.#closed) {
       if (iter) return Promise.resolve({ value: undefined, done: true } as T)
       return Promise.reject(systemError(-9, 'recv'))
@@ -506,10 +584,21 @@ export class Listener implements AsyncIterable<Socket> {
   #closed = false
   readonly #address: AddressInfo
   readonly #sink: StreamSink
+  /** The callback API's handlers: accepted sockets go to them. */
+  readonly #callbacks: CallbackSettings | null
 
   /** @internal Listeners come from `listen()`. */
-  constructor(ring: Ring, core: RingCore, id: number, address: AddressInfo, noDelay: boolean, settings: SocketSettings) {
+  constructor(
+    ring: Ring,
+    core: RingCore,
+    id: number,
+    address: AddressInfo,
+    noDelay: boolean,
+    settings: SocketSettings,
+    callbacks: CallbackSettings | null,
+  ) {
     this.ring = ring
+    this.#callbacks = callbacks
     this.#core = core
     this.#live = new StreamLiveness(core)
     this.#id = id
@@ -529,6 +618,10 @@ export class Listener implements AsyncIterable<Socket> {
       void s.close()
       return
     }
+    if (this.#callbacks !== null) {
+      new CallbackSocket(s, this.#callbacks)._start()
+      return
+    }
     const w = this.#waiters.shift()
     if (w !== undefined) w.resolve(s)
     else this.#queue.push(s)
@@ -540,6 +633,14 @@ export class Listener implements AsyncIterable<Socket> {
     const waiters = this.#waiters
     this.#waiters = []
     const err = !this.#closed && result < 0 ? netError(result, 'accept', this.#address.address, this.#address.port) : null
+    if (err !== null && this.#callbacks !== null) {
+      // Nobody awaits an accept here: like a net.Server 'error' with no
+      // listener, it surfaces as an uncaught exception.
+      queueMicrotask(() => {
+        throw err
+      })
+      return
+    }
     for (const w of waiters) {
       if (err !== null) w.reject(err)
       else w.resolve(null)
@@ -553,6 +654,13 @@ export class Listener implements AsyncIterable<Socket> {
 
   /** The next connection, or `null` once the listener is closed. */
   accept(): Promise<Socket | null> {
+    if (this.#callbacks !== null) {
+      return Promise.reject(withCode(new Error('accept() on a listener whose connections go to socket handlers'), 'ERR_INVALID_STATE'))
+    }
+    return this.#accept()
+  }
+
+  #accept(): Promise<Socket | null> {
     const s = this.#queue.shift()
     if (s !== undefined) return Promise.resolve(s)
     if (this.#closed) return Promise.resolve(null)
@@ -565,6 +673,18 @@ export class Listener implements AsyncIterable<Socket> {
     return new Promise((resolve, reject) => {
       this.#waiters.push({ resolve, reject })
     })
+  }
+
+  /**
+   * @internal The callback API: accepts from now on, each connection to
+   * the handlers. Returns 0 or -errno.
+   */
+  _acceptToHandlers(): number {
+    const st = this.#core.stream(this.#sink, (t) => this.#core.native.acceptStart(t, this.#id))
+    if (st < 0) return st
+    this.#streaming = true
+    this.#live.started(st)
+    return 0
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Socket> {
@@ -618,7 +738,7 @@ function hwmOption(o: Record<string, unknown>): number {
 }
 
 /** `ring.listen()`: see `Ring.listen`. */
-export async function listenOn(ring: Ring, core: RingCore, options: ListenOptions | undefined): Promise<Listener> {
+export async function listenOn(ring: Ring, core: RingCore, options: ListenOptions | CallbackListenOptions | undefined): Promise<Listener> {
   const o = options === undefined ? {} : validateObject(options, 'options')
   const port = o.port === undefined ? 0 : validatePort(o.port, 'options.port', true)
   const host = validateHost(o.host, 'options.host', '')
@@ -627,6 +747,7 @@ export async function listenOn(ring: Ring, core: RingCore, options: ListenOption
   const reusePort = o.reusePort === undefined ? false : validateBoolean(o.reusePort, 'options.reusePort')
   const noDelay = o.noDelay === undefined ? true : validateBoolean(o.noDelay, 'options.noDelay')
   const settings = { highWaterMark: hwmOption(o) }
+  const callbacks = o.socket === undefined ? null : callbackSettings(o.socket, 'options.socket')
   if (core.closed) throw systemError(-125, 'listen')
   let address = host === '' ? '::' : await resolve(host, 0)
   let id = core.native.listen(address, port, backlog, ipv6Only, reusePort)
@@ -638,11 +759,19 @@ export async function listenOn(ring: Ring, core: RingCore, options: ListenOption
   if (id < 0) throw netError(id, 'listen', address, port)
   const a = core.native.sockAddr(id, false)
   const info: AddressInfo = a === null ? { address, family: isIP(address) === 6 ? 'IPv6' : 'IPv4', port } : { address: a.address, family: family(a.family), port: a.port }
-  return new Listener(ring, core, id, info, noDelay, settings)
+  const listener = new Listener(ring, core, id, info, noDelay, settings, callbacks)
+  if (callbacks !== null) {
+    const st = listener._acceptToHandlers()
+    if (st < 0) {
+      await listener.close().catch(() => undefined)
+      throw netError(st, 'accept', info.address, info.port)
+    }
+  }
+  return listener
 }
 
 /** `ring.connect()`: see `Ring.connect`. */
-export async function connectOn(ring: Ring, core: RingCore, options: ConnectOptions): Promise<Socket> {
+export async function connectOn(ring: Ring, core: RingCore, options: ConnectOptions | CallbackConnectOptions): Promise<Socket | CallbackSocket> {
   const o = validateObject(options, 'options')
   const port = validatePort(o.port, 'options.port', false)
   const host = validateHost(o.host, 'options.host', 'localhost')
@@ -654,6 +783,7 @@ export async function connectOn(ring: Ring, core: RingCore, options: ConnectOpti
   const timeout = o.timeout === undefined ? -1 : validateInteger(o.timeout, 'options.timeout', 0)
   const signal = validateSignal(o.signal)
   const settings = { highWaterMark: hwmOption(o) }
+  const callbacks = o.socket === undefined ? null : callbackSettings(o.socket, 'options.socket')
   if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
   const address = await resolve(host, fam)
   const make = (id: number): Socket => new Socket(ring, core, id, settings)
@@ -672,5 +802,8 @@ export async function connectOn(ring: Ring, core: RingCore, options: ConnectOpti
     await sock.close().catch(() => undefined)
     throw e
   }
-  return sock
+  if (callbacks === null) return sock
+  const cs = new CallbackSocket(sock, callbacks)
+  cs._start()
+  return cs
 }

@@ -7,7 +7,8 @@ import { Kinds, RingCore } from './core'
 import { invalidArgType, invalidArgValue, ringClosed } from './errors'
 import { FileHandle } from './file'
 import { RingFs } from './fs/paths'
-import { connectOn, listenOn, type ConnectOptions, type ListenOptions, type Listener, type Socket } from './net'
+import { connectOn, listenOn, type CallbackConnectOptions, type CallbackListenOptions, type ConnectOptions, type ListenOptions, type Listener, type Socket } from './net'
+import type { CallbackSocket } from './net-callback'
 import type { NativeRing, NativeStats } from './native'
 import { parseFlags, parseMode, pathText, validateBoolean, validateInteger, validateObject, validatePath, validateSignal } from './validators'
 
@@ -505,9 +506,10 @@ export class Ring {
   /**
    * Listens for TCP connections; resolves once the socket is bound and
    * listening. Rejects with `EADDRINUSE` (and node:net's `address` and
-   * `port`) and the like.
+   * `port`) and the like. With `socket` handlers (the callback API),
+   * accepted connections go to them as CallbackSockets instead.
    */
-  listen(options?: ListenOptions): Promise<Listener> {
+  listen(options?: ListenOptions | CallbackListenOptions): Promise<Listener> {
     try {
       return listenOn(this, this.#core, options)
     } catch (e) {
@@ -518,9 +520,12 @@ export class Ring {
   /**
    * Opens a TCP connection. Rejects with `ECONNREFUSED`, `ETIMEDOUT` (after
    * `timeout` ms), an `AbortError` (`signal`) and the like, with `address`
-   * and `port`.
+   * and `port`. With `socket` handlers (the callback API), resolves to a
+   * CallbackSocket whose chunks go to them.
    */
-  connect(options: ConnectOptions): Promise<Socket> {
+  connect(options: CallbackConnectOptions): Promise<CallbackSocket>
+  connect(options: ConnectOptions): Promise<Socket>
+  connect(options: ConnectOptions | CallbackConnectOptions): Promise<Socket | CallbackSocket> {
     try {
       return connectOn(this, this.#core, options)
     } catch (e) {
