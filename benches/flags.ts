@@ -20,8 +20,8 @@ export const FILES_FLAGS: FlagSpec = {
 }
 
 export const NET_FLAGS: FlagSpec = {
-  known: [...COMMON.known, 'no-loop', 'soak'],
-  valued: [...COMMON.valued, 'depth', 'repeat', 'soak-seconds', 'soak-warmup', 'soak-every'],
+  known: [...COMMON.known, 'no-loop', 'soak', 'no-bun'],
+  valued: [...COMMON.valued, 'depth', 'repeat', 'soak-seconds', 'soak-warmup', 'soak-every', 'bun', 'bun-dir'],
 }
 
 export const HTTP_FLAGS: FlagSpec = {

@@ -6,13 +6,19 @@
 // never loads the native module.
 
 import * as net from 'node:net'
-import { callbackLoops, promiseLoops, runTimed, within, type Backend, type Control, type Measurement, type TimedOptions } from './harness'
+import { callbackLoops, promiseLoops, runTimed, within, type Backend, type Callback, type Control, type Measurement, type TimedOptions } from './harness'
 import type * as Ringline from '../index'
 
 export const HOST = '127.0.0.1'
 
-/** 'net': node:net's own code over ringline/net's sockets (the stream bridge). */
-export type NetEngine = 'ringline' | 'node' | 'net'
+/**
+ * 'ringline': the promise API; 'callback': the callback API (listen and
+ * connect with socket handlers); 'net': node:net's own code over
+ * ringline/net's sockets (the stream bridge); 'node': node:net (under Bun
+ * too, when the child runs there); 'bun': Bun.listen and Bun.connect (a
+ * child run by bun).
+ */
+export type NetEngine = 'ringline' | 'callback' | 'node' | 'net' | 'bun'
 
 /** `conns` connections, each: send `size` bytes, await the whole echo, repeat. */
 export interface PingPongJob {
@@ -112,9 +118,14 @@ async function ringline(backend: Backend | undefined): Promise<typeof Ringline> 
 export async function runNetJob(job: NetJob, opts: TimedOptions, progress: Progress): Promise<Measurement | SoakResult> {
   switch (job.kind) {
     case 'pingpong':
-      return job.engine === 'ringline' ? ringlinePingPong(job, opts) : nodePingPong(job, opts, await netApi(job.engine))
+      if (job.engine === 'ringline') return ringlinePingPong(job, opts)
+      if (job.engine === 'callback') return callbackPingPong(job, opts)
+      if (job.engine === 'bun') return bunPingPong(job, opts)
+      return nodePingPong(job, opts, await netApi(job.engine))
     case 'bulk':
-      return job.engine === 'ringline' ? ringlineBulk(job, opts) : nodeBulk(job, opts, await netApi(job.engine))
+      if (job.engine === 'ringline') return ringlineBulk(job, opts)
+      if (job.engine === 'callback' || job.engine === 'bun') throw new Error(`no bulk workload for '${job.engine}'`)
+      return nodeBulk(job, opts, await netApi(job.engine))
     case 'soak':
       return ringlineSoak(job, progress)
   }
@@ -299,6 +310,146 @@ async function ringlinePingPong(job: PingPongJob, opts: TimedOptions): Promise<M
     m.latency += ' (one round trip: send + whole echo received)'
     return m
   })
+}
+
+/**
+ * The callback API: an echo server of socket handlers, clients whose `data`
+ * handler counts the echo and calls the round trip's callback once all of
+ * it came. No promise anywhere.
+ */
+async function callbackPingPong(job: PingPongJob, opts: TimedOptions): Promise<Measurement> {
+  const rl = await ringline(job.backend)
+  const msg = Buffer.alloc(job.size, 0x61)
+  let ctl: Control | null = null
+  const fail = (e: unknown): void => ctl?.fail(e)
+  const closed = (_s: unknown, e: Error | null): void => {
+    if (e !== null && ctl !== null && ctl.state !== 2) fail(e)
+  }
+  const server = await within(
+    rl.listen({ host: HOST, port: 0, socket: { data: (s, c) => void s.write(c), close: closed } }),
+    TEARDOWN_MS,
+    'listen',
+    ringDiag(rl),
+  )
+  const got = new Array<number>(job.conns).fill(0)
+  const waiting: (Callback | null)[] = new Array(job.conns).fill(null)
+  const clients: Ringline.CallbackSocket[] = []
+  for (let i = 0; i < job.conns; i++) {
+    const slot = i
+    const data = (_s: unknown, c: Buffer): void => {
+      got[slot] += c.length
+      const cb = waiting[slot]
+      if (cb !== null && got[slot] >= job.size) {
+        waiting[slot] = null
+        cb(null, got[slot])
+      }
+    }
+    clients.push(await within(rl.connect({ host: HOST, port: server.address().port, socket: { data, close: closed } }), TEARDOWN_MS, `connect #${i + 1}`, ringDiag(rl)))
+  }
+  try {
+    const m = await runTimed(
+      opts,
+      SAMPLE_EVERY,
+      (c) => {
+        ctl = c
+        return callbackLoops(c, job.conns, job.size, (slot, cb) => {
+          got[slot] = 0
+          waiting[slot] = cb
+          clients[slot].write(msg)
+        })
+      },
+      ringDiag(rl),
+    )
+    m.latency += ' (one round trip: write + whole echo received)'
+    m.info = { ...m.info, ring: ringStats(rl) }
+    return m
+  } finally {
+    for (const c of clients) c.close()
+    await within(server.close(), TEARDOWN_MS, 'Listener.close', ringDiag(rl))
+  }
+}
+
+/** What the Bun child uses of Bun's TCP API. */
+interface BunSocket {
+  write(data: Uint8Array): number
+  end(): void
+  setNoDelay?(on: boolean): void
+}
+interface BunApi {
+  listen(o: { hostname: string; port: number; socket: BunHandlers }): { port: number; stop(closeActive?: boolean): void }
+  connect(o: { hostname: string; port: number; socket: BunHandlers }): Promise<BunSocket>
+}
+interface BunHandlers {
+  data(s: BunSocket, d: Uint8Array): void
+  open?(s: BunSocket): void
+  error?(s: BunSocket, e: Error): void
+}
+
+/**
+ * Bun's own TCP API (Bun.listen, Bun.connect), in a child run by bun: the
+ * same echo and the same counting as callbackPingPong. A write that takes
+ * less than the 64 B fails the run (it never happened here).
+ */
+async function bunPingPong(job: PingPongJob, opts: TimedOptions): Promise<Measurement> {
+  const bun = (globalThis as unknown as { Bun?: BunApi }).Bun
+  if (bun === undefined) throw new Error("engine 'bun' runs only under bun")
+  const msg = Buffer.alloc(job.size, 0x61)
+  let ctl: Control | null = null
+  const short = (n: number, of: number): void => {
+    if (n !== of) ctl?.fail(new Error(`Bun socket.write took ${n} of ${of} bytes`))
+  }
+  const server = bun.listen({
+    hostname: HOST,
+    port: 0,
+    socket: {
+      open: (s) => s.setNoDelay?.(true),
+      data: (s, d) => short(s.write(d), d.length),
+      error: (_s, e) => ctl?.fail(e),
+    },
+  })
+  const got = new Array<number>(job.conns).fill(0)
+  const waiting: (Callback | null)[] = new Array(job.conns).fill(null)
+  const clients: BunSocket[] = []
+  for (let i = 0; i < job.conns; i++) {
+    const slot = i
+    clients.push(
+      await within(
+        bun.connect({
+          hostname: HOST,
+          port: server.port,
+          socket: {
+            open: (s) => s.setNoDelay?.(true),
+            data: (_s, d) => {
+              got[slot] += d.length
+              const cb = waiting[slot]
+              if (cb !== null && got[slot] >= job.size) {
+                waiting[slot] = null
+                cb(null, got[slot])
+              }
+            },
+            error: (_s, e) => ctl?.fail(e),
+          },
+        }),
+        TEARDOWN_MS,
+        `Bun.connect #${i + 1}`,
+      ),
+    )
+  }
+  try {
+    const m = await runTimed(opts, SAMPLE_EVERY, (c) => {
+      ctl = c
+      return callbackLoops(c, job.conns, job.size, (slot, cb) => {
+        got[slot] = 0
+        waiting[slot] = cb
+        short(clients[slot].write(msg), msg.length)
+      })
+    })
+    m.latency += ' (one round trip: write + whole echo received)'
+    return m
+  } finally {
+    for (const c of clients) c.end()
+    server.stop(true)
+  }
 }
 
 async function ringlineBulk(job: BulkJob, opts: TimedOptions): Promise<Measurement> {

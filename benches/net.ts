@@ -26,6 +26,9 @@
 //   --soak-warmup N   soak warm-up seconds (default 30)
 //   --soak-every N    seconds between RSS samples (default 10)
 //   --json FILE       also write the results to FILE (all.ts uses it)
+//   --bun PATH, --bun-dir DIR, --no-bun  the bun binary of the Bun rows (see
+//                     benches/bun.ts for where it is looked for); without
+//                     one, the run says so and has no Bun rows
 //
 // Engines: every ringline row runs once per engine, as "ringline (io_uring)"
 // and "ringline (mio)": the child gets RINGLINE_BACKEND (the default ring's
@@ -46,8 +49,14 @@
 //     ringline        listen() + connect() on the default ring (completion thread)
 //     ringline loop   the same with RINGLINE_COMPLETION=loop (the event loop
 //                     polls the ring, no completion thread)
+//     ringline cb     (ping-pong) the callback API: listen() and connect()
+//                     with socket handlers, echo with write() in `data`;
+//                     no promise anywhere ("ringline cb loop": completion 'loop')
 //     node:net        net.createServer + net.createConnection; echo with
 //                     socket.write in the 'data' handler, client callbacks
+//     Bun.listen/connect  (ping-pong, where bun is found) Bun's own TCP API,
+//                     the same echo and counting, in a child run by bun
+//     node:net (Bun)  (ping-pong) the node:net code above, run by bun
 //     ringline/net    the same node:net code over ringline/net's
 //                     createServer/createConnection (pingpong and bulk): what
 //                     node's stream interface over ringline sockets costs
@@ -89,6 +98,7 @@ import { NET_FLAGS } from './flags'
 import { BACKENDS, Flags, usageFor, engineLabel, fmtRate, fmtRatio, fmtUs, pad, padLeft, parseBackends, type Backend, type Measurement, type TimedOptions } from './harness'
 import type { NetEngine, NetJob, SoakResult } from './net-work'
 import { printEngineSummary, type EngineRow } from './summary'
+import { findBun } from './bun'
 
 // ----- options -----------------------------------------------------------------
 
@@ -105,6 +115,9 @@ interface Options {
   soakEveryMs: number
   /** Also write the results here. */
   json: string | null
+  bun: string | null
+  bunDir: string
+  noBun: boolean
 }
 
 const ROOT = path.resolve(__dirname, '..')
@@ -139,6 +152,9 @@ function parseOptions(argv: string[]): Options {
     soakWarmupMs: num('soak-warmup', 30, 0) * 1000,
     soakEveryMs: num('soak-every', 10, 1) * 1000,
     json: flags.get('json') ? path.resolve(flags.get('json') as string) : null,
+    bun: flags.get('bun') || null,
+    bunDir: path.resolve(flags.get('bun-dir') || process.env.BUN_DIR || '/tmp/bun'),
+    noBun: flags.has('no-bun'),
   }
 }
 
@@ -161,11 +177,20 @@ interface ChildLine {
   result?: Measurement | SoakResult
 }
 
-function runChild(job: NetJob, opts: TimedOptions, env: Record<string, string | undefined>, timeoutMs: number, onProgress?: (line: string) => void): Promise<Measurement | SoakResult> {
+/** The child: node (with tsx) running net-child.ts, or with `bun` (its path) bun running it. */
+function runChild(
+  job: NetJob,
+  opts: TimedOptions,
+  env: Record<string, string | undefined>,
+  timeoutMs: number,
+  onProgress?: (line: string) => void,
+  bun?: string,
+): Promise<Measurement | SoakResult> {
   return new Promise((resolve, reject) => {
     const childEnv: Record<string, string | undefined> = { ...process.env, ...env }
     for (const k of Object.keys(childEnv)) if (childEnv[k] === undefined) delete childEnv[k]
-    const child = spawn(process.execPath, [...childExecArgv(), CHILD, JSON.stringify({ job, opts })], {
+    const [bin, args] = bun === undefined ? [process.execPath, childExecArgv()] : [bun, []]
+    const child = spawn(bin, [...args, CHILD, JSON.stringify({ job, opts })], {
       cwd: ROOT,
       env: childEnv as NodeJS.ProcessEnv,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -223,6 +248,8 @@ interface Workload {
   engine: string
   job: NetJob
   env: Record<string, string | undefined>
+  /** Run by this bun binary instead of node. */
+  bun?: string
 }
 
 interface Target {
@@ -265,21 +292,36 @@ const NODE = { RINGLINE_COMPLETION: undefined, RINGLINE_BACKEND: undefined }
 
 /** The node peer every engine is held against (the summary, and the target mio >= node). */
 const NODE_PEER = 'node:net'
+/** Bun's own TCP API, and node:net's code under Bun. */
+const BUN_NATIVE = 'Bun.listen/connect'
+const BUN_NODE = 'node:net (Bun)'
+/** The callback API's rows: on the completion thread (the default) and with completion 'loop'. */
+const CB = 'ringline cb'
+const CB_LOOP = 'ringline cb loop'
 
 const sizeName = (n: number): string => (n >= MiB ? `${n / MiB} MiB` : `${n / KiB} KiB`)
 const sizeTag = (n: number): string => (n >= MiB ? `${n / MiB}m` : `${n / KiB}k`)
 
-function buildGroups(o: Options): Group[] {
+function buildGroups(o: Options, bun: string | null): Group[] {
   const groups: Group[] = []
-  const peers = (job: (engine: NetEngine, backend?: Backend) => NetJob): Workload[] => {
+  /** `callbacks`: also the callback API's rows and Bun's (ping-pong). */
+  const peers = (job: (engine: NetEngine, backend?: Backend) => NetJob, callbacks = false): Workload[] => {
     const w: Workload[] = []
     for (const b of o.backends) {
       w.push({ group: '', engine: engineLabel('ringline', b), job: job('ringline', b), env: ringEnv('thread', b) })
       if (o.loop) w.push({ group: '', engine: engineLabel('ringline loop', b), job: job('ringline', b), env: ringEnv('loop', b) })
+      if (callbacks) {
+        w.push({ group: '', engine: engineLabel(CB, b), job: job('callback', b), env: ringEnv('thread', b) })
+        if (o.loop) w.push({ group: '', engine: engineLabel(CB_LOOP, b), job: job('callback', b), env: ringEnv('loop', b) })
+      }
       // node:net's code over ringline/net's sockets: what the stream bridge costs.
       w.push({ group: '', engine: engineLabel('ringline/net', b), job: job('net', b), env: ringEnv('thread', b) })
     }
     w.push({ group: '', engine: NODE_PEER, job: job('node'), env: NODE })
+    if (callbacks && bun !== null) {
+      w.push({ group: '', engine: BUN_NATIVE, job: job('bun'), env: NODE, bun })
+      w.push({ group: '', engine: BUN_NODE, job: job('node'), env: NODE, bun })
+    }
     return w
   }
   /** io_uring's target against node:net, and mio's (mio >= node:net). */
@@ -295,8 +337,14 @@ function buildGroups(o: Options): Group[] {
       name: `pingpong-${conns}`,
       title: `64 B ping-pong, ${conns} connection${conns > 1 ? 's' : ''}: send 64 B, wait for the 64 B echo, repeat`,
       metric: 'roundtrips',
-      workloads: peers((engine, backend) => ({ kind: 'pingpong', engine, backend, conns, size: PINGPONG_BYTES })),
-      targets: nodeTargets(target),
+      workloads: peers((engine, backend) => ({ kind: 'pingpong', engine, backend, conns, size: PINGPONG_BYTES }), true),
+      targets: [
+        ...nodeTargets(target),
+        // Issue 13: the callback API at least Bun's own and 1.2x (1
+        // connection) / 1.5x (50) node:net.
+        { ours: engineLabel(CB, 'io_uring'), peer: BUN_NATIVE, ratio: 1.0 },
+        { ours: engineLabel(CB, 'io_uring'), peer: NODE_PEER, ratio: conns === 1 ? 1.2 : 1.5 },
+      ],
     })
   }
   groups.push({
@@ -404,12 +452,14 @@ interface Ratio {
 function ratios(g: Group, results: Result[]): Ratio[] {
   const out: Ratio[] = []
   const get = (engine: string): Result | undefined => results.find((r) => r.engine === engine && r.measurement)
-  const variants = g.workloads.some((w) => w.engine === NODE_PEER) ? ['ringline', 'ringline loop'] : ['ringline copy', 'ringline zero-copy']
+  const variants = g.workloads.some((w) => w.engine === NODE_PEER) ? ['ringline', 'ringline loop', CB, CB_LOOP] : ['ringline copy', 'ringline zero-copy']
   const pairs: [string, string][] = []
   for (const b of BACKENDS) {
     if (variants[0] === 'ringline') for (const v of variants) pairs.push([engineLabel(v, b), NODE_PEER])
     else pairs.push([engineLabel('ringline zero-copy', b), engineLabel('ringline copy', b)])
+    for (const v of [CB, CB_LOOP]) pairs.push([engineLabel(v, b), BUN_NATIVE])
   }
+  pairs.push([BUN_NATIVE, NODE_PEER], [BUN_NODE, NODE_PEER])
   for (const v of variants) pairs.push([engineLabel(v, 'mio'), engineLabel(v, 'io_uring')])
   for (const [a, b] of pairs) {
     const ra = get(a)
@@ -573,7 +623,11 @@ async function main(): Promise<void> {
   const allRatios: Ratio[] = []
   const sweepRows: SweepRow[] = []
   let sweepHeader = false
-  const groups = buildGroups(o)
+  const bunInfo = o.noBun ? null : findBun(o.bun, o.bunDir)
+  if (bunInfo === null) log('Bun rows: skipped (--no-bun)')
+  else if (bunInfo.path === null) log(`Bun rows: skipped, no bun binary found (looked at ${bunInfo.looked.join(', ')})`)
+  else log(`Bun rows: ${bunInfo.path} (bun ${bunInfo.version})`)
+  const groups = buildGroups(o, bunInfo?.path ?? null)
   for (const g of groups) {
     const chosen = g.workloads.filter(selected)
     if (chosen.length === 0) continue
@@ -593,7 +647,7 @@ async function main(): Promise<void> {
         const tag = o.repeat > 1 ? ` #${rep + 1}` : ''
         process.stdout.write(`  . ${g.sweep === undefined ? '' : `${sizeName(g.sweep)} `}${w.engine}${tag} ...`)
         try {
-          const m = (await runChild(w.job, t, w.env, childTimeout)) as Measurement
+          const m = (await runChild(w.job, t, w.env, childTimeout, undefined, w.bun)) as Measurement
           runs.set(w, [...(runs.get(w) ?? []), m])
           process.stdout.write(` ${fmtValue(g.metric, value(g.metric, m))}\n`)
         } catch (e) {

@@ -11,7 +11,7 @@ import * as nodeNet from 'node:net'
 import * as nodeStream from 'node:stream'
 import * as nodeEvents from 'node:events'
 import { defaultRing } from './default'
-import { invalidArgType, withCode } from './errors'
+import { codedError, invalidArgType, withCode } from './errors'
 import { validateBoolean, validateInteger, validateObject } from './validators'
 import type { AddressInfo, Listener, Socket as RingSocket } from './net'
 import type { Ring } from './ring'
@@ -89,11 +89,8 @@ export interface ServerListenOptions {
 
 type Callback = (err?: Error | null) => void
 
-function nodeError(code: string, message: string): Error & { code: string } {
-  const e = withCode(new Error(message), code)
-  e.stack = e.stack?.replace(/^Error/, `Error [${code}]`)
-  return e
-}
+/** withCode already prints the code in the stack (it was added twice: "Error [X] [X]: ..."). */
+const nodeError = codedError
 
 function isTimer(t: unknown): t is NodeJS.Timeout {
   return typeof t === 'object' && t !== null
@@ -779,8 +776,19 @@ export function serveHttp(httpServer: HttpLikeServer, options?: ServerOptions): 
     ...options,
   }
   const server = new Server(o)
+  // node's tls (https, http2's secure server) runs on a ringline socket as
+  // on any Duplex, through a JSStreamSocket, not on its handle as over
+  // node:net, and its TLSSocket takes allowHalfOpen from the socket. Once
+  // wrapped, the socket's own half-close must not end its writable side
+  // when the peer's FIN comes (a node:net socket under tls never sees that
+  // FIN): what tls still writes (the rest of a response, its close_notify)
+  // would be cut. tls ends the socket itself when it ends.
+  // (node:tls is loaded only for a server that may be one of its own.)
+  const tlsServer =
+    typeof (httpServer as { setSecureContext?: unknown }).setSecureContext === 'function' && httpServer instanceof (require('node:tls') as typeof import('node:tls')).Server
   server.on('connection', (s: Socket) => {
     httpServer.emit('connection', s)
+    if (tlsServer) s.allowHalfOpen = true
   })
   server.on('listening', () => {
     httpServer.emit('listening')

@@ -159,6 +159,7 @@ impl NativeRing {
             inbox: Mutex::new(Vec::new()),
             posted: AtomicBool::new(false),
             delivering: AtomicBool::new(false),
+            in_timer: AtomicBool::new(false),
             deferred: Mutex::new(Deferred(Vec::new())),
             refed: AtomicBool::new(false),
             weak: Mutex::new(std::collections::HashSet::new()),
@@ -199,7 +200,11 @@ impl NativeRing {
                 .ok_or_else(|| napi::Error::from_reason("engine has no notify fd"))?;
             let poll = crate::loop_poll::LoopPoll::start(raw, Arc::as_ptr(&shared), fd)
                 .ok_or_else(|| napi::Error::from_reason("uv_poll_init failed"))?;
-            lock(&shared.js).poll = Some(poll);
+            // The timer delivers what a quiet flush reaped (flush_quiet).
+            let timer = crate::loop_poll::LoopTimer::new(raw, Arc::as_ptr(&shared));
+            let mut s = lock(&shared.js);
+            s.poll = Some(poll);
+            s.timer = timer;
         } else {
             let tsfn = completion::create_tsfn(raw, &shared)?;
             let thread = completion::spawn(shared.clone(), tsfn).map_err(|e| {

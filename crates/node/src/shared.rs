@@ -78,6 +78,10 @@ pub struct Shared {
     /// stream's sink closing a socket, say) wait in `deferred`, so the
     /// shared results array is never overwritten under the running batch.
     pub(crate) delivering: AtomicBool,
+    /// Inside the loop timer's delivery (`on_deferred`, microtasks
+    /// included): a quiet flush must not restart that timer (see
+    /// `flush_quiet`).
+    pub(crate) in_timer: AtomicBool,
     pub(crate) deferred: Mutex<Deferred>,
     /// The threadsafe function is ref'd (ops are pending).
     pub(crate) refed: AtomicBool,
@@ -133,6 +137,40 @@ impl Shared {
         std::mem::take(&mut *lock(&self.inbox))
     }
 
+    /// Submits what the driver queued on the JS thread while completions
+    /// are being handled (re-armed receives, the rest of a short send, the
+    /// sends JS queued inside `onBatch`), with the kernel's eventfd muted:
+    /// what completes inline goes into the inbox, and the loop's timer
+    /// delivers it on the next iteration unless a flush from JS (which
+    /// takes the inbox) comes first. A plain submit here woke the
+    /// completion thread for every such completion: in a 64 B ping-pong on
+    /// one connection, a thread wake-up, a threadsafe-function call and a
+    /// loop iteration per round trip.
+    fn flush_quiet(&self, d: &mut Driver) {
+        if !d.has_unflushed() {
+            return;
+        }
+        let reaped = {
+            let mut ib = lock(&self.inbox);
+            // A failed submit is ignored here, as the plain flush here
+            // always did: the ops stay queued for the next flush.
+            let _ = d.flush_and_reap(&mut ib);
+            !ib.is_empty()
+        };
+        if !reaped {
+            return;
+        }
+        if self.in_timer.load(Ordering::Relaxed) {
+            // The libuv of node 20 (1.46) runs a zero-delay timer restarted
+            // by its own callback again in the same pass, with no end while
+            // every pass completes more (a ping-pong would never leave the
+            // timer phase): wake the usual way instead.
+            self.engine().wake();
+        } else if let Some(t) = &lock(&self.js).timer {
+            t.kick();
+        }
+    }
+
     /// Completes a batch in the driver and delivers it (JS thread).
     pub fn process(&self, env: Option<sys::napi_env>, cqes: &[Cqe]) {
         let mut dones = Vec::with_capacity(cqes.len());
@@ -141,7 +179,7 @@ impl Shared {
             for c in cqes {
                 d.complete(*c, &mut dones);
             }
-            let _ = d.flush();
+            self.flush_quiet(&mut d);
         }
         match env {
             Some(env) => self.deliver(env, dones),
@@ -314,7 +352,7 @@ impl Shared {
                 d.recycle_received(b);
             }
             d.after_batch(&mut extra);
-            let _ = d.flush();
+            self.flush_quiet(&mut d);
         }
         if !extra.is_empty() {
             lock(&self.deferred).0.extend(extra);
@@ -364,6 +402,7 @@ impl Shared {
                 None => return,
             }
         };
+        self.in_timer.store(true, Ordering::Relaxed);
         crate::loop_poll::in_callback_scope(env, scope.0, scope.1, || {
             self.posted.store(false, Ordering::Release);
             let batch = self.take_inbox();
@@ -371,6 +410,7 @@ impl Shared {
                 self.process(Some(env), &batch);
             }
         });
+        self.in_timer.store(false, Ordering::Relaxed);
     }
 
     /// Whether `len` more bytes fit in the receive pool.
@@ -510,11 +550,10 @@ impl Shared {
     /// kernel completed inline (page-cache hits) without a thread hop.
     pub fn flush(&self, env: sys::napi_env) -> i32 {
         if self.delivering.load(Ordering::Relaxed) {
-            // Inside onBatch: submit only; completions come the usual way.
-            return match lock(&self.driver).flush() {
-                Ok(()) => 0,
-                Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
-            };
+            // Inside onBatch: submit only; what completes at once waits
+            // for the loop's timer (or the next flush).
+            self.flush_quiet(&mut lock(&self.driver));
+            return 0;
         }
         let (r, batch) = {
             let mut d = lock(&self.driver);

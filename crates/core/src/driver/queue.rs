@@ -218,6 +218,11 @@ impl Driver {
 
     /// Flushes, and reaps into `out` what completed meanwhile (see
     /// [`Engine::flush_and_reap`]). Pass the completions to `complete`.
+    /// Whether ops were queued since the last flush.
+    pub fn has_unflushed(&self) -> bool {
+        self.unflushed > 0
+    }
+
     pub fn flush_and_reap(&mut self, out: &mut Vec<Cqe>) -> io::Result<()> {
         self.engine.flush_and_reap(out)?;
         self.unflushed = 0;
