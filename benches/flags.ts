@@ -1,4 +1,4 @@
-// The command-line flags of files.ts and net.ts, in one place so that all.ts
+// The command-line flags of files.ts, net.ts and http.ts, in one place so that all.ts
 // (`npm run bench`: both benchmarks in turn) can hand each flag to the
 // benchmark(s) that know it. `known`: flags without a value; `valued`: flags
 // taking one (`--flag=value` or `--flag value`).
@@ -22,4 +22,9 @@ export const FILES_FLAGS: FlagSpec = {
 export const NET_FLAGS: FlagSpec = {
   known: [...COMMON.known, 'no-loop', 'soak', 'no-bun'],
   valued: [...COMMON.valued, 'depth', 'repeat', 'soak-seconds', 'soak-warmup', 'soak-every', 'bun', 'bun-dir'],
+}
+
+export const HTTP_FLAGS: FlagSpec = {
+  known: [...COMMON.known, 'no-loop'],
+  valued: [...COMMON.valued, 'repeat', 'conns', 'big-conns', 'threads', 'wrk'],
 }

@@ -7,13 +7,13 @@
 import { fmtRate, fmtRatio, pad, padLeft, type Backend } from './harness'
 
 export interface EngineRow {
-  bench: 'files' | 'tcp'
+  bench: 'files' | 'tcp' | 'http'
   /** The group: "O_DIRECT qd32 read", "pingpong-1", ... */
   workload: string
   /** The ringline variant compared ("ringline read") and the peer ("fs/promises"). */
   variant: string
   peer: string
-  unit: 'ops/s' | 'round trips/s' | 'GB/s'
+  unit: 'ops/s' | 'round trips/s' | 'GB/s' | 'req/s'
   /** The figures of the run (null: not run or failed). */
   node: number | null
   ioUring: number | null
