@@ -19,9 +19,9 @@ import * as fs from 'node:fs'
 import * as http from 'node:http'
 import type * as net from 'node:net'
 import * as path from 'node:path'
-import { makeTmpDir, removeTmpDir, repoRoot, run, tick, waitFor } from './helpers'
+import { makeTmpDir, removeTmpDir, run, tick, waitFor } from './helpers'
 import { MiB, pattern, sha256 } from './net-helpers'
-import { connector, dial, listenOn, sideBySide, type Side } from './net-sides'
+import { connector, dial, listenOn, netRequire, sideBySide, type Side } from './net-sides'
 
 /** A raw client: what it received, whether it saw 'end', and its error. */
 class Raw {
@@ -617,13 +617,12 @@ test("client: http.Agent ref()s a reused socket while its request waits (the pro
     // network). Nothing of the server holds the process: the listener, its
     // side of the connection and its timer are unref'd; only the client's
     // socket can.
-    const netOf = (side: Side): string => (side === 'node' ? "require('node:net')" : `require(${JSON.stringify(path.join(repoRoot, 'dist', 'net.js'))})`)
     const script = path.join(dir, `child-${s.server}-${s.client}.js`)
     fs.writeFileSync(
       script,
       `const http = require('node:http')
-const serverNet = ${netOf(s.server)}
-const clientNet = ${netOf(s.client)}
+const serverNet = ${netRequire(s.server)}
+const clientNet = ${netRequire(s.client)}
 const srv = http.createServer((req, res) => {
   if (req.url === '/late') setTimeout(() => res.end('late'), 200).unref()
   else res.end('ok')

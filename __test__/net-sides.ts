@@ -11,6 +11,7 @@
 import type { ExecutionContext } from 'ava'
 import { once } from 'node:events'
 import * as net from 'node:net'
+import * as path from 'node:path'
 import * as rnet from '../net'
 import { SIM } from './test-disk'
 
@@ -41,6 +42,11 @@ export interface DialOptions {
 }
 
 /** The side's `createConnection`, typed as node:net's. */
+/** The `require(...)` a child script uses for a side's net module (ringline's: the built dist/net.js). */
+export function netRequire(side: Side): string {
+  return side === 'node' ? "require('node:net')" : `require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'net.js'))})`
+}
+
 export function connector(side: Side): (options: DialOptions) => net.Socket {
   if (side === 'node') return (o) => net.createConnection({ host: '127.0.0.1', ...o })
   return (o) => rnet.createConnection({ host: '127.0.0.1', ...o }) as unknown as net.Socket

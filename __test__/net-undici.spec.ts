@@ -16,9 +16,9 @@ import type * as net from 'node:net'
 import * as path from 'node:path'
 import { Readable } from 'node:stream'
 import { Agent, Client, Pool, fetch, type buildConnector } from 'undici'
-import { makeTmpDir, removeTmpDir, repoRoot, run, waitFor } from './helpers'
+import { makeTmpDir, removeTmpDir, run, waitFor } from './helpers'
 import { MiB, pattern, sha256 } from './net-helpers'
-import { connector, listenOn, sideBySide, type Side } from './net-sides'
+import { connector, listenOn, netRequire, sideBySide, type Side } from './net-sides'
 
 /** undici's `connect` option, with the side's sockets: calls back once connected. */
 function connectOf(side: Side, made: net.Socket[] = []): buildConnector.connector {
@@ -193,14 +193,13 @@ test('an idle undici pool (keep-alive sockets unref\'d by undici) lets a process
   const r = await sideBySide(t, async (s) => {
     // Server and client in the child (on sim both are in the child's sim
     // network); the server and its side of the connections unref'd.
-    const netOf = (side: Side): string => (side === 'node' ? "require('node:net')" : `require(${JSON.stringify(path.join(repoRoot, 'dist', 'net.js'))})`)
     const script = path.join(dir, `child-${s.server}-${s.client}.js`)
     fs.writeFileSync(
       script,
       `const http = require('node:http')
 const { Agent, fetch } = require(${JSON.stringify(require.resolve('undici'))})
-const serverNet = ${netOf(s.server)}
-const clientNet = ${netOf(s.client)}
+const serverNet = ${netRequire(s.server)}
+const clientNet = ${netRequire(s.client)}
 const srv = http.createServer((req, res) => res.end('ok ' + req.url))
 srv.keepAliveTimeout = 600000
 srv.on('connection', (sock) => sock.unref())
