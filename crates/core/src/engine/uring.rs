@@ -658,6 +658,8 @@ impl Engine for UringEngine {
         // `op` (and in a held op) outlive the op.
         let mut sq = unsafe { self.ring.submission_shared() };
         // A held read goes in first: it is no longer alone.
+        // SAFETY: as above (the held op's pointers were guaranteed when it
+        // was pushed and held).
         if !unsafe { push_held(&mut g, &mut sq) } {
             return false;
         }
