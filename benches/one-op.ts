@@ -6,6 +6,8 @@
 //
 //   node --import tsx benches/one-op.ts <kind> <engine> <completion> [depth] [ops] [file]
 //
+// completion: thread, loop, or sqpoll (thread on a Ring({ sqpoll: true }))
+//
 // kinds: read        4 KiB random reads of the page-cache file (files.ts's
 //                    bench-results/data/cache-512m.dat; read it through first)
 //        read-direct the same with O_DIRECT (direct-2048m.dat)
@@ -33,7 +35,9 @@ async function main(): Promise<void> {
   const file = fileArg ?? (kind === 'datasync' ? `/dev/shm/ringline-one-op-${process.pid}` : path.join(data, direct ? 'direct-2048m.dat' : 'cache-512m.dat'))
   if (kind === 'datasync') fs.writeFileSync(file, 'x')
   const positions = new Positions(fs.statSync(file).size)
-  const ring = new Ring({ backend: backend as 'io_uring' | 'mio', completion: completion as 'thread' | 'loop' })
+  // completion 'sqpoll': thread mode on a Ring({ sqpoll: true })
+  const sqpoll = completion === 'sqpoll'
+  const ring = new Ring({ backend: backend as 'io_uring' | 'mio', completion: sqpoll ? 'thread' : (completion as 'thread' | 'loop'), sqpoll })
   const fh = await ring.open(file, kind === 'datasync' ? 'r+' : 'r', undefined, { direct })
   const slab = ring.allocAligned(depth * 4096)
   // files.ts's positions: a table of 2^20 pseudo-random blocks.
