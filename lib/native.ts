@@ -14,6 +14,11 @@ export interface NativeRingOptions {
   zeroCopyThreshold: number
   backend: 'auto' | 'io_uring' | 'mio' | 'sim'
   fileThreads: number
+  /**
+   * Thread mode: the event loop may wait on the ring's eventfd itself at low
+   * queue depth (a uv_poll_t). False where the runtime has no uv_poll (Bun).
+   */
+  pollAtLowDepth: boolean
   seed: number
 }
 

@@ -47,6 +47,10 @@ pub struct NativeRingOptions {
     pub file_threads: u32,
     /// The sim engine's seed (an integer below 2^53).
     pub seed: f64,
+    /// Thread mode on io_uring: the event loop waits on the eventfd itself
+    /// at low queue depth (see completion.rs); false where the runtime has
+    /// no `uv_poll_init` (Bun aborts in it).
+    pub poll_at_low_depth: bool,
 }
 
 /// Counters of `ring.stats()`.
@@ -192,7 +196,7 @@ impl NativeRing {
             results_cap: (results_len / 8).saturating_sub(2) / 2,
             // io_uring's completions ring only its eventfd (mio's thread
             // also drives sockets and timers in its wait).
-            hybrid: !loop_mode && engine.name() == "io_uring",
+            hybrid: !loop_mode && engine.name() == "io_uring" && options.poll_at_low_depth,
             js_waits: AtomicBool::new(false),
             sqpoll: options.sqpoll,
             entries,
