@@ -6,6 +6,8 @@
 //
 //   node --import tsx benches/one-op.ts <kind> <engine> <completion> [depth] [ops] [file]
 //
+// completion: thread, loop, or sqpoll (thread on a Ring({ sqpoll: true }))
+//
 // kinds: read        4 KiB random reads of the page-cache file (files.ts's
 //                    bench-results/data/cache-512m.dat; read it through first)
 //        read-direct the same with O_DIRECT (direct-2048m.dat)
@@ -22,6 +24,7 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { Ring } from '../index'
+import { Positions } from './harness'
 
 async function main(): Promise<void> {
   const [kind = 'read', backend = 'io_uring', completion = 'thread', depthArg = '1', opsArg = '200000', fileArg] = process.argv.slice(2)
@@ -31,16 +34,14 @@ async function main(): Promise<void> {
   const direct = kind === 'read-direct'
   const file = fileArg ?? (kind === 'datasync' ? `/dev/shm/ringline-one-op-${process.pid}` : path.join(data, direct ? 'direct-2048m.dat' : 'cache-512m.dat'))
   if (kind === 'datasync') fs.writeFileSync(file, 'x')
-  const blocks = Math.floor(fs.statSync(file).size / 4096)
-  const ring = new Ring({ backend: backend as 'io_uring' | 'mio', completion: completion as 'thread' | 'loop' })
+  const positions = new Positions(fs.statSync(file).size)
+  // completion 'sqpoll': thread mode on a Ring({ sqpoll: true })
+  const sqpoll = completion === 'sqpoll'
+  const ring = new Ring({ backend: backend as 'io_uring' | 'mio', completion: sqpoll ? 'thread' : (completion as 'thread' | 'loop'), sqpoll })
   const fh = await ring.open(file, kind === 'datasync' ? 'r+' : 'r', undefined, { direct })
   const slab = ring.allocAligned(depth * 4096)
-  let x = 12345
-  const next = (): number => {
-    x = (x * 1103515245 + 12345) & 0x7fffffff
-    return (x % blocks) * 4096
-  }
-  const op = kind === 'datasync' ? (): Promise<unknown> => fh.datasync() : (b: Buffer): Promise<unknown> => fh.read(b, 0, 4096, next())
+  // files.ts's positions: a table of 2^20 pseudo-random blocks.
+  const op = kind === 'datasync' ? (): Promise<unknown> => fh.datasync() : (b: Buffer): Promise<unknown> => fh.read(b, 0, 4096, positions.next())
   const lat = new Float64Array(Math.min(ops, 1 << 20))
   let nl = 0
   let left = ops

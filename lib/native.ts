@@ -14,6 +14,11 @@ export interface NativeRingOptions {
   zeroCopyThreshold: number
   backend: 'auto' | 'io_uring' | 'mio' | 'sim'
   fileThreads: number
+  /**
+   * Thread mode: the event loop may wait on the ring's eventfd itself at low
+   * queue depth (a uv_poll_t). False where the runtime has no uv_poll (Bun).
+   */
+  pollAtLowDepth: boolean
   seed: number
 }
 
@@ -53,8 +58,10 @@ export interface NativeStats {
 
 /** The per-op hot path: plain functions bound to one ring. */
 export interface FastPath {
-  read(token: number, file: number, buf: ArrayBufferView, off: number, len: number, pos: number): number
-  write(token: number, file: number, buf: ArrayBufferView, off: number, len: number, pos: number): number
+  /** With (token, file, off, len, pos) in the `args` given to fastPath. */
+  read(buf: ArrayBufferView): number
+  /** As read. */
+  write(buf: ArrayBufferView): number
   /** The whole view at the end of the file; `sync` 0 none, 1 fdatasync, 2 fsync. */
   append(token: number, file: number, buf: ArrayBufferView, sync: number): number
   /** `datasync` 1: fdatasync, 0: fsync. */
@@ -91,7 +98,7 @@ export interface NativeRing {
   truncate(token: number, file: number, len: number): number
   closeFile(token: number, file: number): number
   cancel(token: number): boolean
-  fastPath(): FastPath
+  fastPath(args: Float64Array): FastPath
   fileInfo(file: number): number[] | null
   allocAligned(size: number): Buffer
   stats(): NativeStats

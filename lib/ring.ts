@@ -428,6 +428,8 @@ export class Ring {
       zeroCopyThreshold: option(o, 'zeroCopyThreshold', -1, 2 ** 31 - 1, -1),
       backend: backendOption(o),
       fileThreads: option(o, 'fileThreads', 1, 1024, 16),
+      // Bun's Node-API aborts the process in uv_poll_init.
+      pollAtLowDepth: process.versions.bun === undefined,
       seed,
     })
     this.fs = new RingFs(this, this.#core)

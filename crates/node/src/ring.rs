@@ -47,6 +47,10 @@ pub struct NativeRingOptions {
     pub file_threads: u32,
     /// The sim engine's seed (an integer below 2^53).
     pub seed: f64,
+    /// Thread mode on io_uring: the event loop waits on the eventfd itself
+    /// at low queue depth (see completion.rs); false where the runtime has
+    /// no `uv_poll_init` (Bun aborts in it).
+    pub poll_at_low_depth: bool,
 }
 
 /// Counters of `ring.stats()`.
@@ -172,6 +176,7 @@ impl NativeRing {
                 bufs,
                 payloads,
                 pool: std::ptr::null_mut(),
+                args: std::ptr::null_mut(),
                 pool_ptr: std::ptr::null_mut(),
                 pool_used: 0,
                 tsfn: None,
@@ -187,11 +192,12 @@ impl NativeRing {
                 env: raw,
             }),
             results_ptr: std::sync::atomic::AtomicPtr::new(results_ptr.cast()),
+            args_ptr: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
             // The pairs, then three flags (see `Shared::results_ptr`).
             results_cap: (results_len / 8).saturating_sub(3) / 2,
             // io_uring's completions ring only its eventfd (mio's thread
             // also drives sockets and timers in its wait).
-            hybrid: !loop_mode && engine.name() == "io_uring",
+            hybrid: !loop_mode && engine.name() == "io_uring" && options.poll_at_low_depth,
             js_waits: AtomicBool::new(false),
             sqpoll: options.sqpoll,
             entries,
@@ -256,10 +262,32 @@ impl NativeRing {
         self.shared.submitted(env.raw(), r)
     }
 
-    /// The per-op hot path as plain functions bound to this ring:
-    /// `{ read, write, readMany, flush }` (see fast.rs).
+    /// The per-op hot path as plain functions bound to this ring (see
+    /// fast.rs); `args`, a Float64Array of at least 5 (and over 64 bytes,
+    /// so that V8 keeps it off its heap: its memory never moves), carries
+    /// the numbers of `read` and `write`.
     #[napi(ts_return_type = "unknown")]
-    pub fn fast_path(&self, env: Env) -> Result<Unknown<'_>> {
+    pub fn fast_path(&self, env: Env, args: Unknown) -> Result<Unknown<'_>> {
+        let raw = env.raw();
+        let (p, _) = js::view_bytes(raw, args.raw())
+            .filter(|(p, len)| !p.is_null() && *len > 64 && (*p as usize).is_multiple_of(8))
+            .ok_or_else(|| napi::Error::from_reason("args must be a Float64Array over 64 bytes"))?;
+        let r = js::reference(raw, args.raw())
+            .ok_or_else(|| napi::Error::from_reason("cannot reference args"))?;
+        {
+            let mut s = lock(&self.shared.js);
+            if s.finalized {
+                js::unreference(raw, r);
+                return Err(napi::Error::from_reason("ring is closed"));
+            }
+            if !s.args.is_null() {
+                js::unreference(raw, s.args);
+            }
+            s.args = r;
+            self.shared
+                .args_ptr
+                .store(p.cast(), std::sync::atomic::Ordering::Relaxed);
+        }
         let obj = crate::fast::functions(env.raw(), &self.shared)?;
         // SAFETY: obj is a live value of this env.
         unsafe { Unknown::from_napi_value(env.raw(), obj) }

@@ -31,6 +31,9 @@ pub(crate) struct JsState {
     /// back (as node:net does with its read pool), so a 64-byte message
     /// costs a view, not an allocation. Null until first used.
     pub(crate) pool: sys::napi_ref,
+    /// The `args` Float64Array of the fast path (see `Shared::args_ptr`);
+    /// null until `fastPath(args)`.
+    pub(crate) args: sys::napi_ref,
     pub(crate) pool_ptr: *mut u8,
     pub(crate) pool_used: usize,
     pub(crate) tsfn: Option<Tsfn>,
@@ -97,6 +100,10 @@ pub struct Shared {
     /// flags: [`JS_BUSY`], [`JS_DEFERRED`] and [`FLUSH_PENDING`].
     pub(crate) results_ptr: AtomicPtr<f64>,
     pub(crate) results_cap: usize,
+    /// The fast path's `args` memory (5 f64s that JavaScript writes before
+    /// `read` and `write`): library-internal, never detached, kept alive by
+    /// `JsState::args` until `finalize` (which nulls this).
+    pub(crate) args_ptr: AtomicPtr<f64>,
     /// Thread mode on io_uring: at low queue depth the JS thread's loop
     /// waits on the eventfd itself and the completion thread is parked
     /// (see `completion.rs`).
@@ -761,6 +768,7 @@ impl Shared {
             s.finalized = true;
             self.results_ptr
                 .store(std::ptr::null_mut(), Ordering::Relaxed);
+            self.args_ptr.store(std::ptr::null_mut(), Ordering::Relaxed);
             (
                 s.thread.take(),
                 s.tsfn.take(),
@@ -814,6 +822,10 @@ impl Shared {
         }
         if !refs.4.is_null() {
             js::unreference(env, refs.4);
+        }
+        let args = std::mem::replace(&mut lock(&self.js).args, std::ptr::null_mut());
+        if !args.is_null() {
+            js::unreference(env, args);
         }
     }
 
