@@ -11,7 +11,7 @@ import * as nodeNet from 'node:net'
 import * as nodeStream from 'node:stream'
 import * as nodeEvents from 'node:events'
 import { defaultRing } from './default'
-import { codedError, invalidArgType, withCode } from './errors'
+import { codedError, invalidArgType, systemError, withCode } from './errors'
 import { validateBoolean, validateInteger, validateObject } from './validators'
 import type { AddressInfo, Listener, Socket as RingSocket } from './net'
 import type { Ring } from './ring'
@@ -98,6 +98,11 @@ function isTimer(t: unknown): t is NodeJS.Timeout {
 
 let attachTo!: (s: Socket, rs: RingSocket) => void
 
+const RECV_OFF = 0
+const RECV_ON = 1
+const RECV_PAUSED = 2
+const RECV_ENDED = 3
+
 /** A TCP socket shaped like node:net's Socket (a Duplex), over a ringline socket. */
 export class Socket extends Duplex {
   /** The server that accepted it (node:http sets it too). */
@@ -106,7 +111,8 @@ export class Socket extends Duplex {
   readonly #ring: Ring | undefined
   #connecting = false
   #readWanted = false
-  #reading = false
+  /** The receive stream: RECV_OFF (not started), _ON, _PAUSED, _ENDED. */
+  #receiving = RECV_OFF
   #refed = true
   #reset = false
   #noDelay: boolean | undefined
@@ -221,34 +227,48 @@ export class Socket extends Duplex {
       this.#readWanted = true
       return
     }
-    if (this.#reading) return
-    this.#reading = true
-    void this.#pump(rs)
+    if (this.#receiving === RECV_PAUSED) {
+      this.#receiving = RECV_ON
+      rs._pause(false)
+      return
+    }
+    if (this.#receiving !== RECV_OFF) return
+    // Push mode: every chunk comes to #onData as it arrives (no promise per
+    // chunk); past the readable highWaterMark receiving pauses until the
+    // stream asks again (as libuv's readStop/readStart).
+    this.#receiving = RECV_ON
+    const st = rs._listen(this.#sink)
+    if (st < 0) {
+      this.#receiving = RECV_OFF
+      if (!this.destroyed) this.destroy(systemError(st, 'recv'))
+    }
   }
 
-  async #pump(rs: RingSocket): Promise<void> {
-    try {
-      for (;;) {
-        const c = await rs.recv()
-        if (this.destroyed) return
-        if (c === null) {
-          this.#reading = false
-          this.push(null)
-          // As node's: 'end' comes even if nobody reads (nothing is buffered).
-          this.read(0)
-          return
-        }
-        this.#bytesRead += c.length
-        this.#active()
-        if (!this.push(c)) {
-          this.#reading = false
-          return
-        }
-      }
-    } catch (e) {
-      this.#reading = false
-      if (!this.destroyed) this.destroy(e as Error)
+  readonly #sink = {
+    data: (c: Buffer): void => this.#onData(c),
+    end: (result: number): void => this.#onEnd(result),
+  }
+
+  #onData(c: Buffer): void {
+    if (this.destroyed) return
+    this.#bytesRead += c.length
+    this.#active()
+    if (!this.push(c) && this.#receiving === RECV_ON && !this.destroyed) {
+      this.#receiving = RECV_PAUSED
+      this.#rs!._pause(true)
     }
+  }
+
+  #onEnd(result: number): void {
+    this.#receiving = RECV_ENDED
+    if (this.destroyed) return
+    if (result < 0) {
+      this.destroy(systemError(result, 'recv'))
+      return
+    }
+    this.push(null)
+    // As node's: 'end' comes even if nobody reads (nothing is buffered).
+    this.read(0)
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: Callback): void {
@@ -263,37 +283,81 @@ export class Socket extends Duplex {
   }
 
   /**
-   * Hands the bytes to the ring at once (sends of a socket go out in call
-   * order), as libuv takes a write; the callback waits for the send only
-   * past the writable highWaterMark of bytes under way.
+   * Takes the bytes as libuv takes a write: the callback waits for the
+   * send only past the writable highWaterMark of bytes under way. The
+   * writes of one tick go to the ring together, as one send, at its end
+   * (#flush; node:http writes a response per tick, ten of them for ten
+   * pipelined requests): sends of a socket go out one after another, each
+   * a segment and a wakeup of the peer. _final and _destroy flush first.
    */
   #send(bufs: Buffer[], cb: Callback): void {
-    const rs = this.#rs
-    if (rs === null) {
+    if (this.#rs === null) {
       this.#heldWrite = { bufs, cb }
       return
     }
     let len = 0
-    for (const b of bufs) len += b.length
+    for (const b of bufs) {
+      if (b.length === 0) continue
+      this.#batch.push(b)
+      len += b.length
+    }
+    if (len === 0) {
+      cb()
+      return
+    }
     this.#dispatched += len
     this.#active()
     const wait = this.#inflight + len > this.writableHighWaterMark
     this.#inflight += len
-    this.#sending++
-    if (wait) this.#waiting += len
-    const done = (e: Error | null): void => {
-      this.#inflight -= len
-      if (wait) this.#waiting -= len
-      if (--this.#sending === 0 && this.#drained !== null) this.#drained()
-      if (e === null) this.#active()
-      if (wait) cb(e)
-      else if (e !== null && !this.destroyed) this.destroy(e)
+    this.#batchLen += len
+    if (wait) {
+      this.#waiting += len
+      this.#batchWaitLen += len
+      ;(this.#batchCbs ??= []).push(cb)
     }
-    rs.send(bufs.length === 1 ? bufs[0] : bufs).then(
-      () => done(null),
-      (e: Error) => done(e),
-    )
+    if (!this.#flushQueued) {
+      this.#flushQueued = true
+      queueMicrotask(this.#flushNow)
+    }
     if (!wait) cb()
+  }
+
+  /** This tick's writes, handed to the ring as one send by #flush. */
+  #batch: Buffer[] = []
+  #batchLen = 0
+  /** Bytes of the batch whose callbacks wait for its send, and those callbacks. */
+  #batchWaitLen = 0
+  #batchCbs: Callback[] | null = null
+  #flushQueued = false
+  readonly #flushNow = (): void => {
+    this.#flushQueued = false
+    this.#flush()
+  }
+
+  #flush(): void {
+    const len = this.#batchLen
+    const rs = this.#rs
+    if (len === 0 || rs === null) return
+    const bufs = this.#batch
+    const waitLen = this.#batchWaitLen
+    const cbs = this.#batchCbs
+    this.#batch = []
+    this.#batchLen = 0
+    this.#batchWaitLen = 0
+    this.#batchCbs = null
+    this.#sending++
+    // No promise per send: the ring calls `done` with the byte count or -errno.
+    const done = (result: number): void => {
+      this.#inflight -= len
+      this.#waiting -= waitLen
+      if (--this.#sending === 0 && this.#drained !== null) this.#drained()
+      const e = result < 0 ? systemError(result, 'send') : null
+      if (e === null) this.#active()
+      if (cbs !== null) for (const cb of cbs) cb(e)
+      if (e !== null && !this.destroyed) this.destroy(e)
+    }
+    const st = rs._write(bufs.length === 1 ? bufs[0] : bufs, done)
+    if (st < 0) done(st)
   }
 
   override _final(cb: Callback): void {
@@ -302,6 +366,7 @@ export class Socket extends Duplex {
       this.#heldFinal = cb
       return
     }
+    this.#flush()
     rs.shutdown().then(
       () => cb(),
       (e: Error & { code?: string }) => cb(e.code === 'ENOTCONN' ? null : e),
@@ -317,6 +382,7 @@ export class Socket extends Duplex {
       cb(err)
       return
     }
+    this.#flush()
     let closed = false
     const close = (): void => {
       if (closed) return
