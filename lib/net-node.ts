@@ -129,6 +129,8 @@ export class Socket extends Duplex {
   #bytesRead = 0
   #timeoutMs = 0
   #timer: NodeJS.Timeout | null = null
+  /** The delay #timer was made with. */
+  #timerMs = 0
 
   static {
     attachTo = (s, rs) => s.#attach(rs)
@@ -437,15 +439,28 @@ export class Socket extends Duplex {
    */
   setTimeout(msecs: number, callback?: () => void): this {
     if (typeof msecs !== 'number' || !Number.isFinite(msecs) || msecs < 0) throw invalidArgType('msecs', 'a non-negative number', msecs)
-    this.#clearTimer()
     this.#timeoutMs = msecs
     if (msecs === 0) {
+      // The timer stays (it does nothing when it fires now) for the next
+      // setTimeout() to re-arm: node:http turns the keep-alive timeout off
+      // when a request comes and on again when its response is done.
       if (callback !== undefined) this.removeListener('timeout', callback)
       return this
     }
     if (callback !== undefined) this.once('timeout', callback)
-    if (!this.destroyed) this.#timer = setTimer(() => this.emit('timeout'), msecs).unref()
+    if (this.destroyed) return this
+    const t = this.#timer
+    if (t !== null && this.#timerMs === msecs && isTimer(t)) t.refresh()
+    else {
+      this.#clearTimer()
+      this.#timer = setTimer(this.#onTimeout, msecs).unref()
+      this.#timerMs = msecs
+    }
     return this
+  }
+
+  readonly #onTimeout = (): void => {
+    if (this.#timeoutMs !== 0) this.emit('timeout')
   }
 
   /** The idle timeout in ms (0: none). */
@@ -454,7 +469,7 @@ export class Socket extends Duplex {
   }
 
   #active(): void {
-    if (isTimer(this.#timer)) this.#timer.refresh()
+    if (this.#timeoutMs !== 0 && isTimer(this.#timer)) this.#timer.refresh()
   }
 
   #clearTimer(): void {
