@@ -97,6 +97,16 @@ function isTimer(t: unknown): t is NodeJS.Timeout {
 }
 
 let attachTo!: (s: Socket, rs: RingSocket) => void
+let flushSocket!: (s: Socket) => void
+
+/** Sockets with writes of this tick not yet handed to the ring; one microtask flushes them all. */
+let toFlush: Socket[] = []
+
+function flushWrites(): void {
+  const list = toFlush
+  toFlush = []
+  for (let i = 0; i < list.length; i++) flushSocket(list[i])
+}
 
 const RECV_OFF = 0
 const RECV_ON = 1
@@ -118,7 +128,7 @@ export class Socket extends Duplex {
   #noDelay: boolean | undefined
   #keepAlive: [boolean, number] | undefined
   /** A write and the end that came before the connection did. */
-  #heldWrite: { bufs: Buffer[]; cb: Callback } | null = null
+  #heldWrite: { chunk: Buffer | null; chunks: { chunk: Buffer }[] | null; cb: Callback } | null = null
   #heldFinal: Callback | null = null
   #dispatched = 0
   /** Bytes handed to the ring whose write callback waits for them. */
@@ -134,6 +144,7 @@ export class Socket extends Duplex {
 
   static {
     attachTo = (s, rs) => s.#attach(rs)
+    flushSocket = (s) => s.#flush()
   }
 
   constructor(options?: SocketOptions) {
@@ -203,7 +214,7 @@ export class Socket extends Duplex {
           this.emit('ready')
           const w = this.#heldWrite
           this.#heldWrite = null
-          if (w !== null) this.#send(w.bufs, w.cb)
+          if (w !== null) this.#send(w.chunk, w.chunks, w.cb)
           const f = this.#heldFinal
           this.#heldFinal = null
           if (f !== null) this._final(f)
@@ -274,34 +285,38 @@ export class Socket extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: Callback): void {
-    this.#send([chunk], cb)
+    this.#send(chunk, null, cb)
   }
 
   override _writev(chunks: { chunk: Buffer }[], cb: Callback): void {
-    this.#send(
-      chunks.map((c) => c.chunk),
-      cb,
-    )
+    this.#send(null, chunks, cb)
   }
 
   /**
    * Takes the bytes as libuv takes a write: the callback waits for the
    * send only past the writable highWaterMark of bytes under way. The
-   * writes of one tick go to the ring together, as one send, at its end
-   * (#flush; node:http writes a response per tick, ten of them for ten
-   * pipelined requests): sends of a socket go out one after another, each
-   * a segment and a wakeup of the peer. _final and _destroy flush first.
+   * writes of one tick go to the ring together, as one send per socket, at
+   * its end (flushWrites; node:http writes a response per tick, ten of them
+   * for ten pipelined requests): sends of a socket go out one after
+   * another, each a segment and a wakeup of the peer. _final and _destroy
+   * flush first.
    */
-  #send(bufs: Buffer[], cb: Callback): void {
+  #send(chunk: Buffer | null, chunks: { chunk: Buffer }[] | null, cb: Callback): void {
     if (this.#rs === null) {
-      this.#heldWrite = { bufs, cb }
+      this.#heldWrite = { chunk, chunks, cb }
       return
     }
     let len = 0
-    for (const b of bufs) {
-      if (b.length === 0) continue
-      this.#batch.push(b)
-      len += b.length
+    if (chunk !== null) {
+      len = chunk.length
+      if (len > 0) this.#batch.push(chunk)
+    } else {
+      for (let i = 0; i < chunks!.length; i++) {
+        const b = chunks![i].chunk
+        if (b.length === 0) continue
+        this.#batch.push(b)
+        len += b.length
+      }
     }
     if (len === 0) {
       cb()
@@ -319,7 +334,8 @@ export class Socket extends Duplex {
     }
     if (!this.#flushQueued) {
       this.#flushQueued = true
-      queueMicrotask(this.#flushNow)
+      toFlush.push(this)
+      if (toFlush.length === 1) queueMicrotask(flushWrites)
     }
     if (!wait) cb()
   }
@@ -331,35 +347,54 @@ export class Socket extends Duplex {
   #batchWaitLen = 0
   #batchCbs: Callback[] | null = null
   #flushQueued = false
-  readonly #flushNow = (): void => {
-    this.#flushQueued = false
-    this.#flush()
-  }
+  /**
+   * The sends under way, oldest first (a socket's sends complete in
+   * order): their bytes, the bytes whose callbacks wait for them, and
+   * those callbacks.
+   */
+  #sentLen: number[] = []
+  #sentWait: number[] = []
+  #sentCbs: (Callback[] | null)[] = []
+  #sentHead = 0
+  readonly #onSent = (result: number): void => this.#sent(result)
 
   #flush(): void {
+    this.#flushQueued = false
     const len = this.#batchLen
     const rs = this.#rs
     if (len === 0 || rs === null) return
     const bufs = this.#batch
-    const waitLen = this.#batchWaitLen
-    const cbs = this.#batchCbs
+    this.#sentLen.push(len)
+    this.#sentWait.push(this.#batchWaitLen)
+    this.#sentCbs.push(this.#batchCbs)
     this.#batch = []
     this.#batchLen = 0
     this.#batchWaitLen = 0
     this.#batchCbs = null
     this.#sending++
-    // No promise per send: the ring calls `done` with the byte count or -errno.
-    const done = (result: number): void => {
-      this.#inflight -= len
-      this.#waiting -= waitLen
-      if (--this.#sending === 0 && this.#drained !== null) this.#drained()
-      const e = result < 0 ? systemError(result, 'send') : null
-      if (e === null) this.#active()
-      if (cbs !== null) for (const cb of cbs) cb(e)
-      if (e !== null && !this.destroyed) this.destroy(e)
+    // No promise per send: the ring calls #onSent with the byte count or -errno.
+    const st = rs._write(bufs.length === 1 ? bufs[0] : bufs, this.#onSent)
+    if (st < 0) this.#sent(st)
+  }
+
+  #sent(result: number): void {
+    const i = this.#sentHead++
+    const len = this.#sentLen[i]
+    const waitLen = this.#sentWait[i]
+    const cbs = this.#sentCbs[i]
+    if (this.#sentHead === this.#sentLen.length) {
+      this.#sentLen.length = 0
+      this.#sentWait.length = 0
+      this.#sentCbs.length = 0
+      this.#sentHead = 0
     }
-    const st = rs._write(bufs.length === 1 ? bufs[0] : bufs, done)
-    if (st < 0) done(st)
+    this.#inflight -= len
+    this.#waiting -= waitLen
+    if (--this.#sending === 0 && this.#drained !== null) this.#drained()
+    const e = result < 0 ? systemError(result, 'send') : null
+    if (e === null) this.#active()
+    if (cbs !== null) for (const cb of cbs) cb(e)
+    if (e !== null && !this.destroyed) this.destroy(e)
   }
 
   override _final(cb: Callback): void {
