@@ -5,8 +5,13 @@
 // one route has the same length (the Date header has a fixed width), so the
 // first response's length counts the rest.
 //
+// With --warm W: W requests first, then it prints {"warm": W} and waits
+// for a line on stdin before the --requests requests, on the same
+// connections (so the counted window has no connection set-up in it, and
+// the server's code has seen its sockets already).
+//
 //   node --import tsx benches/http-count.ts --port P [--path /json]
-//        [--requests 10000] [--conns 100] [--pipeline 1]
+//        [--requests 10000] [--warm 0] [--conns 100] [--pipeline 1]
 
 import * as net from 'node:net'
 
@@ -17,7 +22,10 @@ function arg(name: string, def: string): string {
 
 const port = Number(arg('port', '0'))
 const route = arg('path', '/json')
-const total = Number(arg('requests', '10000'))
+const warm = Number(arg('warm', '0'))
+let total = warm > 0 ? warm : Number(arg('requests', '10000'))
+let warming = warm > 0
+let waiting: (() => void)[] = []
 const conns = Number(arg('conns', '100'))
 const pipeline = Number(arg('pipeline', '1'))
 const one = `GET ${route} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`
@@ -37,7 +45,7 @@ function responseLength(buf: Buffer): number {
 let sent = 0
 let done = 0
 let respLen = -1
-const t0 = performance.now()
+let t0 = performance.now()
 
 function start(): void {
   const s = net.createConnection({ port, host: '127.0.0.1', noDelay: true })
@@ -46,6 +54,11 @@ function start(): void {
   let bytes = 0
   const next = (): void => {
     if (sent >= total) {
+      if (warming) {
+        waiting.push(next)
+        if (waiting.length === conns) warmed()
+        return
+      }
       s.end()
       return
     }
@@ -79,10 +92,30 @@ function start(): void {
     process.exit(1)
   })
   s.on('close', () => {
+    if (warming || pending > 0 || sent < total) {
+      process.stderr.write(`client: the server closed a connection with requests to go (keepAliveTimeout?)\n`)
+      process.exit(1)
+    }
     if (--open === 0) {
       const ms = performance.now() - t0
       process.stdout.write(`${JSON.stringify({ requests: done, ms: +ms.toFixed(1), perSec: Math.round((done / ms) * 1000), responseBytes: respLen })}\n`)
     }
+  })
+}
+
+/** Every connection is done with the warm-up: wait for the go. */
+function warmed(): void {
+  process.stdout.write(`${JSON.stringify({ warm: done })}\n`)
+  process.stdin.once('data', () => {
+    process.stdin.destroy()
+    warming = false
+    sent = 0
+    done = 0
+    total = Number(arg('requests', '10000'))
+    t0 = performance.now()
+    const w = waiting
+    waiting = []
+    for (const f of w) f()
   })
 }
 

@@ -9,6 +9,10 @@
 //
 //   node --import tsx benches/http-server.ts node|ringline [port]
 //
+// HTTP_KEEPALIVE_MS sets the server's keepAliveTimeout (node's default,
+// 5000, otherwise): http-profile.ts sets a long one, since under valgrind a
+// connection of the client can wait longer than that for the others.
+//
 // Routes: /json (a small JSON object, as a string, Content-Type set: the
 // common small response) and /big (a 1 MiB Buffer with its Content-Length).
 // Anything else: 404.
@@ -46,6 +50,7 @@ async function main(): Promise<void> {
   if (engine !== 'node' && engine !== 'ringline') throw new Error(`engine: node or ringline, not ${engine}`)
   const big = Buffer.alloc(BIG_BYTES, 'x')
   const server = http.createServer(handler(big))
+  if (process.env.HTTP_KEEPALIVE_MS !== undefined) server.keepAliveTimeout = Number(process.env.HTTP_KEEPALIVE_MS)
   let close: () => void
   let stats: () => unknown = () => null
   let info: Record<string, unknown>

@@ -11,7 +11,7 @@ import * as nodeNet from 'node:net'
 import * as nodeStream from 'node:stream'
 import * as nodeEvents from 'node:events'
 import { defaultRing } from './default'
-import { codedError, invalidArgType, withCode } from './errors'
+import { codedError, invalidArgType, systemError, withCode } from './errors'
 import { validateBoolean, validateInteger, validateObject } from './validators'
 import type { AddressInfo, Listener, Socket as RingSocket } from './net'
 import type { Ring } from './ring'
@@ -97,6 +97,21 @@ function isTimer(t: unknown): t is NodeJS.Timeout {
 }
 
 let attachTo!: (s: Socket, rs: RingSocket) => void
+let flushSocket!: (s: Socket) => void
+
+/** Sockets with writes of this tick not yet handed to the ring; one microtask flushes them all. */
+let toFlush: Socket[] = []
+
+function flushWrites(): void {
+  const list = toFlush
+  toFlush = []
+  for (let i = 0; i < list.length; i++) flushSocket(list[i])
+}
+
+const RECV_OFF = 0
+const RECV_ON = 1
+const RECV_PAUSED = 2
+const RECV_ENDED = 3
 
 /** A TCP socket shaped like node:net's Socket (a Duplex), over a ringline socket. */
 export class Socket extends Duplex {
@@ -106,13 +121,14 @@ export class Socket extends Duplex {
   readonly #ring: Ring | undefined
   #connecting = false
   #readWanted = false
-  #reading = false
+  /** The receive stream: RECV_OFF (not started), _ON, _PAUSED, _ENDED. */
+  #receiving = RECV_OFF
   #refed = true
   #reset = false
   #noDelay: boolean | undefined
   #keepAlive: [boolean, number] | undefined
   /** A write and the end that came before the connection did. */
-  #heldWrite: { bufs: Buffer[]; cb: Callback } | null = null
+  #heldWrite: { chunk: Buffer | null; chunks: { chunk: Buffer }[] | null; cb: Callback } | null = null
   #heldFinal: Callback | null = null
   #dispatched = 0
   /** Bytes handed to the ring whose write callback waits for them. */
@@ -123,9 +139,12 @@ export class Socket extends Duplex {
   #bytesRead = 0
   #timeoutMs = 0
   #timer: NodeJS.Timeout | null = null
+  /** The delay #timer was made with. */
+  #timerMs = 0
 
   static {
     attachTo = (s, rs) => s.#attach(rs)
+    flushSocket = (s) => s.#flush()
   }
 
   constructor(options?: SocketOptions) {
@@ -195,7 +214,7 @@ export class Socket extends Duplex {
           this.emit('ready')
           const w = this.#heldWrite
           this.#heldWrite = null
-          if (w !== null) this.#send(w.bufs, w.cb)
+          if (w !== null) this.#send(w.chunk, w.chunks, w.cb)
           const f = this.#heldFinal
           this.#heldFinal = null
           if (f !== null) this._final(f)
@@ -221,79 +240,161 @@ export class Socket extends Duplex {
       this.#readWanted = true
       return
     }
-    if (this.#reading) return
-    this.#reading = true
-    void this.#pump(rs)
+    if (this.#receiving === RECV_PAUSED) {
+      this.#receiving = RECV_ON
+      rs._pause(false)
+      return
+    }
+    if (this.#receiving !== RECV_OFF) return
+    // Push mode: every chunk comes to #onData as it arrives (no promise per
+    // chunk); past the readable highWaterMark receiving pauses until the
+    // stream asks again (as libuv's readStop/readStart).
+    this.#receiving = RECV_ON
+    const st = rs._listen(this.#sink)
+    if (st < 0) {
+      this.#receiving = RECV_OFF
+      if (!this.destroyed) this.destroy(systemError(st, 'recv'))
+    }
   }
 
-  async #pump(rs: RingSocket): Promise<void> {
-    try {
-      for (;;) {
-        const c = await rs.recv()
-        if (this.destroyed) return
-        if (c === null) {
-          this.#reading = false
-          this.push(null)
-          // As node's: 'end' comes even if nobody reads (nothing is buffered).
-          this.read(0)
-          return
-        }
-        this.#bytesRead += c.length
-        this.#active()
-        if (!this.push(c)) {
-          this.#reading = false
-          return
-        }
-      }
-    } catch (e) {
-      this.#reading = false
-      if (!this.destroyed) this.destroy(e as Error)
+  readonly #sink = {
+    data: (c: Buffer): void => this.#onData(c),
+    end: (result: number): void => this.#onEnd(result),
+  }
+
+  #onData(c: Buffer): void {
+    if (this.destroyed) return
+    this.#bytesRead += c.length
+    this.#active()
+    if (!this.push(c) && this.#receiving === RECV_ON && !this.destroyed) {
+      this.#receiving = RECV_PAUSED
+      this.#rs!._pause(true)
     }
+  }
+
+  #onEnd(result: number): void {
+    this.#receiving = RECV_ENDED
+    if (this.destroyed) return
+    if (result < 0) {
+      this.destroy(systemError(result, 'recv'))
+      return
+    }
+    this.push(null)
+    // As node's: 'end' comes even if nobody reads (nothing is buffered).
+    this.read(0)
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: Callback): void {
-    this.#send([chunk], cb)
+    this.#send(chunk, null, cb)
   }
 
   override _writev(chunks: { chunk: Buffer }[], cb: Callback): void {
-    this.#send(
-      chunks.map((c) => c.chunk),
-      cb,
-    )
+    this.#send(null, chunks, cb)
   }
 
   /**
-   * Hands the bytes to the ring at once (sends of a socket go out in call
-   * order), as libuv takes a write; the callback waits for the send only
-   * past the writable highWaterMark of bytes under way.
+   * Takes the bytes as libuv takes a write: the callback waits for the
+   * send only past the writable highWaterMark of bytes under way. The
+   * writes of one tick go to the ring together, as one send per socket, at
+   * its end (flushWrites; node:http writes a response per tick, ten of them
+   * for ten pipelined requests): sends of a socket go out one after
+   * another, each a segment and a wakeup of the peer. _final and _destroy
+   * flush first.
    */
-  #send(bufs: Buffer[], cb: Callback): void {
-    const rs = this.#rs
-    if (rs === null) {
-      this.#heldWrite = { bufs, cb }
+  #send(chunk: Buffer | null, chunks: { chunk: Buffer }[] | null, cb: Callback): void {
+    if (this.#rs === null) {
+      this.#heldWrite = { chunk, chunks, cb }
       return
     }
     let len = 0
-    for (const b of bufs) len += b.length
+    if (chunk !== null) {
+      len = chunk.length
+      if (len > 0) this.#batch.push(chunk)
+    } else {
+      for (let i = 0; i < chunks!.length; i++) {
+        const b = chunks![i].chunk
+        if (b.length === 0) continue
+        this.#batch.push(b)
+        len += b.length
+      }
+    }
+    if (len === 0) {
+      cb()
+      return
+    }
     this.#dispatched += len
     this.#active()
     const wait = this.#inflight + len > this.writableHighWaterMark
     this.#inflight += len
-    this.#sending++
-    if (wait) this.#waiting += len
-    const done = (e: Error | null): void => {
-      this.#inflight -= len
-      if (wait) this.#waiting -= len
-      if (--this.#sending === 0 && this.#drained !== null) this.#drained()
-      if (e === null) this.#active()
-      if (wait) cb(e)
-      else if (e !== null && !this.destroyed) this.destroy(e)
+    this.#batchLen += len
+    if (wait) {
+      this.#waiting += len
+      this.#batchWaitLen += len
+      ;(this.#batchCbs ??= []).push(cb)
     }
-    rs.send(bufs.length === 1 ? bufs[0] : bufs).then(
-      () => done(null),
-      (e: Error) => done(e),
-    )
+    if (!this.#flushQueued) {
+      this.#flushQueued = true
+      toFlush.push(this)
+      if (toFlush.length === 1) queueMicrotask(flushWrites)
+    }
     if (!wait) cb()
+  }
+
+  /** This tick's writes, handed to the ring as one send by #flush. */
+  #batch: Buffer[] = []
+  #batchLen = 0
+  /** Bytes of the batch whose callbacks wait for its send, and those callbacks. */
+  #batchWaitLen = 0
+  #batchCbs: Callback[] | null = null
+  #flushQueued = false
+  /**
+   * The sends under way, oldest first (a socket's sends complete in
+   * order): their bytes, the bytes whose callbacks wait for them, and
+   * those callbacks.
+   */
+  #sentLen: number[] = []
+  #sentWait: number[] = []
+  #sentCbs: (Callback[] | null)[] = []
+  #sentHead = 0
+  readonly #onSent = (result: number): void => this.#sent(result)
+
+  #flush(): void {
+    this.#flushQueued = false
+    const len = this.#batchLen
+    const rs = this.#rs
+    if (len === 0 || rs === null) return
+    const bufs = this.#batch
+    this.#sentLen.push(len)
+    this.#sentWait.push(this.#batchWaitLen)
+    this.#sentCbs.push(this.#batchCbs)
+    this.#batch = []
+    this.#batchLen = 0
+    this.#batchWaitLen = 0
+    this.#batchCbs = null
+    this.#sending++
+    // No promise per send: the ring calls #onSent with the byte count or -errno.
+    const st = rs._write(bufs.length === 1 ? bufs[0] : bufs, this.#onSent)
+    if (st < 0) this.#sent(st)
+  }
+
+  #sent(result: number): void {
+    const i = this.#sentHead++
+    const len = this.#sentLen[i]
+    const waitLen = this.#sentWait[i]
+    const cbs = this.#sentCbs[i]
+    if (this.#sentHead === this.#sentLen.length) {
+      this.#sentLen.length = 0
+      this.#sentWait.length = 0
+      this.#sentCbs.length = 0
+      this.#sentHead = 0
+    }
+    this.#inflight -= len
+    this.#waiting -= waitLen
+    if (--this.#sending === 0 && this.#drained !== null) this.#drained()
+    const e = result < 0 ? systemError(result, 'send') : null
+    if (e === null) this.#active()
+    if (cbs !== null) for (const cb of cbs) cb(e)
+    if (e !== null && !this.destroyed) this.destroy(e)
   }
 
   override _final(cb: Callback): void {
@@ -302,6 +403,7 @@ export class Socket extends Duplex {
       this.#heldFinal = cb
       return
     }
+    this.#flush()
     rs.shutdown().then(
       () => cb(),
       (e: Error & { code?: string }) => cb(e.code === 'ENOTCONN' ? null : e),
@@ -317,6 +419,7 @@ export class Socket extends Duplex {
       cb(err)
       return
     }
+    this.#flush()
     let closed = false
     const close = (): void => {
       if (closed) return
@@ -371,15 +474,28 @@ export class Socket extends Duplex {
    */
   setTimeout(msecs: number, callback?: () => void): this {
     if (typeof msecs !== 'number' || !Number.isFinite(msecs) || msecs < 0) throw invalidArgType('msecs', 'a non-negative number', msecs)
-    this.#clearTimer()
     this.#timeoutMs = msecs
     if (msecs === 0) {
+      // The timer stays (it does nothing when it fires now) for the next
+      // setTimeout() to re-arm: node:http turns the keep-alive timeout off
+      // when a request comes and on again when its response is done.
       if (callback !== undefined) this.removeListener('timeout', callback)
       return this
     }
     if (callback !== undefined) this.once('timeout', callback)
-    if (!this.destroyed) this.#timer = setTimer(() => this.emit('timeout'), msecs).unref()
+    if (this.destroyed) return this
+    const t = this.#timer
+    if (t !== null && this.#timerMs === msecs && isTimer(t)) t.refresh()
+    else {
+      this.#clearTimer()
+      this.#timer = setTimer(this.#onTimeout, msecs).unref()
+      this.#timerMs = msecs
+    }
     return this
+  }
+
+  readonly #onTimeout = (): void => {
+    if (this.#timeoutMs !== 0) this.emit('timeout')
   }
 
   /** The idle timeout in ms (0: none). */
@@ -388,7 +504,7 @@ export class Socket extends Duplex {
   }
 
   #active(): void {
-    if (isTimer(this.#timer)) this.#timer.refresh()
+    if (this.#timeoutMs !== 0 && isTimer(this.#timer)) this.#timer.refresh()
   }
 
   #clearTimer(): void {
