@@ -326,6 +326,10 @@ pub struct Driver {
     /// Slab entries of streams (multishot accept and recv).
     streams: usize,
     net: net::Net,
+    /// Completions of ops done before their submit call returned (a send
+    /// the socket took whole at once, see `Driver::send`), handed out with
+    /// the next [`Driver::flush_and_reap`].
+    instant: Vec<Cqe>,
 }
 
 fn file_errno(e: FileError) -> i32 {
@@ -367,6 +371,7 @@ impl Driver {
             urgent: false,
             streams: 0,
             net: net::Net::new(cfg.net),
+            instant: Vec::new(),
         }
     }
 

@@ -257,6 +257,15 @@ impl<G> SendEntry<G> {
         self
     }
 
+    /// `n` bytes before the ones `iovecs` describe went out already (sent
+    /// at once, before the entry was made): they count in `total` and in
+    /// the result, and only the rest is submitted.
+    pub fn with_sent_before(mut self, n: usize) -> SendEntry<G> {
+        self.total += n;
+        self.sent += n;
+        self
+    }
+
     /// The `msghdr` to submit: the first [`IOV_MAX`] iovecs not yet sent;
     /// valid until this send's next completion is fed to the slab (see the
     /// type's docs).
