@@ -240,6 +240,9 @@ enum Kind {
     },
     /// A `shutdown(SHUT_WR)` queued behind a socket's sends.
     SockShutdown,
+    /// A send the socket took whole before its submit call returned (no
+    /// kernel op: its completion is made up, see `Driver::instant`).
+    SentAtOnce,
 }
 
 impl Kind {

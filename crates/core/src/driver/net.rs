@@ -576,7 +576,8 @@ impl Driver {
     /// the kernel (its bytes must follow theirs) and the op has room.
     /// Returns the bytes the socket took. All of them: the op is done, its
     /// completion waits in `instant` for the next flush (no kernel op, no
-    /// copy). Fewer: the caller sends the rest as usual. The kernel copies
+    /// copy), and the socket counts as sending until then. Fewer: the
+    /// caller sends the rest as usual. The kernel copies
     /// the bytes before the call returns, so the caller's memory is free
     /// again at once, as when the driver copies it (DESIGN.md, invariant 2).
     fn send_at_once(&mut self, token: u32, id: FileId, bufs: &[UserBuf], total: usize) -> usize {
@@ -588,7 +589,7 @@ impl Driver {
             return 0;
         };
         let fd = fe.fd;
-        let e = Self::entry(token, Some(id), Kind::Plain, Op::Nop, Mem::None);
+        let e = Self::entry(token, Some(id), Kind::SentAtOnce, Op::Nop, Mem::None);
         if !self.room_for(std::slice::from_ref(&e)) {
             return 0;
         }
@@ -620,6 +621,11 @@ impl Driver {
             result: n as i32,
             flags: 0,
         });
+        // The socket's next send waits for this one's completion (as
+        // behind a send in the kernel), so the two settle in order.
+        if let Some(s) = self.net.sock(id) {
+            s.sending = true;
+        }
         self.net.stat_sends += 1;
         n
     }
