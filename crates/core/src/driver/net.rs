@@ -463,8 +463,9 @@ impl Driver {
     /// memory is sent in place, [`IOV_MAX`](crate::net::send_slab::IOV_MAX)
     /// iovecs per `sendmsg` at most (the entry resubmits the rest); anything
     /// else is copied into library memory first (a copy-pool slot when
-    /// small, else at most `MAX_IOV` bounce blocks), so JavaScript may reuse
-    /// or free its buffers at once.
+    /// small, else at most `MAX_IOV` bounce blocks), except what the socket
+    /// takes at once (`send_at_once`, for a large send), so JavaScript may
+    /// reuse or free its buffers at once.
     /// `zero_copy` uses `SENDMSG_ZC` and settles only once the kernel's
     /// notification says it is done with the memory. Settles with the byte
     /// count.
