@@ -594,6 +594,29 @@ mod tests {
     }
 
     #[test]
+    fn bytes_sent_before_the_entry_count_in_its_result() {
+        let (g, _drops) = guards(1);
+        let mut s = SendSlab::with_capacity(2);
+        let k = s
+            .insert(SendEntry::new(iovs(&[10]), g, false).with_sent_before(90))
+            .unwrap();
+        let e = s.get(k).unwrap();
+        assert_eq!((e.total(), e.sent(), e.remaining()), (100, 90, 10));
+        assert_eq!(state(e), [(0x10_0000, 10)], "only the rest is submitted");
+        assert_msghdr_consistent(e);
+        assert!(matches!(
+            s.on_completion(k, 4, false),
+            Some(SendProgress::Resubmit)
+        ));
+        match s.on_completion(k, 6, false) {
+            Some(SendProgress::SettleAndRelease(100, r)) => {
+                assert_eq!((r.sent, r.total), (100, 100))
+            }
+            p => panic!("{p:?}"),
+        }
+    }
+
+    #[test]
     fn partial_sends_advance_over_several_iovecs() {
         let (g, drops) = guards(2);
         let mut s = SendSlab::with_capacity(4);
