@@ -88,7 +88,33 @@ function handlersOf(sock: CallbackSocket): SocketHandlers {
 
 test('echo: every chunk arrives in order and stays valid after its call; 4 MiB through', async (t) => {
   const ring = ringFor(t)
-  const { port } = await cbServer(t, ring, () => ({ data: (s, c) => void s.write(c) }))
+  // The echo keeps to write()'s contract: what a write did not take waits,
+  // with receiving paused, for drain. (A large write of the client may go
+  // to the kernel at once, so more than writeHighWaterMark can come in
+  // before the echo's own sends complete.)
+  const { port } = await cbServer(t, ring, () => {
+    const held: Buffer[] = []
+    const flush = (s: CallbackSocket): void => {
+      while (held.length > 0) {
+        const c = held[0]
+        const n = s.write(c)
+        if (n < c.length) {
+          held[0] = c.subarray(n)
+          s.pause()
+          return
+        }
+        held.shift()
+      }
+      s.resume()
+    }
+    return {
+      data: (s, c) => {
+        held.push(c)
+        if (held.length === 1) flush(s)
+      },
+      drain: (s) => flush(s),
+    }
+  })
   const seen = new Seen()
   const data = pattern(4 * MiB, 1)
   let off = 0

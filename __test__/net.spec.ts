@@ -11,7 +11,7 @@ import * as fs from 'node:fs'
 import { lookup } from 'node:dns/promises'
 import { Readable, Transform, pipeline } from 'node:stream'
 import { Ring, Listener, Socket, listen, connect, defaultRing, type AddressInfo } from '../index'
-import { problemsOf, outcome, props, rejection, sameBytes, tick, waitFor, which } from './helpers'
+import { gc, problemsOf, outcome, props, rejection, sameBytes, tick, waitFor, which } from './helpers'
 import {
   KiB,
   MiB,
@@ -398,6 +398,33 @@ for (const [label, size] of [
 ] as const) {
   test(`ringline pair: ${label} echoed back byte for byte`, pairEcho, size)
 }
+
+test('send() has the bytes before it returns: a buffer overwritten, transferred and collected right after changes nothing the peer gets (small, large, and more than the socket takes at once)', async (t) => {
+  const ring = ringFor(t)
+  const { client, server } = await pair(t, ring)
+  // One at a time, so each finds the socket with nothing else to send: a
+  // large one then goes to the socket at once from the caller's memory
+  // (the last, 16 MiB, more than the socket takes: the rest is copied).
+  const sizes = [KiB, 64 * KiB, MiB, 16 * MiB]
+  const total = sizes.reduce((a, b) => a + b, 0)
+  const reading = readAtLeast(server, total)
+  const expected: Buffer[] = []
+  for (const [i, size] of sizes.entries()) {
+    const ab = new ArrayBuffer(size)
+    const buf = Buffer.from(ab)
+    pattern(size, 40 + i).copy(buf)
+    expected.push(Buffer.from(buf))
+    const sent = client.send(buf)
+    buf.fill(0xee)
+    structuredClone(ab, { transfer: [ab] })
+    t.is(buf.length, 0, 'the view is detached')
+    gc()
+    t.is(await sent, size)
+  }
+  const got = await reading
+  t.is(got.length, total)
+  t.true(got.equals(Buffer.concat(expected)), 'the bytes as they were at each send()')
+})
 
 test('send() takes strings as UTF-8, every kind of view by its own bytes, and an empty send resolves 0', async (t) => {
   const ring = ringFor(t)

@@ -374,8 +374,8 @@ export class Socket implements AsyncIterable<Buffer> {
 
   /**
    * @internal A send without a promise: `done(result)` gets the byte count
-   * or -errno. The bytes are copied into library memory before this
-   * returns, so `data` may be reused at once (except `allocAligned` memory,
+   * or -errno. The bytes are sent or copied into library memory before
+   * this returns, so `data` may be reused at once (except `allocAligned` memory,
    * which is sent in place: reuse it after `done`). Returns 0, or -errno when
    * nothing was sent (`done` is then never called).
    */

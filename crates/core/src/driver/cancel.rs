@@ -210,7 +210,11 @@ impl Driver {
         let keys: Vec<u32> = self
             .slab
             .iter()
-            .filter(|(_, e)| e.file == Some(id) && !e.orphaned)
+            // A send done at once has nothing to cancel: it settles with
+            // its bytes at the next flush.
+            .filter(|(_, e)| {
+                e.file == Some(id) && !e.orphaned && !matches!(e.kind, Kind::SentAtOnce)
+            })
             .map(|(k, _)| k)
             .collect();
         if !keys.is_empty() {

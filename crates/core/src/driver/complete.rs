@@ -100,7 +100,8 @@ impl Driver {
             | Kind::Recv
             | Kind::Send { .. }
             | Kind::Connect { .. }
-            | Kind::SockShutdown => self.complete_net(e, cqe, out),
+            | Kind::SockShutdown
+            | Kind::SentAtOnce => self.complete_net(e, cqe, out),
             _ if e.orphaned => {
                 if let Kind::Open { .. } = e.kind {
                     if res >= 0 {

@@ -49,7 +49,11 @@ impl Driver {
         let engine = self.engine.clone();
         while self.pending() > 0 {
             batch.clear();
-            engine.wait(&mut batch)?;
+            if self.instant.is_empty() {
+                engine.wait(&mut batch)?;
+            } else {
+                batch.append(&mut self.instant);
+            }
             self.complete_discarding(&batch);
         }
         Ok(())

@@ -240,6 +240,9 @@ enum Kind {
     },
     /// A `shutdown(SHUT_WR)` queued behind a socket's sends.
     SockShutdown,
+    /// A send the socket took whole before its submit call returned (no
+    /// kernel op: its completion is made up, see `Driver::instant`).
+    SentAtOnce,
 }
 
 impl Kind {
@@ -326,6 +329,10 @@ pub struct Driver {
     /// Slab entries of streams (multishot accept and recv).
     streams: usize,
     net: net::Net,
+    /// Completions of ops done before their submit call returned (a send
+    /// the socket took whole at once, see `Driver::send`), handed out with
+    /// the next [`Driver::flush_and_reap`].
+    instant: Vec<Cqe>,
 }
 
 fn file_errno(e: FileError) -> i32 {
@@ -367,6 +374,7 @@ impl Driver {
             urgent: false,
             streams: 0,
             net: net::Net::new(cfg.net),
+            instant: Vec::new(),
         }
     }
 

@@ -30,6 +30,11 @@ const MAX_SENDS: usize = 1 << 20;
 /// Largest bounce block of a copied send (the bounce pool keeps blocks up
 /// to this size).
 const SEND_BLOCK: usize = 1 << 20;
+/// Sends larger than this (they would not fit a copy-pool slot) go to the
+/// socket at once when it has nothing else to send (`send_at_once`): one
+/// syscall per send, but no copy into library memory. Smaller ones stay
+/// copied and batched, many sends in one `io_uring_enter`.
+const SEND_NOW_MIN: usize = crate::net::copy_pool::DEFAULT_SLOT_SIZE;
 /// The buffer group of the receive buffers.
 const RECV_GROUP: u16 = 0;
 
@@ -458,8 +463,9 @@ impl Driver {
     /// memory is sent in place, [`IOV_MAX`](crate::net::send_slab::IOV_MAX)
     /// iovecs per `sendmsg` at most (the entry resubmits the rest); anything
     /// else is copied into library memory first (a copy-pool slot when
-    /// small, else at most `MAX_IOV` bounce blocks), so JavaScript may reuse
-    /// or free its buffers at once.
+    /// small, else at most `MAX_IOV` bounce blocks), except what the socket
+    /// takes at once (`send_at_once`, for a large send), so JavaScript may
+    /// reuse or free its buffers at once.
     /// `zero_copy` uses `SENDMSG_ZC` and settles only once the kernel's
     /// notification says it is done with the memory. Settles with the byte
     /// count.
@@ -477,7 +483,7 @@ impl Driver {
         if bufs.is_empty() {
             return Err(libc::EINVAL);
         }
-        let total = bufs
+        let mut total = bufs
             .iter()
             .try_fold(0usize, |a, b| a.checked_add(b.len))
             .filter(|t| *t <= MAX_IO)
@@ -486,6 +492,22 @@ impl Driver {
             .iter()
             .map(|b| self.buffers.lookup(b.ptr, b.len))
             .collect();
+        // A large copied send first goes to the socket at once: what it
+        // takes is not copied here.
+        let mut bufs = bufs;
+        let rest: Vec<UserBuf>;
+        let mut early = 0;
+        if pins.is_none() && !zero_copy && total > SEND_NOW_MIN {
+            early = self.send_at_once(token, id, bufs, total);
+            if early == total {
+                return Ok(());
+            }
+            if early > 0 {
+                rest = skip_bytes(bufs, early);
+                bufs = &rest;
+                total -= early;
+            }
+        }
         let mut slot = None;
         let (iovecs, guards) = match pins {
             Some(pins) => (
@@ -525,7 +547,7 @@ impl Driver {
         let zc_op = !self.net.zc_broken
             && self.engine.supports(Feature::SendZc)
             && (zero_copy || total >= self.net.cfg.zero_copy_threshold);
-        let mut entry = SendEntry::new(iovecs, guards, zero_copy && zc_op);
+        let mut entry = SendEntry::new(iovecs, guards, zero_copy && zc_op).with_sent_before(early);
         if let Some(s) = slot {
             entry = entry.with_copy_slot(s);
         }
@@ -549,6 +571,65 @@ impl Driver {
             },
         );
         Ok(())
+    }
+
+    /// Offers a send of `bufs` (`total` bytes) to socket `id` at once,
+    /// from the caller's memory, when nothing of the socket is queued or in
+    /// the kernel (its bytes must follow theirs) and the op has room.
+    /// Returns the bytes the socket took. All of them: the op is done, its
+    /// completion waits in `instant` for the next flush (no kernel op, no
+    /// copy), and the socket counts as sending until then. Fewer: the
+    /// caller sends the rest as usual. The kernel copies
+    /// the bytes before the call returns, so the caller's memory is free
+    /// again at once, as when the driver copies it (DESIGN.md, invariant 2).
+    fn send_at_once(&mut self, token: u32, id: FileId, bufs: &[UserBuf], total: usize) -> usize {
+        match self.net.sock(id) {
+            Some(s) if !s.sending && s.sends.is_empty() => {}
+            _ => return 0,
+        }
+        let Ok((fe, _)) = self.file(id) else {
+            return 0;
+        };
+        let fd = fe.fd;
+        let e = Self::entry(token, Some(id), Kind::SentAtOnce, Op::Nop, Mem::None);
+        if !self.room_for(std::slice::from_ref(&e)) {
+            return 0;
+        }
+        // Ops queued before this send (another socket's, a pause's cancel)
+        // reach the kernel before it, as they would through the queue.
+        if self.unflushed > 0 && self.flush().is_err() {
+            return 0;
+        }
+        let iov: Vec<libc::iovec> = bufs
+            .iter()
+            .take(MAX_IOV)
+            .map(|b| libc::iovec {
+                iov_base: b.ptr.cast(),
+                iov_len: b.len,
+            })
+            .collect();
+        // (A failure is left to the send through the kernel, which gets
+        // it again and reports it.)
+        let n = self.engine.send_now(fd, &iov).unwrap_or(0).min(total);
+        if n < total {
+            return n;
+        }
+        self.count_in(std::slice::from_ref(&e));
+        let Ok(k) = self.slab.insert(e) else {
+            unreachable!("room_for checked the slab");
+        };
+        self.instant.push(Cqe {
+            user_data: u64::from(k),
+            result: n as i32,
+            flags: 0,
+        });
+        // The socket's next send waits for this one's completion (as
+        // behind a send in the kernel), so the two settle in order.
+        if let Some(s) = self.net.sock(id) {
+            s.sending = true;
+        }
+        self.net.stat_sends += 1;
+        n
     }
 
     /// Copies `bufs` (`total` bytes) into bounce blocks of at most
@@ -790,6 +871,23 @@ impl Driver {
 }
 
 /// Copies `bufs` back to back to `dst`, which has room for `total` bytes.
+/// `bufs` without their first `n` bytes.
+fn skip_bytes(bufs: &[UserBuf], mut n: usize) -> Vec<UserBuf> {
+    let mut out = Vec::with_capacity(bufs.len());
+    for b in bufs {
+        if n >= b.len {
+            n -= b.len;
+            continue;
+        }
+        out.push(UserBuf {
+            ptr: b.ptr.wrapping_add(n),
+            len: b.len - n,
+        });
+        n = 0;
+    }
+    out
+}
+
 fn copy_gather(bufs: &[UserBuf], dst: *mut u8, total: usize) {
     let mut at = 0;
     for b in bufs {

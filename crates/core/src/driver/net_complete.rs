@@ -69,6 +69,16 @@ impl Driver {
                     out.push(Done::err(e.token, errno));
                 }
             }
+            Kind::SentAtOnce => {
+                if !e.orphaned {
+                    out.push(Done {
+                        token: e.token,
+                        result: res.into(),
+                        payload: Payload::None,
+                    });
+                }
+                self.send_finished(id);
+            }
             Kind::SockShutdown => {
                 if !e.orphaned {
                     out.push(Done {

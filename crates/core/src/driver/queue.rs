@@ -26,7 +26,7 @@ impl Driver {
     }
 
     /// Counts a group in as submitted and pending on its file.
-    fn count_in(&mut self, group: &[Entry]) {
+    pub(super) fn count_in(&mut self, group: &[Entry]) {
         for e in group {
             if let Some(f) = e.file {
                 if let Ok(fe) = self.files.entry_mut(f) {
@@ -216,16 +216,19 @@ impl Driver {
         Ok(())
     }
 
-    /// Flushes, and reaps into `out` what completed meanwhile (see
-    /// [`Engine::flush_and_reap`]). Pass the completions to `complete`.
-    /// Whether ops were queued since the last flush.
+    /// Whether ops were queued since the last flush (or completions of ops
+    /// done at once wait for it: see `Driver::instant`).
     pub fn has_unflushed(&self) -> bool {
-        self.unflushed > 0
+        self.unflushed > 0 || !self.instant.is_empty()
     }
 
+    /// Flushes, and reaps into `out` what completed meanwhile (see
+    /// [`Engine::flush_and_reap`]), then the completions of ops done at
+    /// once. Pass the completions to `complete`.
     pub fn flush_and_reap(&mut self, out: &mut Vec<Cqe>) -> io::Result<()> {
         self.engine.flush_and_reap(out)?;
         self.unflushed = 0;
+        out.append(&mut self.instant);
         Ok(())
     }
 

@@ -167,3 +167,32 @@ pub fn sock_name(fd: i32, peer: bool) -> Result<libc::sockaddr_storage, i32> {
     }
     Ok(sa)
 }
+
+/// Flags of an inline send: never block, and no `SIGPIPE` where the flag
+/// exists (Apple platforms set `SO_NOSIGPIPE` on the socket instead).
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+const SEND_NOW_FLAGS: i32 = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+const SEND_NOW_FLAGS: i32 = libc::MSG_DONTWAIT;
+
+/// One `sendmsg` of `iov` (at most `IOV_MAX` of them are taken) on socket
+/// `fd`, without blocking: the bytes the socket took (`Ok(0)` or
+/// `Err(EAGAIN)` when it took none), or `Err(errno)`.
+pub fn send_now(fd: i32, iov: &[libc::iovec]) -> Result<usize, i32> {
+    // SAFETY: all-zero is a valid msghdr (no name, no control data).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_ptr().cast_mut();
+    msg.msg_iovlen = iov.len().min(1024) as _;
+    loop {
+        // SAFETY: msg names iovecs of memory the caller lends, readable
+        // for the whole call; the kernel only reads it.
+        let r = unsafe { libc::sendmsg(fd, &msg, SEND_NOW_FLAGS) };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = last_errno();
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}

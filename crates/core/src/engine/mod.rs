@@ -297,6 +297,20 @@ pub trait Engine: Send + Sync + 'static {
         control::bind_listen(fd, sa, len, backlog)
     }
 
+    /// One non-blocking send of `iov` on socket `fd` from the calling
+    /// thread (the submitting one), done before this returns: the bytes the
+    /// socket took, or `Err(errno)` (`EAGAIN`: none). The driver tries it
+    /// for a large send to a socket with nothing else to send, so the
+    /// kernel copies the caller's bytes at once instead of the driver
+    /// copying them into library memory first (a node:net write does the
+    /// same, `uv_try_write`). An engine that does not offer it answers
+    /// `EAGAIN` (the default: the sim and the closed engine), and every send
+    /// goes through its ops.
+    fn send_now(&self, fd: i32, iov: &[libc::iovec]) -> Result<usize, i32> {
+        let _ = (fd, iov);
+        Err(libc::EAGAIN)
+    }
+
     /// The local (`peer == false`) or remote address of socket `fd`.
     fn sock_name(&self, fd: i32, peer: bool) -> Result<libc::sockaddr_storage, i32> {
         control::sock_name(fd, peer)

@@ -870,6 +870,10 @@ impl Engine for UringEngine {
         Some(self.eventfd.fd())
     }
 
+    fn send_now(&self, fd: i32, iov: &[libc::iovec]) -> Result<usize, i32> {
+        crate::engine::control::send_now(fd, iov)
+    }
+
     fn supports(&self, feature: Feature) -> bool {
         match feature {
             Feature::Ftruncate => self.has_ftruncate,

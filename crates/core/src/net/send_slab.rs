@@ -257,6 +257,15 @@ impl<G> SendEntry<G> {
         self
     }
 
+    /// `n` bytes before the ones `iovecs` describe went out already (sent
+    /// at once, before the entry was made): they count in `total` and in
+    /// the result, and only the rest is submitted.
+    pub fn with_sent_before(mut self, n: usize) -> SendEntry<G> {
+        self.total += n;
+        self.sent += n;
+        self
+    }
+
     /// The `msghdr` to submit: the first [`IOV_MAX`] iovecs not yet sent;
     /// valid until this send's next completion is fed to the slab (see the
     /// type's docs).
@@ -582,6 +591,29 @@ mod tests {
             assert_eq!(m.msg_iov.cast_const(), e.iovecs().as_ptr());
         }
         assert!(m.msg_name.is_null() && m.msg_control.is_null());
+    }
+
+    #[test]
+    fn bytes_sent_before_the_entry_count_in_its_result() {
+        let (g, _drops) = guards(1);
+        let mut s = SendSlab::with_capacity(2);
+        let k = s
+            .insert(SendEntry::new(iovs(&[10]), g, false).with_sent_before(90))
+            .unwrap();
+        let e = s.get(k).unwrap();
+        assert_eq!((e.total(), e.sent(), e.remaining()), (100, 90, 10));
+        assert_eq!(state(e), [(0x10_0000, 10)], "only the rest is submitted");
+        assert_msghdr_consistent(e);
+        assert!(matches!(
+            s.on_completion(k, 4, false),
+            Some(SendProgress::Resubmit)
+        ));
+        match s.on_completion(k, 6, false) {
+            Some(SendProgress::SettleAndRelease(100, r)) => {
+                assert_eq!((r.sent, r.total), (100, 100))
+            }
+            p => panic!("{p:?}"),
+        }
     }
 
     #[test]

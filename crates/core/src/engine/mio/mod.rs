@@ -681,6 +681,10 @@ impl Engine for MioEngine {
         let _ = self.waker.wake();
     }
 
+    fn send_now(&self, fd: i32, iov: &[libc::iovec]) -> Result<usize, i32> {
+        crate::engine::control::send_now(fd, iov)
+    }
+
     fn supports(&self, feature: Feature) -> bool {
         match feature {
             Feature::Ftruncate | Feature::Link => true,
