@@ -72,8 +72,23 @@ pub struct DriverConfig {
     /// ring, as kernels without that feature do.
     pub whole_rest_in_lane: bool,
     /// Synced appends to one file in flight together share fsyncs (see
-    /// `group_commit.rs`); `false` gives each its own linked fsync.
+    /// `group_commit.rs`); `false` makes each durable on its own, as
+    /// [`DriverConfig::lone_sync`] says.
     pub group_commit: bool,
+    /// How a synced append that does not share a group fsync becomes
+    /// durable.
+    pub lone_sync: LoneSync,
+}
+
+/// How a synced append becomes durable on its own (the one append syncing
+/// its file, or every append without group commit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoneSync {
+    /// Its write linked to an `fdatasync`/`fsync`: two ops in one
+    /// submission.
+    Linked,
+    /// One write with `RWF_DSYNC`/`RWF_SYNC` (see [`Op::Write`]).
+    WriteFlag,
 }
 
 impl Default for DriverConfig {
@@ -83,6 +98,7 @@ impl Default for DriverConfig {
             net: NetConfig::default(),
             whole_rest_in_lane: true,
             group_commit: true,
+            lone_sync: LoneSync::Linked,
         }
     }
 }
@@ -310,6 +326,7 @@ pub struct Driver {
     /// The rest of a larger whole-file read goes to the lane.
     whole_rest_in_lane: bool,
     group_commit: bool,
+    lone_sync: LoneSync,
     /// Per file, its synced appends between write and fsync.
     sync_groups: HashMap<FileId, group_commit::SyncGroup>,
     batches: Slab<group_commit::Batch>,
@@ -350,6 +367,7 @@ impl Driver {
             whole_slots_total,
             whole_rest_in_lane: cfg.whole_rest_in_lane && engine.supports(Feature::FixedInstall),
             group_commit: cfg.group_commit,
+            lone_sync: cfg.lone_sync,
             sync_groups: HashMap::new(),
             batches: Slab::with_capacity(usize::MAX),
             engine,
