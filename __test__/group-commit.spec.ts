@@ -235,3 +235,22 @@ test('on sim, RWF_DSYNC: a failed write rejects with its error and leaves nothin
   t.deepEqual(ids(await ring.fs.readFile('/log')), [3])
   await ring.close()
 })
+
+test('on sim, RWF_DSYNC: a fault on fsync hits the durable write of an append; a crash then loses it', async (t) => {
+  const ring = ringWith('dsync', { backend: 'sim', seed: 43 })
+  const sim = ring.sim
+  if (sim === null) return t.fail('not a sim ring')
+  const root = await ring.open('/', 'r')
+  const fh = await ring.open('/log', 'a')
+  await root.sync()
+  await root.close()
+  sim.fault({ op: 'fsync', path: '/log', error: 'EIO', after: 1, times: 1 })
+  t.is((await fh.append(record(1), { sync: 'data' })).bytesWritten, REC)
+  await t.throwsAsync(fh.append(record(2), { sync: 'data' }), { code: 'EIO' })
+  t.true(sim.trace().some((l) => / write \/log -> -5 \[fsync fault Error\(5\)\]$/.test(l)))
+  t.deepEqual(ids(await ring.fs.readFile('/log')), [1, 2], 'still readable')
+  t.is((await fh.append(record(3), { sync: true })).bytesWritten, REC)
+  await sim.crash({ mode: 'pessimistic' })
+  t.deepEqual(ids(await ring.fs.readFile('/log')), [1, 0, 3], 'the failed one is a hole')
+  await ring.close()
+})

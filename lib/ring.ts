@@ -125,7 +125,8 @@ const SYNC_APPEND: ReadonlySet<string> = new Set(['', 'linked', 'dsync', 'group+
  * write linked to an fdatasync/fsync), 'dsync' (one write with RWF_DSYNC or
  * RWF_SYNC), each append on its own; 'group+linked' and 'group+dsync' share
  * fsyncs between appends in flight together, the lone one going as said.
- * Unset or '': the default (the fastest measured; see README).
+ * Unset or '': the default, 'group+dsync' (the fastest measured: see
+ * LoneSync in crates/core/src/driver/mod.rs).
  */
 function syncAppendOption(): string {
   const v = process.env.RINGLINE_SYNC_APPEND ?? ''

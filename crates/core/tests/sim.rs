@@ -1330,3 +1330,31 @@ fn a_dsync_append_reports_a_failed_write_and_finishes_a_short_one() {
     s.crash(CrashMode::Pessimistic);
     assert_eq!(read_file(&mut d, "/f").unwrap(), b"record");
 }
+
+/// A durable write is a write and a sync: a fault rule on fsync hits its
+/// sync. The append rejects with the error; its bytes stay readable but
+/// leave the dirty set, as after a failed fsync, so a crash loses them;
+/// the next append is durable as usual.
+#[test]
+fn an_fsync_fault_hits_the_sync_of_a_dsync_append() {
+    let (engine, mut d, f) = dsync_file(17, false);
+    let s = engine.sim().unwrap();
+    s.add_fault(rule("fsync", "/f", FaultKind::Error(libc::EIO), 0, 1));
+    let from = s.trace().len();
+    append(&mut d, 7, f, b"failed", Some(SyncKind::Data));
+    assert_eq!(one(&mut d, 7).result, -i64::from(libc::EIO));
+    let lines = trace_since(&engine, from);
+    assert!(
+        lines[0].ends_with(" write /f -> -5 [fsync fault Error(5)]"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        read_file(&mut d, "/f").unwrap(),
+        b"failed",
+        "still readable"
+    );
+    append(&mut d, 8, f, b"+kept", Some(SyncKind::Full));
+    assert_eq!(one(&mut d, 8).result, 5);
+    s.crash(CrashMode::Pessimistic);
+    assert_eq!(read_file(&mut d, "/f").unwrap(), b"\0\0\0\0\0\0+kept");
+}

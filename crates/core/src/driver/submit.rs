@@ -1,5 +1,5 @@
 //! Submitting ops: open, read, write, readv/writev, sync, stat, truncate,
-//! and append (a write linked to fsync/fdatasync, as one chain).
+//! and append (synced: a write made durable, as one chain).
 
 use super::*;
 
@@ -276,10 +276,11 @@ impl Driver {
 
     /// Appends `buf` at the end of the file (see `order.rs`: after the
     /// changes submitted before it, at the end of file the kernel sees when
-    /// it writes); with `sync`, an fsync/fdatasync follows (linked in the
-    /// same submission, or shared with the other synced appends in flight:
-    /// see `group_commit.rs`), and the token settles with the byte count
-    /// only once the data is durable.
+    /// it writes); with `sync`, the write is made durable (on its own: one
+    /// write with `RWF_DSYNC`/`RWF_SYNC` or one linked to an
+    /// fsync/fdatasync, see [`LoneSync`]; or by an fsync shared with the
+    /// other synced appends in flight: see `group_commit.rs`), and the token
+    /// settles with the byte count only once the data is durable.
     pub fn append(
         &mut self,
         token: u32,

@@ -514,9 +514,43 @@ fn run(st: &mut State, op: &Op) -> (i32, bool) {
         let State { faults, rng, .. } = &mut *st;
         fault::pick(faults, name, &p, &mut || (next(rng) % 1_000_000) as u32)
     };
+    // A durable write (RWF_DSYNC, RWF_SYNC) is a write, then a sync of it:
+    // the rules on fsync meet its sync (when its write met none), so a
+    // fault on a log's fsyncs hits its synced appends however they go.
+    let sync_fault = match (fault, op) {
+        (None, Op::Write { sync: Some(_), .. }) => {
+            let State { faults, rng, .. } = &mut *st;
+            fault::pick(faults, "fsync", &p, &mut || (next(rng) % 1_000_000) as u32)
+        }
+        _ => None,
+    };
     let mut op = *op;
-    let out = match (fault, &mut op) {
-        (Some(FaultKind::Error(e)), Op::Fsync { target, .. }) => {
+    let out = match (fault, sync_fault, &mut op) {
+        (None, Some(FaultKind::Error(e)), Op::Write { target, sync, .. }) => {
+            // Written, and its sync fails as a failed fsync does: the
+            // error, and the file's dirty pages dropped.
+            *sync = None;
+            let target = *target;
+            match exec(st, &op) {
+                (r, _) if r < 0 => (r, false),
+                _ => {
+                    if let Some(ino) = fd_of(target)
+                        .ok()
+                        .and_then(|fd| st.files.get(&fd))
+                        .map(|o| o.ino)
+                    {
+                        st.disk.drop_dirty(ino);
+                    }
+                    (-e, false)
+                }
+            }
+        }
+        (None, Some(FaultKind::Delay(ns)), _) => {
+            st.delay += ns;
+            exec(st, &op)
+        }
+        (_, Some(_), _) => exec(st, &op),
+        (Some(FaultKind::Error(e)), _, Op::Fsync { target, .. }) => {
             // Linux drops the dirty pages of a failed writeback.
             if let Some(ino) = fd_of(*target)
                 .ok()
@@ -527,9 +561,10 @@ fn run(st: &mut State, op: &Op) -> (i32, bool) {
             }
             (-e, false)
         }
-        (Some(FaultKind::Error(e)), _) => (-e, false),
+        (Some(FaultKind::Error(e)), _, _) => (-e, false),
         (
             Some(k @ (FaultKind::Lost | FaultKind::Torn | FaultKind::Misdirected)),
+            _,
             Op::Write {
                 target,
                 ptr,
@@ -549,6 +584,7 @@ fn run(st: &mut State, op: &Op) -> (i32, bool) {
         }
         (
             Some(k @ (FaultKind::Torn | FaultKind::Misdirected | FaultKind::Short)),
+            _,
             Op::Writev {
                 target,
                 iov,
@@ -582,17 +618,17 @@ fn run(st: &mut State, op: &Op) -> (i32, bool) {
                 Err(e) => (-e, false),
             }
         }
-        (Some(FaultKind::Lost), Op::Writev { iov, count, .. }) => {
+        (Some(FaultKind::Lost), _, Op::Writev { iov, count, .. }) => {
             // SAFETY: the op's iovec array lives until it completes.
             let iovs = unsafe { std::slice::from_raw_parts(*iov, *count as usize) };
             (iovs.iter().map(|v| v.iov_len).sum::<usize>() as i32, true)
         }
-        (Some(FaultKind::Short), Op::Read { len, .. } | Op::Write { len, .. }) => {
+        (Some(FaultKind::Short), _, Op::Read { len, .. } | Op::Write { len, .. }) => {
             *len = (*len / 2).max(1);
             let (r, _) = exec(st, &op);
             (r, false)
         }
-        (Some(FaultKind::Bitflip), Op::Read { ptr, .. }) => {
+        (Some(FaultKind::Bitflip), _, Op::Read { ptr, .. }) => {
             let ptr = *ptr;
             let (r, whole) = exec(st, &op);
             if r > 0 {
@@ -602,15 +638,16 @@ fn run(st: &mut State, op: &Op) -> (i32, bool) {
             }
             (r, whole)
         }
-        (Some(FaultKind::Delay(ns)), _) => {
+        (Some(FaultKind::Delay(ns)), _, _) => {
             st.delay += ns;
             exec(st, &op)
         }
         _ => exec(st, &op),
     };
-    let hit = match fault {
-        Some(k) => format!(" [fault {k:?}]"),
-        None => String::new(),
+    let hit = match (fault, sync_fault) {
+        (Some(k), _) => format!(" [fault {k:?}]"),
+        (None, Some(k)) => format!(" [fsync fault {k:?}]"),
+        (None, None) => String::new(),
     };
     let line = format!(
         "{} {} {} -> {}{}",
