@@ -443,6 +443,36 @@ for (const kind of KINDS) {
     t.true(c.destroyed)
   })
 
+  realTest(`[${kind}] Socket: 'close' says whether an error closed it (hadError), after 'error'`, async (t) => {
+    const srv = N.createServer((s) => s.on('error', () => undefined))
+    const port = await listening(t, srv)
+    const seen: unknown[] = []
+    for (const how of ['destroy()', 'destroy(err)', 'end()']) {
+      const c = N.createConnection(port, '127.0.0.1')
+      await once(c, 'connect')
+      const events: unknown[] = []
+      c.on('error', (e: Error) => events.push(`error ${e.message}`))
+      const closed = new Promise<void>((r) => c.once('close', (hadError: unknown) => {
+        events.push(['close', hadError])
+        r()
+      }))
+      if (how === 'destroy()') c.destroy()
+      else if (how === 'destroy(err)') c.destroy(new Error('boom'))
+      else {
+        c.resume()
+        c.end()
+        // The server ends its side at the client's end (allowHalfOpen false).
+      }
+      await closed
+      seen.push([how, ...events])
+    }
+    t.deepEqual(seen, [
+      ['destroy()', ['close', false]],
+      ['destroy(err)', 'error boom', ['close', true]],
+      ['end()', ['close', false]],
+    ])
+  })
+
   realTest(`[${kind}] Server: 'listening', address(), getConnections, close() waits for connections, close(cb) when not running`, async (t) => {
     const conns: net.Socket[] = []
     const srv = N.createServer((s) => conns.push(s))

@@ -138,6 +138,8 @@ const RESULT_PAIRS = 1024
 const JS_BUSY = 0
 const JS_DEFERRED = 1
 const FLUSH_PENDING = 2
+/** Where in the receive pool (payloads[RESULT_PAIRS]) the batch's first pooled chunk starts. */
+const POOL_OFFSET = 3
 
 export type OpenFactory = (id: number, info: number[]) => unknown
 
@@ -147,12 +149,14 @@ export class RingCore {
   readonly backend: 'io_uring' | 'mio' | 'sim'
   readonly fallbackReason: string | null
   /**
-   * (token, result) pairs, then three flags: onBatch is running
+   * (token, result) pairs, then four flags: onBatch is running
    * (JS_BUSY); a delivery waited for it (JS_DEFERRED, native code sets
    * it); a flush of this side is scheduled (FLUSH_PENDING), so native code
-   * that submits inside a delivery leaves what completed at once to it.
+   * that submits inside a delivery leaves what completed at once to it;
+   * the offset of the batch's first chunk in the receive pool
+   * (POOL_OFFSET, native code sets it).
    */
-  private readonly results = new Float64Array(2 * RESULT_PAIRS + 3)
+  private readonly results = new Float64Array(2 * RESULT_PAIRS + 4)
   /**
    * (token, file, offset, length, position) of fast.read and fast.write.
    * 16 elements, not 5: V8 keeps typed arrays over 64 bytes off its heap,
@@ -161,13 +165,13 @@ export class RingCore {
   private readonly args = new Float64Array(16)
   private readonly bufs: unknown[] = []
   /**
-   * Chunks of a batch at their event's index, and at [cap] and [cap + 1]
-   * the receive pool and the offset of its first chunk (cap: the pairs
-   * `results` holds). Made full length up front: native code writes index
+   * Chunks of a batch at their event's index, and at [cap] the receive
+   * pool (cap: the pairs `results` holds; native code sets it when the
+   * pool changes). Made full length up front: native code writes index
    * cap first, which turned an empty array into a dictionary (a hash
    * lookup per element access: 1,000 instructions per ping-pong round trip).
    */
-  private readonly payloads: (Buffer | undefined)[] = Array.from({ length: RESULT_PAIRS + 2 }, () => undefined)
+  private readonly payloads: (Buffer | undefined)[] = Array.from({ length: RESULT_PAIRS + 1 }, () => undefined)
   private readonly ops: (Op | undefined)[] = []
   /** Ops waiting for bounce memory, oldest first (see WAIT_FOR_MEMORY). */
   private readonly parked: Parked[] = []
@@ -591,7 +595,7 @@ export class RingCore {
           // A chunk in the pool, -result bytes long.
           if (pool === undefined) {
             pool = this.payloads[cap]
-            off = this.payloads[cap + 1] as unknown as number
+            off = r[2 * cap + POOL_OFFSET]
           }
           value = -result
           chunk = pool!.subarray(off, off + value)

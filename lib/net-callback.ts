@@ -82,6 +82,9 @@ export function callbackSettings(value: unknown, name: string): CallbackSettings
 function writeView(data: unknown, byteOffset: unknown, byteLength: unknown): Uint8Array {
   let v: Uint8Array
   if (typeof data === 'string') v = Buffer.from(data, 'utf8')
+  // A Uint8Array (a Buffer) as it is: a new view costs a C++ call for
+  // `.buffer` and an allocation, per write.
+  else if (data instanceof Uint8Array) v = data
   else if (ArrayBuffer.isView(data)) v = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
   else throw invalidArgType('data', 'of type string or an instance of Buffer, TypedArray, or DataView', data)
   if (byteOffset === undefined && byteLength === undefined) return v
@@ -101,8 +104,14 @@ export class CallbackSocket {
   readonly #hwm: number
   readonly #halfOpen: boolean
   /** Bytes of the writes under way, in order (sends of a socket complete in order). */
+  /**
+   * Byte counts of the writes under way, oldest at #sizesHead, next free
+   * slot at #sizesTail; both go back to 0 when it empties, and the array
+   * keeps its length (a fresh array per drained queue grew per write).
+   */
   #sizes: number[] = []
   #sizesHead = 0
+  #sizesTail = 0
   #buffered = 0
   #needDrain = false
   /** This side ended (end() called); `#shut` once its shutdown went out. */
@@ -168,16 +177,16 @@ export class CallbackSocket {
       this.#finish(systemError(st, 'send'))
       return 0
     }
-    this.#sizes.push(n)
+    this.#sizes[this.#sizesTail++] = n
     this.#buffered += n
     return n
   }
 
   #sent(result: number): void {
     const n = this.#sizes[this.#sizesHead++]
-    if (this.#sizesHead === this.#sizes.length) {
-      this.#sizes = []
+    if (this.#sizesHead === this.#sizesTail) {
       this.#sizesHead = 0
+      this.#sizesTail = 0
     }
     this.#buffered -= n
     if (result < 0) {
@@ -209,7 +218,7 @@ export class CallbackSocket {
       if (v.byteLength > 0) {
         const st = this.#rs._write(v, this.#onSent)
         if (st < 0) return this.#finish(systemError(st, 'send'))
-        this.#sizes.push(v.byteLength)
+        this.#sizes[this.#sizesTail++] = v.byteLength
         this.#buffered += v.byteLength
       }
     }

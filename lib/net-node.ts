@@ -150,7 +150,8 @@ export class Socket extends Duplex {
   constructor(options?: SocketOptions) {
     const o = options === undefined ? {} : validateObject(options, 'options')
     const allowHalfOpen = o.allowHalfOpen === undefined ? false : validateBoolean(o.allowHalfOpen, 'options.allowHalfOpen')
-    super({ allowHalfOpen, decodeStrings: true })
+    // 'close' is emitted here, with node's hadError argument (see _destroy).
+    super({ allowHalfOpen, decodeStrings: true, emitClose: false })
     this.#ring = o.ring as Ring | undefined
     const signal = o.signal as AbortSignal | undefined
     if (signal !== undefined) {
@@ -414,9 +415,16 @@ export class Socket extends Duplex {
     this.#clearTimer()
     this.#connecting = false
     const rs = this.#rs
+    // As node:net: 'close' after the socket is closed (and after 'error',
+    // which the stream emits on the next tick), saying whether an error
+    // closed it.
+    const done = (): void => {
+      cb(err)
+      nextTick(() => this.emit('close', err != null))
+    }
     if (rs === null) {
       // A connect still under way closes its socket when it arrives.
-      cb(err)
+      done()
       return
     }
     this.#flush()
@@ -425,10 +433,7 @@ export class Socket extends Duplex {
       if (closed) return
       closed = true
       this.#drained = null
-      rs.close().then(
-        () => cb(err),
-        () => cb(err),
-      )
+      rs.close().then(done, done)
     }
     // Bytes written before destroy() go out first, also when destroyed
     // with an error (node:http answers 400/408 with write() then

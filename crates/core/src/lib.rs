@@ -6,6 +6,7 @@ pub mod buffer;
 pub mod driver;
 pub mod engine;
 pub mod file_table;
+pub mod id_hash;
 pub mod net;
 pub mod op;
 pub mod slab;

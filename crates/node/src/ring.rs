@@ -193,6 +193,7 @@ impl NativeRing {
             delivering: AtomicBool::new(false),
             in_timer: AtomicBool::new(false),
             deferred: Mutex::new(Deferred(Vec::new())),
+            scratch: Mutex::new(Default::default()),
             refed: AtomicBool::new(false),
             weak: Mutex::new(std::collections::HashSet::new()),
             js: Mutex::new(JsState {
@@ -204,6 +205,7 @@ impl NativeRing {
                 args: std::ptr::null_mut(),
                 pool_ptr: std::ptr::null_mut(),
                 pool_used: 0,
+                pool_announced: false,
                 tsfn: None,
                 thread: None,
                 poll: None,
@@ -218,8 +220,8 @@ impl NativeRing {
             }),
             results_ptr: std::sync::atomic::AtomicPtr::new(results_ptr.cast()),
             args_ptr: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
-            // The pairs, then three flags (see `Shared::results_ptr`).
-            results_cap: (results_len / 8).saturating_sub(3) / 2,
+            // The pairs, then the flags (see `Shared::results_ptr`).
+            results_cap: (results_len / 8).saturating_sub(crate::shared::FLAGS) / 2,
             // io_uring's completions ring only its eventfd (mio's thread
             // also drives sockets and timers in its wait).
             hybrid: !loop_mode && engine.name() == "io_uring" && options.poll_at_low_depth,

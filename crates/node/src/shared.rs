@@ -25,7 +25,8 @@ pub(crate) struct JsState {
     pub(crate) bufs: sys::napi_ref,
     /// JS array: received chunks of a batch, by position in the batch
     /// (large ones); small ones are views of the pool Buffer, which sits at
-    /// index `cap` with the batch's first offset at `cap + 1`.
+    /// index `cap` (the batch's first offset is the results array's
+    /// [`POOL_OFFSET`] flag).
     pub(crate) payloads: sys::napi_ref,
     /// The receive pool: a Buffer that small chunks are copied into back to
     /// back (as node:net does with its read pool), so a 64-byte message
@@ -36,6 +37,10 @@ pub(crate) struct JsState {
     pub(crate) args: sys::napi_ref,
     pub(crate) pool_ptr: *mut u8,
     pub(crate) pool_used: usize,
+    /// `payloads[cap]` holds the current pool (set once per pool, not per
+    /// batch: two `napi_set_element`s cost 3,000 instructions per
+    /// ping-pong round trip).
+    pub(crate) pool_announced: bool,
     pub(crate) tsfn: Option<Tsfn>,
     pub(crate) thread: Option<JoinHandle<()>>,
     pub(crate) poll: Option<crate::loop_poll::LoopPoll>,
@@ -86,6 +91,8 @@ pub struct Shared {
     /// `flush_quiet`).
     pub(crate) in_timer: AtomicBool,
     pub(crate) deferred: Mutex<Deferred>,
+    /// Vectors a delivery reuses (see [`Scratch`]).
+    pub(crate) scratch: Mutex<Scratch>,
     /// The threadsafe function is ref'd (ops are pending).
     pub(crate) refed: AtomicBool,
     /// Tokens of pending streams that must not keep the process alive
@@ -96,8 +103,9 @@ pub struct Shared {
     /// is library-internal (never detached or transferred), kept alive by
     /// `JsState::results` until `finalize` (which nulls this), and its
     /// backing store never moves (16 KiB: V8 keeps typed arrays over 64
-    /// bytes off its heap). `results_cap` (token, result) pairs, then three
-    /// flags: [`JS_BUSY`], [`JS_DEFERRED`] and [`FLUSH_PENDING`].
+    /// bytes off its heap). `results_cap` (token, result) pairs, then
+    /// [`FLAGS`] flags: [`JS_BUSY`], [`JS_DEFERRED`], [`FLUSH_PENDING`] and
+    /// [`POOL_OFFSET`].
     pub(crate) results_ptr: AtomicPtr<f64>,
     pub(crate) results_cap: usize,
     /// The fast path's `args` memory (5 f64s that JavaScript writes before
@@ -129,6 +137,11 @@ const JS_DEFERRED: usize = 1;
 /// its own scheduled (lib/core.ts sets it in `schedule` and clears it in
 /// `flush`): what a quiet flush reaped is taken by it (see `flush_quiet`).
 const FLUSH_PENDING: usize = 2;
+/// `results[2 * cap + POOL_OFFSET]`: where in the pool (`payloads[cap]`)
+/// the batch's first pooled chunk starts.
+const POOL_OFFSET: usize = 3;
+/// The f64s after the pairs (lib/core.ts sizes `results` to match).
+pub(crate) const FLAGS: usize = 4;
 
 /// How long threadsafe-function deliveries may run in one loop iteration.
 const DELIVERY_BUDGET: std::time::Duration = std::time::Duration::from_millis(4);
@@ -158,6 +171,24 @@ impl LazyRef {
 
 /// Settlements waiting for the running `onBatch` to return.
 pub(crate) struct Deferred(pub(crate) Vec<Done>);
+
+/// The vectors of a flush and a delivery, kept with their capacity between
+/// batches: each was allocated and freed per batch or per chunk before
+/// (about 1,500 instructions of malloc and free per ping-pong round trip).
+/// Taken while in use; a nested use finds empty ones and allocates.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    cqes: Vec<Cqe>,
+    dones: Vec<Done>,
+    parts: Vec<(*const u8, usize)>,
+    bids: Vec<u16>,
+    spent: Vec<AlignedBuf>,
+}
+
+// SAFETY: as for Deferred: the pointers are the driver's receive buffers,
+// and Scratch holds none between uses (its vectors are cleared); it is only
+// touched on the JS thread.
+unsafe impl Send for Scratch {}
 
 // SAFETY: the raw pointers in a Done (received chunks) point into the
 // driver's receive buffers, which live as long as the driver; Deferred is
@@ -246,7 +277,14 @@ impl Shared {
     /// returned) instead of a call of `onBatch`. Settlements deferred while
     /// JavaScript's `onBatch` ran go first.
     fn process_to(&self, env: Option<sys::napi_env>, cqes: &[Cqe], handoff: bool) -> usize {
-        let mut dones = std::mem::take(&mut lock(&self.deferred).0);
+        let mut dones = {
+            let mut deferred = lock(&self.deferred);
+            if deferred.0.is_empty() {
+                std::mem::take(&mut lock(&self.scratch).dones)
+            } else {
+                std::mem::take(&mut deferred.0)
+            }
+        };
         dones.reserve(cqes.len());
         {
             let mut d = lock(&self.driver);
@@ -270,7 +308,7 @@ impl Shared {
     /// The results array's flag `i` (after the pairs), if the array is live.
     fn flag(&self, i: usize) -> Option<*mut f64> {
         let p = self.results_ptr.load(Ordering::Relaxed);
-        // SAFETY: the three flags follow the `results_cap` pairs (see
+        // SAFETY: the FLAGS flags follow the `results_cap` pairs (see
         // `results_ptr`); null once finalized.
         (!p.is_null()).then(|| unsafe { p.add(2 * self.results_cap + i) })
     }
@@ -336,7 +374,7 @@ impl Shared {
     }
 
     /// Returns how many pairs it left for JavaScript (`handoff`).
-    fn deliver_now(&self, env: sys::napi_env, dones: Vec<Done>, handoff: bool) -> usize {
+    fn deliver_now(&self, env: sys::napi_env, mut dones: Vec<Done>, handoff: bool) -> usize {
         let (on_batch, bufs, payloads, finalized, closing) = {
             let s = lock(&self.js);
             (s.on_batch, s.bufs, s.payloads, s.finalized, s.closing)
@@ -355,13 +393,19 @@ impl Shared {
         let mut bufs = LazyRef::new(bufs);
         let mut payloads = LazyRef::new(payloads);
         let mut n = 0usize;
-        let mut spent: Vec<AlignedBuf> = Vec::new();
-        let mut bids: Vec<u16> = Vec::new();
+        let (mut spent, mut bids, mut parts) = {
+            let mut sc = lock(&self.scratch);
+            (
+                std::mem::take(&mut sc.spent),
+                std::mem::take(&mut sc.bids),
+                std::mem::take(&mut sc.parts),
+            )
+        };
         // Whether this segment (events up to the next onBatch call) has
         // chunks in the pool, whose place JS was told.
         let mut pooled = false;
-        let mut dones = dones.into_iter().peekable();
-        while let Some(done) = dones.next() {
+        let mut it = dones.drain(..).peekable();
+        while let Some(done) = it.next() {
             let mut result = done.result as f64;
             let more = done.payload.more();
             match done.payload {
@@ -382,13 +426,14 @@ impl Shared {
                 }
                 Payload::Received { bid, data } => {
                     // This chunk and the stream's chunks right behind it.
-                    let mut parts = vec![(data, done.result as usize)];
+                    parts.clear();
+                    parts.push((data, done.result as usize));
                     bids.push(bid);
                     while let Some(Done {
                         token,
                         payload: Payload::Received { .. },
                         ..
-                    }) = dones.peek()
+                    }) = it.peek()
                     {
                         if *token != done.token {
                             break;
@@ -397,7 +442,7 @@ impl Shared {
                             result,
                             payload: Payload::Received { bid, data },
                             ..
-                        }) = dones.next()
+                        }) = it.next()
                         else {
                             break;
                         };
@@ -419,18 +464,17 @@ impl Shared {
                             pooled = false;
                             self.new_pool(env);
                         }
-                        let Some(payloads) = payloads.get(env) else {
-                            continue;
-                        };
                         if !pooled {
-                            pooled = self.announce_pool(env, payloads, cap);
+                            pooled = self.announce_pool(env, &mut payloads, cap);
                         }
                         if pooled {
                             self.pool_copy(&parts);
                             // A negative length marks a chunk in the pool
                             // (no other stream event is negative).
                             result = -result;
-                        } else if let Some(b) = js::buffer_from_parts(env, &parts, total) {
+                        } else if let (Some(b), Some(payloads)) =
+                            (js::buffer_from_parts(env, &parts, total), payloads.get(env))
+                        {
                             js::set_element(env, payloads, n as u32, b);
                         }
                     } else if let (Some(b), Some(payloads)) =
@@ -476,6 +520,8 @@ impl Shared {
                 pooled = false;
             }
         }
+        drop(it);
+        parts.clear();
         let left = if handoff { n } else { 0 };
         if n > 0 && !handoff {
             if let Some(f) = on_batch.get(env) {
@@ -487,10 +533,10 @@ impl Shared {
             // Also with nothing to recycle: a receive that ran out of
             // buffers is re-armed here.
             let mut d = lock(&self.driver);
-            for b in spent {
+            for b in spent.drain(..) {
                 d.recycle(b);
             }
-            for b in bids {
+            for b in bids.drain(..) {
                 d.recycle_received(b);
             }
             d.after_batch(&mut extra);
@@ -498,6 +544,13 @@ impl Shared {
         }
         if !extra.is_empty() {
             lock(&self.deferred).0.extend(extra);
+        }
+        {
+            let mut sc = lock(&self.scratch);
+            sc.spent = spent;
+            sc.bids = bids;
+            sc.parts = parts;
+            sc.dones = dones;
         }
         self.settle_lifecycle(env);
         left
@@ -575,22 +628,32 @@ impl Shared {
                 s.pool = r;
                 s.pool_ptr = ptr;
                 s.pool_used = 0;
+                s.pool_announced = false;
             }
         }
     }
 
-    /// Tells JS (`payloads[cap]`, `payloads[cap + 1]`) which pool this
-    /// segment's small chunks are in and where the first starts.
-    fn announce_pool(&self, env: sys::napi_env, payloads: sys::napi_value, cap: usize) -> bool {
-        let (pool, used) = {
+    /// Tells JS which pool this segment's small chunks are in
+    /// (`payloads[cap]`, when it changed) and where the first starts (the
+    /// `POOL_OFFSET` flag).
+    fn announce_pool(&self, env: sys::napi_env, payloads: &mut LazyRef, cap: usize) -> bool {
+        let (pool, used, announced) = {
             let s = lock(&self.js);
-            (s.pool, s.pool_used)
+            (s.pool, s.pool_used, s.pool_announced)
         };
-        let Some(v) = js::deref(env, pool) else {
+        if !announced {
+            let (Some(v), Some(payloads)) = (js::deref(env, pool), payloads.get(env)) else {
+                return false;
+            };
+            js::set_element(env, payloads, cap as u32, v);
+            lock(&self.js).pool_announced = true;
+        }
+        let Some(p) = self.flag(POOL_OFFSET) else {
             return false;
         };
-        js::set_element(env, payloads, cap as u32, v);
-        js::set_element(env, payloads, cap as u32 + 1, js::number(env, used as f64));
+        // SAFETY: a live f64 of the results array (JS thread only; see
+        // `flag`).
+        unsafe { *p = used as f64 };
         true
     }
 
@@ -743,13 +806,18 @@ impl Shared {
             // SAFETY: as in js_busy; what it flagged is taken below.
             unsafe { *p = 0.0 };
         }
-        let (r, batch) = {
+        let mut batch = std::mem::take(&mut lock(&self.scratch).cqes);
+        let r = {
             let mut d = lock(&self.driver);
             let mut ib = lock(&self.inbox);
             let r = d.flush_and_reap(&mut ib);
-            (r, std::mem::take(&mut *ib))
+            // The inbox keeps the spare's capacity.
+            std::mem::swap(&mut *ib, &mut batch);
+            r
         };
         let left = self.process_to(Some(env), &batch, handoff);
+        batch.clear();
+        lock(&self.scratch).cqes = batch;
         match r {
             _ if left > 0 => left as i32,
             Ok(()) => 0,

@@ -14,6 +14,7 @@
 
 use super::*;
 use crate::buffer::Pinned;
+use crate::id_hash::IdHash;
 use crate::net::addr::{from_sockaddr, to_sockaddr};
 use crate::net::copy_pool::CopyPool;
 use crate::net::pbuf_ring::PbufRing;
@@ -109,7 +110,7 @@ pub(super) struct Sock {
 /// Network state of a driver.
 pub(super) struct Net {
     cfg: NetConfig,
-    socks: HashMap<u32, Sock>,
+    socks: HashMap<u32, Sock, IdHash>,
     pub(super) pbuf: Option<PbufRing>,
     pool: Option<CopyPool>,
     pub(super) sends: SendSlab<SendMem>,
@@ -126,7 +127,7 @@ impl Net {
     pub(super) fn new(cfg: NetConfig) -> Net {
         Net {
             cfg,
-            socks: HashMap::new(),
+            socks: HashMap::default(),
             pbuf: None,
             pool: None,
             sends: SendSlab::with_capacity(MAX_SENDS),
