@@ -109,6 +109,8 @@ const EBADF = -9
  * submitted again after the next completions.
  */
 const WAIT_FOR_MEMORY = -4000
+/** fast.read's status for a read done during the call; its result is args[5] (crates/node/src/fast.rs). */
+const DONE_NOW = 1
 
 /** An op waiting for bounce memory: `submit(token)` is its native call. */
 interface Parked {
@@ -222,6 +224,16 @@ export class RingCore {
     if (this.scheduled) return
     this.scheduled = true
     this.results[2 * RESULT_PAIRS + FLUSH_PENDING] = 1
+    if (this.inBurst()) resolved.then(this.flush)
+    else setImmediate(this.flush)
+  }
+
+  /**
+   * Counts one more step of work done without an event-loop turn (a
+   * microtask flush, or a read done during its call): whether it may run
+   * now, else it waits for the loop (see FLUSHES_PER_TURN).
+   */
+  private inBurst(): boolean {
     // On a sim ring only the count bounds a burst: a bound in real time
     // would make where the event loop turns, and so the seeded run, depend
     // on how fast the machine is. (perf_hooks' performance: the global one
@@ -233,14 +245,13 @@ export class RingCore {
       else inTime = now - this.burstStart < MS_PER_TURN
     }
     if (this.burst++ < FLUSHES_PER_TURN && inTime) {
-      resolved.then(this.flush)
       if (!this.turnWatch) {
         this.turnWatch = true
         setImmediate(this.turned)
       }
-    } else {
-      setImmediate(this.flush)
+      return true
     }
+    return false
   }
 
   /**
@@ -310,6 +321,13 @@ export class RingCore {
     const op = new Op(K_READ, 'read', buffer, undefined)
     const p = this.pending<T>(token, op)
     const status = this.parked.length > 0 ? WAIT_FOR_MEMORY : this.rw(false, token, file, buffer, off, len, pos)
+    if (status === DONE_NOW) {
+      // Read from the page cache during the call (nothing else was waiting
+      // to be submitted): no completion comes, the token was not used.
+      this.release(token)
+      this.settle(op, this.args[5], undefined)
+      return p
+    }
     if (status === WAIT_FOR_MEMORY) return this.park(token, op, file, (t) => this.rw(false, t, file, buffer, off, len, pos), signal, p)
     return this.commit(token, op, status, signal, p)
   }
@@ -326,7 +344,13 @@ export class RingCore {
     return this.commit(token, op, status, signal, p)
   }
 
-  /** The native read or write: its numbers go through `args`. */
+  /**
+   * The native read or write: its numbers go through `args`. A read may be
+   * done during the call (DONE_NOW) when args[5] is 1: the first read of a
+   * stretch of synchronous code (several reads started together go through
+   * the ring, in one syscall), within the burst that may run without an
+   * event-loop turn.
+   */
   private rw(write: boolean, token: number, file: number, buffer: ArrayBufferView, off: number, len: number, pos: number): number {
     const a = this.args
     a[0] = token
@@ -334,7 +358,23 @@ export class RingCore {
     a[2] = off
     a[3] = len
     a[4] = pos
-    return write ? this.fast.write(buffer) : this.fast.read(buffer)
+    if (write) return this.fast.write(buffer)
+    a[5] = !this.readNowTaken && this.backend !== 'sim' && this.inBurst() ? 1 : 0
+    const st = this.fast.read(buffer)
+    if (st === DONE_NOW) {
+      this.readNowTaken = true
+      // Runs before the continuation of the read's awaiter (queued once it
+      // awaits): a loop awaiting one read at a time reads during the call
+      // every time; the other reads of a stretch go through the ring.
+      resolved.then(this.readNowOver)
+    }
+    return st
+  }
+
+  /** A read was done during its call in this stretch of code (see rw). */
+  private readNowTaken = false
+  private readonly readNowOver = (): void => {
+    this.readNowTaken = false
   }
 
   /** The hot path of Socket.send: no closure. Resolves with the byte count. */
@@ -493,6 +533,12 @@ export class RingCore {
       const status = w.submit(w.token)
       if (status === WAIT_FOR_MEMORY) return
       this.parked.shift()
+      if (status === DONE_NOW) {
+        // A read done during the call (see read).
+        this.release(w.token)
+        this.settle(w.op, this.args[5], undefined)
+        continue
+      }
       if (w.token < 0) {
         // A readMany remainder: its reads settle through their group.
         this.schedule()

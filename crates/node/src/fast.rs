@@ -80,8 +80,21 @@ fn rw_args(shared: &Shared) -> Option<[f64; 5]> {
     (!p.is_null()).then(|| unsafe { ptr::read(p.cast::<[f64; 5]>()) })
 }
 
-/// `read(view) -> 0 | -errno`, with `args` (token, file, offset, length,
-/// position).
+/// What `read` returns for a read done during the call (see
+/// `Driver::read_or_now`): its result is in `args[5]`, and the token was
+/// not used.
+const DONE_NOW: i32 = 1;
+
+/// `args[5]` of a read: JavaScript lets it be done during the call.
+fn may_read_now(shared: &Shared) -> bool {
+    let p = shared.args_ptr.load(std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: as in rw_args (16 f64s).
+    !p.is_null() && unsafe { *p.add(5) } == 1.0
+}
+
+/// `read(view) -> 0 | DONE_NOW | -errno`, with `args` (token, file, offset,
+/// length, position, may-do-now: 1 lets a lone page-cache read be done
+/// during the call).
 unsafe extern "C" fn read(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: created by `functions`.
     let (a, shared) = unsafe { args::<1>(env, info) };
@@ -90,10 +103,25 @@ unsafe extern "C" fn read(env: sys::napi_env, info: sys::napi_callback_info) -> 
         let t = token(t).ok_or(libc::EINVAL)?;
         let ub = view(env, a[0], off, len)?;
         let mut d = lock(&shared.driver);
-        d.read(t, file(fid)?, ub, off as usize, position(pos))?;
-        Ok(d.take_urgent())
+        let now = if may_read_now(shared) {
+            d.read_or_now(t, file(fid)?, ub, off as usize, position(pos))?
+        } else {
+            d.read(t, file(fid)?, ub, off as usize, position(pos))?;
+            None
+        };
+        Ok((now, d.take_urgent()))
     })();
-    int(env, shared.submitted_maybe_now(env, r))
+    if let Ok((Some(result), _)) = r {
+        let p = shared.args_ptr.load(std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: rw_args just read through this pointer (non-null, 16
+        // f64s of a library-internal Float64Array, JS thread only).
+        unsafe { *p.add(5) = f64::from(result) };
+        return int(env, DONE_NOW);
+    }
+    int(
+        env,
+        shared.submitted_maybe_now(env, r.map(|(_, urgent)| urgent)),
+    )
 }
 
 /// `write(view) -> 0 | -errno`, with `args` as for `read`.

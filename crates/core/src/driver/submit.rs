@@ -82,6 +82,44 @@ impl Driver {
         Ok(())
     }
 
+    /// [`Driver::read`], except that a lone read the engine can do at once
+    /// (no other op of its file under way, nothing waiting to be submitted,
+    /// its data in the page cache: see [`Engine::read_now`]) is done here,
+    /// straight into `buf` (no bounce block: the caller's memory is valid
+    /// during the call), and its result returned: the token is then never
+    /// used, and nothing completes later. Only a lone one: with reads of
+    /// the file in flight, one `io_uring_enter` for many costs less.
+    pub fn read_or_now(
+        &mut self,
+        token: u32,
+        id: FileId,
+        buf: UserBuf,
+        user_offset: usize,
+        offset: u64,
+    ) -> Result<Option<i32>, i32> {
+        self.refuse_if_closed()?;
+        let lone = self.files.entry(id).is_ok_and(|e| e.in_flight == 0);
+        if lone && self.unflushed == 0 && self.backlog.is_empty() {
+            let (e, target) = self.file(id)?;
+            if e.direct.is_none() {
+                let op = Op::Read {
+                    target,
+                    ptr: buf.ptr,
+                    len: buf.len.min(MAX_IO) as u32,
+                    offset,
+                    fixed: None,
+                };
+                if let Some(r) = self.engine.read_now(&op) {
+                    self.stats.submitted += 1;
+                    self.stats.completed += 1;
+                    return Ok(Some(r));
+                }
+            }
+        }
+        self.read(token, id, buf, user_offset, offset)
+            .map(|()| None)
+    }
+
     /// Writes `buf` at `offset` (or the file position).
     pub fn write(&mut self, token: u32, id: FileId, buf: UserBuf, offset: u64) -> Result<(), i32> {
         let Prepared {

@@ -131,6 +131,15 @@ pub trait Engine: Send + Sync + 'static {
     /// Free entries in the submission queue.
     fn sq_space(&self) -> usize;
 
+    /// A read (`Op::Read`) done at once on the calling thread, if this
+    /// engine can: nothing is waiting to be submitted, and the page cache
+    /// holds all of it (or it is past the end of the file). Its result
+    /// (bytes read), or `None`: the read goes through [`Engine::push`].
+    /// The op's memory need only live for the call.
+    fn read_now(&self, _op: &Op) -> Option<i32> {
+        None
+    }
+
     /// Hands queued ops to the kernel. Returns how many were taken.
     fn flush(&self) -> io::Result<usize>;
 

@@ -701,6 +701,19 @@ impl Engine for UringEngine {
         true
     }
 
+    fn read_now(&self, op: &Op) -> Option<i32> {
+        if self.sqpoll {
+            return None;
+        }
+        let mut g = self.sq_lock.lock().ok()?;
+        // SAFETY: SQ accessed under sq_lock only.
+        if g.held.is_some() || !unsafe { self.ring.submission_shared() }.is_empty() {
+            return None;
+        }
+        let fd = g.inline_target(op)?;
+        read_nowait(fd, op)
+    }
+
     fn sq_space(&self) -> usize {
         let Ok(g) = self.sq_lock.lock() else {
             return 0;
