@@ -91,7 +91,11 @@ pub struct DriverConfig {
 /// 1.02x the appends/s of the linked pair on io_uring (faster in 42 and 42
 /// of 80 rounds) and 1.20x and 1.04x on mio (55 and 45 of 80), at 173 and
 /// 234 CPU µs per append against 182 and 246 on io_uring, 146 and 219
-/// against 170 and 229 on mio. Device latency dominates the rest.
+/// against 170 and 229 on mio; a third run, after merging main: 1.04x
+/// (44 of 80) on io_uring, 1.10x (50 of 80) on mio, CPU 152 against 170
+/// and 147 against 163. `strace -f -c` of 1,000 appends on mio: 7,448
+/// syscalls against 8,456 (no fdatasync). Device latency dominates the
+/// rest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LoneSync {
     /// Its write linked to an `fdatasync`/`fsync`: two ops in one
