@@ -5,7 +5,7 @@
 
 import test from 'ava'
 import * as path from 'node:path'
-import { Ring } from '../index'
+import { Ring, type RingOptions } from '../index'
 import { disk, testDir } from './sim-setup'
 
 const REC = 64
@@ -99,4 +99,158 @@ test('on sim: fsyncs are shared, and no append resolves before its bytes survive
   // writes (the sim's take no time); some are, on this seed.
   const fsyncs = sim.trace().filter((l) => / fsync \/log /.test(l)).length
   t.true(fsyncs < appends, `${fsyncs} fsyncs for ${appends} appends`)
+})
+
+/**
+ * A Ring made with RINGLINE_SYNC_APPEND set to `how` (how synced appends
+ * become durable; read when a Ring is made).
+ */
+function ringWith(how: string, options: RingOptions): Ring {
+  const before = process.env.RINGLINE_SYNC_APPEND
+  process.env.RINGLINE_SYNC_APPEND = how
+  try {
+    return new Ring(options)
+  } finally {
+    if (before === undefined) delete process.env.RINGLINE_SYNC_APPEND
+    else process.env.RINGLINE_SYNC_APPEND = before
+  }
+}
+
+test('every way of making appends durable (RINGLINE_SYNC_APPEND) lands them whole, in call order; a bad value is refused', async (t) => {
+  for (const how of ['linked', 'dsync', 'group+linked', 'group+dsync']) {
+    const ring = ringWith(how, {})
+    const file = path.join(dir, `log-${how}`)
+    const fh = await ring.open(file, 'a')
+    const called: number[] = []
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, a) => {
+        for (let i = 0; i < 5; i++) {
+          const id = a * 1000 + i
+          called.push(id)
+          t.is((await fh.append(record(id), { sync: i % 2 === 0 ? 'data' : true })).bytesWritten, REC)
+        }
+      }),
+    )
+    for (let i = 0; i < 3; i++) {
+      called.push(9000 + i)
+      t.is((await fh.append(record(9000 + i), { sync: 'data' })).bytesWritten, REC)
+    }
+    await fh.close()
+    t.deepEqual(ids(await disk(ring).readFile(file)), called, how)
+    await ring.close()
+  }
+  t.throws(() => ringWith('sometimes', {}), { code: 'ERR_INVALID_ARG_VALUE', message: /RINGLINE_SYNC_APPEND/ })
+})
+
+test('on sim, RWF_DSYNC: a lone append is one write, and the power going out as it resolves keeps its bytes', async (t) => {
+  for (const [how, seed] of [['dsync', 21], ['group+dsync', 22]] as const) {
+    for (const mode of ['pessimistic', 'random'] as const) {
+      const ring = ringWith(how, { backend: 'sim', seed })
+      const sim = ring.sim
+      if (sim === null) return t.fail('not a sim ring')
+      const root = await ring.open('/', 'r')
+      const fh = await ring.open('/log', 'a')
+      await root.sync()
+      await root.close()
+      const from = sim.trace().length
+      for (let i = 0; i < 4; i++) t.is((await fh.append(record(i), { sync: i % 2 === 0 ? 'data' : true })).bytesWritten, REC)
+      const lines = sim.trace().slice(from)
+      t.deepEqual(lines.map((l) => l.split(' ')[1]), ['write', 'write', 'write', 'write'], `${how}: one write per append, no fsync`)
+      // Not synced: a crash may lose it (pessimistic: does, leaving a
+      // hole of zeros: the synced append after it syncs its own bytes).
+      await fh.append(record(50))
+      // The power goes out in the append's resolution, before anything else runs.
+      await fh.append(record(4), { sync: 'data' }).then(() => sim.crash({ mode }))
+      const got = ids(await ring.fs.readFile('/log'))
+      t.deepEqual([...got.slice(0, 4), got[5]], [0, 1, 2, 3, 4], `${how} ${mode}: ${got}`)
+      t.true(mode === 'pessimistic' ? got[4] === 0 : got[4] === 0 || got[4] === 50, `${how} ${mode}: ${got}`)
+      t.is(got.length, 6)
+      await ring.close()
+    }
+  }
+})
+
+test('on sim, RWF_DSYNC: no append resolves before its bytes survive any crash (alone and with group commit)', async (t) => {
+  for (const [how, seed] of [['dsync', 31], ['group+dsync', 32]] as const) {
+    const ring = ringWith(how, { backend: 'sim', seed })
+    const sim = ring.sim
+    if (sim === null) return t.fail('not a sim ring')
+    const acked: Array<[number, number]> = []
+    const report = await sim.explore({
+      workload: async (r) => {
+        const root = await r.open('/', 'r')
+        const fh = await r.open('/log', 'a')
+        await root.sync()
+        await root.close()
+        await Promise.all(
+          Array.from({ length: 4 }, async (_, a) => {
+            for (let i = 0; i < 4; i++) {
+              // From 1: a hole of zeros reads as id 0.
+              const id = 1 + a * 100 + i
+              await fh.append(record(id), { sync: 'data' })
+              acked.push([id, sim.point()])
+            }
+          }),
+        )
+        for (let i = 0; i < 4; i++) {
+          await fh.append(record(900 + i), { sync: true })
+          acked.push([900 + i, sim.point()])
+        }
+        await fh.close()
+      },
+      check: async (r, state) => {
+        const have = new Set(await r.fs.readFile('/log').then(ids, () => []))
+        const lost = acked.filter(([id, at]) => at <= state.point && !have.has(id))
+        if (lost.length > 0) throw new Error(`${lost.length} acknowledged appends lost at point ${state.point} (first: ${lost[0][0]})`)
+      },
+      torn: 'sector',
+    })
+    t.is(acked.length, 20, how)
+    t.true(report.states > 20, `${how}: ${report.states} crash states`)
+    t.deepEqual(report.failures, [], how)
+    await ring.close()
+  }
+})
+
+test('on sim, RWF_DSYNC: a failed write rejects with its error and leaves nothing; a short one is finished, durable', async (t) => {
+  const ring = ringWith('dsync', { backend: 'sim', seed: 41 })
+  const sim = ring.sim
+  if (sim === null) return t.fail('not a sim ring')
+  const root = await ring.open('/', 'r')
+  const fh = await ring.open('/log', 'a')
+  await root.sync()
+  await root.close()
+  sim.fault({ op: 'write', path: '/log', error: 'EIO', times: 1 })
+  await t.throwsAsync(fh.append(record(1), { sync: 'data' }), { code: 'EIO' })
+  sim.fault({ op: 'write', path: '/log', error: 'ENOSPC', times: 1 })
+  await t.throwsAsync(fh.append(record(2), { sync: true }), { code: 'ENOSPC' })
+  sim.fault({ op: 'write', path: '/log', kind: 'short', times: 1 })
+  const from = sim.trace().length
+  t.is((await fh.append(record(3), { sync: 'data' })).bytesWritten, REC)
+  const lines = sim.trace().slice(from)
+  t.is(lines.length, 2, lines.join('\n'))
+  t.regex(lines[0], / write \/log -> 32 \[fault Short\]$/)
+  t.regex(lines[1], / write \/log -> 32$/)
+  await sim.crash({ mode: 'pessimistic' })
+  t.deepEqual(ids(await ring.fs.readFile('/log')), [3])
+  await ring.close()
+})
+
+test('on sim, RWF_DSYNC: a fault on fsync hits the durable write of an append; a crash then loses it', async (t) => {
+  const ring = ringWith('dsync', { backend: 'sim', seed: 43 })
+  const sim = ring.sim
+  if (sim === null) return t.fail('not a sim ring')
+  const root = await ring.open('/', 'r')
+  const fh = await ring.open('/log', 'a')
+  await root.sync()
+  await root.close()
+  sim.fault({ op: 'fsync', path: '/log', error: 'EIO', after: 1, times: 1 })
+  t.is((await fh.append(record(1), { sync: 'data' })).bytesWritten, REC)
+  await t.throwsAsync(fh.append(record(2), { sync: 'data' }), { code: 'EIO' })
+  t.true(sim.trace().some((l) => / write \/log -> -5 \[fsync fault Error\(5\)\]$/.test(l)))
+  t.deepEqual(ids(await ring.fs.readFile('/log')), [1, 2], 'still readable')
+  t.is((await fh.append(record(3), { sync: true })).bytesWritten, REC)
+  await sim.crash({ mode: 'pessimistic' })
+  t.deepEqual(ids(await ring.fs.readFile('/log')), [1, 0, 3], 'the failed one is a hole')
+  await ring.close()
 })

@@ -65,12 +65,23 @@
 //     fio psync               (1 in flight) --ioengine=psync: one pread at a time
 //   WAL append+fdatasync  4 KiB appends, each durable (fdatasync) before the
 //                         next, to a fresh file per measurement:
-//     ringline append         fh.append(buf, { sync: 'data' }) (linked write+fdatasync)
+//     ringline append         fh.append(buf, { sync: 'data' }) (the default way)
+//     ringline append linked  the same with RINGLINE_SYNC_APPEND=linked: a write
+//                             linked to an fdatasync
+//     ringline append dsync   ... =dsync: one write with RWF_DSYNC
 //     ringline write+datasync await fh.write(buf); await fh.datasync()
 //     fs/promises, fs callback (also with UV_USE_IO_URING=1), fs writeSync,
 //     bun fs.promises and bun writeSync (under Bun, when a bun binary is found)
 //     (writeSync + fdatasyncSync), fio psync and fio io_uring
 //     (--rw=write --bs=4k --fdatasync=1 --file_append=1)
+//   WAL append+fdatasync x32  the same appends from 32 loops on one handle,
+//                         against writeSync + fdatasyncSync one at a time:
+//     ringline append x32 [loop]  the default way (group commit)
+//     ringline append x32 V   RINGLINE_SYNC_APPEND=V: linked, dsync (each
+//                             append durable on its own), group+linked,
+//                             group+dsync (appends in flight together share
+//                             fdatasyncs; the lone one goes as said)
+//     (benches/wal-ab.ts runs these interleaved, round after round)
 //   memory                10,000,000 page-cache reads, 32 in flight via
 //                         fh.read, on each engine; RSS after 1M reads and
 //                         at the end.
@@ -471,10 +482,26 @@ function ringlineReadMany(w: ReadSpec, opts: TimedOptions, ringOptions: EngineOp
   })
 }
 
-function ringlineWal(file: string, opts: TimedOptions, mode: 'append' | 'write+datasync', ringOptions: EngineOptions, appenders = 1): Promise<Measurement> {
+/**
+ * `make()` with RINGLINE_SYNC_APPEND set to `v` (how synced appends become
+ * durable: read when a Ring is made, which withRing does before its first
+ * await); unchanged when `v` is undefined.
+ */
+function withSyncAppend<T>(v: string | undefined, make: () => T): T {
+  const before = process.env.RINGLINE_SYNC_APPEND
+  if (v !== undefined) process.env.RINGLINE_SYNC_APPEND = v
+  try {
+    return make()
+  } finally {
+    if (before === undefined) delete process.env.RINGLINE_SYNC_APPEND
+    else process.env.RINGLINE_SYNC_APPEND = before
+  }
+}
+
+function ringlineWal(file: string, opts: TimedOptions, mode: 'append' | 'write+datasync', ringOptions: EngineOptions, appenders = 1, syncAppend?: string): Promise<Measurement> {
   fs.rmSync(file, { force: true })
   const buf = Buffer.alloc(BLOCK, 0x5a)
-  return withRing(ringOptions, file, 'a', false, async (ring, fh, diag) => {
+  return withSyncAppend(syncAppend, () => withRing(ringOptions, file, 'a', false, async (ring, fh, diag) => {
     const m = await runTimed(opts, 1, (ctl) =>
       mode === 'append'
         ? promiseLoops(
@@ -497,7 +524,7 @@ function ringlineWal(file: string, opts: TimedOptions, mode: 'append' | 'write+d
     )
     m.info = ringInfo(ring)
     return m
-  }).finally(() => fs.rmSync(file, { force: true }))
+  })).finally(() => fs.rmSync(file, { force: true }))
 }
 
 // ----- node:fs with UV_USE_IO_URING=1, in a child process ------------------------------
@@ -728,6 +755,11 @@ async function main(): Promise<void> {
     const rl = (variant: string, run: (b: Backend) => Promise<Measurement>): void => ringline(w, name, variant, run)
     rl('ringline append', (b) => ringlineWal(walFile(`ringline-${b}`), t, 'append', { completion: 'thread', backend: b }))
     rl('ringline append loop', (b) => ringlineWal(walFile(`ringline-loop-${b}`), t, 'append', { completion: 'loop', backend: b }))
+    // How a lone append becomes durable (RINGLINE_SYNC_APPEND): a write
+    // linked to an fdatasync, or one write with RWF_DSYNC.
+    for (const v of ['linked', 'dsync']) {
+      rl(`ringline append ${v}`, (b) => ringlineWal(walFile(`ringline-${v}-${b}`), t, 'append', { completion: 'thread', backend: b }, 1, v))
+    }
     rl('ringline write+datasync', (b) => ringlineWal(walFile(`ringline2-${b}`), t, 'write+datasync', { completion: 'thread', backend: b }))
     for (const engine of ['promises', 'callback', 'sync'] as const) {
       const label = engine === 'promises' ? 'fs/promises' : engine === 'callback' ? 'fs callback' : 'fs writeSync'
@@ -761,6 +793,12 @@ async function main(): Promise<void> {
     const rl = (variant: string, run: (b: Backend) => Promise<Measurement>): void => ringline(w, name, variant, run)
     rl('ringline append x32', (b) => ringlineWal(walFile(`ringline-${b}`), t, 'append', { completion: 'thread', backend: b }, 32))
     rl('ringline append x32 loop', (b) => ringlineWal(walFile(`ringline-loop-${b}`), t, 'append', { completion: 'loop', backend: b }, 32))
+    // Each way of making appends durable (RINGLINE_SYNC_APPEND): on their
+    // own (linked write+fdatasync, or RWF_DSYNC), or sharing fsyncs with
+    // the lone one going either way.
+    for (const v of ['linked', 'dsync', 'group+linked', 'group+dsync']) {
+      rl(`ringline append x32 ${v}`, (b) => ringlineWal(walFile(`ringline-${v}-${b}`), t, 'append', { completion: 'thread', backend: b }, 32, v))
+    }
     w.push({ group: name, engine: 'fs writeSync (1 at a time)', run: () => runPeerJob({ kind: 'wal', engine: 'sync', file: walFile('sync') }, t, alloc) })
     groups.push({
       name,

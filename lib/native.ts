@@ -20,6 +20,12 @@ export interface NativeRingOptions {
    */
   pollAtLowDepth: boolean
   seed: number
+  /**
+   * How synced appends become durable (RINGLINE_SYNC_APPEND, for
+   * benchmarks): '' the default, or 'linked', 'dsync', 'group+linked',
+   * 'group+dsync' (see crates/node/src/ring.rs).
+   */
+  syncAppend: string
 }
 
 export interface NativeAddress {

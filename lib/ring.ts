@@ -117,6 +117,23 @@ function seedOption(o: Record<string, unknown>): number {
   return Math.floor(Math.random() * 2 ** 32)
 }
 
+const SYNC_APPEND: ReadonlySet<string> = new Set(['', 'linked', 'dsync', 'group+linked', 'group+dsync'])
+
+/**
+ * How `append(data, { sync })` makes data durable, from RINGLINE_SYNC_APPEND
+ * (read when a Ring is made; for benchmarks, not an option): 'linked' (a
+ * write linked to an fdatasync/fsync), 'dsync' (one write with RWF_DSYNC or
+ * RWF_SYNC), each append on its own; 'group+linked' and 'group+dsync' share
+ * fsyncs between appends in flight together, the lone one going as said.
+ * Unset or '': the default, 'group+dsync' (the fastest measured: see
+ * LoneSync in crates/core/src/driver/mod.rs).
+ */
+function syncAppendOption(): string {
+  const v = process.env.RINGLINE_SYNC_APPEND ?? ''
+  if (!SYNC_APPEND.has(v)) throw invalidArgValue('RINGLINE_SYNC_APPEND', v, "must be 'linked', 'dsync', 'group+linked' or 'group+dsync'")
+  return v
+}
+
 /** What a crash keeps of what was not made durable. */
 export type CrashMode = 'pessimistic' | 'optimistic' | 'random'
 
@@ -431,6 +448,7 @@ export class Ring {
       // Bun's Node-API aborts the process in uv_poll_init.
       pollAtLowDepth: process.versions.bun === undefined,
       seed,
+      syncAppend: syncAppendOption(),
     })
     this.fs = new RingFs(this, this.#core)
     const core = this.#core

@@ -890,6 +890,53 @@ fn append_with_sync_lands_in_order_at_the_end(eng: Eng) {
     }
 }
 
+/// Every way a synced append can become durable (a write linked to its
+/// sync, or one write with RWF_DSYNC/RWF_SYNC; each on its own or sharing
+/// group fsyncs) lands the appends whole, in call order, at the end: 20 in
+/// flight together, then 5 one at a time.
+fn synced_appends_land_in_order_every_way(eng: Eng) {
+    use ringline_core::driver::LoneSync;
+    let dir = tempfile::tempdir().unwrap();
+    for group_commit in [false, true] {
+        for lone_sync in [LoneSync::Linked, LoneSync::WriteFlag] {
+            let how = format!("group_commit {group_commit}, {lone_sync:?}");
+            let path = dir.path().join(format!("wal-{group_commit}-{lone_sync:?}"));
+            std::fs::write(&path, b"head:").unwrap();
+            let mut d = common::driver(
+                eng,
+                DriverConfig {
+                    max_in_flight: 64,
+                    group_commit,
+                    lone_sync,
+                    ..DriverConfig::default()
+                },
+            );
+            let f = open(&mut d, &path, libc::O_WRONLY | libc::O_APPEND);
+            let mut recs: Vec<Vec<u8>> =
+                (0..25).map(|i| format!("[{i:02}]").into_bytes()).collect();
+            let kind = |i: usize| match i % 2 {
+                0 => SyncKind::Data,
+                _ => SyncKind::Full,
+            };
+            for (i, r) in recs.iter_mut().enumerate().take(20) {
+                d.append(i as u32, f, user(r), Some(kind(i))).unwrap();
+            }
+            let got = settle(&mut d, &(0..20).collect::<Vec<_>>(), vec![]);
+            assert!(got.values().all(|x| x.result == 4), "{how}: {got:?}");
+            for (i, r) in recs.iter_mut().enumerate().skip(20) {
+                d.append(i as u32, f, user(r), Some(kind(i))).unwrap();
+                let got = settle(&mut d, &[i as u32], vec![]);
+                assert_eq!(got[&(i as u32)].result, 4, "{how}");
+            }
+            let expect: String = std::iter::once("head:".to_string())
+                .chain((0..25).map(|i| format!("[{i:02}]")))
+                .collect();
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), expect, "{how}");
+            drain(&mut d);
+        }
+    }
+}
+
 fn direct_io_checks_alignment_and_bounces_misaligned_memory(eng: Eng) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("d");
@@ -1256,6 +1303,7 @@ per_engine!(
     cancel_settles_one_op_and_frees_it_when_the_kernel_lets_go,
     shutdown_settles_everything_and_drains,
     append_with_sync_lands_in_order_at_the_end,
+    synced_appends_land_in_order_every_way,
     direct_io_checks_alignment_and_bounces_misaligned_memory,
     stat_truncate_and_sync,
     open_errors_are_negative_errno,

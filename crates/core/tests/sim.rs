@@ -3,7 +3,7 @@
 
 #![cfg(target_os = "linux")]
 
-use ringline_core::driver::{Done, Driver, DriverConfig, PathOp, Payload, UserBuf};
+use ringline_core::driver::{Done, Driver, DriverConfig, LoneSync, PathOp, Payload, UserBuf};
 use ringline_core::engine::sim::disk::CrashMode;
 use ringline_core::engine::sim::fault::{Fault, FaultKind};
 use ringline_core::engine::sim::Torn;
@@ -1138,4 +1138,223 @@ fn a_direct_append_at_a_misaligned_end_is_einval() {
     assert_eq!(write(&mut d, f, &[1u8; 412], 100), 412);
     assert_eq!(append(&mut d, &mut rec), 512);
     assert_eq!(read_file(&mut d, "/f").unwrap().len(), 1024);
+}
+
+/// A sim (seed `seed`) whose driver makes a lone synced append one write
+/// with RWF_DSYNC (or RWF_SYNC), with or without group commit, and the
+/// file /f made and its name durable.
+fn dsync_file(seed: u64, group_commit: bool) -> (Arc<dyn Engine>, Driver, FileId) {
+    let cfg = EngineConfig {
+        seed,
+        ..EngineConfig::default()
+    };
+    let engine = select(&cfg, Backend::Sim).expect("sim engine").engine;
+    let mut d = Driver::new(
+        engine.clone(),
+        DriverConfig {
+            group_commit,
+            lone_sync: LoneSync::WriteFlag,
+            ..DriverConfig::default()
+        },
+    );
+    fsync_dir(&mut d, "/");
+    let f = open(&mut d, "/f", libc::O_WRONLY | libc::O_CREAT);
+    fsync_dir(&mut d, "/");
+    (engine, d, f)
+}
+
+/// Submits an append of `data` to `f` (the driver copies it in).
+fn append(d: &mut Driver, token: u32, f: FileId, data: &[u8], sync: Option<SyncKind>) {
+    let mut b = data.to_vec();
+    let buf = UserBuf {
+        ptr: b.as_mut_ptr(),
+        len: b.len(),
+    };
+    d.append(token, f, buf, sync).unwrap();
+}
+
+/// The trace lines added since `from` lines.
+fn trace_since(engine: &Arc<dyn Engine>, from: usize) -> Vec<String> {
+    engine.sim().unwrap().trace()[from..].to_vec()
+}
+
+/// A lone synced append is one write (no fsync follows), and the power
+/// going out right after it settles keeps exactly its bytes: an unsynced
+/// write before it is lost (its range reads as zeros), the append is not.
+#[test]
+fn a_dsync_append_is_one_write_and_makes_exactly_its_bytes_durable() {
+    let (engine, mut d, f) = dsync_file(3, false);
+    let s = engine.sim().unwrap();
+    assert_eq!(write(&mut d, f, b"unsynced", 0), 8);
+    let from = s.trace().len();
+    append(&mut d, 7, f, b"record", Some(SyncKind::Data));
+    assert_eq!(one(&mut d, 7).result, 6);
+    append(&mut d, 8, f, b"+full", Some(SyncKind::Full));
+    assert_eq!(one(&mut d, 8).result, 5);
+    let lines = trace_since(&engine, from);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].ends_with(" write /f -> 6"), "{lines:?}");
+    assert!(lines[1].ends_with(" write /f -> 5"), "{lines:?}");
+    s.crash(CrashMode::Pessimistic);
+    assert_eq!(
+        read_file(&mut d, "/f").unwrap(),
+        b"\0\0\0\0\0\0\0\0record+full"
+    );
+}
+
+/// A durable write (here: to an O_DSYNC descriptor) in the middle of an
+/// unsynced one makes its own range durable and leaves the parts of the
+/// older write around it unsynced: a pessimistic crash keeps the range
+/// alone, an optimistic one everything.
+#[test]
+fn a_durable_write_syncs_its_range_only() {
+    for (mode, want) in [
+        (CrashMode::Pessimistic, &b"\0\0yy"[..]),
+        (CrashMode::Optimistic, &b"xxyyxxxx"[..]),
+    ] {
+        let (engine, mut d, f) = synced_file(5);
+        assert_eq!(write(&mut d, f, b"xxxxxxxx", 0), 8);
+        let g = open(&mut d, "/f", libc::O_WRONLY | libc::O_DSYNC);
+        assert_eq!(write(&mut d, g, b"yy", 2), 2);
+        engine.sim().unwrap().crash(mode);
+        assert_eq!(read_file(&mut d, "/f").unwrap(), want, "{mode:?}");
+    }
+}
+
+/// Runs the driver until every token in `want` settled, noting for each
+/// the sim's point when it settled.
+fn settle_noting(engine: &Arc<dyn Engine>, d: &mut Driver, want: &[u32]) -> Vec<(Done, u64)> {
+    let mut got: Vec<(Done, u64)> = Vec::new();
+    let mut cqes = Vec::new();
+    let mut out = Vec::new();
+    while !want.iter().all(|t| got.iter().any(|(x, _)| x.token == *t)) {
+        cqes.clear();
+        d.flush_and_reap(&mut cqes).unwrap();
+        if cqes.is_empty() {
+            d.engine().wait(&mut cqes).unwrap();
+        }
+        for c in cqes.drain(..) {
+            d.complete(c, &mut out);
+            let point = engine.sim().unwrap().point();
+            got.extend(out.drain(..).map(|x| (x, point)));
+        }
+    }
+    got
+}
+
+/// On every crash state of a run of RWF_DSYNC appends (alone, and with
+/// group commit: 4 in flight together, then one at a time), each append
+/// that had settled when the power went out is there whole; and the power
+/// going out during a durable write is a state too (its write torn).
+#[test]
+fn no_dsync_append_settles_before_it_survives_every_crash_state() {
+    const REC: usize = 1024;
+    let rec = |i: usize| vec![b'A' + i as u8; REC];
+    for group_commit in [false, true] {
+        let (engine, mut d, f) = dsync_file(11, group_commit);
+        let s = engine.sim().unwrap();
+        s.record(true);
+        let mut acked: Vec<(usize, u64)> = Vec::new();
+        for round in 0..4 {
+            let ids: Vec<usize> = if round < 3 {
+                (round * 4..round * 4 + 4).collect()
+            } else {
+                vec![12]
+            };
+            for &i in &ids {
+                append(&mut d, 100 + i as u32, f, &rec(i), Some(SyncKind::Data));
+            }
+            let tokens: Vec<u32> = ids.iter().map(|&i| 100 + i as u32).collect();
+            for (done, point) in settle_noting(&engine, &mut d, &tokens) {
+                assert_eq!(done.result, REC as i64);
+                acked.push((done.token as usize - 100, point));
+            }
+        }
+        s.record(false);
+        let (n, cut) = s.build_states(Torn::Half, true, 100_000);
+        assert!(!cut);
+        let mut torn_before_ack = 0;
+        for i in 0..n {
+            let point = s.load_state(i).unwrap();
+            let image = read_file(&mut d, "/f").unwrap();
+            for &(r, at) in &acked {
+                let got = image.get(r * REC..(r + 1) * REC);
+                if at <= point {
+                    assert_eq!(
+                        got,
+                        Some(&rec(r)[..]),
+                        "group_commit {group_commit}: append {r} (settled at {at}) lost at point {point}"
+                    );
+                } else {
+                    // Torn: its first sector there, not all of it.
+                    let part = image.get(r * REC..image.len().min((r + 1) * REC));
+                    if part.is_some_and(|p| {
+                        p.len() >= REC / 2 && p[..REC / 2] == rec(r)[..REC / 2] && p != rec(r)
+                    }) {
+                        torn_before_ack += 1;
+                    }
+                }
+            }
+        }
+        assert!(
+            torn_before_ack > 0,
+            "group_commit {group_commit}: no torn write among {n} states"
+        );
+    }
+}
+
+/// A failed RWF_DSYNC append rejects with the write's error and leaves
+/// nothing; a short one goes on with the rest (also durable) and settles
+/// whole.
+#[test]
+fn a_dsync_append_reports_a_failed_write_and_finishes_a_short_one() {
+    let (engine, mut d, f) = dsync_file(13, false);
+    let s = engine.sim().unwrap();
+    s.add_fault(rule("write", "/f", FaultKind::Error(libc::EIO), 0, 1));
+    append(&mut d, 7, f, b"failed", Some(SyncKind::Data));
+    assert_eq!(one(&mut d, 7).result, -i64::from(libc::EIO));
+    s.add_fault(rule("write", "/f", FaultKind::Error(libc::ENOSPC), 0, 1));
+    append(&mut d, 8, f, b"nospace", Some(SyncKind::Full));
+    assert_eq!(one(&mut d, 8).result, -i64::from(libc::ENOSPC));
+    s.add_fault(rule("write", "/f", FaultKind::Short, 0, 1));
+    let from = s.trace().len();
+    append(&mut d, 9, f, b"record", Some(SyncKind::Data));
+    assert_eq!(one(&mut d, 9).result, 6);
+    let lines = trace_since(&engine, from);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].ends_with(" write /f -> 3 [fault Short]"),
+        "{lines:?}"
+    );
+    assert!(lines[1].ends_with(" write /f -> 3"), "{lines:?}");
+    s.crash(CrashMode::Pessimistic);
+    assert_eq!(read_file(&mut d, "/f").unwrap(), b"record");
+}
+
+/// A durable write is a write and a sync: a fault rule on fsync hits its
+/// sync. The append rejects with the error; its bytes stay readable but
+/// leave the dirty set, as after a failed fsync, so a crash loses them;
+/// the next append is durable as usual.
+#[test]
+fn an_fsync_fault_hits_the_sync_of_a_dsync_append() {
+    let (engine, mut d, f) = dsync_file(17, false);
+    let s = engine.sim().unwrap();
+    s.add_fault(rule("fsync", "/f", FaultKind::Error(libc::EIO), 0, 1));
+    let from = s.trace().len();
+    append(&mut d, 7, f, b"failed", Some(SyncKind::Data));
+    assert_eq!(one(&mut d, 7).result, -i64::from(libc::EIO));
+    let lines = trace_since(&engine, from);
+    assert!(
+        lines[0].ends_with(" write /f -> -5 [fsync fault Error(5)]"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        read_file(&mut d, "/f").unwrap(),
+        b"failed",
+        "still readable"
+    );
+    append(&mut d, 8, f, b"+kept", Some(SyncKind::Full));
+    assert_eq!(one(&mut d, 8).result, 5);
+    s.crash(CrashMode::Pessimistic);
+    assert_eq!(read_file(&mut d, "/f").unwrap(), b"\0\0\0\0\0\0+kept");
 }

@@ -12,7 +12,7 @@ use napi::bindgen_prelude::{Buffer, Either, FromNapiValue, Unknown};
 use napi::{sys, Env, JsValue, Result};
 use napi_derive::napi;
 use ringline_core::buffer::{AlignedBuf, Registration};
-use ringline_core::driver::{Driver, DriverConfig, NetConfig};
+use ringline_core::driver::{Driver, DriverConfig, LoneSync, NetConfig};
 use ringline_core::engine::{select, Backend, EngineConfig};
 use ringline_core::SyncKind;
 use std::ffi::c_void;
@@ -51,6 +51,26 @@ pub struct NativeRingOptions {
     /// at low queue depth (see completion.rs); false where the runtime has
     /// no `uv_poll_init` (Bun aborts in it).
     pub poll_at_low_depth: bool,
+    /// How synced appends become durable (RINGLINE_SYNC_APPEND, for
+    /// benchmarks; see [`sync_append`]): `""` the default.
+    pub sync_append: String,
+}
+
+/// `(group_commit, lone_sync)` of a RINGLINE_SYNC_APPEND value: `linked`
+/// or `dsync` (every synced append on its own: a write linked to an
+/// fdatasync, or one write with RWF_DSYNC), `group+linked` or
+/// `group+dsync` (appends in flight together share fsyncs; the lone one
+/// goes as said); `""`: the default.
+fn sync_append(v: &str) -> Option<(bool, LoneSync)> {
+    let d = DriverConfig::default();
+    Some(match v {
+        "" => (d.group_commit, d.lone_sync),
+        "linked" => (false, LoneSync::Linked),
+        "dsync" => (false, LoneSync::WriteFlag),
+        "group+linked" => (true, LoneSync::Linked),
+        "group+dsync" => (true, LoneSync::WriteFlag),
+        _ => return None,
+    })
 }
 
 /// Counters of `ring.stats()`.
@@ -114,6 +134,9 @@ impl NativeRing {
             file_threads: options.file_threads.max(1) as usize,
             seed: options.seed as u64,
         };
+        let (group_commit, lone_sync) = sync_append(&options.sync_append).ok_or_else(|| {
+            napi::Error::from_reason(format!("unknown sync append {:?}", options.sync_append))
+        })?;
         let backend = Backend::parse(&options.backend).ok_or_else(|| {
             napi::Error::from_reason(format!("unknown backend {:?}", options.backend))
         })?;
@@ -143,6 +166,8 @@ impl NativeRing {
                         options.zero_copy_threshold as usize
                     },
                 },
+                group_commit,
+                lone_sync,
                 ..DriverConfig::default()
             },
         );

@@ -3,8 +3,9 @@
 //!
 //! A synced append is a chain (see `submit.rs`): its write, then the sync
 //! that makes it durable. When nothing else is syncing the file, the chain
-//! goes as one linked submission, write then fsync, which is the fastest
-//! way for a lone appender (one trip to the kernel). Appends that come
+//! goes on its own, as one write with `RWF_DSYNC` (`RWF_SYNC`), or as a
+//! linked submission, write then fsync ([`LoneSync`]): one trip to the
+//! kernel either way, the fastest for a lone appender. Appends that come
 //! while a sync of the file is in flight go as their writes alone; each one
 //! whose bytes are all written waits here, and one fsync then covers every
 //! chain waiting: it starts at once unless [`MAX_SYNCS`] fsyncs of the file
@@ -74,9 +75,10 @@ impl SyncGroup {
 }
 
 impl Driver {
-    /// How a new synced append to `file` goes: linked (`true`: nothing else
-    /// is syncing the file; counted until the chain settles) or as a write
-    /// alone whose fsync a group shares.
+    /// How a new synced append to `file` goes: on its own (`true`: nothing
+    /// else is syncing the file; counted until the chain settles; a durable
+    /// write or a linked pair, see [`LoneSync`]) or as a write alone whose
+    /// fsync a group shares.
     pub(super) fn sync_linked(&mut self, file: FileId) -> bool {
         if !self.group_commit {
             return true;

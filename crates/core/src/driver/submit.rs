@@ -1,5 +1,5 @@
 //! Submitting ops: open, read, write, readv/writev, sync, stat, truncate,
-//! and append (a write linked to fsync/fdatasync, as one chain).
+//! and append (synced: a write made durable, as one chain).
 
 use super::*;
 
@@ -137,6 +137,7 @@ impl Driver {
             len: len as u32,
             offset,
             fixed,
+            sync: None,
         };
         let mut e = Self::entry(token, Some(id), Kind::Plain, op, mem);
         e.order = order::Order::Change;
@@ -225,6 +226,7 @@ impl Driver {
                         len: total as u32,
                         offset,
                         fixed: None,
+                        sync: None,
                     }
                 } else {
                     Op::Read {
@@ -312,10 +314,11 @@ impl Driver {
 
     /// Appends `buf` at the end of the file (see `order.rs`: after the
     /// changes submitted before it, at the end of file the kernel sees when
-    /// it writes); with `sync`, an fsync/fdatasync follows (linked in the
-    /// same submission, or shared with the other synced appends in flight:
-    /// see `group_commit.rs`), and the token settles with the byte count
-    /// only once the data is durable.
+    /// it writes); with `sync`, the write is made durable (on its own: one
+    /// write with `RWF_DSYNC`/`RWF_SYNC` or one linked to an
+    /// fsync/fdatasync, see [`LoneSync`]; or by an fsync shared with the
+    /// other synced appends in flight: see `group_commit.rs`), and the token
+    /// settles with the byte count only once the data is durable.
     pub fn append(
         &mut self,
         token: u32,
@@ -340,6 +343,7 @@ impl Driver {
                 len: len as u32,
                 offset: END_OF_FILE,
                 fixed,
+                sync: None,
             };
             let mut entry = Self::entry(token, Some(id), Kind::Plain, op, mem);
             entry.order = order::Order::Append;
@@ -377,12 +381,15 @@ impl Driver {
     }
 
     /// Submits what is left of chain `c`: the rest of its write linked to
-    /// the sync (a grouped chain: the write alone), or (`write == false`,
-    /// the data is all written) the sync alone. The first submission goes
-    /// through the file's order gate; the chain holds its place there until
-    /// its write is done.
+    /// the sync, or as one durable write ([`LoneSync::WriteFlag`]; a
+    /// grouped chain: the write alone), or (`write == false`, the data is
+    /// all written) the sync alone. The first submission goes through the
+    /// file's order gate; the chain holds its place there until its write
+    /// is done.
     pub(super) fn submit_chain(&mut self, c: u32, target: Target, write: bool) {
+        let flagged = self.lone_sync == LoneSync::WriteFlag;
         let ch = self.chains.get_mut(c).expect("live chain");
+        let flagged = flagged && !ch.grouped;
         ch.write_res = None;
         ch.sync_res = None;
         let first = !ch.gated;
@@ -402,7 +409,7 @@ impl Driver {
             self.enqueue(vec![sync]);
             return;
         }
-        ch.pending = if ch.grouped { 1 } else { 2 };
+        ch.pending = if ch.grouped || flagged { 1 } else { 2 };
         // SAFETY: ch.ptr points at ch.total bytes owned by ch.data.
         let ptr = unsafe { ch.ptr.add(ch.written) };
         let op = Op::Write {
@@ -411,12 +418,14 @@ impl Driver {
             len: (ch.total - ch.written) as u32,
             offset: END_OF_FILE,
             fixed: ch.fixed,
+            // Durable when it completes: no sync follows.
+            sync: flagged.then_some(ch.sync),
         };
         let mut w = Self::entry(NO_TOKEN, file, Kind::Chain(c), op, Mem::None);
         if first {
             w.order = order::Order::Append;
         }
-        if ch.grouped {
+        if ch.grouped || flagged {
             self.enqueue(vec![w]);
             return;
         }

@@ -469,6 +469,7 @@ fn sqe_for(op: &Op) -> squeue::Entry {
             len,
             offset,
             fixed,
+            sync,
         } => {
             // An append: RWF_APPEND writes at the end of file as the kernel
             // sees it when the write runs (the offset is then ignored, and
@@ -477,6 +478,7 @@ fn sqe_for(op: &Op) -> squeue::Entry {
                 END_OF_FILE => (0, libc::RWF_APPEND),
                 o => (o, 0),
             };
+            let flags = flags | sync.map_or(0, SyncKind::write_flag);
             match fixed {
                 Some(idx) => with_target!(t, |f| opcode::WriteFixed::new(f, ptr, len, idx)
                     .offset(offset)

@@ -70,6 +70,18 @@ pub enum SyncKind {
     Data,
 }
 
+impl SyncKind {
+    /// The flag of a write (`pwritev2`, io_uring's `rw_flags`) that makes
+    /// it durable as this sync would: `RWF_SYNC` or `RWF_DSYNC`.
+    #[cfg(target_os = "linux")]
+    pub fn write_flag(self) -> i32 {
+        match self {
+            SyncKind::Full => libc::RWF_SYNC,
+            SyncKind::Data => libc::RWF_DSYNC,
+        }
+    }
+}
+
 /// One unit of kernel work.
 #[derive(Clone, Copy, Debug)]
 pub enum Op {
@@ -107,12 +119,18 @@ pub enum Op {
         offset: u64,
         fixed: Option<u16>,
     },
+    /// A write; with `sync`, a durable one (`RWF_DSYNC` for
+    /// [`SyncKind::Data`], `RWF_SYNC` for [`SyncKind::Full`]): its bytes
+    /// are on stable storage when it completes, as if an `fdatasync` or
+    /// `fsync` of their range followed it (a short write: the bytes it
+    /// wrote).
     Write {
         target: Target,
         ptr: *const u8,
         len: u32,
         offset: u64,
         fixed: Option<u16>,
+        sync: Option<SyncKind>,
     },
     Readv {
         target: Target,

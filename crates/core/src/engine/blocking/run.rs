@@ -162,6 +162,14 @@ pub(crate) fn file_op(op: &Op) -> (i32, bool) {
             ptr,
             len,
             offset,
+            sync: Some(kind),
+            ..
+        } => durable_write(target, ptr, len as usize, offset, kind),
+        Op::Write {
+            target,
+            ptr,
+            len,
+            offset,
             ..
         } => on_fd(target, Some(len as usize), |fd| {
             if offset == END_OF_FILE {
@@ -337,6 +345,62 @@ fn statx_at(fd: i32, path: *const libc::c_char, flags: i32, out: *mut Statx) -> 
     // SAFETY: out points at a Statx owned by the op's slab entry.
     unsafe { out.write(x) };
     0
+}
+
+/// A write that is durable when it returns: one `pwritev2` with
+/// `RWF_DSYNC` or `RWF_SYNC` (and `RWF_APPEND` for an append), as
+/// io_uring's write with those `rw_flags`.
+#[cfg(target_os = "linux")]
+fn durable_write(
+    target: Target,
+    ptr: *const u8,
+    len: usize,
+    offset: u64,
+    kind: SyncKind,
+) -> (i32, bool) {
+    let iov = libc::iovec {
+        iov_base: ptr as *mut libc::c_void,
+        iov_len: len,
+    };
+    let (pos, flags) = match offset {
+        END_OF_FILE => (0, libc::RWF_APPEND),
+        // -1: at the file position, which it moves.
+        CURRENT_POSITION => (-1, 0),
+        o => (o as i64, 0),
+    };
+    let flags = flags | kind.write_flag();
+    on_fd(target, Some(len), |fd| {
+        // SAFETY: iov describes len readable bytes at ptr (the op's memory).
+        unsafe { crate::engine::glibc_compat::pwritev2(fd, &iov, 1, pos, flags) }
+    })
+}
+
+/// A write that is durable when it returns, where there is no `RWF_DSYNC`:
+/// the write, then `fsync` (of what it wrote; a failed sync fails it).
+#[cfg(not(target_os = "linux"))]
+fn durable_write(
+    target: Target,
+    ptr: *const u8,
+    len: usize,
+    offset: u64,
+    kind: SyncKind,
+) -> (i32, bool) {
+    let write = Op::Write {
+        target,
+        ptr,
+        len: len as u32,
+        offset,
+        fixed: None,
+        sync: None,
+    };
+    let (r, whole) = file_op(&write);
+    if r <= 0 {
+        return (r, whole);
+    }
+    match file_op(&Op::Fsync { target, kind }) {
+        (s, _) if s < 0 => (s, false),
+        _ => (r, whole),
+    }
 }
 
 #[cfg(target_os = "linux")]

@@ -732,7 +732,7 @@ impl Engine for MioEngine {
         vec![
             "zero-copy sends copy (no SENDMSG_ZC)".into(),
             "registered buffers are plain aligned memory".into(),
-            "append sync is a write, then fsync/fdatasync (no linked ops)".into(),
+            "linked ops run one after another on one pool thread (no linked SQEs)".into(),
             "files are plain descriptors (no registered file table)".into(),
             format!(
                 "file I/O that misses the page cache runs on a pool of up to {} threads",

@@ -647,6 +647,59 @@ impl Disk {
         Ok(())
     }
 
+    /// Makes the `len` bytes at `offset` of file `ino` durable, and its
+    /// size, as a write with `RWF_DSYNC` (or to an `O_DSYNC` file) does
+    /// before it completes: Linux syncs the range written
+    /// (`vfs_fsync_range`), so the file's other unsynced writes stay
+    /// unsynced, but for the parts of them the range covers (its bytes are
+    /// newer). With a truncate not yet synced, the whole file is synced
+    /// (the size it set is the size the sync records).
+    pub fn sync_range(&mut self, ino: Ino, offset: u64, len: usize) -> Result<(), i32> {
+        let i = self.inodes.get_mut(&ino).ok_or(libc::EBADF)?;
+        let Node::File {
+            data,
+            durable,
+            unsynced,
+            truncated: None,
+        } = &mut i.node
+        else {
+            return self.sync(ino);
+        };
+        let start = (offset as usize).min(data.len());
+        let end = (offset as usize).saturating_add(len).min(data.len());
+        if start == end {
+            return Ok(());
+        }
+        if durable.len() < end {
+            // Past the durable end: the size grows to cover the range; a
+            // gap before it holds zeros until older writes are synced.
+            durable.resize(end, 0);
+        }
+        durable[start..end].copy_from_slice(&data[start..end]);
+        let mut left = Vec::with_capacity(unsynced.len());
+        for u in unsynced.drain(..) {
+            let (us, ue) = (u.offset as usize, u.offset as usize + u.bytes.len());
+            if ue <= start || us >= end {
+                left.push(u);
+                continue;
+            }
+            if us < start {
+                left.push(Unsynced {
+                    offset: u.offset,
+                    bytes: u.bytes[..start - us].to_vec(),
+                });
+            }
+            if ue > end {
+                left.push(Unsynced {
+                    offset: end as u64,
+                    bytes: u.bytes[end - us..].to_vec(),
+                });
+            }
+        }
+        *unsynced = left;
+        Ok(())
+    }
+
     /// A failed fsync of file `ino`, as Linux leaves it: the writes it was
     /// to make durable leave the dirty set (reads still see them, until a
     /// crash), so a later fsync succeeds without them; the error was

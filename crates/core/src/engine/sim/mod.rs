@@ -514,9 +514,43 @@ fn run(st: &mut State, op: &Op) -> (i32, bool) {
         let State { faults, rng, .. } = &mut *st;
         fault::pick(faults, name, &p, &mut || (next(rng) % 1_000_000) as u32)
     };
+    // A durable write (RWF_DSYNC, RWF_SYNC) is a write, then a sync of it:
+    // the rules on fsync meet its sync (when its write met none), so a
+    // fault on a log's fsyncs hits its synced appends however they go.
+    let sync_fault = match (fault, op) {
+        (None, Op::Write { sync: Some(_), .. }) => {
+            let State { faults, rng, .. } = &mut *st;
+            fault::pick(faults, "fsync", &p, &mut || (next(rng) % 1_000_000) as u32)
+        }
+        _ => None,
+    };
     let mut op = *op;
-    let out = match (fault, &mut op) {
-        (Some(FaultKind::Error(e)), Op::Fsync { target, .. }) => {
+    let out = match (fault, sync_fault, &mut op) {
+        (None, Some(FaultKind::Error(e)), Op::Write { target, sync, .. }) => {
+            // Written, and its sync fails as a failed fsync does: the
+            // error, and the file's dirty pages dropped.
+            *sync = None;
+            let target = *target;
+            match exec(st, &op) {
+                (r, _) if r < 0 => (r, false),
+                _ => {
+                    if let Some(ino) = fd_of(target)
+                        .ok()
+                        .and_then(|fd| st.files.get(&fd))
+                        .map(|o| o.ino)
+                    {
+                        st.disk.drop_dirty(ino);
+                    }
+                    (-e, false)
+                }
+            }
+        }
+        (None, Some(FaultKind::Delay(ns)), _) => {
+            st.delay += ns;
+            exec(st, &op)
+        }
+        (_, Some(_), _) => exec(st, &op),
+        (Some(FaultKind::Error(e)), _, Op::Fsync { target, .. }) => {
             // Linux drops the dirty pages of a failed writeback.
             if let Some(ino) = fd_of(*target)
                 .ok()
@@ -527,26 +561,30 @@ fn run(st: &mut State, op: &Op) -> (i32, bool) {
             }
             (-e, false)
         }
-        (Some(FaultKind::Error(e)), _) => (-e, false),
+        (Some(FaultKind::Error(e)), _, _) => (-e, false),
         (
             Some(k @ (FaultKind::Lost | FaultKind::Torn | FaultKind::Misdirected)),
+            _,
             Op::Write {
                 target,
                 ptr,
                 len,
                 offset,
+                sync,
                 ..
             },
         ) => {
             // SAFETY: the op's buffer holds len bytes until it completes.
             let buf = unsafe { std::slice::from_raw_parts(*ptr, *len as usize) };
-            match fd_of(*target).and_then(|fd| tampered_write(st, fd, buf, *offset, k)) {
+            let sync = sync.is_some();
+            match fd_of(*target).and_then(|fd| tampered_write(st, fd, buf, *offset, k, sync)) {
                 Ok(n) => (n, true),
                 Err(e) => (-e, false),
             }
         }
         (
             Some(k @ (FaultKind::Torn | FaultKind::Misdirected | FaultKind::Short)),
+            _,
             Op::Writev {
                 target,
                 iov,
@@ -571,25 +609,26 @@ fn run(st: &mut State, op: &Op) -> (i32, bool) {
                     fd,
                     &buf[..(buf.len() / 2).max(1).min(buf.len())],
                     *offset,
+                    false,
                 ),
-                _ => tampered_write(st, fd, &buf, *offset, k),
+                _ => tampered_write(st, fd, &buf, *offset, k, false),
             });
             match r {
                 Ok(n) => (n, k != FaultKind::Short),
                 Err(e) => (-e, false),
             }
         }
-        (Some(FaultKind::Lost), Op::Writev { iov, count, .. }) => {
+        (Some(FaultKind::Lost), _, Op::Writev { iov, count, .. }) => {
             // SAFETY: the op's iovec array lives until it completes.
             let iovs = unsafe { std::slice::from_raw_parts(*iov, *count as usize) };
             (iovs.iter().map(|v| v.iov_len).sum::<usize>() as i32, true)
         }
-        (Some(FaultKind::Short), Op::Read { len, .. } | Op::Write { len, .. }) => {
+        (Some(FaultKind::Short), _, Op::Read { len, .. } | Op::Write { len, .. }) => {
             *len = (*len / 2).max(1);
             let (r, _) = exec(st, &op);
             (r, false)
         }
-        (Some(FaultKind::Bitflip), Op::Read { ptr, .. }) => {
+        (Some(FaultKind::Bitflip), _, Op::Read { ptr, .. }) => {
             let ptr = *ptr;
             let (r, whole) = exec(st, &op);
             if r > 0 {
@@ -599,15 +638,16 @@ fn run(st: &mut State, op: &Op) -> (i32, bool) {
             }
             (r, whole)
         }
-        (Some(FaultKind::Delay(ns)), _) => {
+        (Some(FaultKind::Delay(ns)), _, _) => {
             st.delay += ns;
             exec(st, &op)
         }
         _ => exec(st, &op),
     };
-    let hit = match fault {
-        Some(k) => format!(" [fault {k:?}]"),
-        None => String::new(),
+    let hit = match (fault, sync_fault) {
+        (Some(k), _) => format!(" [fault {k:?}]"),
+        (None, Some(k)) => format!(" [fsync fault {k:?}]"),
+        (None, None) => String::new(),
     };
     let line = format!(
         "{} {} {} -> {}{}",
@@ -721,11 +761,12 @@ fn exec(st: &mut State, op: &Op) -> (i32, bool) {
             ptr,
             len,
             offset,
+            sync,
             ..
         } => fd_of(target).and_then(|fd| {
             // SAFETY: as for a read.
             let buf = unsafe { std::slice::from_raw_parts(ptr, len as usize) };
-            write(st, fd, buf, offset)
+            write(st, fd, buf, offset, sync.is_some())
         }),
         Op::Readv {
             target,
@@ -821,6 +862,7 @@ fn vectored(
                 len,
                 offset,
                 fixed: None,
+                sync: None,
             }
         } else {
             Op::Read {
@@ -978,7 +1020,9 @@ fn read(st: &mut State, fd: i32, buf: &mut [u8], offset: u64) -> Result<i32, i32
     Ok(n as i32)
 }
 
-fn write(st: &mut State, fd: i32, buf: &[u8], offset: u64) -> Result<i32, i32> {
+/// A write to `fd`; `sync` (`RWF_DSYNC`, `RWF_SYNC`) makes what it wrote
+/// durable before it completes, as `O_SYNC` and `O_DSYNC` files do.
+fn write(st: &mut State, fd: i32, buf: &[u8], offset: u64, sync: bool) -> Result<i32, i32> {
     let t = now(st);
     let o = st.files.get(&fd).ok_or(libc::EBADF)?;
     if o.flags & libc::O_ACCMODE == libc::O_RDONLY {
@@ -1003,10 +1047,24 @@ fn write(st: &mut State, fd: i32, buf: &[u8], offset: u64) -> Result<i32, i32> {
     if offset == CURRENT_POSITION {
         st.files.get_mut(&fd).expect("looked up").pos = at + n as u64;
     }
-    if flags & (libc::O_SYNC | libc::O_DSYNC) != 0 {
-        st.disk.sync(ino)?;
+    if sync || flags & (libc::O_SYNC | libc::O_DSYNC) != 0 {
+        make_durable(st, ino, at, n)?;
     }
     Ok(n as i32)
+}
+
+/// Makes the `len` bytes at `at` of file `ino`, just written, durable (see
+/// [`Disk::sync_range`]). A recording keeps the disk as it was in between
+/// too (written, not yet durable: the power may go out while the write
+/// syncs), at the point of the op before: the op has not completed there.
+fn make_durable(st: &mut State, ino: Ino, at: u64, len: usize) -> Result<(), i32> {
+    if st.recording.is_some() {
+        let (ops, disk) = (st.ops, st.disk.clone());
+        if let Some(r) = st.recording.as_mut() {
+            r.push((ops, disk));
+        }
+    }
+    st.disk.sync_range(ino, at, len)
 }
 
 /// A write a fault rule tampers with (`Lost`, `Torn`, `Misdirected`; see
@@ -1018,6 +1076,7 @@ fn tampered_write(
     buf: &[u8],
     offset: u64,
     kind: FaultKind,
+    sync: bool,
 ) -> Result<i32, i32> {
     let t = now(st);
     let o = st.files.get(&fd).ok_or(libc::EBADF)?;
@@ -1034,13 +1093,16 @@ fn tampered_write(
         offset
     };
     let sector = SECTOR as u64;
-    match kind {
+    // What it stored, which a synced write (an O_DSYNC file's) makes
+    // durable: the disk lied about the rest.
+    let stored = match kind {
         FaultKind::Torn => {
             let end = (at + buf.len() as u64 / 2) / sector * sector;
             let keep = end.saturating_sub(at) as usize;
             if keep > 0 {
                 st.disk.write(ino, at, &buf[..keep], t)?;
             }
+            Some((at, keep))
         }
         FaultKind::Misdirected => {
             let r = next(&mut st.rng);
@@ -1051,8 +1113,12 @@ fn tampered_write(
                 at - by
             };
             st.disk.write(ino, to, buf, t)?;
+            Some((to, buf.len()))
         }
-        _ => {}
+        _ => None,
+    };
+    if let (Some((from, n)), true) = (stored, sync || flags & (libc::O_SYNC | libc::O_DSYNC) != 0) {
+        make_durable(st, ino, from, n)?;
     }
     if offset == CURRENT_POSITION {
         st.files.get_mut(&fd).expect("looked up").pos = at + buf.len() as u64;
@@ -1399,6 +1465,7 @@ fn blocking(st: &mut State, call: &mut BlockingCall) -> Result<i32, i32> {
                     len: (data.len() - at).min(u32::MAX as usize) as u32,
                     offset: CURRENT_POSITION,
                     fixed: None,
+                    sync: None,
                 };
                 match run(st, &write).0 {
                     n if n > 0 => at += n as usize,
@@ -1443,7 +1510,7 @@ fn blocking(st: &mut State, call: &mut BlockingCall) -> Result<i32, i32> {
                 | libc::O_TRUNC
                 | if *excl { libc::O_EXCL } else { 0 };
             let to = open(st, dest.to_bytes(), flags, 0o644)?;
-            let r = write(st, to, &buf, CURRENT_POSITION);
+            let r = write(st, to, &buf, CURRENT_POSITION, false);
             let _ = close(st, to);
             r.map(|_| 0)
         }
