@@ -5,7 +5,7 @@
 
 import test from 'ava'
 import * as path from 'node:path'
-import { Ring, type RingOptions } from '../index'
+import { Ring, type FileHandle, type RingOptions } from '../index'
 import { disk, testDir } from './sim-setup'
 
 const REC = 64
@@ -116,6 +116,21 @@ function ringWith(how: string, options: RingOptions): Ring {
   }
 }
 
+/**
+ * A sim ring appending with `how`, and /log open for appending with its
+ * directory entry durable (so a crash keeps the file, whatever it holds).
+ */
+async function simLog(how: string, seed: number): Promise<{ ring: Ring; sim: NonNullable<Ring['sim']>; fh: FileHandle }> {
+  const ring = ringWith(how, { backend: 'sim', seed })
+  const sim = ring.sim
+  if (sim === null) throw new Error('not a sim ring')
+  const root = await ring.open('/', 'r')
+  const fh = await ring.open('/log', 'a')
+  await root.sync()
+  await root.close()
+  return { ring, sim, fh }
+}
+
 test('every way of making appends durable (RINGLINE_SYNC_APPEND) lands them whole, in call order; a bad value is refused', async (t) => {
   for (const how of ['linked', 'dsync', 'group+linked', 'group+dsync']) {
     const ring = ringWith(how, {})
@@ -145,13 +160,7 @@ test('every way of making appends durable (RINGLINE_SYNC_APPEND) lands them whol
 test('on sim, RWF_DSYNC: a lone append is one write, and the power going out as it resolves keeps its bytes', async (t) => {
   for (const [how, seed] of [['dsync', 21], ['group+dsync', 22]] as const) {
     for (const mode of ['pessimistic', 'random'] as const) {
-      const ring = ringWith(how, { backend: 'sim', seed })
-      const sim = ring.sim
-      if (sim === null) return t.fail('not a sim ring')
-      const root = await ring.open('/', 'r')
-      const fh = await ring.open('/log', 'a')
-      await root.sync()
-      await root.close()
+      const { ring, sim, fh } = await simLog(how, seed)
       const from = sim.trace().length
       for (let i = 0; i < 4; i++) t.is((await fh.append(record(i), { sync: i % 2 === 0 ? 'data' : true })).bytesWritten, REC)
       const lines = sim.trace().slice(from)
@@ -213,13 +222,7 @@ test('on sim, RWF_DSYNC: no append resolves before its bytes survive any crash (
 })
 
 test('on sim, RWF_DSYNC: a failed write rejects with its error and leaves nothing; a short one is finished, durable', async (t) => {
-  const ring = ringWith('dsync', { backend: 'sim', seed: 41 })
-  const sim = ring.sim
-  if (sim === null) return t.fail('not a sim ring')
-  const root = await ring.open('/', 'r')
-  const fh = await ring.open('/log', 'a')
-  await root.sync()
-  await root.close()
+  const { ring, sim, fh } = await simLog('dsync', 41)
   sim.fault({ op: 'write', path: '/log', error: 'EIO', times: 1 })
   await t.throwsAsync(fh.append(record(1), { sync: 'data' }), { code: 'EIO' })
   sim.fault({ op: 'write', path: '/log', error: 'ENOSPC', times: 1 })
@@ -237,13 +240,7 @@ test('on sim, RWF_DSYNC: a failed write rejects with its error and leaves nothin
 })
 
 test('on sim, RWF_DSYNC: a fault on fsync hits the durable write of an append; a crash then loses it', async (t) => {
-  const ring = ringWith('dsync', { backend: 'sim', seed: 43 })
-  const sim = ring.sim
-  if (sim === null) return t.fail('not a sim ring')
-  const root = await ring.open('/', 'r')
-  const fh = await ring.open('/log', 'a')
-  await root.sync()
-  await root.close()
+  const { ring, sim, fh } = await simLog('dsync', 43)
   sim.fault({ op: 'fsync', path: '/log', error: 'EIO', after: 1, times: 1 })
   t.is((await fh.append(record(1), { sync: 'data' })).bytesWritten, REC)
   await t.throwsAsync(fh.append(record(2), { sync: 'data' }), { code: 'EIO' })
