@@ -234,24 +234,37 @@ export class RingCore {
    * now, else it waits for the loop (see FLUSHES_PER_TURN).
    */
   private inBurst(): boolean {
+    if (this.burstRoom()) {
+      this.burstStep()
+      return true
+    }
+    this.burst++
+    return false
+  }
+
+  /** Whether one more step may run before the event loop turns (counts nothing). */
+  private burstRoom(): boolean {
     // On a sim ring only the count bounds a burst: a bound in real time
     // would make where the event loop turns, and so the seeded run, depend
     // on how fast the machine is. (perf_hooks' performance: the global one
     // is a getter that costs as much again per call on Node 20.)
-    let inTime = true
-    if (this.backend !== 'sim') {
-      const now = performance.now()
-      if (this.burst === 0) this.burstStart = now
-      else inTime = now - this.burstStart < MS_PER_TURN
-    }
-    if (this.burst++ < FLUSHES_PER_TURN && inTime) {
-      if (!this.turnWatch) {
-        this.turnWatch = true
-        setImmediate(this.turned)
-      }
+    if (this.burst >= FLUSHES_PER_TURN) return false
+    if (this.backend === 'sim') return true
+    const now = performance.now()
+    if (this.burst === 0) {
+      this.burstStart = now
       return true
     }
-    return false
+    return now - this.burstStart < MS_PER_TURN
+  }
+
+  /** Counts a step that ran (see burstRoom); the count resets when the loop turns. */
+  private burstStep(): void {
+    this.burst++
+    if (!this.turnWatch) {
+      this.turnWatch = true
+      setImmediate(this.turned)
+    }
   }
 
   /**
@@ -359,9 +372,12 @@ export class RingCore {
     a[3] = len
     a[4] = pos
     if (write) return this.fast.write(buffer)
-    a[5] = !this.readNowTaken && this.backend !== 'sim' && this.inBurst() ? 1 : 0
+    // (Only a read done now counts in the burst: every read counted made the
+    // flushes of 128 reads in flight wait for setImmediate.)
+    a[5] = !this.readNowTaken && this.backend !== 'sim' && this.burstRoom() ? 1 : 0
     const st = this.fast.read(buffer)
     if (st === DONE_NOW) {
+      this.burstStep()
       this.readNowTaken = true
       // Runs before the continuation of the read's awaiter (queued once it
       // awaits): a loop awaiting one read at a time reads during the call
