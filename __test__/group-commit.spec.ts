@@ -70,10 +70,7 @@ test('on sim: fsyncs are shared, and no append resolves before its bytes survive
   const appends = 8 * 6
   const report = await sim.explore({
     workload: async (r) => {
-      const root = await r.open('/', 'r')
-      const fh = await r.open('/log', 'a')
-      await root.sync()
-      await root.close()
+      const fh = await openLog(r)
       await Promise.all(
         Array.from({ length: 8 }, async (_, a) => {
           for (let i = 0; i < 6; i++) {
@@ -116,19 +113,23 @@ function ringWith(how: string, options: RingOptions): Ring {
   }
 }
 
+/** /log opened for appending on `ring`, with its directory entry durable (a crash keeps the file). */
+async function openLog(ring: Ring): Promise<FileHandle> {
+  const root = await ring.open('/', 'r')
+  const fh = await ring.open('/log', 'a')
+  await root.sync()
+  await root.close()
+  return fh
+}
+
 /**
- * A sim ring appending with `how`, and /log open for appending with its
- * directory entry durable (so a crash keeps the file, whatever it holds).
+ * A sim ring appending with `how`, and its /log (see openLog).
  */
 async function simLog(how: string, seed: number): Promise<{ ring: Ring; sim: NonNullable<Ring['sim']>; fh: FileHandle }> {
   const ring = ringWith(how, { backend: 'sim', seed })
   const sim = ring.sim
   if (sim === null) throw new Error('not a sim ring')
-  const root = await ring.open('/', 'r')
-  const fh = await ring.open('/log', 'a')
-  await root.sync()
-  await root.close()
-  return { ring, sim, fh }
+  return { ring, sim, fh: await openLog(ring) }
 }
 
 test('every way of making appends durable (RINGLINE_SYNC_APPEND) lands them whole, in call order; a bad value is refused', async (t) => {
@@ -187,10 +188,7 @@ test('on sim, RWF_DSYNC: no append resolves before its bytes survive any crash (
     const acked: Array<[number, number]> = []
     const report = await sim.explore({
       workload: async (r) => {
-        const root = await r.open('/', 'r')
-        const fh = await r.open('/log', 'a')
-        await root.sync()
-        await root.close()
+        const fh = await openLog(r)
         await Promise.all(
           Array.from({ length: 4 }, async (_, a) => {
             for (let i = 0; i < 4; i++) {

@@ -249,17 +249,13 @@ export class RingCore {
     // on how fast the machine is. (perf_hooks' performance: the global one
     // is a getter that costs as much again per call on Node 20.)
     if (this.burst >= FLUSHES_PER_TURN) return false
-    if (this.backend === 'sim') return true
-    const now = performance.now()
-    if (this.burst === 0) {
-      this.burstStart = now
-      return true
-    }
-    return now - this.burstStart < MS_PER_TURN
+    if (this.backend === 'sim' || this.burst === 0) return true
+    return performance.now() - this.burstStart < MS_PER_TURN
   }
 
   /** Counts a step that ran (see burstRoom); the count resets when the loop turns. */
   private burstStep(): void {
+    if (this.burst === 0 && this.backend !== 'sim') this.burstStart = performance.now()
     this.burst++
     if (!this.turnWatch) {
       this.turnWatch = true
@@ -372,9 +368,11 @@ export class RingCore {
     a[3] = len
     a[4] = pos
     if (write) return this.fast.write(buffer)
-    // (Only a read done now counts in the burst: every read counted made the
-    // flushes of 128 reads in flight wait for setImmediate.)
-    a[5] = !this.readNowTaken && this.backend !== 'sim' && this.burstRoom() ? 1 : 0
+    // Only a read done now counts in the burst (every read counted made the
+    // flushes of 128 reads in flight wait for setImmediate), and only by
+    // count: 64 such reads take far less than MS_PER_TURN, and a clock
+    // read per read would cost more than the check.
+    a[5] = !this.readNowTaken && this.backend !== 'sim' && this.burst < FLUSHES_PER_TURN ? 1 : 0
     const st = this.fast.read(buffer)
     if (st === DONE_NOW) {
       this.burstStep()

@@ -245,12 +245,7 @@ impl Shared {
         if !reaped {
             return;
         }
-        // SAFETY: a live f64 of the results array (JS thread only; see
-        // `flag`).
-        if self
-            .flag(FLUSH_PENDING)
-            .is_some_and(|p| unsafe { *p } != 0.0)
-        {
+        if self.flag_set(FLUSH_PENDING) {
             // The flush JS has scheduled takes the inbox.
             return;
         }
@@ -315,8 +310,13 @@ impl Shared {
 
     /// Whether JavaScript's `onBatch` is running (it owns `results` then).
     fn js_busy(&self) -> bool {
-        // SAFETY: a live f64 of the results array (JS thread only).
-        self.flag(JS_BUSY).is_some_and(|p| unsafe { *p } != 0.0)
+        self.flag_set(JS_BUSY)
+    }
+
+    /// Whether the results array's flag `i` is set (false once finalized).
+    fn flag_set(&self, i: usize) -> bool {
+        // SAFETY: a live f64 of the results array (JS thread only; see `flag`).
+        self.flag(i).is_some_and(|p| unsafe { *p } != 0.0)
     }
 
     fn discard(&self, dones: Vec<Done>) {

@@ -97,9 +97,9 @@ impl Driver {
         user_offset: usize,
         offset: u64,
     ) -> Result<Option<i32>, i32> {
-        self.refuse_if_closed()?;
         let lone = self.files.entry(id).is_ok_and(|e| e.in_flight == 0);
         if lone && self.unflushed == 0 && self.backlog.is_empty() {
+            self.refuse_if_closed()?;
             let (e, target) = self.file(id)?;
             if e.direct.is_none() {
                 let op = Op::Read {
