@@ -180,6 +180,30 @@ test('on sim, RWF_DSYNC: a lone append is one write, and the power going out as 
   }
 })
 
+test('on sim, group commit: a lone append is one durable write while its file has one appender, a linked write and fsync after appends came together', async (t) => {
+  const { ring, sim, fh } = await simLog('group+dsync', 23)
+  t.teardown(() => ring.close())
+  /** What the engine did for `run`, the op of each trace line. */
+  const opsOf = async (run: () => Promise<unknown>): Promise<string[]> => {
+    const from = sim.trace().length
+    await run()
+    return sim.trace().slice(from).map((l) => l.split(' ')[1])
+  }
+  const one = (id: number) => () => fh.append(record(id), { sync: 'data' })
+  t.deepEqual(await opsOf(one(0)), ['write'], 'one appender: one durable write')
+  t.deepEqual(await opsOf(one(1)), ['write'])
+  // Four at once: the first goes alone, the rest come while it syncs.
+  const together = await opsOf(() => Promise.all([2, 3, 4, 5].map((id) => one(id)())))
+  t.true(together.includes('fsync'), `appends together share an fsync: ${together}`)
+  // The file had more than one appender: its next lone append is linked,
+  // so appends coming behind it need not wait for its device flush.
+  t.deepEqual(await opsOf(one(6)), ['write', 'fsync'], 'after appends came together: write linked to fsync')
+  // That one saw nobody come: the next is one durable write again.
+  t.deepEqual(await opsOf(one(7)), ['write'], 'one appender again: one durable write')
+  await fh.close()
+  t.deepEqual(ids(await ring.fs.readFile('/log')), [0, 1, 2, 3, 4, 5, 6, 7])
+})
+
 test('on sim, RWF_DSYNC: no append resolves before its bytes survive any crash (alone and with group commit)', async (t) => {
   for (const [how, seed] of [['dsync', 31], ['group+dsync', 32]] as const) {
     const ring = ringWith(how, { backend: 'sim', seed })

@@ -283,6 +283,7 @@ impl Driver {
             }
         }
         self.buffers.clear();
+        self.sync_groups.clear();
         self.finish_net();
         // The engine's descriptors and threads go now (once every other
         // holder of it, such as a completion thread, has let go too).

@@ -117,6 +117,7 @@ impl Driver {
                 // to `finish`; any other result means it is not ours now.
                 if let (Some(f), true) = (e.file, res != -libc::ECANCELED) {
                     let _ = self.files.remove(f);
+                    self.sync_groups.remove(&f);
                 }
                 out.push(Done {
                     token: e.token,

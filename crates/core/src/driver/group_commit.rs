@@ -43,6 +43,10 @@ pub(super) struct SyncGroup {
     next: u32,
     /// Chains written in full and waiting for the next group fsync.
     waiting: Vec<u32>,
+    /// An append came while the file was syncing, since its last lone
+    /// append began: the file has more than one appender (see
+    /// [`LoneSync`]).
+    crowded: bool,
 }
 
 /// Fsyncs of one file in flight at once (a linked chain's counts too):
@@ -68,6 +72,14 @@ pub(super) struct Batch {
     sealed: bool,
 }
 
+/// How a synced append goes (see `Driver::sync_alone`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Alone {
+    Grouped,
+    Linked,
+    DurableWrite,
+}
+
 impl SyncGroup {
     fn busy(&self) -> bool {
         self.linked > 0 || !self.running.is_empty() || !self.waiting.is_empty()
@@ -75,20 +87,31 @@ impl SyncGroup {
 }
 
 impl Driver {
-    /// How a new synced append to `file` goes: on its own (`true`: nothing
-    /// else is syncing the file; counted until the chain settles; a durable
-    /// write or a linked pair, see [`LoneSync`]) or as a write alone whose
-    /// fsync a group shares.
-    pub(super) fn sync_linked(&mut self, file: FileId) -> bool {
+    /// How a new synced append to `file` goes: on its own (nothing else is
+    /// syncing the file; counted until the chain settles), as one durable
+    /// write (`Alone::DurableWrite`) or a linked pair (`Alone::Linked`),
+    /// see [`LoneSync`]; or as a write alone whose fsync a group shares
+    /// (`Alone::Grouped`).
+    pub(super) fn sync_alone(&mut self, file: FileId) -> Alone {
+        let flag = self.lone_sync == LoneSync::WriteFlag;
         if !self.group_commit {
-            return true;
+            return if flag {
+                Alone::DurableWrite
+            } else {
+                Alone::Linked
+            };
         }
         let g = self.sync_groups.entry(file).or_default();
         if g.busy() {
-            return false;
+            g.crowded = true;
+            return Alone::Grouped;
         }
         g.linked += 1;
-        true
+        if flag && !std::mem::take(&mut g.crowded) {
+            Alone::DurableWrite
+        } else {
+            Alone::Linked
+        }
     }
 
     /// Sends grouped chain `c` (just made, nothing written): it joins the
@@ -291,7 +314,9 @@ impl Driver {
         };
         let syncing = g.linked as usize + g.running.len();
         if syncing >= MAX_SYNCS || g.waiting.is_empty() {
-            if !g.busy() {
+            // An idle file's entry goes, unless it remembers that the file
+            // has more than one appender (until the file is closed).
+            if !g.busy() && !g.crowded {
                 self.sync_groups.remove(&file);
             }
             return;

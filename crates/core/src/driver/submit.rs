@@ -350,7 +350,7 @@ impl Driver {
             self.enqueue_one(entry);
             return Ok(());
         };
-        let chain = Chain {
+        let mut chain = Chain {
             token,
             file: id,
             data: mem,
@@ -364,8 +364,14 @@ impl Driver {
             sync_res: None,
             orphaned: false,
             gated: false,
-            grouped: !self.sync_linked(id),
+            grouped: false,
+            durable_write: false,
         };
+        match self.sync_alone(id) {
+            group_commit::Alone::Grouped => chain.grouped = true,
+            group_commit::Alone::DurableWrite => chain.durable_write = true,
+            group_commit::Alone::Linked => {}
+        }
         let grouped = chain.grouped;
         let Ok(c) = self.chains.insert(chain) else {
             unreachable!("the chain slab is unbounded")
@@ -387,9 +393,8 @@ impl Driver {
     /// file's order gate; the chain holds its place there until its write
     /// is done.
     pub(super) fn submit_chain(&mut self, c: u32, target: Target, write: bool) {
-        let flagged = self.lone_sync == LoneSync::WriteFlag;
         let ch = self.chains.get_mut(c).expect("live chain");
-        let flagged = flagged && !ch.grouped;
+        let flagged = ch.durable_write;
         ch.write_res = None;
         ch.sync_res = None;
         let first = !ch.gated;
