@@ -261,7 +261,7 @@ impl Driver {
                 // the rest and sync again.
                 return self.continue_chain(c, true, out);
             }
-            if ch.grouped {
+            if ch.grouped() {
                 let file = ch.file;
                 return self.join_group(file, c, out);
             }
@@ -309,8 +309,9 @@ impl Driver {
         if ch.gated {
             self.order_done(ch.file, true);
         }
+        let grouped = ch.grouped();
         self.reclaim(ch.data);
-        if !ch.grouped && self.group_commit {
+        if !grouped && self.group_commit {
             self.linked_done(ch.file, out);
         }
     }

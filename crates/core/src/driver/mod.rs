@@ -334,12 +334,16 @@ struct Chain {
     /// The chain passed its file's order gate (it holds the barrier until
     /// its write is done).
     gated: bool,
-    /// Its write goes alone and a group fsync makes it durable (else it
-    /// goes on its own, as `durable_write` says; see `group_commit.rs`).
-    grouped: bool,
-    /// On its own, as one durable write (`RWF_DSYNC`) instead of a write
-    /// linked to its fsync (see `Driver::sync_alone`).
-    durable_write: bool,
+    /// How it becomes durable: its write alone with a group fsync, or on
+    /// its own (see `Driver::sync_alone`).
+    how: group_commit::Alone,
+}
+
+impl Chain {
+    /// Its write goes alone and a group fsync makes it durable.
+    fn grouped(&self) -> bool {
+        self.how == group_commit::Alone::Grouped
+    }
 }
 
 /// Per-Ring op table over one engine.

@@ -350,7 +350,8 @@ impl Driver {
             self.enqueue_one(entry);
             return Ok(());
         };
-        let mut chain = Chain {
+        let how = self.sync_alone(id);
+        let chain = Chain {
             token,
             file: id,
             data: mem,
@@ -364,15 +365,9 @@ impl Driver {
             sync_res: None,
             orphaned: false,
             gated: false,
-            grouped: false,
-            durable_write: false,
+            how,
         };
-        match self.sync_alone(id) {
-            group_commit::Alone::Grouped => chain.grouped = true,
-            group_commit::Alone::DurableWrite => chain.durable_write = true,
-            group_commit::Alone::Linked => {}
-        }
-        let grouped = chain.grouped;
+        let grouped = chain.grouped();
         let Ok(c) = self.chains.insert(chain) else {
             unreachable!("the chain slab is unbounded")
         };
@@ -394,7 +389,7 @@ impl Driver {
     /// is done.
     pub(super) fn submit_chain(&mut self, c: u32, target: Target, write: bool) {
         let ch = self.chains.get_mut(c).expect("live chain");
-        let flagged = ch.durable_write;
+        let flagged = ch.how == group_commit::Alone::DurableWrite;
         ch.write_res = None;
         ch.sync_res = None;
         let first = !ch.gated;
@@ -414,7 +409,7 @@ impl Driver {
             self.enqueue(vec![sync]);
             return;
         }
-        ch.pending = if ch.grouped || flagged { 1 } else { 2 };
+        ch.pending = if ch.grouped() || flagged { 1 } else { 2 };
         // SAFETY: ch.ptr points at ch.total bytes owned by ch.data.
         let ptr = unsafe { ch.ptr.add(ch.written) };
         let op = Op::Write {
@@ -430,7 +425,7 @@ impl Driver {
         if first {
             w.order = order::Order::Append;
         }
-        if ch.grouped || flagged {
+        if ch.grouped() || flagged {
             self.enqueue(vec![w]);
             return;
         }
