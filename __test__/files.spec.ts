@@ -775,6 +775,42 @@ test('a small ring (entries 8, maxInFlight 4) completes 200 concurrent reads cor
   await ring.close()
 })
 
+test('reads kept 128 deep each get their own bytes; in thread mode on io_uring the completion thread submits them', async (t) => {
+  const p = tmp()
+  const ring = new Ring({ completion: 'thread' })
+  const pages = 256
+  const data = await disk(ring).randomFile(p, pages * 4096)
+  const fh = await ring.open(p)
+  let next = 0
+  let wrong = 0
+  // 128 readers, each reading pages one after another: the JS thread
+  // queues a batch's worth of reads at every flush, 128 in flight.
+  const reader = async (): Promise<void> => {
+    for (let i = next++; i < 6000; i = next++) {
+      const page = (i * 97) % pages
+      const { bytesRead, buffer } = await fh.read(Buffer.alloc(4096), 0, 4096, page * 4096)
+      if (bytesRead !== 4096 || !buffer.equals(data.subarray(page * 4096, (page + 1) * 4096))) wrong++
+    }
+  }
+  await Promise.all(Array.from({ length: 128 }, reader))
+  t.is(wrong, 0, 'every read got its page')
+  const s = ring.stats()
+  t.is(s.inFlight, 0)
+  if (ring.backend === 'io_uring') t.true(s.handedOff > 0, `handed off ${s.handedOff}`)
+  else t.is(s.handedOff, 0, 'only io_uring hands submitting over')
+  await fh.close()
+  await ring.close()
+  // Loop mode has no completion thread to hand to.
+  const loop = new Ring({ completion: 'loop' })
+  if (SIM) await disk(loop).writeFile(p, data) // each sim ring has its own disk
+  const fl = await loop.open(p)
+  const got = await Promise.all(Array.from({ length: 128 }, (_, i) => fl.read(Buffer.alloc(4096), 0, 4096, (i % pages) * 4096)))
+  t.true(got.every((r, i) => r.buffer.equals(data.subarray((i % pages) * 4096, (i % pages + 1) * 4096))))
+  t.is(loop.stats().handedOff, 0)
+  await fl.close()
+  await loop.close()
+})
+
 test('ring.stats counts submitted and completed ops and is at rest afterwards', async (t) => {
   const p = tmp()
   const ring = new Ring()

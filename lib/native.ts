@@ -55,6 +55,8 @@ export interface NativeStats {
   zeroCopySupported: boolean
   recvBuffersInUse: number
   recvRearms: number
+  /** Ops the completion thread submitted for the JS thread, at depth (io_uring, thread mode; else 0). */
+  handedOff: number
   /** What the engine does differently from io_uring, one sentence each (empty on io_uring). */
   degradations: string[]
   sqpoll: boolean

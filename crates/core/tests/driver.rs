@@ -1316,6 +1316,7 @@ per_engine!(
     whole_file_writes_leave_exactly_the_new_bytes,
     drain_waits_for_every_op_and_gives_memory_back,
     the_smallest_queue_takes_the_longest_chains,
+    handed_off_ops_settle_with_their_chains_whole,
 );
 
 /// With a kernel thread polling the submission queue (SQPOLL), a link
@@ -1345,4 +1346,114 @@ fn whole_file_reads_stay_linked_under_sqpoll() {
         }
     }
     drain(&mut d);
+}
+
+/// Ops handed to another thread (`Driver::hand_off`), which submits them
+/// in parts of one op (`Engine::submit_queued`) while this one goes on
+/// queueing: every read gets its bytes, and the open/read/read chains of
+/// whole-file reads stay whole (a chain cut in two fails its reads with
+/// EBADF). The mio engine has no hand-off: there the driver flushes.
+fn handed_off_ops_settle_with_their_chains_whole(eng: Eng) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..64 * 4096u32).map(|i| (i * 7 % 253) as u8).collect();
+    let path = dir.path().join("a");
+    std::fs::write(&path, &data).unwrap();
+    let small = dir.path().join("small");
+    std::fs::write(&small, &data[..5000]).unwrap();
+    let mut d = driver(eng, 1024);
+    let f = open(&mut d, &path, libc::O_RDONLY);
+    let engine = d.engine().clone();
+    let stop = AtomicBool::new(false);
+    let parts = AtomicUsize::new(0);
+    let mut handed = 0;
+    /// Stops the submitting thread also when an assertion fails (the
+    /// scope would wait for it forever).
+    struct Stop<'a>(&'a AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+    std::thread::scope(|s| {
+        let _stop = Stop(&stop);
+        s.spawn(|| {
+            while !stop.load(Ordering::Acquire) {
+                match engine.submit_queued(|_| 1) {
+                    Ok((n, _)) if n > 0 => {
+                        parts.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => std::thread::yield_now(),
+                }
+            }
+        });
+        let mut bufs = vec![vec![0u8; 4096]; 40];
+        for round in 0..50u32 {
+            let base = round * 100;
+            // User memory: each read is bounced, its bytes come back in
+            // its payload.
+            for (i, b) in bufs.iter_mut().enumerate() {
+                let at = 4096 * ((i as u64 + u64::from(round)) % 64);
+                d.read(base + i as u32, f, user(b), 0, at).unwrap();
+            }
+            for t in base + 40..base + 50 {
+                d.call(t, read_file_call(&small)).unwrap();
+            }
+            let mut got: HashMap<u32, Done> = HashMap::new();
+            let mut cqes = Vec::new();
+            while got.len() < 50 {
+                cqes.clear();
+                if d.hand_off(&mut cqes) {
+                    handed += 1;
+                } else {
+                    d.flush_and_reap(&mut cqes).unwrap();
+                }
+                if cqes.is_empty() {
+                    d.engine().wait(&mut cqes).unwrap();
+                }
+                let mut out = Vec::new();
+                for c in cqes.drain(..) {
+                    d.complete(c, &mut out);
+                }
+                for done in out {
+                    assert!(got.insert(done.token, done).is_none(), "settled twice");
+                }
+            }
+            for i in 0..40 {
+                let t = base + i as u32;
+                let done = got.remove(&t).unwrap();
+                assert_eq!(done.result, 4096, "read {t}");
+                let at = 4096 * ((i + round as usize) % 64);
+                match done.payload {
+                    Payload::Bounce { buf, .. } => {
+                        assert!(
+                            buf.as_slice() == &data[at..at + 4096],
+                            "read {t}: bytes differ"
+                        );
+                        d.recycle(buf);
+                    }
+                    p => panic!("read {t}: expected a bounce payload, got {p:?}"),
+                }
+            }
+            for t in base + 40..base + 50 {
+                let (r, bytes) = read_file_result(got.remove(&t).unwrap());
+                assert_eq!(r, 5000, "whole-file read {t}");
+                assert!(
+                    bytes[..] == data[..5000],
+                    "whole-file read {t}: bytes differ"
+                );
+            }
+        }
+        // Before the submitting thread goes: its ops' task work runs on it.
+        drain(&mut d);
+    });
+    if eng == Eng::IoUring {
+        assert!(handed >= 50, "every round handed off ({handed})");
+        assert!(
+            parts.load(Ordering::Relaxed) > 0,
+            "the other thread submitted"
+        );
+    } else {
+        assert_eq!(handed, 0, "mio flushes");
+    }
 }

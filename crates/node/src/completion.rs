@@ -8,7 +8,7 @@ use crate::shared::Shared;
 use napi::sys;
 use std::ffi::c_void;
 use std::ptr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -104,6 +104,109 @@ pub fn spawn(shared: Arc<Shared>, tsfn: Tsfn) -> std::io::Result<JoinHandle<()>>
 pub const TAKEOVER_DEPTH: usize = 4;
 pub const HANDBACK_DEPTH: usize = 8;
 
+/// The JS thread hands submitting to the completion thread (see
+/// [`HandOff`]) when a flush has at least this many file reads queued one
+/// at a time (`Driver::reads_to_hand_off`)...
+pub const HAND_OFF_MIN: usize = 8;
+/// ...and at least this many ops are in flight. Below that, the two
+/// threads took turns more than they worked side by side: 4 KiB page-cache
+/// reads at 8 in flight went from 471k/s to 122k/s handed off at every
+/// flush (`benches/one-op.ts read io_uring thread 8`).
+pub const HAND_OFF_DEPTH: usize = 32;
+
+/// How many of `queued` ops the completion thread submits in one part: a
+/// quarter (at least 4, at most 32), so the JS thread gets the first
+/// completions while the kernel copies the rest. A quarter beat a half and
+/// a fixed 16 at 32 and 128 reads in flight.
+fn hand_off_part(queued: usize) -> usize {
+    (queued / 4).clamp(4, 32)
+}
+
+/// Submitting at depth, moved off the JS thread. A page-cache read is done
+/// by the kernel inside the `io_uring_enter` that submits it: the thread
+/// that submits 32 reads copies their 128 KiB. On the JS thread that was
+/// half its time at 128 reads in flight, while the completion thread
+/// idled. Handed over, the completion thread submits them in parts (see
+/// [`hand_off_part`]) and posts each part's completions, which the JS
+/// thread settles, and queues new reads for, while the next part is
+/// copied.
+#[derive(Default)]
+pub struct HandOff {
+    /// The JS thread left queued ops for the completion thread.
+    handed: AtomicBool,
+    /// The completion thread is about to block, or blocked: a hand-off
+    /// must wake it.
+    sleeping: AtomicBool,
+    /// The completion thread is submitting a part.
+    submitting: AtomicBool,
+    /// Ops the completion thread submitted (`ring.stats().handedOff`).
+    submitted: AtomicU64,
+}
+
+impl HandOff {
+    /// Whether a flush with `reads` file reads queued (one at a time)
+    /// and `in_flight` ops pending should hand what is queued over. While
+    /// a hand-off is being served, later flushes join it: a flush of its
+    /// own would wait for the part in the kernel, and could overtake the
+    /// ops handed.
+    pub fn wanted(&self, reads: usize, in_flight: usize) -> bool {
+        in_flight >= HAND_OFF_DEPTH
+            && (reads >= HAND_OFF_MIN
+                || self.handed.load(Ordering::SeqCst)
+                || self.submitting.load(Ordering::SeqCst))
+    }
+
+    /// Marks ops handed over (after `Driver::hand_off`); whether the
+    /// completion thread may be asleep and needs waking.
+    pub fn offer(&self) -> bool {
+        self.handed.store(true, Ordering::SeqCst);
+        self.sleeping.load(Ordering::SeqCst)
+    }
+
+    /// Completion thread: submits one part of what was handed over;
+    /// whether it did anything (then it posts, and comes back for more).
+    fn submit(&self, shared: &Shared) -> bool {
+        if !self.handed.load(Ordering::SeqCst) {
+            return false;
+        }
+        self.submitting.store(true, Ordering::SeqCst);
+        self.handed.store(false, Ordering::SeqCst);
+        // On an error the ops stay queued: the JS thread's next flush
+        // takes them (submitting is cleared below, so it flushes itself).
+        let (done, more) = shared
+            .engine()
+            .submit_queued(hand_off_part)
+            .unwrap_or_default();
+        if more {
+            self.handed.store(true, Ordering::SeqCst);
+        }
+        self.submitting.store(false, Ordering::SeqCst);
+        self.submitted.fetch_add(done as u64, Ordering::Relaxed);
+        done > 0 || more
+    }
+
+    /// Completion thread, before it blocks: `false` if ops were handed
+    /// over meanwhile (submit them instead). A hand-off after this sees
+    /// `sleeping` and wakes the thread.
+    fn may_sleep(&self) -> bool {
+        self.sleeping.store(true, Ordering::SeqCst);
+        if self.handed.load(Ordering::SeqCst) {
+            self.sleeping.store(false, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    fn awake(&self) {
+        self.sleeping.store(false, Ordering::SeqCst);
+    }
+
+    /// Ops submitted by the completion thread so far.
+    pub fn submitted(&self) -> u64 {
+        self.submitted.load(Ordering::Relaxed)
+    }
+}
+
 /// The completion thread: reaps into the Ring's inbox (under its lock, so
 /// the inbox keeps the kernel's order even when the JS thread reaps too)
 /// and makes one threadsafe-function call per batch, none while one is
@@ -115,12 +218,19 @@ fn run(shared: &Shared, tsfn: Tsfn) {
             return run_hybrid(shared, tsfn, fd);
         }
     }
+    let hand_off = &shared.hand_off;
     loop {
         if shared.stop.load(Ordering::Acquire) {
             return;
         }
+        hand_off.submit(shared);
         post(shared, tsfn);
-        if let Err(e) = engine.wait_ready() {
+        if !hand_off.may_sleep() {
+            continue;
+        }
+        let r = engine.wait_ready();
+        hand_off.awake();
+        if let Err(e) = r {
             // Not expected from an eventfd read; back off rather than spin,
             // and keep serving.
             eprintln!("ringline: completion wait failed: {e}");
@@ -136,9 +246,14 @@ fn run(shared: &Shared, tsfn: Tsfn) {
 /// Whoever empties the eventfd reaps what it announced, so nothing is left
 /// behind when the two hand over.
 fn run_hybrid(shared: &Shared, tsfn: Tsfn, fd: i32) {
+    let hand_off = &shared.hand_off;
     loop {
         if shared.stop.load(Ordering::Acquire) {
             return;
+        }
+        if hand_off.submit(shared) {
+            post(shared, tsfn);
+            continue;
         }
         if shared.js_waits.load(Ordering::Acquire) {
             std::thread::park();
@@ -150,9 +265,14 @@ fn run_hybrid(shared: &Shared, tsfn: Tsfn, fd: i32) {
             events: libc::POLLIN,
             revents: 0,
         };
+        if !hand_off.may_sleep() {
+            continue;
+        }
         // SAFETY: one valid pollfd; the eventfd outlives this thread (the
         // engine is released only after it is joined).
-        if unsafe { libc::poll(&mut p, 1, -1) } < 0 {
+        let r = unsafe { libc::poll(&mut p, 1, -1) };
+        hand_off.awake();
+        if r < 0 {
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() != Some(libc::EINTR) {
                 eprintln!("ringline: completion wait failed: {e}");

@@ -96,6 +96,9 @@ pub struct NativeStats {
     pub zero_copy_supported: bool,
     pub recv_buffers_in_use: u32,
     pub recv_rearms: f64,
+    /// Ops the completion thread submitted, handed over by the JS thread
+    /// at depth (io_uring, thread mode).
+    pub handed_off: f64,
     /// What the engine does differently from io_uring (empty on io_uring).
     pub degradations: Vec<String>,
     pub sqpoll: bool,
@@ -226,6 +229,8 @@ impl NativeRing {
             // also drives sockets and timers in its wait).
             hybrid: !loop_mode && engine.name() == "io_uring" && options.poll_at_low_depth,
             js_waits: AtomicBool::new(false),
+            threaded: !loop_mode,
+            hand_off: Default::default(),
             sqpoll: options.sqpoll,
             entries,
             max_in_flight,
@@ -550,6 +555,7 @@ impl NativeRing {
             zero_copy_supported: s.zero_copy_supported,
             recv_buffers_in_use: s.recv_buffers_in_use as u32,
             recv_rearms: s.recv_rearms as f64,
+            handed_off: self.shared.hand_off.submitted() as f64,
             degradations: s.degradations,
             sqpoll: self.shared.sqpoll,
             entries: self.shared.entries,

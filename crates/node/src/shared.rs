@@ -119,6 +119,10 @@ pub struct Shared {
     /// The JS thread's loop is the one waiting (its poll runs); the
     /// completion thread leaves the eventfd alone.
     pub(crate) js_waits: AtomicBool,
+    /// Thread mode: a completion thread runs (it may take submitting over
+    /// at depth, see `hand_off`).
+    pub(crate) threaded: bool,
+    pub(crate) hand_off: crate::completion::HandOff,
     pub(crate) sqpoll: bool,
     pub(crate) entries: u32,
     pub(crate) max_in_flight: u32,
@@ -237,9 +241,11 @@ impl Shared {
         }
         let reaped = {
             let mut ib = lock(&self.inbox);
-            // A failed submit is ignored here, as the plain flush here
-            // always did: the ops stay queued for the next flush.
-            let _ = d.flush_and_reap(&mut ib);
+            if !self.try_hand_off(d, &mut ib) {
+                // A failed submit is ignored here, as the plain flush here
+                // always did: the ops stay queued for the next flush.
+                let _ = d.flush_and_reap(&mut ib);
+            }
             !ib.is_empty()
         };
         if !reaped {
@@ -260,6 +266,26 @@ impl Shared {
         } else if let Some(t) = &s.timer {
             t.kick();
         }
+    }
+
+    /// At depth in thread mode, hands what is queued to the completion
+    /// thread instead of submitting it here (see `completion::HandOff`),
+    /// and reaps into `out` what is ready; `false` (nothing done) when the
+    /// caller should flush as usual.
+    fn try_hand_off(&self, d: &mut Driver, out: &mut Vec<Cqe>) -> bool {
+        if !self.threaded
+            || self.js_waits.load(Ordering::Relaxed)
+            || !self
+                .hand_off
+                .wanted(d.reads_to_hand_off(), d.user_in_flight())
+            || !d.hand_off(out)
+        {
+            return false;
+        }
+        if self.hand_off.offer() {
+            d.wake();
+        }
+        true
     }
 
     /// Completes a batch in the driver and delivers it (JS thread).
@@ -731,6 +757,11 @@ impl Shared {
         let (Some(poll), false) = (&s.poll, s.finalized) else {
             return;
         };
+        if want {
+            // What the completion thread was handed is submitted before it
+            // parks.
+            let _ = self.engine().flush();
+        }
         self.js_waits.store(want, Ordering::SeqCst);
         if want {
             poll.resume();
@@ -810,7 +841,11 @@ impl Shared {
         let r = {
             let mut d = lock(&self.driver);
             let mut ib = lock(&self.inbox);
-            let r = d.flush_and_reap(&mut ib);
+            let r = if self.try_hand_off(&mut d, &mut ib) {
+                Ok(())
+            } else {
+                d.flush_and_reap(&mut ib)
+            };
             // The inbox keeps the spare's capacity.
             std::mem::swap(&mut *ib, &mut batch);
             r

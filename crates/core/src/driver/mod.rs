@@ -371,6 +371,11 @@ pub struct Driver {
     bounce: BouncePool,
     stats: Stats,
     unflushed: usize,
+    /// Of `unflushed`, the file reads (see `Driver::reads_to_hand_off`).
+    unflushed_reads: usize,
+    /// Of `unflushed`, those queued by a call that queues many at once
+    /// (see `Driver::queued_as_group`).
+    grouped: usize,
     closed: bool,
     max_in_flight: usize,
     /// An op on an O_DIRECT file was queued: submit it now rather than
@@ -420,6 +425,8 @@ impl Driver {
             bounce: BouncePool::new(BUFFER_ALIGN),
             stats: Stats::default(),
             unflushed: 0,
+            unflushed_reads: 0,
+            grouped: 0,
             closed: false,
             max_in_flight: cfg.max_in_flight.max(2),
             urgent: false,

@@ -110,9 +110,10 @@ impl Driver {
             if self.engine.flush().is_err() {
                 std::thread::yield_now();
             }
-            self.unflushed = 0;
+            self.flushed();
         }
         self.unflushed += 1;
+        self.count_read(&op);
     }
 
     pub(super) fn admit(&mut self, group: Vec<Entry>) {
@@ -143,9 +144,12 @@ impl Driver {
             if self.engine.flush().is_err() {
                 std::thread::yield_now();
             }
-            self.unflushed = 0;
+            self.flushed();
         }
         self.unflushed += n;
+        for (_, op, _) in &group[..n] {
+            self.count_read(op);
+        }
     }
 
     /// Whether `group` may enter the kernel now: user ops up to
@@ -166,7 +170,7 @@ impl Driver {
     }
 
     /// Slab entries that count against `max_in_flight`.
-    pub(super) fn user_in_flight(&self) -> usize {
+    pub fn user_in_flight(&self) -> usize {
         self.slab.len() - self.streams
     }
 
@@ -212,8 +216,53 @@ impl Driver {
             return Ok(());
         }
         self.engine.flush()?;
-        self.unflushed = 0;
+        self.flushed();
         Ok(())
+    }
+
+    /// Everything queued is with the kernel (or handed over).
+    fn flushed(&mut self) {
+        self.unflushed = 0;
+        self.unflushed_reads = 0;
+        self.grouped = 0;
+    }
+
+    fn count_read(&mut self, op: &Op) {
+        if matches!(op, Op::Read { .. } | Op::Readv { .. }) {
+            self.unflushed_reads += 1;
+        }
+    }
+
+    /// File reads queued since the last flush one at a time, not by a call
+    /// that queued many at once (see [`Driver::queued_as_group`]): what is
+    /// worth handing over ([`Driver::hand_off`]). A page-cache read is
+    /// copied by the thread that submits it; a send or a receive is little
+    /// work there, and handing 50 sockets' sends over halved a ping-pong's
+    /// round trips.
+    pub fn reads_to_hand_off(&self) -> usize {
+        self.unflushed_reads.saturating_sub(self.grouped)
+    }
+
+    /// Counts the last `n` ops queued as queued by one call that queues
+    /// many (`readMany`): those are not handed over (see
+    /// [`Driver::hand_off`]); their caller flushes them at once.
+    pub fn queued_as_group(&mut self, n: usize) {
+        self.grouped += n;
+    }
+
+    /// Hands what is queued to another thread, which submits it with
+    /// [`Engine::submit_queued`], instead of flushing it here; reaps into
+    /// `out` what is ready, then the completions of ops done at once (as
+    /// [`Driver::flush_and_reap`] does). `false`, with nothing done, if
+    /// nothing is queued or the engine cannot: flush as usual then.
+    pub fn hand_off(&mut self, out: &mut Vec<Cqe>) -> bool {
+        if self.unflushed == 0 || !self.engine.prepare_hand_off() {
+            return false;
+        }
+        self.flushed();
+        self.engine.reap(out);
+        out.append(&mut self.instant);
+        true
     }
 
     /// Whether ops were queued since the last flush (or completions of ops
@@ -227,7 +276,7 @@ impl Driver {
     /// once. Pass the completions to `complete`.
     pub fn flush_and_reap(&mut self, out: &mut Vec<Cqe>) -> io::Result<()> {
         self.engine.flush_and_reap(out)?;
-        self.unflushed = 0;
+        self.flushed();
         out.append(&mut self.instant);
         Ok(())
     }

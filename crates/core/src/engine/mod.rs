@@ -93,7 +93,9 @@ pub enum Feature {
 ///
 /// Threading: `push`, `flush` and the register calls are made by the
 /// driver's thread only (the JS thread). `reap` and `wait` may run on any
-/// thread (the completion thread, and the JS thread reaping inline).
+/// thread (the completion thread, and the JS thread reaping inline), and
+/// so may `submit_queued`, for ops the driver's thread handed over with
+/// `prepare_hand_off`.
 pub trait Engine: Send + Sync + 'static {
     /// `"io_uring"`, `"mio"`, `"sim"`.
     fn name(&self) -> &'static str;
@@ -150,6 +152,21 @@ pub trait Engine: Send + Sync + 'static {
         let r = self.flush();
         self.reap(out);
         r
+    }
+
+    /// Makes what is queued ready for [`Engine::submit_queued`] from
+    /// another thread instead of a flush on this one; `false` if this
+    /// engine cannot (then flush as usual).
+    fn prepare_hand_off(&self) -> bool {
+        false
+    }
+
+    /// Submits a part of what is queued: `part(queued)` ops, or more so
+    /// that no link chain is cut. Callable from any thread, beside pushes
+    /// and flushes on the driver's. Returns how many ops the kernel took
+    /// and whether more were queued than that.
+    fn submit_queued(&self, _part: fn(usize) -> usize) -> io::Result<(usize, bool)> {
+        Ok((0, false))
     }
 
     /// Moves every ready completion into `out` without blocking.

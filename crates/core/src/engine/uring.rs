@@ -1,9 +1,11 @@
 //! The io_uring engine: ops become SQEs, CQEs become completions.
 //!
-//! The submission queue is touched only by the driver's thread; the
+//! The submission queue is filled only by the driver's thread; the
 //! completion queue is shared by the completion thread and the driver's
 //! thread (which reaps inline right after a flush, where buffered reads that
-//! hit the page cache have usually completed already), under a lock.
+//! hit the page cache have usually completed already), under a lock. At
+//! depth the driver's thread may hand submitting over to the completion
+//! thread (`submit_queued`), which submits in parts while it goes on.
 
 use super::blocking::{self as pool, Job, Pool, Step};
 use super::eventfd::{self, EventFd};
@@ -13,7 +15,7 @@ use crate::op::{Cqe, Link, Op, SyncKind, Target, END_OF_FILE};
 use io_uring::{opcode, squeue, types, IoUring, Probe};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// An io_uring instance.
@@ -29,6 +31,11 @@ pub struct UringEngine {
     eventfd: EventFd,
     sq_lock: Mutex<SqSide>,
     cq_lock: Mutex<()>,
+    /// A `submit_queued` call is in `io_uring_enter` without `sq_lock`,
+    /// for the count of ops it chose under it: no other submit may run
+    /// meanwhile, or that count could end inside a link chain that was
+    /// pushed behind the ops it was chosen for (see `submit`).
+    part_busy: AtomicBool,
     sqpoll: bool,
     fixed_files: u32,
     fixed_buffers: u16,
@@ -65,9 +72,30 @@ struct SqSide {
     /// `O_DIRECT` read would wait for the device even with `RWF_NOWAIT`):
     /// 0 not known yet, 1 yes, 2 no.
     cached: Vec<u8>,
+    /// Ops put in the SQ so far (wrapping): the SQ holds the last `len`.
+    pushed: u32,
+    /// `pushed` right after the last link chain was put in the SQ.
+    chain_end: u32,
 }
 
 impl SqSide {
+    /// How many of the `len` ops in the SQ to submit for a part of `want`:
+    /// `want`, or up to the end of the last chain if one would be cut.
+    /// Chains go in in push order, so every chain ends at or before the
+    /// last one's end.
+    fn part(&self, len: usize, want: usize) -> usize {
+        if want >= len {
+            return len;
+        }
+        let start = self.pushed.wrapping_sub(len as u32);
+        let end = self.chain_end.wrapping_sub(start) as usize;
+        if end > want && end <= len {
+            end
+        } else {
+            want
+        }
+    }
+
     /// The descriptor and offset of a read that may be tried inline.
     fn inline_target(&mut self, op: &Op) -> Option<i32> {
         let Op::Read { target, offset, .. } = *op else {
@@ -313,6 +341,7 @@ impl UringEngine {
             eventfd,
             sq_lock: Mutex::new(SqSide::default()),
             cq_lock: Mutex::new(()),
+            part_busy: AtomicBool::new(false),
             sqpoll: cfg.sqpoll,
             fixed_files,
             fixed_buffers,
@@ -334,8 +363,12 @@ impl UringEngine {
     }
 
     /// `io_uring_enter` for what the SQ holds, again on `EINTR`. The caller
-    /// holds `sq_lock`.
+    /// holds `sq_lock`. Waits for a part being submitted by `submit_queued`
+    /// to be in first (a part's enter is short: the ops it chose).
     fn submit(&self) -> io::Result<usize> {
+        while self.part_busy.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
         loop {
             match self.ring.submitter().submit() {
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
@@ -414,6 +447,7 @@ unsafe fn push_held(g: &mut SqSide, sq: &mut io_uring::squeue::SubmissionQueue<'
         return false;
     }
     g.held = None;
+    g.pushed = g.pushed.wrapping_add(1);
     true
 }
 
@@ -692,9 +726,15 @@ impl Engine for UringEngine {
             g.held = Some((user_data, *op));
             return true;
         }
+        // Chains come through push_group only (see SqSide::part).
+        debug_assert_eq!(link, Link::None);
         let sqe = with_link(sqe_for(op).user_data(user_data), link);
         // SAFETY: as above.
-        unsafe { sq.push(&sqe).is_ok() }
+        let pushed = unsafe { sq.push(&sqe).is_ok() };
+        if pushed {
+            g.pushed = g.pushed.wrapping_add(1);
+        }
+        pushed
     }
 
     unsafe fn push_group(&self, group: &[(u64, Op, Link)]) -> bool {
@@ -719,6 +759,10 @@ impl Engine for UringEngine {
             if unsafe { sq.push(&sqe) }.is_err() {
                 unreachable!("room for the whole group was checked");
             }
+        }
+        g.pushed = g.pushed.wrapping_add(group.len() as u32);
+        if group.iter().any(|(_, _, link)| *link != Link::None) {
+            g.chain_end = g.pushed;
         }
         true
     }
@@ -810,6 +854,53 @@ impl Engine for UringEngine {
         // from here on signals the completion thread.
         self.drain(out);
         r
+    }
+
+    fn prepare_hand_off(&self) -> bool {
+        // The kernel's own thread takes what is queued already.
+        if self.sqpoll {
+            return false;
+        }
+        let Ok(mut g) = self.sq_lock.lock() else {
+            return false;
+        };
+        self.submit_held(&mut g);
+        true
+    }
+
+    fn submit_queued(&self, part: fn(usize) -> usize) -> io::Result<(usize, bool)> {
+        let (n, len) = {
+            let g = self
+                .sq_lock
+                .lock()
+                .map_err(|_| io::Error::other("sq lock poisoned"))?;
+            // SAFETY: SQ accessed under sq_lock only; only its length is read.
+            let len = unsafe { self.ring.submission_shared() }.len();
+            if len == 0 {
+                return Ok((0, false));
+            }
+            self.part_busy.store(true, Ordering::Release);
+            (g.part(len, part(len).max(1)), len)
+        };
+        // Without sq_lock: the driver's thread goes on pushing behind these
+        // `n` ops (the kernel takes from the SQ's head, pushes go at its
+        // tail), and any submit of its own waits for part_busy.
+        let r = loop {
+            // SAFETY: no argument; `n` ops are in the SQ (it only grows
+            // until the kernel takes them, and only a submit takes them,
+            // which part_busy holds off).
+            match unsafe {
+                self.ring
+                    .submitter()
+                    .enter::<libc::sigset_t>(n as u32, 0, 0, None)
+            } {
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                r => break r,
+            }
+        };
+        self.part_busy.store(false, Ordering::Release);
+        let done = r?;
+        Ok((done, done < len))
     }
 
     fn reap(&self, out: &mut Vec<Cqe>) {
@@ -931,3 +1022,43 @@ unsafe impl Send for UringEngine {}
 // SAFETY: all shared access goes through sq_lock / cq_lock or through
 // syscalls the kernel serialises.
 unsafe impl Sync for UringEngine {}
+
+#[cfg(test)]
+mod tests {
+    use super::SqSide;
+
+    fn side(pushed: u32, chain_end: u32) -> SqSide {
+        SqSide {
+            pushed,
+            chain_end,
+            ..SqSide::default()
+        }
+    }
+
+    #[test]
+    fn a_part_without_chains_is_what_was_asked() {
+        let g = side(100, 0);
+        assert_eq!(g.part(40, 10), 10);
+        assert_eq!(g.part(40, 40), 40);
+        assert_eq!(g.part(40, 64), 40);
+    }
+
+    #[test]
+    fn a_part_never_ends_inside_a_chain() {
+        // The SQ holds ops 60..100; the last chain ended at 75.
+        let g = side(100, 75);
+        assert_eq!(g.part(40, 10), 15);
+        assert_eq!(g.part(40, 15), 15);
+        assert_eq!(g.part(40, 20), 20);
+        // A chain already submitted (it ended at 50, before the SQ's head).
+        assert_eq!(side(100, 50).part(40, 10), 10);
+    }
+
+    #[test]
+    fn a_part_is_cut_right_across_the_counters_wrapping() {
+        let g = side(5, u32::MAX - 2);
+        // The SQ holds ops u32::MAX-14 ..= 4; the chain ended 12 ops in.
+        assert_eq!(g.part(20, 4), 12);
+        assert_eq!(g.part(20, 13), 13);
+    }
+}
