@@ -7,7 +7,7 @@ mod common;
 use common::Eng;
 
 use ringline_core::driver::{Done, Driver, DriverConfig, PathOp, Payload, UserBuf};
-use ringline_core::op::BlockingCall;
+use ringline_core::op::{BlockingCall, Cqe};
 use ringline_core::{FileId, SyncKind, CURRENT_POSITION};
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -31,6 +31,19 @@ fn cpath(p: &Path) -> CString {
 
 /// Runs the driver until every token in `want` has settled; returns them.
 fn settle(d: &mut Driver, want: &[u32], early: Vec<Done>) -> HashMap<u32, Done> {
+    settle_with(d, want, early, |d, cqes| {
+        d.flush_and_reap(cqes).unwrap();
+    })
+}
+
+/// [`settle`], with `submit` putting what is queued in the kernel (and
+/// reaping what it can) each round.
+fn settle_with(
+    d: &mut Driver,
+    want: &[u32],
+    early: Vec<Done>,
+    mut submit: impl FnMut(&mut Driver, &mut Vec<Cqe>),
+) -> HashMap<u32, Done> {
     let mut got: HashMap<u32, Done> = HashMap::new();
     for done in early {
         assert!(got.insert(done.token, done).is_none(), "settled twice");
@@ -47,7 +60,7 @@ fn settle(d: &mut Driver, want: &[u32], early: Vec<Done>) -> HashMap<u32, Done> 
                 .collect::<Vec<_>>()
         );
         cqes.clear();
-        d.flush_and_reap(&mut cqes).unwrap();
+        submit(d, &mut cqes);
         if cqes.is_empty() {
             d.engine().wait(&mut cqes).unwrap();
         }
@@ -1399,26 +1412,14 @@ fn handed_off_ops_settle_with_their_chains_whole(eng: Eng) {
             for t in base + 40..base + 50 {
                 d.call(t, read_file_call(&small)).unwrap();
             }
-            let mut got: HashMap<u32, Done> = HashMap::new();
-            let mut cqes = Vec::new();
-            while got.len() < 50 {
-                cqes.clear();
-                if d.hand_off(&mut cqes) {
+            let want: Vec<u32> = (base..base + 50).collect();
+            let mut got = settle_with(&mut d, &want, Vec::new(), |d, cqes| {
+                if d.hand_off(cqes) {
                     handed += 1;
                 } else {
-                    d.flush_and_reap(&mut cqes).unwrap();
+                    d.flush_and_reap(cqes).unwrap();
                 }
-                if cqes.is_empty() {
-                    d.engine().wait(&mut cqes).unwrap();
-                }
-                let mut out = Vec::new();
-                for c in cqes.drain(..) {
-                    d.complete(c, &mut out);
-                }
-                for done in out {
-                    assert!(got.insert(done.token, done).is_none(), "settled twice");
-                }
-            }
+            });
             for i in 0..40 {
                 let t = base + i as u32;
                 let done = got.remove(&t).unwrap();
