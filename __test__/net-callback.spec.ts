@@ -350,3 +350,68 @@ realKernelOnly('node:net peers reach only the real kernel')('interop: node:net c
   t.is(seen.all().toString(), 'bye')
   t.deepEqual(seen.closes, [null])
 })
+
+test('small writes on a ring with one connection: every byte arrives in order, and on io_uring a lone one goes out during write(), with no kernel op (stats().sentAtOnce)', async (t) => {
+  const ring = ringFor(t)
+  // An echo server on the same ring: 3 streams (the listener's accept and
+  // both ends' receives), few enough for a lone send to go at once.
+  const { port } = await cbServer(t, ring, () => ({ data: (s, c) => void s.write(c) }))
+  let got = Buffer.alloc(0)
+  let want = 0
+  let arrived: () => void = () => undefined
+  const seen = new Seen()
+  const client = await ring.connect({
+    host: HOST,
+    port,
+    socket: seen.handlers({
+      data: (_s, c) => {
+        got = Buffer.concat([got, c])
+        if (got.length >= want) arrived()
+      },
+    }),
+  })
+  t.teardown(() => client.close())
+  const echoed = (n: number): Promise<void> => {
+    want = n
+    return got.length >= n ? Promise.resolve() : new Promise<void>((resolve) => (arrived = resolve))
+  }
+  const sent: Buffer[] = []
+  // Warm-up: the connection's first exchanges (and the accept) are done.
+  for (let i = 0; i < 5; i++) {
+    const m = Buffer.alloc(64, i)
+    sent.push(m)
+    t.is(client.write(m), 64)
+    await echoed(64 * sent.length)
+  }
+  const before = ring.stats()
+  const rounds = 200
+  for (let i = 0; i < rounds; i++) {
+    const m = Buffer.alloc(64, (i * 7 + 3) & 0xff)
+    m.writeUInt32LE(i, 0)
+    sent.push(Buffer.from(m))
+    t.is(client.write(m), 64)
+    // The caller's memory is free again at once, whichever way it went.
+    m.fill(0xee, 8, 16)
+    await echoed(64 * sent.length)
+  }
+  const after = ring.stats()
+  // A burst: the first write may go at once, the rest queue behind it.
+  const burst = Array.from({ length: 20 }, (_, i) => Buffer.alloc(100 + i, 0x40 + i))
+  for (const b of burst) {
+    t.is(client.write(b), b.length)
+    sent.push(Buffer.from(b))
+    b.fill(0)
+  }
+  await echoed(sent.reduce((a, b) => a + b.length, 0))
+  // What each write had when it was called (not what its memory held after).
+  sameBytes(t, got, Buffer.concat(sent), 'echo, in order')
+  t.is(after.sends - before.sends, 2 * rounds, 'both ends sent every round')
+  const atOnce = after.sentAtOnce - before.sentAtOnce
+  if (ring.backend === 'io_uring') {
+    // Each send was the only op of its flush.
+    t.true(atOnce > rounds, `${atOnce} of ${2 * rounds} sends done during write()`)
+  } else if (ring.backend === 'sim') {
+    t.is(atOnce, 0, 'the sim engine sends every byte through its network')
+  }
+  t.deepEqual(seen.closes, [], 'no close')
+})

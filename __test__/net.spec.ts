@@ -1016,7 +1016,7 @@ test('zeroCopy: allocAligned and plain Buffers (alone and in an array) arrive in
 test('stats(): sockets counts open sockets, sends moves, receive buffers are all returned at the end', async (t) => {
   const ring = ringFor(t)
   const s0 = ring.stats()
-  for (const k of ['sockets', 'sends', 'zeroCopySends', 'zeroCopyCopied', 'recvBuffersInUse', 'recvRearms'] as const) {
+  for (const k of ['sockets', 'sends', 'sentAtOnce', 'zeroCopySends', 'zeroCopyCopied', 'recvBuffersInUse', 'recvRearms'] as const) {
     t.true(Number.isInteger(s0[k]) && s0[k] >= 0, `${k} = ${String(s0[k])}`)
   }
   t.is(s0.sockets, 0)

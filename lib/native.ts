@@ -50,6 +50,8 @@ export interface NativeStats {
   fixedBufferOps: number
   sockets: number
   sends: number
+  /** Of `sends`, those the socket took whole during the call, with no kernel op (a large send, or a lone small one). */
+  sentAtOnce: number
   zeroCopySends: number
   zeroCopyCopied: number
   zeroCopySupported: boolean

@@ -208,6 +208,9 @@ pub struct Stats {
     pub fixed_buffer_ops: u64,
     pub sockets: usize,
     pub sends: u64,
+    /// Of `sends`, those the socket took whole during their call, with no
+    /// kernel op (a large one, or a lone one: see `Driver::send`).
+    pub sent_at_once: u64,
     pub zero_copy_sends: u64,
     pub zero_copy_copied: u64,
     pub zero_copy_supported: bool,
