@@ -472,8 +472,8 @@ impl Driver {
     /// iovecs per `sendmsg` at most (the entry resubmits the rest); anything
     /// else is copied into library memory first (a copy-pool slot when
     /// small, else at most `MAX_IOV` bounce blocks), except what the socket
-    /// takes at once (`send_at_once`, for a large send or a lone one), so JavaScript may
-    /// reuse or free its buffers at once.
+    /// takes at once (`send_at_once`, for a large send or a lone one), so
+    /// JavaScript may reuse or free its buffers at once.
     /// `zero_copy` uses `SENDMSG_ZC` and settles only once the kernel's
     /// notification says it is done with the memory. Settles with the byte
     /// count.
