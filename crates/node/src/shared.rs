@@ -241,11 +241,9 @@ impl Shared {
         }
         let reaped = {
             let mut ib = lock(&self.inbox);
-            if !self.try_hand_off(d, &mut ib) {
-                // A failed submit is ignored here, as the plain flush here
-                // always did: the ops stay queued for the next flush.
-                let _ = d.flush_and_reap(&mut ib);
-            }
+            // A failed submit is ignored here, as the plain flush here
+            // always did: the ops stay queued for the next flush.
+            let _ = self.submit_and_reap(d, &mut ib);
             !ib.is_empty()
         };
         if !reaped {
@@ -268,24 +266,24 @@ impl Shared {
         }
     }
 
-    /// At depth in thread mode, hands what is queued to the completion
-    /// thread instead of submitting it here (see `completion::HandOff`),
-    /// and reaps into `out` what is ready; `false` (nothing done) when the
-    /// caller should flush as usual.
-    fn try_hand_off(&self, d: &mut Driver, out: &mut Vec<Cqe>) -> bool {
-        if !self.threaded
-            || self.js_waits.load(Ordering::Relaxed)
-            || !self
+    /// Submits what is queued and reaps into `out` what is ready
+    /// (`Driver::flush_and_reap`); at depth in thread mode, hands the
+    /// submitting to the completion thread instead (see
+    /// `completion::HandOff`) and only reaps.
+    fn submit_and_reap(&self, d: &mut Driver, out: &mut Vec<Cqe>) -> std::io::Result<()> {
+        if self.threaded
+            && !self.js_waits.load(Ordering::Relaxed)
+            && self
                 .hand_off
                 .wanted(d.reads_to_hand_off(), d.user_in_flight())
-            || !d.hand_off(out)
+            && d.hand_off(out)
         {
-            return false;
+            if self.hand_off.offer() {
+                d.wake();
+            }
+            return Ok(());
         }
-        if self.hand_off.offer() {
-            d.wake();
-        }
-        true
+        d.flush_and_reap(out)
     }
 
     /// Completes a batch in the driver and delivers it (JS thread).
@@ -841,11 +839,7 @@ impl Shared {
         let r = {
             let mut d = lock(&self.driver);
             let mut ib = lock(&self.inbox);
-            let r = if self.try_hand_off(&mut d, &mut ib) {
-                Ok(())
-            } else {
-                d.flush_and_reap(&mut ib)
-            };
+            let r = self.submit_and_reap(&mut d, &mut ib);
             // The inbox keeps the spare's capacity.
             std::mem::swap(&mut *ib, &mut batch);
             r

@@ -588,9 +588,9 @@ impl Driver {
     /// library memory or kernel op to complete. The peer's receive on this
     /// ring is then usually in the completion queue by the time the
     /// `sendmsg` returns (its task work runs on the way out), so a 64 B
-    /// ping-pong on one connection reaps with no syscall at all: 165k ->
-    /// 175k round trips/s (`benches/net-child.ts`, callback API, three
-    /// alternating runs of 3 s). With many connections the sends of one
+    /// ping-pong on one connection reaps with no syscall at all: 159.9k ->
+    /// 167.0k round trips/s (`benches/net-child.ts`, callback API, means of
+    /// six alternating runs of 3 s). With many connections the sends of one
     /// run of JavaScript share an `io_uring_enter`: on 50 connections a
     /// first send of each run done at once cost 5% (249k -> 237k), hence
     /// the bound on streams, with which 50 connections are unchanged.
