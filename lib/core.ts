@@ -111,6 +111,11 @@ const EBADF = -9
 const WAIT_FOR_MEMORY = -4000
 /** fast.read's status for a read done during the call; its result is args[5] (crates/node/src/fast.rs). */
 const DONE_NOW = 1
+/** `sendCb`'s result for a send done during the call. */
+export const SENT_NOW = DONE_NOW
+/** `how` of the native send (see NativeFastPath.send). */
+const SEND_ZERO_COPY = 1
+const SEND_MAY_FINISH_NOW = 2
 
 /** An op waiting for bounce memory: `submit(token)` is its native call. */
 interface Parked {
@@ -396,24 +401,30 @@ export class RingCore {
     const token = this.token()
     const op = new Op(K_NUMBER, 'send', data, undefined)
     const p = this.pending<number>(token, op)
-    return this.commit(token, op, this.fast.send(token, file, data, zeroCopy), undefined, p)
+    return this.commit(token, op, this.fast.send(token, file, data, zeroCopy ? SEND_ZERO_COPY : 0), undefined, p)
   }
 
   /**
    * A send that calls `done(result)` (the byte count, or -errno) when it
    * completes, instead of settling a promise: the callback API's sends.
-   * Returns 0, or the native call's -errno (then `done` is never called).
+   * Returns 0; or SENT_NOW when the socket took it whole during the call
+   * (only when `mayFinishNow`: the caller has no earlier send of the socket
+   * unsettled), and `done` is never called; or the native call's -errno
+   * (then `done` is never called either).
    */
-  sendCb(file: number, data: ArrayBufferView | ArrayBufferView[], done: (result: number) => void): number {
+  sendCb(file: number, data: ArrayBufferView | ArrayBufferView[], done: (result: number) => void, mayFinishNow: boolean): number {
     const token = this.token()
-    this.ops[token] = new Op(K_CB, 'send', done, undefined)
-    const status = this.fast.send(token, file, data, false)
-    if (status < 0) {
-      this.release(token)
-      return status
+    const status = this.fast.send(token, file, data, mayFinishNow ? SEND_MAY_FINISH_NOW : 0)
+    if (status === 0) {
+      this.ops[token] = new Op(K_CB, 'send', done, undefined)
+    } else {
+      this.free.push(token)
+      if (status < 0) return status
     }
+    // Also after a send done now: the peer's answer may already be in the
+    // completion queue (see Driver::lone_send).
     this.schedule()
-    return 0
+    return status
   }
 
   private watch(token: number, op: Op, signal: AbortSignal): void {

@@ -81,8 +81,12 @@ export interface FastPath {
    * all were queued, else -(queued * 4096 + errno).
    */
   readMany(file: number, views: ArrayBufferView[], params: Float64Array, n: number): number
-  /** Sends a view, or an array of views as one message. */
-  send(token: number, file: number, data: ArrayBufferView | ArrayBufferView[], zeroCopy: boolean): number
+  /**
+   * Sends a view, or an array of views as one message. `how`: 1 zero-copy,
+   * 2 the socket has no earlier send unsettled, so a send it takes whole
+   * during the call returns 1 (done; the token was not used).
+   */
+  send(token: number, file: number, data: ArrayBufferView | ArrayBufferView[], how: number): number
   flush(): number
 }
 

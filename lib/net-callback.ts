@@ -5,6 +5,7 @@
 //
 // Built on a ringline Socket in push mode (Socket._listen / _write).
 
+import { SENT_NOW } from './core'
 import { codedError, invalidArgType, systemError } from './errors'
 import { validateBoolean, validateInteger, validateObject } from './validators'
 import type { AddressInfo, Socket } from './net'
@@ -171,7 +172,13 @@ export class CallbackSocket {
       v = v.subarray(0, room)
       n = room
     }
-    const st = this.#rs._write(v, this.#onSent)
+    const st = this.#rs._write(v, this.#onSent, this.#sizesHead === this.#sizesTail)
+    if (st === SENT_NOW) {
+      // Sent during the call: nothing under way, so the drain a short take
+      // owes comes once this call's caller is done.
+      if (this.#needDrain) queueMicrotask(this.#drainNow)
+      return n
+    }
     if (st < 0) {
       // Nothing was queued (out of send slots, or the socket is gone).
       this.#finish(systemError(st, 'send'))
@@ -180,6 +187,13 @@ export class CallbackSocket {
     this.#sizes[this.#sizesTail++] = n
     this.#buffered += n
     return n
+  }
+
+  readonly #drainNow = (): void => {
+    if (this.#needDrain && this.#buffered === 0 && !this.#closed) {
+      this.#needDrain = false
+      this.#h.drain?.(this)
+    }
   }
 
   #sent(result: number): void {
@@ -194,10 +208,7 @@ export class CallbackSocket {
       if (!this.#closed) this.#finish(systemError(result, 'send'))
       return
     }
-    if (this.#needDrain && this.#buffered === 0 && !this.#closed) {
-      this.#needDrain = false
-      this.#h.drain?.(this)
-    }
+    this.#drainNow()
   }
 
   /** Bytes taken by `write()` and not yet sent. */
@@ -216,10 +227,12 @@ export class CallbackSocket {
     if (data !== undefined) {
       const v = writeView(data, undefined, undefined)
       if (v.byteLength > 0) {
-        const st = this.#rs._write(v, this.#onSent)
+        const st = this.#rs._write(v, this.#onSent, this.#sizesHead === this.#sizesTail)
         if (st < 0) return this.#finish(systemError(st, 'send'))
-        this.#sizes[this.#sizesTail++] = v.byteLength
-        this.#buffered += v.byteLength
+        if (st !== SENT_NOW) {
+          this.#sizes[this.#sizesTail++] = v.byteLength
+          this.#buffered += v.byteLength
+        }
       }
     }
     this.#ended = true

@@ -10,6 +10,7 @@
 import * as nodeNet from 'node:net'
 import * as nodeStream from 'node:stream'
 import * as nodeEvents from 'node:events'
+import { SENT_NOW } from './core'
 import { defaultRing } from './default'
 import { codedError, invalidArgType, systemError, withCode } from './errors'
 import { validateBoolean, validateInteger, validateObject } from './validators'
@@ -365,19 +366,26 @@ export class Socket extends Duplex {
     const rs = this.#rs
     if (len === 0 || rs === null) return
     const bufs = this.#batch
-    this.#sentLen.push(len)
-    this.#sentWait.push(this.#batchWaitLen)
-    this.#sentCbs.push(this.#batchCbs)
+    const waitLen = this.#batchWaitLen
+    const cbs = this.#batchCbs
     this.#batch = []
     this.#batchLen = 0
     this.#batchWaitLen = 0
     this.#batchCbs = null
+    // No promise per send: the ring calls #onSent with the byte count or
+    // -errno, unless the socket took it whole during the call.
+    const st = rs._write(bufs.length === 1 ? bufs[0] : bufs, this.#onSent, this.#sending === 0)
+    if (st === SENT_NOW || st < 0) {
+      this.#settle(len, waitLen, cbs, st < 0 ? st : len)
+      return
+    }
+    this.#sentLen.push(len)
+    this.#sentWait.push(waitLen)
+    this.#sentCbs.push(cbs)
     this.#sending++
-    // No promise per send: the ring calls #onSent with the byte count or -errno.
-    const st = rs._write(bufs.length === 1 ? bufs[0] : bufs, this.#onSent)
-    if (st < 0) this.#sent(st)
   }
 
+  /** The oldest send under way completed. */
   #sent(result: number): void {
     const i = this.#sentHead++
     const len = this.#sentLen[i]
@@ -389,9 +397,15 @@ export class Socket extends Duplex {
       this.#sentCbs.length = 0
       this.#sentHead = 0
     }
+    this.#sending--
+    this.#settle(len, waitLen, cbs, result)
+  }
+
+  /** A send of `len` bytes is over (`result`: its byte count, or -errno). */
+  #settle(len: number, waitLen: number, cbs: Callback[] | null, result: number): void {
     this.#inflight -= len
     this.#waiting -= waitLen
-    if (--this.#sending === 0 && this.#drained !== null) this.#drained()
+    if (this.#sending === 0 && this.#drained !== null) this.#drained()
     const e = result < 0 ? systemError(result, 'send') : null
     if (e === null) this.#active()
     if (cbs !== null) for (const cb of cbs) cb(e)

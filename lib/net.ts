@@ -376,12 +376,14 @@ export class Socket implements AsyncIterable<Buffer> {
    * @internal A send without a promise: `done(result)` gets the byte count
    * or -errno. The bytes are sent or copied into library memory before
    * this returns, so `data` may be reused at once (except `allocAligned` memory,
-   * which is sent in place: reuse it after `done`). Returns 0, or -errno when
-   * nothing was sent (`done` is then never called).
+   * which is sent in place: reuse it after `done`). Returns 0; or SENT_NOW
+   * when the socket took it whole during the call (only with `mayFinishNow`,
+   * which says no earlier send of this socket is unsettled; `done` is then
+   * never called); or -errno when nothing was sent (`done` is never called).
    */
-  _write(data: ArrayBufferView | ArrayBufferView[], done: (result: number) => void): number {
+  _write(data: ArrayBufferView | ArrayBufferView[], done: (result: number) => void, mayFinishNow: boolean): number {
     if (this.#closed) return -9
-    return this.#core.sendCb(this.#id, data, done)
+    return this.#core.sendCb(this.#id, data, done, mayFinishNow)
   }
 
   #read<T>(iter: boolean): Promise<T> {

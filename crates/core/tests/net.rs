@@ -319,6 +319,52 @@ fn connect_refused_and_reset_peer_are_errors_not_crashes(eng: Eng) {
     );
 }
 
+fn a_lone_send_is_done_during_its_call_and_the_next_of_its_run_queues(eng: Eng) {
+    let mut d = driver(eng, NetConfig::default());
+    let mut seen = Seen::default();
+    let (_l, c, s) = pair(&mut d, &mut seen);
+    d.recv_start(1, s).unwrap();
+    let mut cqes = Vec::new();
+    d.flush_and_reap(&mut cqes).unwrap();
+    for q in cqes {
+        let mut out = Vec::new();
+        d.complete(q, &mut out);
+        for done in out {
+            record(&mut d, &mut seen, done);
+        }
+    }
+    let before = d.stats();
+    let pending = d.pending();
+    // Nothing queued, nothing sent at once since the reap: the socket
+    // takes it during the call (the sim has no socket to take it).
+    let first = d.send_or_now(10, c, &[ubuf(b"one;")]).unwrap();
+    // The second of the same run goes through the ring, behind the first.
+    let second = d.send_or_now(11, c, &[ubuf(b"two;")]).unwrap();
+    assert_eq!(second, None);
+    // Nothing to send is refused, not done.
+    assert_eq!(d.send_or_now(12, c, &[]), Err(libc::EINVAL));
+    until(&mut d, &mut seen, |s| {
+        s.data.get(&1).map_or(0, Vec::len) == 8 && settled(s, 11).is_some()
+    });
+    // Nothing of either send is left pending (the receive stream is).
+    assert_eq!(d.pending(), pending);
+    assert_eq!(seen.data[&1], b"one;two;");
+    assert_eq!(settled(&seen, 11), Some(4));
+    assert_eq!(settled(&seen, 12), None);
+    let st = d.stats();
+    if eng == Eng::Sim {
+        assert_eq!(first, None);
+        assert_eq!(settled(&seen, 10), Some(4));
+    } else {
+        assert_eq!(first, Some(4));
+        // Done: the token is never settled, and nothing of it is pending.
+        assert_eq!(settled(&seen, 10), None);
+        assert_eq!(st.sent_at_once, before.sent_at_once + 1);
+    }
+    assert_eq!(st.sends, before.sends + 2);
+    assert_eq!(st.submitted, before.submitted + 2);
+}
+
 /// Closes socket `s` with a reset: SO_LINGER 0, then close.
 fn reset_by_closing(d: &mut Driver, s: FileId) {
     let fd = d.file_info(s).unwrap().0;
@@ -346,4 +392,5 @@ per_engine_and_sim!(
     close_settles_the_receive_stream_and_queued_sends_once,
     receive_pauses_and_resumes_and_survives_running_out_of_buffers,
     connect_refused_and_reset_peer_are_errors_not_crashes,
+    a_lone_send_is_done_during_its_call_and_the_next_of_its_run_queues,
 );

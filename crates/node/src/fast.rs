@@ -179,26 +179,51 @@ unsafe extern "C" fn sync(env: sys::napi_env, info: sys::napi_callback_info) -> 
     int(env, shared.submitted(env, r))
 }
 
-/// `send(token, socket, data, zeroCopy) -> 0 | -errno`: `data` is a view
-/// or an array of views, sent as one message.
+/// `send(token, socket, data, how) -> 0 | DONE_NOW | -errno`: `data` is a
+/// view or an array of views, sent as one message. `how` is a sum of
+/// [`SEND_ZERO_COPY`] and [`SEND_MAY_FINISH_NOW`]; with the latter, a send
+/// the socket took whole during the call returns `DONE_NOW` (see
+/// `Driver::send_or_now`): the token was not used.
 unsafe extern "C" fn send(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: created by `functions`.
     let (a, shared) = unsafe { args::<4>(env, info) };
     let r = (|| {
         let t = token(num(env, a[0])).ok_or(libc::EINVAL)?;
-        let mut zero_copy = false;
-        // SAFETY: a[3] is a live value; a non-boolean leaves false.
-        unsafe { sys::napi_get_value_bool(env, a[3], &mut zero_copy) };
+        let how = num(env, a[3]);
+        let how = if how.is_finite() { how as u32 } else { 0 };
+        let zero_copy = how & SEND_ZERO_COPY != 0;
         let id = file(num(env, a[1]))?;
-        match js::view_bytes(env, a[2]) {
+        let one;
+        let many;
+        let bufs: &[UserBuf] = match js::view_bytes(env, a[2]) {
             Some((p, len)) => {
-                lock(&shared.driver).send(t, id, &[UserBuf { ptr: p, len }], zero_copy)
+                one = [UserBuf { ptr: p, len }];
+                &one
             }
-            None => lock(&shared.driver).send(t, id, &views(env, a[2])?, zero_copy),
+            None => {
+                many = views(env, a[2])?;
+                &many
+            }
+        };
+        let mut d = lock(&shared.driver);
+        if how & SEND_MAY_FINISH_NOW != 0 && !zero_copy {
+            d.send_or_now(t, id, bufs)
+        } else {
+            d.send(t, id, bufs, zero_copy).map(|()| None)
         }
     })();
-    int(env, shared.submitted(env, r))
+    if let Ok(Some(_)) = r {
+        return int(env, DONE_NOW);
+    }
+    int(env, shared.submitted(env, r.map(drop)))
 }
+
+/// `how` of `send`: `SENDMSG_ZC`, settled once the kernel is done with the
+/// memory.
+const SEND_ZERO_COPY: u32 = 1;
+/// `how` of `send`: the caller has no earlier send of the socket unsettled,
+/// so this one may be done during the call.
+const SEND_MAY_FINISH_NOW: u32 = 2;
 
 /// `readMany(file, views, params, n)`: `params` is a Float64Array of
 /// `(token, offset, length, position)` per view. Returns `n` when all were

@@ -129,6 +129,9 @@ pub(super) struct Net {
     stat_sends: u64,
     /// Sends the socket took whole during their call (`send_at_once`).
     stat_sent_at_once: u64,
+    /// A send finished during its call since the last reap (see
+    /// [`Driver::send_or_now`]): the next small send is not alone.
+    pub(super) sent_now: bool,
     stat_zc_sends: u64,
     stat_zc_copied: u64,
     stat_rearms: u64,
@@ -146,6 +149,7 @@ impl Net {
             zc_broken: false,
             stat_sends: 0,
             stat_sent_at_once: 0,
+            sent_now: false,
             stat_zc_sends: 0,
             stat_zc_copied: 0,
             stat_rearms: 0,
@@ -484,6 +488,33 @@ impl Driver {
         bufs: &[UserBuf],
         zero_copy: bool,
     ) -> Result<(), i32> {
+        self.send_maybe_now(token, id, bufs, zero_copy, false)
+            .map(drop)
+    }
+
+    /// [`Driver::send`] (copied, not zero-copy), except that a send the
+    /// socket takes whole during the call (`send_at_once`) is done there
+    /// and then: it returns the byte count, the token is never used and
+    /// nothing completes later. The caller must have no earlier send of
+    /// the socket unsettled, or it would settle before them.
+    pub fn send_or_now(
+        &mut self,
+        token: u32,
+        id: FileId,
+        bufs: &[UserBuf],
+    ) -> Result<Option<usize>, i32> {
+        self.send_maybe_now(token, id, bufs, false, true)
+    }
+
+    /// [`Driver::send`], or with `now` [`Driver::send_or_now`].
+    fn send_maybe_now(
+        &mut self,
+        token: u32,
+        id: FileId,
+        bufs: &[UserBuf],
+        zero_copy: bool,
+        now: bool,
+    ) -> Result<Option<usize>, i32> {
         self.refuse_if_closed()?;
         if self.sock_checked(id)?.listener {
             return Err(libc::ENOTCONN);
@@ -506,9 +537,9 @@ impl Driver {
         let rest: Vec<UserBuf>;
         let mut early = 0;
         if pins.is_none() && !zero_copy && (total > SEND_NOW_MIN || self.lone_send()) {
-            early = self.send_at_once(token, id, bufs, total);
+            early = self.send_at_once(token, id, bufs, total, now);
             if early == total {
-                return Ok(());
+                return Ok(now.then_some(total));
             }
             if early > 0 {
                 rest = skip_bytes(bufs, early);
@@ -578,7 +609,7 @@ impl Driver {
                 zero_copy: zc_op,
             },
         );
-        Ok(())
+        Ok(None)
     }
 
     /// Whether a small send would be the only op of the next flush: nothing
@@ -595,19 +626,30 @@ impl Driver {
     /// first send of each run done at once cost 5% (249k -> 237k), hence
     /// the bound on streams, with which 50 connections are unchanged.
     fn lone_send(&self) -> bool {
-        self.unflushed == 0 && self.instant.is_empty() && self.streams <= LONE_SEND_STREAMS
+        self.unflushed == 0
+            && self.instant.is_empty()
+            && !self.net.sent_now
+            && self.streams <= LONE_SEND_STREAMS
     }
 
     /// Offers a send of `bufs` (`total` bytes) to socket `id` at once,
     /// from the caller's memory, when nothing of the socket is queued or in
     /// the kernel (its bytes must follow theirs) and the op has room.
-    /// Returns the bytes the socket took. All of them: the op is done, its
-    /// completion waits in `instant` for the next flush (no kernel op, no
-    /// copy), and the socket counts as sending until then. Fewer: the
-    /// caller sends the rest as usual. The kernel copies
+    /// Returns the bytes the socket took. All of them: the op is done, with
+    /// no kernel op and no copy; with `now` the caller settles it, else its
+    /// completion waits in `instant` for the next flush and the socket
+    /// counts as sending until then. Fewer: the caller sends the rest as
+    /// usual. The kernel copies
     /// the bytes before the call returns, so the caller's memory is free
     /// again at once, as when the driver copies it (DESIGN.md, invariant 2).
-    fn send_at_once(&mut self, token: u32, id: FileId, bufs: &[UserBuf], total: usize) -> usize {
+    fn send_at_once(
+        &mut self,
+        token: u32,
+        id: FileId,
+        bufs: &[UserBuf],
+        total: usize,
+        now: bool,
+    ) -> usize {
         match self.net.sock(id) {
             Some(s) if !s.sending && s.sends.is_empty() => {}
             _ => return 0,
@@ -639,6 +681,14 @@ impl Driver {
         if n < total {
             return n;
         }
+        self.net.stat_sends += 1;
+        self.net.stat_sent_at_once += 1;
+        if now {
+            self.net.sent_now = true;
+            self.stats.submitted += 1;
+            self.stats.completed += 1;
+            return n;
+        }
         self.count_in(std::slice::from_ref(&e));
         let Ok(k) = self.slab.insert(e) else {
             unreachable!("room_for checked the slab");
@@ -653,8 +703,6 @@ impl Driver {
         if let Some(s) = self.net.sock(id) {
             s.sending = true;
         }
-        self.net.stat_sends += 1;
-        self.net.stat_sent_at_once += 1;
         n
     }
 

@@ -261,8 +261,15 @@ impl Driver {
         }
         self.flushed();
         self.engine.reap(out);
-        out.append(&mut self.instant);
+        self.take_instant(out);
         true
+    }
+
+    /// Hands out the completions of ops done at once (after a reap): a new
+    /// run of sends begins (see `Driver::lone_send`).
+    fn take_instant(&mut self, out: &mut Vec<Cqe>) {
+        out.append(&mut self.instant);
+        self.net.sent_now = false;
     }
 
     /// Whether ops were queued since the last flush (or completions of ops
@@ -277,7 +284,7 @@ impl Driver {
     pub fn flush_and_reap(&mut self, out: &mut Vec<Cqe>) -> io::Result<()> {
         self.engine.flush_and_reap(out)?;
         self.flushed();
-        out.append(&mut self.instant);
+        self.take_instant(out);
         Ok(())
     }
 
