@@ -8,6 +8,7 @@ mod args;
 mod completion;
 mod fast;
 mod js;
+mod js_only;
 mod loop_poll;
 mod net;
 mod payload;

@@ -94,7 +94,7 @@ impl NativeRing {
     #[napi]
     pub fn stream_ref(&self, env: Env, token: u32, on: bool) {
         {
-            let mut weak = lock(&self.shared.weak);
+            let mut weak = self.shared.weak.get();
             if on {
                 weak.remove(&token);
             } else {

@@ -7,6 +7,7 @@
 use crate::args::*;
 use crate::completion;
 use crate::js;
+use crate::js_only::JsOnly;
 use crate::shared::*;
 use napi::bindgen_prelude::{Buffer, Either, FromNapiValue, Unknown};
 use napi::{sys, Env, JsValue, Result};
@@ -196,11 +197,11 @@ impl NativeRing {
             posted: AtomicBool::new(false),
             delivering: AtomicBool::new(false),
             in_timer: AtomicBool::new(false),
-            deferred: Mutex::new(Deferred(Vec::new())),
-            scratch: Mutex::new(Default::default()),
+            deferred: JsOnly::new(Deferred(Vec::new())),
+            scratch: JsOnly::new(Default::default()),
             refed: AtomicBool::new(false),
-            weak: Mutex::new(std::collections::HashSet::new()),
-            js: Mutex::new(JsState {
+            weak: JsOnly::new(std::collections::HashSet::new()),
+            js: JsOnly::new(JsState {
                 on_batch,
                 results,
                 bufs,
@@ -241,7 +242,7 @@ impl NativeRing {
         // SAFETY: JS thread; the hook and its arg stay valid until removed
         // in finalize or run at env teardown.
         unsafe { sys::napi_add_env_cleanup_hook(raw, Some(env_cleanup), hook as *mut c_void) };
-        lock(&shared.js).hook = hook;
+        shared.js.get().hook = hook;
         if loop_mode {
             let fd = engine
                 .notify_fd()
@@ -250,7 +251,7 @@ impl NativeRing {
                 .ok_or_else(|| napi::Error::from_reason("uv_poll_init failed"))?;
             // The timer delivers what a quiet flush reaped (flush_quiet).
             let timer = crate::loop_poll::LoopTimer::new(raw, Arc::as_ptr(&shared));
-            let mut s = lock(&shared.js);
+            let mut s = shared.js.get();
             s.poll = Some(poll);
             s.timer = timer;
         } else {
@@ -270,7 +271,7 @@ impl NativeRing {
             } else {
                 None
             };
-            let mut s = lock(&shared.js);
+            let mut s = shared.js.get();
             s.tsfn = Some(tsfn);
             s.thread = Some(thread);
             s.timer = timer;
@@ -308,7 +309,7 @@ impl NativeRing {
         let r = js::reference(raw, args.raw())
             .ok_or_else(|| napi::Error::from_reason("cannot reference args"))?;
         {
-            let mut s = lock(&self.shared.js);
+            let mut s = self.shared.js.get();
             if s.finalized {
                 js::unreference(raw, r);
                 return Err(napi::Error::from_reason("ring is closed"));
@@ -741,7 +742,7 @@ impl NativeRing {
     pub fn close(&self, env: Env) {
         let mut out = Vec::new();
         {
-            let mut s = lock(&self.shared.js);
+            let mut s = self.shared.js.get();
             if s.closing || s.finalized {
                 return;
             }

@@ -7,6 +7,7 @@
 use crate::args::status;
 use crate::js;
 use crate::js::Tsfn;
+use crate::js_only::JsOnly;
 use crate::payload::{copy_out, stat_fields};
 use napi::sys;
 use ringline_core::buffer::AlignedBuf;
@@ -90,15 +91,15 @@ pub struct Shared {
     /// included): a quiet flush must not restart that timer (see
     /// `flush_quiet`).
     pub(crate) in_timer: AtomicBool,
-    pub(crate) deferred: Mutex<Deferred>,
+    pub(crate) deferred: JsOnly<Deferred>,
     /// Vectors a delivery reuses (see [`Scratch`]).
-    pub(crate) scratch: Mutex<Scratch>,
+    pub(crate) scratch: JsOnly<Scratch>,
     /// The threadsafe function is ref'd (ops are pending).
     pub(crate) refed: AtomicBool,
     /// Tokens of pending streams that must not keep the process alive
     /// (an unref'd socket's receive stream). JS thread only.
-    pub(crate) weak: Mutex<std::collections::HashSet<u32>>,
-    pub(crate) js: Mutex<JsState>,
+    pub(crate) weak: JsOnly<std::collections::HashSet<u32>>,
+    pub(crate) js: JsOnly<JsState>,
     /// The `results` Float64Array's memory, looked up once: its ArrayBuffer
     /// is library-internal (never detached or transferred), kept alive by
     /// `JsState::results` until `finalize` (which nulls this), and its
@@ -253,7 +254,7 @@ impl Shared {
             // The flush JS has scheduled takes the inbox.
             return;
         }
-        let s = lock(&self.js);
+        let s = self.js.get();
         if self.in_timer.load(Ordering::Relaxed) {
             // The libuv of node 20 (1.46) runs a zero-delay timer restarted
             // by its own callback again in the same pass, with no end while
@@ -297,9 +298,9 @@ impl Shared {
     /// JavaScript's `onBatch` ran go first.
     fn process_to(&self, env: Option<sys::napi_env>, cqes: &[Cqe], handoff: bool) -> usize {
         let mut dones = {
-            let mut deferred = lock(&self.deferred);
+            let mut deferred = self.deferred.get();
             if deferred.0.is_empty() {
-                std::mem::take(&mut lock(&self.scratch).dones)
+                std::mem::take(&mut self.scratch.get().dones)
             } else {
                 std::mem::take(&mut deferred.0)
             }
@@ -363,7 +364,7 @@ impl Shared {
     fn deliver_to(&self, env: sys::napi_env, dones: Vec<Done>, handoff: bool) -> usize {
         let native = self.delivering.load(Ordering::Relaxed);
         if native || self.js_busy() {
-            lock(&self.deferred).0.extend(dones);
+            self.deferred.get().0.extend(dones);
             if !native {
                 if let Some(p) = self.flag(JS_DEFERRED) {
                     // SAFETY: as in js_busy.
@@ -375,7 +376,7 @@ impl Shared {
         self.delivering.store(true, Ordering::Relaxed);
         let mut left = self.deliver_now(env, dones, handoff);
         self.delivering.store(false, Ordering::Relaxed);
-        let later = std::mem::take(&mut lock(&self.deferred).0);
+        let later = std::mem::take(&mut self.deferred.get().0);
         if !later.is_empty() {
             if left > 0 {
                 // The later ones reuse `results`: settle these first.
@@ -389,7 +390,7 @@ impl Shared {
 
     /// Calls `onBatch(n)`.
     fn call_on_batch(&self, env: sys::napi_env, n: usize) {
-        let f = lock(&self.js).on_batch;
+        let f = self.js.get().on_batch;
         if let Some(f) = js::deref(env, f) {
             self.delivering.store(true, Ordering::Relaxed);
             js::call(env, f, &[js::number(env, n as f64)]);
@@ -400,7 +401,7 @@ impl Shared {
     /// Returns how many pairs it left for JavaScript (`handoff`).
     fn deliver_now(&self, env: sys::napi_env, mut dones: Vec<Done>, handoff: bool) -> usize {
         let (on_batch, bufs, payloads, finalized, closing) = {
-            let s = lock(&self.js);
+            let s = self.js.get();
             (s.on_batch, s.bufs, s.payloads, s.finalized, s.closing)
         };
         let out = self.results_ptr.load(Ordering::Relaxed);
@@ -418,7 +419,7 @@ impl Shared {
         let mut payloads = LazyRef::new(payloads);
         let mut n = 0usize;
         let (mut spent, mut bids, mut parts) = {
-            let mut sc = lock(&self.scratch);
+            let mut sc = self.scratch.get();
             (
                 std::mem::take(&mut sc.spent),
                 std::mem::take(&mut sc.bids),
@@ -523,7 +524,7 @@ impl Shared {
             let token = if more {
                 -(f64::from(done.token) + 1.0)
             } else {
-                let mut weak = lock(&self.weak);
+                let mut weak = self.weak.get();
                 if !weak.is_empty() {
                     weak.remove(&done.token);
                 }
@@ -567,10 +568,10 @@ impl Shared {
             self.flush_quiet(&mut d);
         }
         if !extra.is_empty() {
-            lock(&self.deferred).0.extend(extra);
+            self.deferred.get().0.extend(extra);
         }
         {
-            let mut sc = lock(&self.scratch);
+            let mut sc = self.scratch.get();
             sc.spent = spent;
             sc.bids = bids;
             sc.parts = parts;
@@ -589,7 +590,7 @@ impl Shared {
             return false;
         }
         let now = crate::loop_poll::loop_now(env);
-        let mut s = lock(&self.js);
+        let mut s = self.js.get();
         if s.timer.is_none() || s.finalized {
             return false;
         }
@@ -610,7 +611,7 @@ impl Shared {
     /// The timer of a deferred delivery fired (next loop iteration).
     pub fn on_deferred(&self) {
         let (env, scope) = {
-            let mut s = lock(&self.js);
+            let mut s = self.js.get();
             if s.finalized {
                 return;
             }
@@ -635,14 +636,14 @@ impl Shared {
 
     /// Whether `len` more bytes fit in the receive pool.
     fn pool_fits(&self, len: usize) -> bool {
-        let s = lock(&self.js);
+        let s = self.js.get();
         !s.pool.is_null() && s.pool_used + len <= POOL_SIZE
     }
 
     /// Replaces the receive pool with a fresh Buffer (views of the old one
     /// keep it alive as long as JS holds them).
     fn new_pool(&self, env: sys::napi_env) {
-        let mut s = lock(&self.js);
+        let mut s = self.js.get();
         if !s.pool.is_null() {
             js::unreference(env, s.pool);
             s.pool = std::ptr::null_mut();
@@ -662,7 +663,7 @@ impl Shared {
     /// `POOL_OFFSET` flag).
     fn announce_pool(&self, env: sys::napi_env, payloads: &mut LazyRef, cap: usize) -> bool {
         let (pool, used, announced) = {
-            let s = lock(&self.js);
+            let s = self.js.get();
             (s.pool, s.pool_used, s.pool_announced)
         };
         if !announced {
@@ -670,7 +671,7 @@ impl Shared {
                 return false;
             };
             js::set_element(env, payloads, cap as u32, v);
-            lock(&self.js).pool_announced = true;
+            self.js.get().pool_announced = true;
         }
         let Some(p) = self.flag(POOL_OFFSET) else {
             return false;
@@ -683,7 +684,7 @@ impl Shared {
 
     /// Appends a chunk's parts to the pool (room was checked).
     fn pool_copy(&self, parts: &[(*const u8, usize)]) {
-        let mut s = lock(&self.js);
+        let mut s = self.js.get();
         for &(p, len) in parts {
             if !p.is_null() {
                 // SAFETY: the pool Buffer has POOL_SIZE bytes and pool_used +
@@ -700,7 +701,7 @@ impl Shared {
     pub(crate) fn settle_lifecycle(&self, env: sys::napi_env) {
         let busy = {
             let d = lock(&self.driver);
-            let weak = lock(&self.weak);
+            let weak = self.weak.get();
             let pending = d.pending();
             // A weak stream has one op in the kernel (two while re-armed):
             // past that, something else is surely pending.
@@ -710,7 +711,7 @@ impl Shared {
             // Already ref'd, and a close waits for nothing pending.
             return;
         }
-        let s = lock(&self.js);
+        let s = self.js.get();
         if s.finalized {
             return;
         }
@@ -751,7 +752,7 @@ impl Shared {
         if want == js {
             return;
         }
-        let s = lock(&self.js);
+        let s = self.js.get();
         let (Some(poll), false) = (&s.poll, s.finalized) else {
             return;
         };
@@ -774,7 +775,7 @@ impl Shared {
     /// The ring's eventfd is readable (loop delivery mode): settle what is ready.
     pub fn on_loop_readable(&self) {
         let (env, scope) = {
-            let s = lock(&self.js);
+            let s = self.js.get();
             match (&s.poll, s.finalized) {
                 (Some(p), false) => (s.env, (p.resource, p.context)),
                 _ => return,
@@ -835,7 +836,7 @@ impl Shared {
             // SAFETY: as in js_busy; what it flagged is taken below.
             unsafe { *p = 0.0 };
         }
-        let mut batch = std::mem::take(&mut lock(&self.scratch).cqes);
+        let mut batch = std::mem::take(&mut self.scratch.get().cqes);
         let r = {
             let mut d = lock(&self.driver);
             let mut ib = lock(&self.inbox);
@@ -846,7 +847,7 @@ impl Shared {
         };
         let left = self.process_to(Some(env), &batch, handoff);
         batch.clear();
-        lock(&self.scratch).cqes = batch;
+        self.scratch.get().cqes = batch;
         match r {
             _ if left > 0 => left as i32,
             Ok(()) => 0,
@@ -858,7 +859,7 @@ impl Shared {
     /// threadsafe function and JS references. `notify` calls `onBatch(-1)`.
     fn finalize(&self, env: sys::napi_env, notify: bool) {
         let (thread, tsfn, refs, hook, poll) = {
-            let mut s = lock(&self.js);
+            let mut s = self.js.get();
             if s.finalized {
                 return;
             }
@@ -877,11 +878,11 @@ impl Shared {
         if let Some(p) = poll {
             p.stop(env);
         }
-        let timer = lock(&self.js).timer.take();
+        let timer = self.js.get().timer.take();
         if let Some(t) = timer {
             t.stop(env);
         }
-        let prepare = lock(&self.js).prepare.take();
+        let prepare = self.js.get().prepare.take();
         if let Some(p) = prepare {
             p.stop();
         }
@@ -920,7 +921,7 @@ impl Shared {
         if !refs.4.is_null() {
             js::unreference(env, refs.4);
         }
-        let args = std::mem::replace(&mut lock(&self.js).args, std::ptr::null_mut());
+        let args = std::mem::replace(&mut self.js.get().args, std::ptr::null_mut());
         if !args.is_null() {
             js::unreference(env, args);
         }
@@ -942,13 +943,13 @@ impl Shared {
     /// possibly in flight: cancel them, and wait until the kernel has handed
     /// back every one, so none writes into freed memory. Nothing reaches JS.
     fn teardown(&self, env: sys::napi_env) {
-        if lock(&self.js).finalized {
+        if self.js.get().finalized {
             return;
         }
         let mut dropped = Vec::new();
         lock(&self.driver).shutdown(&mut dropped);
         self.discard(dropped);
-        let thread = lock(&self.js).thread.take();
+        let thread = self.js.get().thread.take();
         self.stop_thread(thread);
         let reaped = self.take_inbox();
         {
@@ -984,7 +985,7 @@ pub(crate) unsafe extern "C" fn env_cleanup(arg: *mut c_void) {
     // reclaimed here or in finalize (which first removes the hook), once.
     let shared = unsafe { Arc::from_raw(arg as *const Shared) };
     let env = {
-        let mut s = lock(&shared.js);
+        let mut s = shared.js.get();
         s.hook = std::ptr::null();
         s.env
     };
