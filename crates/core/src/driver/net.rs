@@ -18,7 +18,7 @@ use crate::id_hash::IdHash;
 use crate::net::addr::{from_sockaddr, to_sockaddr};
 use crate::net::copy_pool::CopyPool;
 use crate::net::pbuf_ring::PbufRing;
-use crate::net::send_slab::{Released, SendEntry, SendKey, SendSlab};
+use crate::net::send_slab::{Released, SendKey, SendSlab};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -548,7 +548,9 @@ impl Driver {
             }
         }
         let mut slot = None;
-        let (iovecs, guards) = match pins {
+        // A copy-pool slot's one iovec needs no vector.
+        let mut one = None;
+        let (many, guards) = match pins {
             Some(pins) => (
                 bufs.iter()
                     .map(|b| libc::iovec {
@@ -573,11 +575,11 @@ impl Driver {
                     Some((Some(ptr), s)) => {
                         slot = Some(s);
                         copy_gather(bufs, ptr, total);
-                        let iov = libc::iovec {
+                        one = Some(libc::iovec {
                             iov_base: ptr.cast(),
                             iov_len: total,
-                        };
-                        (vec![iov], Vec::new())
+                        });
+                        (Vec::new(), Vec::new())
                     }
                     _ => self.bounce_blocks(bufs, total)?,
                 }
@@ -586,7 +588,15 @@ impl Driver {
         let zc_op = !self.net.zc_broken
             && self.engine.supports(Feature::SendZc)
             && (zero_copy || total >= self.net.cfg.zero_copy_threshold);
-        let mut entry = SendEntry::new(iovecs, guards, zero_copy && zc_op).with_sent_before(early);
+        let iovecs = match &one {
+            Some(iov) => std::slice::from_ref(iov),
+            None => &many[..],
+        };
+        let mut entry = self
+            .net
+            .sends
+            .entry(iovecs, guards, zero_copy && zc_op)
+            .with_sent_before(early);
         if let Some(s) = slot {
             entry = entry.with_copy_slot(s);
         }
