@@ -38,7 +38,7 @@ async function child(t: ExecutionContext, mode: 'open-close' | 'writes', rounds:
     // only stops a child that cannot
     polls: 30000,
   })
-  const cut = (x: string): string => (x.length > 3000 ? `${x.slice(0, 1500)}\n...\n${x.slice(-1500)}` : x)
+  const cut = (x: string): string => (x.length > 12000 ? `${x.slice(0, 6000)}\n...\n${x.slice(-6000)}` : x)
   const what = `${mode}, ${rounds} rounds, seed ${s} (RINGLINE_WT_SEED=${s} repeats the delays): code ${String(r.code)}, signal ${String(r.signal)}, hung ${String(r.hung)}\nstdout: ${cut(r.stdout)}\nstderr: ${cut(r.stderr)}`
   t.false(r.hung, `the child did not end by itself: ${what}`)
   t.is(r.signal, null, `the child was killed (a libuv abort is SIGABRT): ${what}`)

@@ -30,7 +30,9 @@ pub struct UringEngine {
     /// task_work ones such as O_DIRECT or async buffered reads.)
     eventfd: EventFd,
     sq_lock: Mutex<SqSide>,
-    cq_lock: Mutex<()>,
+    /// Guards the CQ; holds the completions taken since overflowed ones
+    /// were last moved back (see `drain`).
+    cq_lock: Mutex<usize>,
     /// A `submit_queued` call is in `io_uring_enter` without `sq_lock`,
     /// for the count of ops it chose under it: no other submit may run
     /// meanwhile, or that count could end inside a link chain that was
@@ -340,7 +342,7 @@ impl UringEngine {
             ring,
             eventfd,
             sq_lock: Mutex::new(SqSide::default()),
-            cq_lock: Mutex::new(()),
+            cq_lock: Mutex::new(0),
             part_busy: AtomicBool::new(false),
             sqpoll: cfg.sqpoll,
             fixed_files,
@@ -365,14 +367,32 @@ impl UringEngine {
     /// `io_uring_enter` for what the SQ holds, again on `EINTR`. The caller
     /// holds `sq_lock`. Waits for a part being submitted by `submit_queued`
     /// to be in first (a part's enter is short: the ops it chose).
+    ///
+    /// The kernel stops taking entries at one that fails its preparation
+    /// (it completes that one with the error) and leaves the rest in the
+    /// SQ; they would wait for the next `io_uring_enter`, which may never
+    /// come (a ring at rest, or a teardown draining what is in flight), so
+    /// this enters again while entries are left and the last enter took
+    /// some.
     fn submit(&self) -> io::Result<usize> {
         while self.part_busy.load(Ordering::Acquire) {
             std::thread::yield_now();
         }
+        let mut total = 0;
         loop {
             match self.ring.submitter().submit() {
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                r => return r,
+                Err(e) if total == 0 => return Err(e),
+                Err(_) => return Ok(total),
+                Ok(n) => {
+                    total += n;
+                    // With SQPOLL the kernel's thread takes them, in its own time.
+                    // SAFETY: the caller holds sq_lock; only the length is read.
+                    if n == 0 || self.sqpoll || unsafe { self.ring.submission_shared() }.is_empty()
+                    {
+                        return Ok(total);
+                    }
+                }
             }
         }
     }
@@ -384,12 +404,18 @@ impl UringEngine {
     /// that, they waited for the next submission, which might never come:
     /// a burst of closes hung with its completions on the list.
     ///
-    /// The list can only be non-empty after the queue was full, and a flush
-    /// moves entries until the queue is full again or the list is empty; so
-    /// a drain that took a whole queue's worth flushes and drains again,
-    /// and one that took less has seen everything. (Reading the
-    /// `IORING_SQ_CQ_OVERFLOW` flag instead needs a submission-queue view
-    /// on this thread, and that lost submissions: see the closing note.)
+    /// Nothing announces the list: entries put there move no CQ tail and
+    /// ring no eventfd. The kernel only uses it when the CQ holds a whole
+    /// queue's worth past its head, so once `capacity` completions have
+    /// been taken since the last move (`cq_lock` counts them), one may be
+    /// there, and this moves them. Waiting to see the queue full is not
+    /// enough: a drain that reads the tail just before the kernel fills
+    /// the queue takes less than a queue's worth, and the next sees the
+    /// rest, also less (a terminated worker's teardown, whose cancels came
+    /// back in a burst, waited forever so). Reading `IORING_SQ_CQ_OVERFLOW`
+    /// instead needs a submission-queue view on this thread, and that lost
+    /// submissions (see the closing note). At most one extra
+    /// `io_uring_enter` per `capacity` completions.
     fn drain(&self, out: &mut Vec<Cqe>) {
         if self.lane_pending.load(Ordering::Acquire) > 0 {
             let mut done = self
@@ -401,32 +427,48 @@ impl UringEngine {
             out.append(&mut done);
         }
         loop {
-            let full = {
-                let Ok(_g) = self.cq_lock.lock() else { return };
-                // SAFETY: the CQ is only ever accessed under cq_lock, so
-                // this is the only live CompletionQueue view.
-                let cq = unsafe { self.ring.completion_shared() };
-                let full = cq.is_full();
-                out.extend(cq.map(|c| Cqe {
-                    user_data: c.user_data(),
-                    result: c.result(),
-                    flags: c.flags(),
-                }));
-                full
+            let Ok(mut taken) = self.cq_lock.lock() else {
+                return;
             };
-            if !full {
+            // SAFETY: the CQ is only ever accessed under cq_lock, so
+            // this is the only live CompletionQueue view.
+            let cq = unsafe { self.ring.completion_shared() };
+            let capacity = cq.capacity();
+            #[cfg(test)]
+            overflow_tests::widen_the_window();
+            let before = out.len();
+            out.extend(cq.map(|c| Cqe {
+                user_data: c.user_data(),
+                result: c.result(),
+                flags: c.flags(),
+            }));
+            *taken += out.len() - before;
+            if *taken < capacity {
                 return;
             }
-            // SAFETY: no submission (to_submit 0) and no argument: this
-            // only moves overflowed completions into the (now empty) CQ.
-            let r = unsafe {
-                self.ring
-                    .submitter()
-                    .enter::<libc::sigset_t>(0, 0, IORING_ENTER_GETEVENTS, None)
+            // Interrupted, it may have moved none: they would wait for the
+            // next queue's worth.
+            let r = loop {
+                // SAFETY: no submission (to_submit 0) and no argument: this
+                // only moves overflowed completions into the (now empty) CQ.
+                match unsafe {
+                    self.ring.submitter().enter::<libc::sigset_t>(
+                        0,
+                        0,
+                        IORING_ENTER_GETEVENTS,
+                        None,
+                    )
+                } {
+                    Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                    r => break r,
+                }
             };
             if r.is_err() {
                 return;
             }
+            // Whatever it left on the list (the CQ filled again) is behind
+            // a queue's worth that the next rounds count.
+            *taken = 0;
         }
     }
 }
@@ -1060,5 +1102,99 @@ mod tests {
         // The SQ holds ops u32::MAX-14 ..= 4; the chain ended 12 ops in.
         assert_eq!(g.part(20, 4), 12);
         assert_eq!(g.part(20, 13), 13);
+    }
+}
+
+#[cfg(test)]
+mod overflow_tests {
+    use super::UringEngine;
+    use crate::engine::{Engine, EngineConfig, Link};
+    use crate::op::Op;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    /// Set by the test: a drain lingers between reading the CQ's tail and
+    /// handing its head back, where the kernel may fill the queue.
+    static LINGER: AtomicBool = AtomicBool::new(false);
+
+    pub(super) fn widen_the_window() {
+        if LINGER.load(Ordering::Relaxed) {
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_micros(20) {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    /// One thread submits 10 then 16 no-ops, more than the 16-entry CQ
+    /// holds, so the kernel puts the rest on its overflow list, while a
+    /// second thread takes completions as the completion thread does
+    /// (`wait`, then a drain). Between rounds nothing is submitted: a
+    /// completion left on the list is never taken, and the round never
+    /// ends. (Before `drain` counted what it took, one drain in a few
+    /// thousand read the tail just before the kernel filled the queue and
+    /// missed the list: a terminated worker's teardown hung so.)
+    #[test]
+    fn completions_put_aside_while_a_drain_reads_the_queue_are_all_taken() {
+        let cfg = EngineConfig {
+            entries: 16,
+            cq_entries: 16,
+            fixed_files: 0,
+            fixed_buffers: 0,
+            ..EngineConfig::default()
+        };
+        let engine = match UringEngine::new(&cfg) {
+            Ok(e) => Arc::new(e),
+            Err(e) => {
+                eprintln!("io_uring unavailable, nothing to test: {e:?}");
+                return;
+            }
+        };
+        LINGER.store(true, Ordering::Relaxed);
+        const ROUNDS: usize = 8_000;
+        const BURST: usize = 26;
+        let taken = Arc::new(AtomicUsize::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let consumer = {
+            let (engine, taken, done) = (engine.clone(), taken.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut out = Vec::new();
+                while !done.load(Ordering::Acquire) {
+                    out.clear();
+                    engine.wait(&mut out).expect("wait");
+                    taken.fetch_add(out.len(), Ordering::AcqRel);
+                }
+            })
+        };
+        for round in 1..=ROUNDS {
+            // Less than a queue's worth, then a queue's worth: a drain that
+            // read the first burst's tail sees less than a full queue.
+            for n in [BURST - 16, 16] {
+                for i in 0..n {
+                    // SAFETY: a no-op points at no memory.
+                    assert!(unsafe { engine.push(i as u64, &Op::Nop, Link::None) });
+                }
+                engine.flush().expect("flush");
+            }
+            // Not a time limit: a watchdog that turns a hang into a failure.
+            let mut last = (taken.load(Ordering::Acquire), Instant::now());
+            while taken.load(Ordering::Acquire) < round * BURST {
+                let now = taken.load(Ordering::Acquire);
+                if now != last.0 {
+                    last = (now, Instant::now());
+                }
+                assert!(
+                    last.1.elapsed() < Duration::from_secs(30),
+                    "round {round}: {} of {} completions taken, nothing more for 30 s: the rest are on the overflow list",
+                    now,
+                    round * BURST
+                );
+                std::thread::yield_now();
+            }
+        }
+        done.store(true, Ordering::Release);
+        engine.wake();
+        consumer.join().expect("consumer");
     }
 }
