@@ -413,8 +413,10 @@ impl UringEngine {
     /// the queue takes less than a queue's worth, and the next sees the
     /// rest, also less (a terminated worker's teardown, whose cancels came
     /// back in a burst, waited forever so). Reading `IORING_SQ_CQ_OVERFLOW`
-    /// instead needs a submission-queue view on this thread, and that lost
-    /// submissions (see the closing note). At most one extra
+    /// instead needs a submission-queue view, whose drop stores the tail it
+    /// read: made here without `sq_lock`, it lost the pushes another thread
+    /// made meanwhile, and taking `sq_lock` in every drain would hold the
+    /// completion thread behind the JS thread's submits. At most one extra
     /// `io_uring_enter` per `capacity` completions.
     fn drain(&self, out: &mut Vec<Cqe>) {
         if self.lane_pending.load(Ordering::Acquire) > 0 {
