@@ -132,6 +132,9 @@ pub(super) struct Net {
     /// A send finished during its call since the last reap (see
     /// [`Driver::send_or_now`]): the next small send is not alone.
     pub(super) sent_now: bool,
+    /// Room for the iovecs of a send tried at once (`send_at_once`),
+    /// empty between sends: no allocation per send.
+    at_once_iov: Vec<libc::iovec>,
     stat_zc_sends: u64,
     stat_zc_copied: u64,
     stat_rearms: u64,
@@ -150,6 +153,7 @@ impl Net {
             stat_sends: 0,
             stat_sent_at_once: 0,
             sent_now: false,
+            at_once_iov: Vec::new(),
             stat_zc_sends: 0,
             stat_zc_copied: 0,
             stat_rearms: 0,
@@ -677,17 +681,18 @@ impl Driver {
         if self.unflushed > 0 && self.flush().is_err() {
             return 0;
         }
-        let iov: Vec<libc::iovec> = bufs
-            .iter()
-            .take(MAX_IOV)
-            .map(|b| libc::iovec {
-                iov_base: b.ptr.cast(),
-                iov_len: b.len,
-            })
-            .collect();
+        let mut iov = std::mem::take(&mut self.net.at_once_iov);
+        iov.extend(bufs.iter().take(MAX_IOV).map(|b| libc::iovec {
+            iov_base: b.ptr.cast(),
+            iov_len: b.len,
+        }));
         // (A failure is left to the send through the kernel, which gets
         // it again and reports it.)
         let n = self.engine.send_now(fd, &iov).unwrap_or(0).min(total);
+        // Only the capacity is kept: no pointer into memory lent for this
+        // call outlives it.
+        iov.clear();
+        self.net.at_once_iov = iov;
         if n < total {
             return n;
         }
