@@ -401,7 +401,16 @@ export class RingCore {
     const token = this.token()
     const op = new Op(K_NUMBER, 'send', data, undefined)
     const p = this.pending<number>(token, op)
-    return this.commit(token, op, this.fast.send(token, file, data, zeroCopy ? SEND_ZERO_COPY : 0), undefined, p)
+    return this.commit(token, op, this.sendNative(token, file, data, zeroCopy ? SEND_ZERO_COPY : 0), undefined, p)
+  }
+
+  /** The native send: its numbers go through `args`, as rw's do. */
+  private sendNative(token: number, file: number, data: ArrayBufferView | ArrayBufferView[], how: number): number {
+    const a = this.args
+    a[0] = token
+    a[1] = file
+    a[2] = how
+    return this.fast.send(data)
   }
 
   /**
@@ -414,7 +423,7 @@ export class RingCore {
    */
   sendCb(file: number, data: ArrayBufferView | ArrayBufferView[], done: (result: number) => void, mayFinishNow: boolean): number {
     const token = this.token()
-    const status = this.fast.send(token, file, data, mayFinishNow ? SEND_MAY_FINISH_NOW : 0)
+    const status = this.sendNative(token, file, data, mayFinishNow ? SEND_MAY_FINISH_NOW : 0)
     if (status === 0) {
       this.ops[token] = new Op(K_CB, 'send', done, undefined)
     } else {

@@ -82,11 +82,12 @@ export interface FastPath {
    */
   readMany(file: number, views: ArrayBufferView[], params: Float64Array, n: number): number
   /**
-   * Sends a view, or an array of views as one message. `how`: 1 zero-copy,
-   * 2 the socket has no earlier send unsettled, so a send it takes whole
-   * during the call returns 1 (done; the token was not used).
+   * Sends a view, or an array of views as one message; args[0..2] hold the
+   * token, the socket and `how`: 1 zero-copy, 2 the socket has no earlier
+   * send unsettled, so a send it takes whole during the call returns 1
+   * (done; the token was not used).
    */
-  send(token: number, file: number, data: ArrayBufferView | ArrayBufferView[], how: number): number
+  send(data: ArrayBufferView | ArrayBufferView[]): number
   flush(): number
 }
 

@@ -179,29 +179,31 @@ unsafe extern "C" fn sync(env: sys::napi_env, info: sys::napi_callback_info) -> 
     int(env, shared.submitted(env, r))
 }
 
-/// `send(token, socket, data, how) -> 0 | DONE_NOW | -errno`: `data` is a
-/// view or an array of views, sent as one message. `how` is a sum of
+/// `send(data) -> 0 | DONE_NOW | -errno`, with (token, socket, how) in the
+/// ring's `args` (see [`rw_args`]; three fewer napi values to convert per
+/// send): `data` is a view or an array of views, sent as one message.
+/// `how` is a sum of
 /// [`SEND_ZERO_COPY`] and [`SEND_MAY_FINISH_NOW`]; with the latter, a send
 /// the socket took whole during the call returns `DONE_NOW` (see
 /// `Driver::send_or_now`): the token was not used.
 unsafe extern "C" fn send(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: created by `functions`.
-    let (a, shared) = unsafe { args::<4>(env, info) };
+    let (a, shared) = unsafe { args::<1>(env, info) };
     let r = (|| {
-        let t = token(num(env, a[0])).ok_or(libc::EINVAL)?;
-        let how = num(env, a[3]);
+        let [t, fid, how, _, _] = rw_args(shared).ok_or(libc::EBADF)?;
+        let t = token(t).ok_or(libc::EINVAL)?;
         let how = if how.is_finite() { how as u32 } else { 0 };
         let zero_copy = how & SEND_ZERO_COPY != 0;
-        let id = file(num(env, a[1]))?;
+        let id = file(fid)?;
         let one;
         let many;
-        let bufs: &[UserBuf] = match js::view_bytes(env, a[2]) {
+        let bufs: &[UserBuf] = match js::view_bytes(env, a[0]) {
             Some((p, len)) => {
                 one = [UserBuf { ptr: p, len }];
                 &one
             }
             None => {
-                many = views(env, a[2])?;
+                many = views(env, a[0])?;
                 &many
             }
         };
