@@ -70,9 +70,10 @@ fn token(v: f64) -> Option<u32> {
     (v >= 0.0 && v < f64::from(u32::MAX) && v.fract() == 0.0).then_some(v as u32)
 }
 
-/// The (token, file, offset, length, position) of a read or write, which
-/// JavaScript writes into the ring's `args` Float64Array before the call:
-/// five fewer napi values to convert per op.
+/// The numbers of a read or write (token, file, offset, length, position)
+/// or of a send (token, socket, how, and two unused), which JavaScript
+/// writes into the ring's `args` Float64Array before the call: fewer napi
+/// values to convert per op.
 fn rw_args(shared: &Shared) -> Option<[f64; 5]> {
     let p = shared.args_ptr.load(std::sync::atomic::Ordering::Relaxed);
     // SAFETY: `args_ptr` names 5 f64s of a library-internal Float64Array
@@ -180,8 +181,7 @@ unsafe extern "C" fn sync(env: sys::napi_env, info: sys::napi_callback_info) -> 
 }
 
 /// `send(data) -> 0 | DONE_NOW | -errno`, with (token, socket, how) in the
-/// ring's `args` (see [`rw_args`]; three fewer napi values to convert per
-/// send): `data` is a view or an array of views, sent as one message.
+/// ring's `args` (see [`rw_args`]): `data` is a view or an array of views, sent as one message.
 /// `how` is a sum of
 /// [`SEND_ZERO_COPY`] and [`SEND_MAY_FINISH_NOW`]; with the latter, a send
 /// the socket took whole during the call returns `DONE_NOW` (see

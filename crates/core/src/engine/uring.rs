@@ -397,6 +397,26 @@ impl UringEngine {
         }
     }
 
+    /// `io_uring_enter(to_submit, 0, flags)` with no argument, again on
+    /// `EINTR` (an interrupted enter may have done nothing).
+    ///
+    /// # Safety
+    /// At least `to_submit` entries are in the SQ and no other thread
+    /// submits them meanwhile.
+    unsafe fn enter(&self, to_submit: u32, flags: u32) -> io::Result<usize> {
+        loop {
+            // SAFETY: no argument; the entries are the caller's promise.
+            match unsafe {
+                self.ring
+                    .submitter()
+                    .enter::<libc::sigset_t>(to_submit, 0, flags, None)
+            } {
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                r => return r,
+            }
+        }
+    }
+
     /// Takes every completion ready, also those the kernel had to keep
     /// aside because the completion queue was full (`IORING_FEAT_NODROP`
     /// keeps them on an overflow list, and posts later ones there too,
@@ -448,23 +468,10 @@ impl UringEngine {
             if *taken < capacity {
                 return;
             }
-            // Interrupted, it may have moved none: they would wait for the
-            // next queue's worth.
-            let r = loop {
-                // SAFETY: no submission (to_submit 0) and no argument: this
-                // only moves overflowed completions into the (now empty) CQ.
-                match unsafe {
-                    self.ring.submitter().enter::<libc::sigset_t>(
-                        0,
-                        0,
-                        IORING_ENTER_GETEVENTS,
-                        None,
-                    )
-                } {
-                    Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                    r => break r,
-                }
-            };
+            // Moves overflowed completions into the CQ (`enter` goes again
+            // when interrupted: they would wait for the next queue's worth).
+            // SAFETY: to_submit 0: no entry of the SQ is taken.
+            let r = unsafe { self.enter(0, IORING_ENTER_GETEVENTS) };
             if r.is_err() {
                 return;
             }
@@ -929,19 +936,10 @@ impl Engine for UringEngine {
         // Without sq_lock: the driver's thread goes on pushing behind these
         // `n` ops (the kernel takes from the SQ's head, pushes go at its
         // tail), and any submit of its own waits for part_busy.
-        let r = loop {
-            // SAFETY: no argument; `n` ops are in the SQ (it only grows
-            // until the kernel takes them, and only a submit takes them,
-            // which part_busy holds off).
-            match unsafe {
-                self.ring
-                    .submitter()
-                    .enter::<libc::sigset_t>(n as u32, 0, 0, None)
-            } {
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                r => break r,
-            }
-        };
+        // SAFETY: `n` ops are in the SQ (it only grows until the kernel
+        // takes them, and only a submit takes them, which part_busy holds
+        // off).
+        let r = unsafe { self.enter(n as u32, 0) };
         self.part_busy.store(false, Ordering::Release);
         let done = r?;
         Ok((done, done < len))
