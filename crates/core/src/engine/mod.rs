@@ -322,7 +322,9 @@ pub trait Engine: Send + Sync + 'static {
     /// copying them into library memory first (a node:net write does the
     /// same, `uv_try_write`). An engine that does not offer it answers
     /// `EAGAIN` (the default: the sim and the closed engine), and every send
-    /// goes through its ops.
+    /// goes through its ops. Completions the kernel posts during the call
+    /// may wake no waiter (io_uring mutes its eventfd for it): the caller
+    /// reaps after it, before anything waits.
     fn send_now(&self, fd: i32, iov: &[libc::iovec]) -> Result<usize, i32> {
         let _ = (fd, iov);
         Err(libc::EAGAIN)
