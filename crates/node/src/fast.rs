@@ -181,8 +181,8 @@ unsafe extern "C" fn sync(env: sys::napi_env, info: sys::napi_callback_info) -> 
 }
 
 /// `send(data) -> 0 | DONE_NOW | -errno`, with (token, socket, how) in the
-/// ring's `args` (see [`rw_args`]): `data` is a view or an array of views, sent as one message.
-/// `how` is a sum of
+/// ring's `args` (see [`rw_args`]): `data` is a view or an array of views,
+/// sent as one message. `how` is a sum of
 /// [`SEND_ZERO_COPY`] and [`SEND_MAY_FINISH_NOW`]; with the latter, a send
 /// the socket took whole during the call returns `DONE_NOW` (see
 /// `Driver::send_or_now`): the token was not used.

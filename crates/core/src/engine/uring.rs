@@ -1121,9 +1121,21 @@ mod tests {
     }
 }
 
+/// An engine for a test, or None where io_uring is unavailable (then the
+/// test has nothing to test, and says so).
+#[cfg(test)]
+fn test_engine(cfg: &EngineConfig) -> Option<Arc<UringEngine>> {
+    match UringEngine::new(cfg) {
+        Ok(e) => Some(Arc::new(e)),
+        Err(e) => {
+            eprintln!("io_uring unavailable, nothing to test: {e:?}");
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod overflow_tests {
-    use super::UringEngine;
     use crate::engine::{Engine, EngineConfig, Link};
     use crate::op::Op;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -1160,12 +1172,8 @@ mod overflow_tests {
             fixed_buffers: 0,
             ..EngineConfig::default()
         };
-        let engine = match UringEngine::new(&cfg) {
-            Ok(e) => Arc::new(e),
-            Err(e) => {
-                eprintln!("io_uring unavailable, nothing to test: {e:?}");
-                return;
-            }
+        let Some(engine) = super::test_engine(&cfg) else {
+            return;
         };
         LINGER.store(true, Ordering::Relaxed);
         const ROUNDS: usize = 8_000;
@@ -1217,7 +1225,6 @@ mod overflow_tests {
 
 #[cfg(test)]
 mod send_now_tests {
-    use super::UringEngine;
     use crate::engine::{Engine, EngineConfig, Link};
     use crate::op::{Op, Target};
     use std::net::{TcpListener, TcpStream};
@@ -1232,12 +1239,8 @@ mod send_now_tests {
     /// `wait` takes what is in the queue before it blocks.
     #[test]
     fn a_receive_a_send_done_at_once_completes_is_taken_by_the_next_wait() {
-        let engine = match UringEngine::new(&EngineConfig::default()) {
-            Ok(e) => Arc::new(e),
-            Err(e) => {
-                eprintln!("io_uring unavailable, nothing to test: {e:?}");
-                return;
-            }
+        let Some(engine) = super::test_engine(&EngineConfig::default()) else {
+            return;
         };
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let a = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
