@@ -213,12 +213,14 @@ impl Shared {
             .clone()
     }
 
-    /// Reaps what is ready into the inbox; whether the inbox holds any.
-    pub fn reap_into_inbox(&self) -> bool {
+    /// Reaps what is ready into the inbox; how many it took, and whether
+    /// the inbox holds any.
+    pub fn reap_into_inbox(&self) -> (usize, bool) {
         let engine = self.engine();
         let mut ib = lock(&self.inbox);
+        let before = ib.len();
         engine.reap(&mut ib);
-        !ib.is_empty()
+        (ib.len() - before, !ib.is_empty())
     }
 
     /// Takes everything in the inbox, oldest first.

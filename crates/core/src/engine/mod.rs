@@ -169,6 +169,13 @@ pub trait Engine: Send + Sync + 'static {
         Ok((0, false))
     }
 
+    /// Whether completions wait to be reaped, seen without a syscall: for
+    /// a thread that spins between the parts of a hand-off. An engine that
+    /// cannot hand off (see [`Engine::prepare_hand_off`]) need not tell.
+    fn has_ready(&self) -> bool {
+        false
+    }
+
     /// Moves every ready completion into `out` without blocking.
     fn reap(&self, out: &mut Vec<Cqe>);
 
