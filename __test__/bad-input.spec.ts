@@ -125,6 +125,10 @@ test('bad input is rejected with Node-style errors and nothing is submitted', as
     { name: 'new Ring({backend: 1})', mode: S, call: () => loose(makeRing, undefined, { backend: 1 }), cls: TypeError, code: 'ERR_INVALID_ARG_VALUE' },
     { name: 'new Ring({fileThreads: 0})', mode: S, call: () => new Ring({ fileThreads: 0 }), cls: RangeError, code: RANGE },
     { name: 'new Ring({fileThreads: 1.5})', mode: S, call: () => new Ring({ fileThreads: 1.5 }), cls: RangeError, code: RANGE },
+    { name: 'new Ring({busyPoll: -1})', mode: S, call: () => new Ring({ busyPoll: -1 }), cls: RangeError, code: RANGE },
+    { name: 'new Ring({busyPoll: 10001})', mode: S, call: () => new Ring({ busyPoll: 10001 }), cls: RangeError, code: RANGE },
+    { name: 'new Ring({busyPoll: 1.5})', mode: S, call: () => new Ring({ busyPoll: 1.5 }), cls: RangeError, code: RANGE },
+    { name: "new Ring({busyPoll: '200'})", mode: S, call: () => loose(makeRing, undefined, { busyPoll: '200' }), cls: TypeError, code: TYPE },
 
     // ---- allocAligned
     { name: 'allocAligned(-1)', mode: S, call: () => ring.allocAligned(-1), cls: RangeError, code: RANGE },

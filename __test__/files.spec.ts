@@ -775,6 +775,33 @@ test('a small ring (entries 8, maxInFlight 4) completes 200 concurrent reads cor
   await ring.close()
 })
 
+test('O_DIRECT reads one at a time each get their bytes; in thread mode on io_uring the loop spins for them (busyPoll), and busyPoll: 0 never does', async (t) => {
+  const p = tmp()
+  const pages = 64
+  const setup = new Ring()
+  const data = await disk(setup).randomFile(p, pages * 4096)
+  await setup.close()
+  // 10 ms: any read of a working disk ends within one spin.
+  for (const busyPoll of [10000, 0]) {
+    const ring = new Ring({ busyPoll })
+    if (SIM) await disk(ring).writeFile(p, data) // each sim ring has its own disk
+    const fh = await ring.open(p, 'r', undefined, { direct: true })
+    const buf = ring.allocAligned(4096)
+    let wrong = 0
+    for (let i = 0; i < 300; i++) {
+      const page = (i * 37) % pages
+      const { bytesRead } = await fh.read(buf, 0, 4096, page * 4096)
+      if (bytesRead !== 4096 || !buf.equals(data.subarray(page * 4096, (page + 1) * 4096))) wrong++
+    }
+    t.is(wrong, 0, `busyPoll ${busyPoll}: every read got its page`)
+    const spun = ring.stats().busyPolls
+    if (busyPoll > 0 && ring.backend === 'io_uring' && ring.completion === 'thread') t.true(spun > 0, `busyPoll ${busyPoll}: ${spun} spins caught a read`)
+    else t.is(spun, 0, `busyPoll ${busyPoll}, ${ring.backend}, ${ring.completion}: no spin`)
+    await fh.close()
+    await ring.close()
+  }
+})
+
 test('reads kept 128 deep each get their own bytes; in thread mode on io_uring the completion thread submits them', async (t) => {
   const p = tmp()
   const ring = new Ring({ completion: 'thread' })

@@ -19,6 +19,8 @@ export interface NativeRingOptions {
    * queue depth (a uv_poll_t). False where the runtime has no uv_poll (Bun).
    */
   pollAtLowDepth: boolean
+  /** Longest spin of the loop before it blocks at low depth, in µs (0: never). */
+  busyPoll: number
   seed: number
   /**
    * How synced appends become durable (RINGLINE_SYNC_APPEND, for
@@ -59,6 +61,8 @@ export interface NativeStats {
   recvRearms: number
   /** Ops the completion thread submitted for the JS thread, at depth (io_uring, thread mode; else 0). */
   handedOff: number
+  /** Spins of the event loop before it blocked that caught completions (io_uring, thread mode, `busyPoll`). */
+  busyPolls: number
   /** What the engine does differently from io_uring, one sentence each (empty on io_uring). */
   degradations: string[]
   sqpoll: boolean

@@ -3,6 +3,7 @@
 //! napi; tested with `cargo test`.
 
 pub mod buffer;
+pub mod busy_poll;
 pub mod driver;
 pub mod engine;
 pub mod file_table;

@@ -44,7 +44,7 @@ pub trait LoopOwner: 'static {
     /// The timer ran out (`LoopTimer`).
     fn deferred(&self);
     /// The loop is about to block for I/O (`LoopPrepare`).
-    fn preparing(&self);
+    fn preparing(&self, lp: *mut sys::uv_loop_s);
 }
 
 /// The owner a handle's `data` field points at, or None once stopped.
@@ -248,6 +248,18 @@ pub fn drain_eventfd(fd: i32) {
     unsafe { libc::read(fd, (&mut v as *mut u64).cast::<c_void>(), 8) };
 }
 
+/// Whether `fd` is readable now (a poll that does not block; on the JS
+/// thread, its return also runs the kernel's pending task work).
+pub fn readable(fd: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; a zero timeout never blocks.
+    unsafe { libc::poll(&mut p, 1, 0) > 0 }
+}
+
 /// Storage for a `uv_timer_t` (152 bytes on 64-bit Linux; 256 is ample).
 #[repr(C, align(16))]
 struct UvTimer {
@@ -359,6 +371,11 @@ extern "C" {
     fn uv_prepare_init(lp: *mut sys::uv_loop_s, handle: *mut UvPrepare) -> c_int;
     fn uv_prepare_start(handle: *mut UvPrepare, cb: unsafe extern "C" fn(*mut UvPrepare)) -> c_int;
     fn uv_prepare_stop(handle: *mut UvPrepare) -> c_int;
+    /// The loop's epoll fd: readable when any of its handles has an event.
+    pub fn uv_backend_fd(lp: *const sys::uv_loop_s) -> c_int;
+    /// How long the loop's next poll would block, in ms (-1: no limit, 0:
+    /// it will not block).
+    pub fn uv_backend_timeout(lp: *const sys::uv_loop_s) -> c_int;
 }
 
 /// Runs on every loop iteration just before the loop blocks for I/O, and
@@ -418,6 +435,9 @@ unsafe extern "C" fn on_prepare<T: LoopOwner>(h: *mut UvPrepare) {
     // SAFETY: data is the owner set in start (which outlives the handle:
     // it stops it before it goes), or null once stopped.
     if let Some(o) = unsafe { owner::<T>(h.cast()) } {
-        o.preparing();
+        // SAFETY: a live handle; uv_handle_t's second field is its loop
+        // (uv.h: `void* data; uv_loop_t* loop;`).
+        let lp = unsafe { *(h as *const *mut sys::uv_loop_s).add(1) };
+        o.preparing(lp);
     }
 }

@@ -52,6 +52,9 @@ pub struct NativeRingOptions {
     /// at low queue depth (see completion.rs); false where the runtime has
     /// no `uv_poll_init` (Bun aborts in it).
     pub poll_at_low_depth: bool,
+    /// Longest spin of the loop before it blocks at low depth, in µs (0:
+    /// never; see `ringline_core::busy_poll`).
+    pub busy_poll: u32,
     /// How synced appends become durable (RINGLINE_SYNC_APPEND, for
     /// benchmarks; see [`sync_append`]): `""` the default.
     pub sync_append: String,
@@ -101,6 +104,9 @@ pub struct NativeStats {
     /// Ops the completion thread submitted, handed over by the JS thread
     /// at depth (io_uring, thread mode).
     pub handed_off: f64,
+    /// Spins of the loop before it blocked that ended with completions
+    /// ready (io_uring, thread mode, `busyPoll`).
+    pub busy_polls: f64,
     /// What the engine does differently from io_uring (empty on io_uring).
     pub degradations: Vec<String>,
     pub sqpoll: bool,
@@ -218,6 +224,7 @@ impl NativeRing {
                 prepare: None,
                 chain_now: u64::MAX,
                 chain_start: None,
+                busy: ringline_core::busy_poll::BusyPoll::new(options.busy_poll),
                 closing: false,
                 finalized: false,
                 hook: std::ptr::null(),
@@ -559,6 +566,7 @@ impl NativeRing {
             recv_buffers_in_use: s.recv_buffers_in_use as u32,
             recv_rearms: s.recv_rearms as f64,
             handed_off: self.shared.hand_off.submitted() as f64,
+            busy_polls: self.shared.js.get().busy.caught as f64,
             degradations: s.degradations,
             sqpoll: self.shared.sqpoll,
             entries: self.shared.entries,

@@ -53,6 +53,8 @@ pub(crate) struct JsState {
     /// threadsafe-function deliveries, and when that run started.
     pub(crate) chain_now: u64,
     pub(crate) chain_start: Option<std::time::Instant>,
+    /// Spinning before the loop blocks (`Shared::busy_poll`).
+    pub(crate) busy: ringline_core::busy_poll::BusyPoll,
     pub(crate) closing: bool,
     pub(crate) finalized: bool,
     pub(crate) hook: *const Shared,
@@ -774,6 +776,34 @@ impl Shared {
         }
     }
 
+    /// The loop is about to block on the eventfd (it waits itself, at low
+    /// depth) with only O_DIRECT reads and writes in flight and no timer
+    /// due: spins first, as `ringline_core::busy_poll` decides, until
+    /// completions are ready or the loop has something else to do.
+    fn busy_poll(&self, lp: *mut sys::uv_loop_s) {
+        if !lock(&self.driver).in_flight_only_direct_io() {
+            self.js.get().busy.forget();
+            return;
+        }
+        // SAFETY: the env's live loop, on its own thread.
+        if unsafe { crate::loop_poll::uv_backend_timeout(lp) } == 0 {
+            // It will not block: something is due now.
+            return;
+        }
+        let mut s = self.js.get();
+        let Some(limit) = s.busy.begin(std::time::Instant::now()) else {
+            return;
+        };
+        // SAFETY: as above.
+        let fd = unsafe { crate::loop_poll::uv_backend_fd(lp) };
+        let engine = self.engine();
+        s.busy.spin(
+            limit,
+            || engine.has_ready(),
+            || crate::loop_poll::readable(fd),
+        );
+    }
+
     /// The ring's eventfd is readable (loop delivery mode): settle what is ready.
     pub fn on_loop_readable(&self) {
         let (env, scope) = {
@@ -783,6 +813,7 @@ impl Shared {
                 _ => return,
             }
         };
+        self.js.get().busy.end(std::time::Instant::now());
         if let Some(fd) = self.engine().notify_fd() {
             crate::loop_poll::drain_eventfd(fd);
         }
@@ -974,10 +1005,15 @@ impl crate::loop_poll::LoopOwner for Shared {
         self.on_deferred();
     }
 
-    fn preparing(&self) {
+    fn preparing(&self, lp: *mut sys::uv_loop_s) {
         self.engine().idle();
         if self.hybrid {
             self.choose_waiter();
+            if self.js_waits.load(Ordering::Relaxed) {
+                self.busy_poll(lp);
+            } else {
+                self.js.get().busy.forget();
+            }
         }
     }
 }

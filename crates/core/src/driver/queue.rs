@@ -169,6 +169,39 @@ impl Driver {
         }
     }
 
+    /// Whether ops are in flight besides streams, all reads and writes of
+    /// O_DIRECT files (no durable ones): the device's interrupt completes
+    /// them, no kernel worker thread. Where a worker does the work
+    /// (fsyncs, buffered writes), a JS thread that spins instead of
+    /// sleeping only makes the worker's wake-up a cross-CPU one: fdatasync
+    /// of a tmpfs file one at a time took 30.5 µs with the loop spinning
+    /// against 14.4 µs without. Linear in the ops in flight: for low
+    /// depth.
+    pub fn in_flight_only_direct_io(&self) -> bool {
+        let mut any = false;
+        for (_, e) in self.slab.iter() {
+            if e.kind.is_stream() {
+                continue;
+            }
+            let rw = matches!(
+                e.op,
+                Op::Read { .. }
+                    | Op::Readv { .. }
+                    | Op::Write { sync: None, .. }
+                    | Op::Writev { .. }
+            );
+            let direct = e
+                .file
+                .and_then(|f| self.files.entry(f).ok())
+                .is_some_and(|f| f.direct.is_some());
+            if !(rw && direct) {
+                return false;
+            }
+            any = true;
+        }
+        any
+    }
+
     /// Slab entries that count against `max_in_flight`.
     pub fn user_in_flight(&self) -> usize {
         self.slab.len() - self.streams
