@@ -171,12 +171,13 @@ impl Driver {
 
     /// Whether ops are in flight besides streams, all reads and writes of
     /// O_DIRECT files (no durable ones): the device's interrupt completes
-    /// them, no kernel worker thread. Where a worker does the work
-    /// (fsyncs, buffered writes), a JS thread that spins instead of
-    /// sleeping only makes the worker's wake-up a cross-CPU one: fdatasync
-    /// of a tmpfs file one at a time took 30.5 µs with the loop spinning
-    /// against 14.4 µs without. Linear in the ops in flight: for low
-    /// depth.
+    /// them, no kernel worker thread (the loop's busy-polling is for
+    /// these). Where an io-wq worker does the work (fsyncs, buffered and
+    /// durable writes), the worker's own wake-ups remain whatever the JS
+    /// thread does: durable appends one at a time with the loop spinning
+    /// up to 2 ms made 0.85-1.06x writeSync+fdatasyncSync against
+    /// 0.60-0.94x without (3 alternating pairs), no gain for the CPU it
+    /// burns. Linear in the ops in flight: for low depth.
     pub fn in_flight_only_direct_io(&self) -> bool {
         let mut any = false;
         for (_, e) in self.slab.iter() {
