@@ -118,8 +118,8 @@ pub const HAND_OFF_DEPTH: usize = 32;
 /// How long the completion thread spins for the next hand-off after a
 /// part that completed inline (see [`HandOff::linger`]). In a first
 /// trial, 100 µs and 300 µs gained less than 1 ms; with 1 ms, 99.9% of
-/// the parts of `benches/one-op.ts read io_uring thread 32` (page-cache
-/// reads, 32 in flight) found the next hand-off while spinning, half the
+/// the spins in `benches/one-op.ts read io_uring thread 32` (page-cache
+/// reads, 32 in flight) ended with the next hand-off, half the
 /// context switches were gone (29-38k -> 15-24k per 10^6 reads, `perf
 /// stat`), and the CPU per read went down, not up (3.66 -> 3.61 µs, medians
 /// of 8 alternating runs; 455k -> 481k reads/s).
